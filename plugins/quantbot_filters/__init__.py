@@ -1,0 +1,1 @@
+"""First-party filter plugins. Each imports only quantbot.api (and libraries)."""

@@ -1,0 +1,1 @@
+"""First-party notifier plugins. Each imports only quantbot.api (and libraries)."""

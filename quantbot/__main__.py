@@ -1,0 +1,5 @@
+import sys
+
+from quantbot.cli import main
+
+sys.exit(main())

@@ -1,0 +1,163 @@
+"""The one module plugins import: interfaces, the event and value types they see, their context.
+
+A plugin is a class registered under an entry-point group (`quantbot.filters`, `quantbot.strategies`,
+`quantbot.executors`, `quantbot.notifiers`). Its `Config` (a `PluginConfig` struct) is the schema
+its TOML parameters are validated against; it is built as `cls(id=..., config=...)`.
+Strategies get a `StrategyContext` with `submit(intent)`: never an executor, never an engine.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol
+
+import msgspec
+import structlog
+
+from quantbot.bus import compile_pattern
+from quantbot.clock import Clock
+from quantbot.events import (
+    Chain,
+    ConfigReloaded,
+    Event,
+    FilterVerdict,
+    OrderApproved,
+    OrderExpired,
+    OrderFailed,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    OrderSubmitted,
+    PluginDisabled,
+    PositionUpdate,
+    PriceUpdate,
+    RejectReason,
+    Side,
+    Swap,
+    TokenAccepted,
+    TokenLaunch,
+    TokenRejected,
+    Transfer,
+    WhaleSignal,
+)
+from quantbot.secrets import Secret
+
+__all__ = [
+    "Chain",
+    "Clock",
+    "ConfigReloaded",
+    "Event",
+    "Executor",
+    "Filter",
+    "FilterVerdict",
+    "Notifier",
+    "OrderApproved",
+    "OrderExpired",
+    "OrderFailed",
+    "OrderFilled",
+    "OrderIntent",
+    "OrderRejected",
+    "OrderSubmitted",
+    "Plugin",
+    "PluginConfig",
+    "PluginDisabled",
+    "PositionUpdate",
+    "PriceUpdate",
+    "RejectReason",
+    "Secret",
+    "Side",
+    "Strategy",
+    "StrategyContext",
+    "Swap",
+    "TokenAccepted",
+    "TokenLaunch",
+    "TokenRejected",
+    "Transfer",
+    "WhaleSignal",
+    "check_topic_pattern",
+]
+
+
+def check_topic_pattern(pattern: str) -> None:
+    """Raise ValueError unless `pattern` is a valid topic pattern (`*` one segment, `#` the rest)."""
+    compile_pattern(pattern)
+
+
+class PluginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every plugin's parameter schema. Use `quantbot.api.Secret` for secret fields."""
+
+
+class Plugin:
+    """Common shape: built from its id and typed config; may be reconfigured live (SIGHUP)."""
+
+    Config: ClassVar[type[PluginConfig]] = PluginConfig
+
+    def __init__(self, *, id: str, config: PluginConfig) -> None:
+        self.id = id
+        self.config = config
+        self.log = structlog.get_logger(component=f"plugin.{id}")
+
+    def reconfigure(self, config: PluginConfig) -> None:
+        """Take new parameters without losing state. Override to re-derive cached values."""
+        self.config = config
+
+    async def start(self) -> None:
+        """Open what the plugin needs (sessions, files). Called once before any event."""
+
+    async def stop(self) -> None:
+        """Release it. Called once at shutdown, after the last event."""
+
+
+class Filter(Plugin):
+    """Judges a launched token. A filter that raises counts as a failure and rejects the token."""
+
+    async def check(self, launch: TokenLaunch) -> FilterVerdict:
+        raise NotImplementedError
+
+    def verdict(self, passed: bool, reason: str = "") -> FilterVerdict:
+        return FilterVerdict(filter=self.id, passed=passed, reason=reason)
+
+
+class StrategyContext(Protocol):
+    """What a strategy may do and see."""
+
+    @property
+    def strategy_id(self) -> str: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    async def submit(self, intent: OrderIntent) -> None:
+        """Hand an intent to the risk engine (published as `order.intent`)."""
+        ...
+
+
+class Strategy(Plugin):
+    """Turns events into order intents. `topics()` names what it wants to receive."""
+
+    def topics(self) -> tuple[str, ...]:
+        return ()
+
+    async def on_event(self, event: Event, ctx: StrategyContext) -> None:
+        raise NotImplementedError
+
+
+class Notifier(Plugin):
+    """Turns events into messages for people."""
+
+    def topics(self) -> tuple[str, ...]:
+        return ()
+
+    async def notify(self, event: Event) -> None:
+        raise NotImplementedError
+
+
+class Executor(Plugin):
+    """Sends approved orders to a venue. Accepts only what the risk engine approved."""
+
+    chain: ClassVar[Chain]
+
+    async def execute(self, order: OrderApproved) -> None:
+        raise NotImplementedError
+
+    async def reconcile(self, order: OrderApproved) -> None:
+        raise NotImplementedError

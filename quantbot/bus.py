@@ -1,0 +1,348 @@
+"""EventBus: typed events by dotted topic, one bounded queue and task per subscriber.
+
+A slow or failing subscriber never delays another: each has its own queue, drained by its own
+task. Patterns: `*` matches one segment, `#` matches zero or more (`chain.*.swap`, `order.#`).
+Overflow is chosen per subscription: `block` gives backpressure to the publisher (the order path),
+`drop_oldest` discards and counts. A handler that raises or outlives its timeout is a failure;
+after `max_failures` consecutive failures its plugin is disabled and `plugin.disabled` published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import structlog
+
+from quantbot.clock import Clock
+from quantbot.events import Event, PluginDisabled
+
+Handler = Callable[[Event], Awaitable[None]]
+DisableListener = Callable[["PluginRef"], None]
+
+log = structlog.get_logger(component="bus")
+
+
+class Overflow(enum.StrEnum):
+    BLOCK = "block"
+    DROP_OLDEST = "drop_oldest"
+
+
+@dataclass(frozen=True, slots=True)
+class PluginRef:
+    """Names a plugin instance: its entry-point group and its configured id."""
+
+    group: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.group}:{self.name}"
+
+
+def compile_pattern(pattern: str) -> tuple[str, ...]:
+    """Split and check a topic pattern; `#` may only be the last segment."""
+    parts = tuple(pattern.split("."))
+    if not pattern or any(not p for p in parts):
+        raise ValueError(f"bad topic pattern {pattern!r}: empty segment")
+    if "#" in parts[:-1]:
+        raise ValueError(f"bad topic pattern {pattern!r}: '#' must be the last segment")
+    return parts
+
+
+def topic_matches(pattern: str | tuple[str, ...], topic: str) -> bool:
+    """Whether `topic` falls under `pattern` (`*` one segment, trailing `#` any number)."""
+    pat = compile_pattern(pattern) if isinstance(pattern, str) else pattern
+    segs = topic.split(".")
+    for i, p in enumerate(pat):
+        if p == "#":
+            return True
+        if i >= len(segs) or (p != "*" and p != segs[i]):
+            return False
+    return len(segs) == len(pat)
+
+
+@dataclass(slots=True)
+class LatencyStats:
+    count: int = 0
+    total: float = 0.0
+    max: float = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        self.max = max(self.max, seconds)
+
+
+@dataclass(eq=False)
+class Subscription:
+    name: str
+    patterns: tuple[tuple[str, ...], ...]
+    handler: Handler
+    plugin: PluginRef | None
+    overflow: Overflow
+    timeout: float
+    queue: asyncio.Queue[Event]
+    active: bool = True
+    busy: bool = False
+    latency: LatencyStats = field(default_factory=LatencyStats)
+    task: asyncio.Task[None] | None = None
+
+
+class PluginHealth:
+    """Counts consecutive failures per plugin; reports when one crosses the limit."""
+
+    def __init__(self, *, max_failures: int) -> None:
+        self.max_failures = max_failures
+        self._streak: Counter[PluginRef] = Counter()
+        self.disabled: set[PluginRef] = set()
+
+    def success(self, plugin: PluginRef) -> None:
+        self._streak.pop(plugin, None)
+
+    def failure(self, plugin: PluginRef) -> int:
+        """Record a failure; return the current streak."""
+        self._streak[plugin] += 1
+        return self._streak[plugin]
+
+
+class EventBus:
+    """Publish/subscribe by topic pattern. Use as `async with EventBus(...) as bus:`."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        origin: str = "",
+        queue_size: int = 1024,
+        handler_timeout: float = 5.0,
+        max_failures: int = 5,
+    ) -> None:
+        self.clock = clock
+        self.origin = origin
+        self.queue_size = queue_size
+        self.handler_timeout = handler_timeout
+        self.health = PluginHealth(max_failures=max_failures)
+        self._ids = itertools.count(int(clock.now().timestamp() * 1_000_000))
+        self._subs: list[Subscription] = []
+        self._routes: dict[str, tuple[Subscription, ...]] = {}
+        self._disable_listeners: list[DisableListener] = []
+        self._running = False
+        self.published: Counter[str] = Counter()
+        self.delivered: Counter[tuple[str, str]] = Counter()
+        self.dropped: Counter[tuple[str, str]] = Counter()
+        self.failed: Counter[tuple[str, str]] = Counter()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> EventBus:
+        self._running = True
+        for sub in self._subs:
+            self._start(sub)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self, drain_timeout: float | None = None) -> bool:
+        """Stop every subscriber task; drain first if a timeout is given. True if fully drained."""
+        drained = True
+        if drain_timeout is not None:
+            drained = await self.drain(drain_timeout)
+        self._running = False
+        tasks = [s.task for s in self._subs if s.task is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for s in self._subs:
+            s.task = None
+        return drained
+
+    async def drain(self, timeout: float) -> bool:  # noqa: ASYNC109  (a bound, not a cancel scope)
+        """Wait until every queue is empty and idle (events published meanwhile included)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while any(s.queue.qsize() or s.busy for s in self._subs):
+                    await asyncio.gather(*(s.queue.join() for s in self._subs))
+        except TimeoutError:
+            log.warning("bus.drain_timeout", pending=self.queue_depths())
+            return False
+        return True
+
+    # --- subscribing -----------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        pattern: str | Sequence[str],
+        handler: Handler,
+        *,
+        name: str,
+        plugin: PluginRef | None = None,
+        overflow: Overflow | str = Overflow.BLOCK,
+        maxsize: int | None = None,
+        timeout: float | None = None,
+    ) -> Subscription:
+        """Deliver events whose topic matches `pattern` (or any of several) to `handler`, in order."""
+        patterns = (pattern,) if isinstance(pattern, str) else tuple(pattern)
+        if not patterns:
+            raise ValueError(f"subscription {name!r} names no topic pattern")
+        sub = Subscription(
+            name=name,
+            patterns=tuple(compile_pattern(p) for p in patterns),
+            handler=handler,
+            plugin=plugin,
+            overflow=Overflow(overflow),
+            timeout=self.handler_timeout if timeout is None else timeout,
+            queue=asyncio.Queue(maxsize=self.queue_size if maxsize is None else maxsize),
+        )
+        if plugin is not None and plugin in self.health.disabled:
+            sub.active = False
+        self._subs.append(sub)
+        self._routes.clear()
+        if self._running:
+            self._start(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.active = False
+        if sub in self._subs:
+            self._subs.remove(sub)
+            self._routes.clear()
+        if sub.task is not None:
+            sub.task.cancel()
+
+    def on_plugin_disabled(self, listener: DisableListener) -> None:
+        """Call `listener(plugin)` when a plugin is disabled for repeated failures."""
+        self._disable_listeners.append(listener)
+
+    def _start(self, sub: Subscription) -> None:
+        sub.task = asyncio.get_running_loop().create_task(self._consume(sub), name=f"quantbot[bus].{sub.name}")
+
+    # --- publishing ------------------------------------------------------------------------------
+
+    def stamp(self, event: Event) -> Event:
+        """Give an event its id, publish time and origin, unless it already has them."""
+        if event.id:
+            return event
+        return msgspec.structs.replace(
+            event, id=next(self._ids), ts=self.clock.now(), origin=event.origin or self.origin
+        )
+
+    async def publish(self, event: Event) -> Event:
+        """Stamp and route an event; waits only on full `block` queues. Returns the stamped event."""
+        event = self.stamp(event)
+        topic = event.topic
+        self.published[topic] += 1
+        for sub in self._route(topic):
+            if not sub.active:
+                continue
+            if sub.overflow is Overflow.BLOCK:
+                await sub.queue.put(event)
+            else:
+                self._put_dropping(sub, event, topic)
+        return event
+
+    def _put_dropping(self, sub: Subscription, event: Event, topic: str) -> None:
+        while True:
+            try:
+                sub.queue.put_nowait(event)
+                return
+            except asyncio.QueueFull:
+                old = sub.queue.get_nowait()
+                sub.queue.task_done()
+                self.dropped[(sub.name, old.topic)] += 1
+
+    def _route(self, topic: str) -> tuple[Subscription, ...]:
+        subs = self._routes.get(topic)
+        if subs is None:
+            subs = tuple(s for s in self._subs if any(topic_matches(p, topic) for p in s.patterns))
+            self._routes[topic] = subs
+        return subs
+
+    # --- delivery and failure --------------------------------------------------------------------
+
+    async def _consume(self, sub: Subscription) -> None:
+        while True:
+            event = await sub.queue.get()
+            sub.busy = True
+            try:
+                if sub.active:
+                    await self._deliver(sub, event)
+            finally:
+                sub.busy = False
+                sub.queue.task_done()
+
+    async def _deliver(self, sub: Subscription, event: Event) -> None:
+        topic = event.topic
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(sub.timeout):
+                await sub.handler(event)
+        except Exception as exc:  # noqa: BLE001  (isolation: a handler's error must not escape)
+            if isinstance(exc, TimeoutError):
+                exc = TimeoutError(f"handler did not finish within {sub.timeout}s")
+            self.failed[(sub.name, topic)] += 1
+            await self.report_failure(sub.plugin, exc, event=event, subscriber=sub.name)
+        else:
+            self.delivered[(sub.name, topic)] += 1
+            if sub.plugin is not None:
+                self.health.success(sub.plugin)
+        finally:
+            sub.latency.add(time.perf_counter() - started)
+
+    def report_success(self, plugin: PluginRef) -> None:
+        self.health.success(plugin)
+
+    async def report_failure(
+        self, plugin: PluginRef | None, exc: BaseException, *, event: Event | None, subscriber: str = ""
+    ) -> None:
+        """Log a plugin's (or a component's) error with context; disable the plugin past the limit."""
+        log.error(
+            "bus.handler_failed",
+            subscriber=subscriber,
+            plugin=str(plugin) if plugin else None,
+            topic=event.topic if event is not None else None,
+            failed_event=msgspec.to_builtins(event) if event is not None else None,
+            exc_info=exc,
+        )
+        if plugin is None or plugin in self.health.disabled:
+            return
+        streak = self.health.failure(plugin)
+        if streak >= self.health.max_failures:
+            await self.disable_plugin(plugin, failures=streak, error=f"{type(exc).__name__}: {exc}")
+
+    async def disable_plugin(self, plugin: PluginRef, *, failures: int, error: str) -> None:
+        self.health.disabled.add(plugin)
+        for sub in self._subs:
+            if sub.plugin == plugin:
+                sub.active = False
+        log.error("plugin.disabled", plugin=str(plugin), failures=failures, last_error=error)
+        for listener in self._disable_listeners:
+            listener(plugin)
+        await self.publish(PluginDisabled(group=plugin.group, plugin=plugin.name, failures=failures, last_error=error))
+
+    # --- introspection ---------------------------------------------------------------------------
+
+    def queue_depths(self) -> dict[str, int]:
+        return {s.name: s.queue.qsize() for s in self._subs}
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for metrics and status: per topic and per subscriber."""
+        return {
+            "published": dict(self.published),
+            "delivered": {f"{s}|{t}": n for (s, t), n in self.delivered.items()},
+            "dropped": {f"{s}|{t}": n for (s, t), n in self.dropped.items()},
+            "failed": {f"{s}|{t}": n for (s, t), n in self.failed.items()},
+            "queue_depth": self.queue_depths(),
+            "latency": {
+                s.name: {"count": s.latency.count, "total_s": s.latency.total, "max_s": s.latency.max}
+                for s in self._subs
+            },
+            "disabled_plugins": sorted(str(p) for p in self.health.disabled),
+        }

@@ -1,0 +1,154 @@
+"""`quantbot ...`: run the daemon, check a config, list plugins."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from quantbot import __version__
+from quantbot.config import EX_CONFIG, PLUGIN_SECTIONS, ConfigError, LoadedConfig, default_paths, load_config, redacted
+from quantbot.plugins import PluginCatalog, PluginLoadError
+from quantbot.secrets import Redactor
+
+DESCRIPTION = """\
+quantbot: a headless trading daemon for Solana and Aptos.
+Watches both chains, tracks whales, scans new tokens, runs them through filter and strategy
+plugins, and sends every order through the risk engine. Paper mode unless the config says
+mode = "live" and provides a signing key.
+"""
+
+CONFIG_HELP = (
+    "config file, or directory of *.toml merged in name order; repeat to layer (later wins). "
+    "Default: $CONFIGURATION_DIRECTORY, else ./config/quantbot.toml, else /etc/quantbot. "
+    "Environment QUANTBOT__SECTION__KEY=value overrides any key."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quantbot", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"quantbot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="run the daemon until SIGTERM/SIGINT (SIGHUP reloads the config)",
+        description="Run the daemon in the foreground. SIGTERM/SIGINT stop it cleanly (exit 0); "
+        "SIGHUP re-reads the config and applies filters, strategy parameters, risk limits and the "
+        "log level live. Exit 78 on a config error.",
+    )
+    run.add_argument("-c", "--config", action="append", metavar="PATH", help=CONFIG_HELP)
+
+    check = sub.add_parser(
+        "check-config",
+        help="validate the config and print the effective values (secrets redacted)",
+        description="Validate the config exactly as `run` would and print the effective config as "
+        "JSON with every secret redacted. Exit 0 if valid, 78 if not.",
+    )
+    check.add_argument("-c", "--config", action="append", metavar="PATH", help=CONFIG_HELP)
+
+    plugins = sub.add_parser(
+        "plugins",
+        help="list installed plugins per group with their config schema",
+        description="List every plugin found through entry points (quantbot.filters, quantbot.strategies, "
+        "quantbot.executors, quantbot.notifiers) with its distribution, version and parameter schema.",
+    )
+    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "plugins":
+            return _plugins(as_json=args.json)
+        paths = args.config or default_paths()
+        catalog = PluginCatalog.discover()
+        loaded = load_config(paths, plugins=catalog)
+        if args.command == "check-config":
+            print(json.dumps(redacted(loaded), indent=2, sort_keys=False, default=str))
+            print(f"config OK: {', '.join(loaded.sources)} (mode={loaded.config.mode})", file=sys.stderr)
+            return 0
+        return _run(loaded, paths, catalog)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"config error: {line}", file=sys.stderr)
+        return EX_CONFIG
+
+
+def _run(loaded: LoadedConfig, paths: Sequence[str], catalog: PluginCatalog) -> int:
+    from quantbot.daemon import Daemon
+    from quantbot.logs import setup_logging
+
+    redactor = Redactor(loaded.secrets)
+    d = loaded.config.daemon
+    setup_logging(level=d.log_level, fmt=d.log_format, redactor=redactor)
+    used = {(s, spec.use) for s in PLUGIN_SECTIONS for spec in getattr(loaded.config, s)}
+    catalog.warn_unloadable(used)
+    daemon = Daemon(loaded=loaded, config_paths=list(paths), catalog=catalog, redactor=redactor)
+    return asyncio.run(daemon.run())
+
+
+def _plugins(*, as_json: bool) -> int:
+    catalog = PluginCatalog.discover()
+    report: dict[str, list[dict[str, object]]] = {}
+    for section in PLUGIN_SECTIONS:
+        rows: list[dict[str, object]] = []
+        for e in catalog.entries(section):
+            row: dict[str, object] = {"name": e.name, "distribution": e.distribution, "version": e.version}
+            try:
+                row["schema"] = catalog.schema(section, e.name)
+            except PluginLoadError as exc:
+                row["error"] = str(exc)
+            rows.append(row)
+        report[f"quantbot.{section}"] = rows
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for group, rows in report.items():
+        print(f"{group}:")
+        if not rows:
+            print("  (none installed)")
+        for row in rows:
+            print(f"  {row['name']}  ({row['distribution']} {row['version']})")
+            if "error" in row:
+                print(f"    ERROR: {row['error']}")
+                continue
+            for line in _schema_lines(row["schema"]):  # type: ignore[arg-type]
+                print(f"    {line}")
+    return 0
+
+
+def _schema_lines(schema: dict[str, Any]) -> list[str]:
+    """One line per parameter: name, type, default, description."""
+    defs: dict[str, Any] = schema.get("$defs", {})
+    body: dict[str, Any] = defs.get(str(schema.get("$ref", "")).rsplit("/", 1)[-1], schema)
+    props: dict[str, Any] = body.get("properties", {})
+    required = set(body.get("required", []))
+    if not props:
+        return ["(no parameters)"]
+    return [f"{name}: {_kind(spec)}, {_default(name, spec, required)}{_desc(spec)}" for name, spec in props.items()]
+
+
+def _kind(spec: dict[str, Any]) -> str:
+    if "enum" in spec:
+        return "one of " + ", ".join(json.dumps(v) for v in spec["enum"])
+    if "anyOf" in spec:
+        return " | ".join(_kind(s) for s in spec["anyOf"])
+    kind = str(spec.get("type", "any"))
+    if kind == "array":
+        return f"array of {_kind(spec.get('items', {}))}"
+    return kind
+
+
+def _default(name: str, spec: dict[str, Any], required: set[str]) -> str:
+    return "required" if name in required else f"default {json.dumps(spec.get('default'))}"
+
+
+def _desc(spec: dict[str, Any]) -> str:
+    return f" - {spec['description']}" if spec.get("description") else ""

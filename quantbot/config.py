@@ -1,0 +1,607 @@
+"""TOML -> typed, frozen config, with errors that name the file, the key and the fix.
+
+Layers, later wins: each `-c` path (a file, or a directory whose `*.toml` merge in name order),
+then environment overrides `QUANTBOT__SECTION__KEY=value` (value read as TOML, else as a string).
+Tables merge key by key; arrays (including `[[filters]]`) are replaced whole.
+Secrets are `{ env = "NAME" }`, `{ file = "PATH" }` or `{ credential = "NAME" }`, never inline;
+signing keys accept only `file` (mode 0600 or stricter) and `credential`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import stat
+import sys
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from quantbot.secrets import Secret, SigningKey
+
+EX_CONFIG = 78
+ENV_PREFIX = "QUANTBOT__"
+PLUGIN_SECTIONS = ("filters", "strategies", "executors", "notifiers")
+PLUGIN_RESERVED = ("use", "id", "enabled")
+
+KeyPath = tuple[str | int, ...]
+
+
+class ConfigError(Exception):
+    """A user's config mistake: one line per problem, each naming file, key, expectation, value."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True)
+class Range:
+    """Bounds for a Decimal field (msgspec.Meta bounds only apply to int and float)."""
+
+    gt: Decimal | None = None
+    ge: Decimal | None = None
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+PositiveDecimal = Annotated[Decimal, Range(gt=Decimal(0))]
+
+
+class DaemonConfig(_Section, frozen=True, kw_only=True):
+    data_dir: str = "./data"
+    shutdown_timeout: Positive = 10.0
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+
+class BusConfig(_Section, frozen=True, kw_only=True):
+    queue_size: PositiveInt = 1024
+    handler_timeout: Positive = 5.0
+    max_consecutive_failures: PositiveInt = 5
+
+
+class RiskConfig(_Section, frozen=True, kw_only=True):
+    max_order_usd: PositiveDecimal = Decimal(50)
+    max_order_sol: PositiveDecimal = Decimal("0.5")
+    max_order_apt: PositiveDecimal = Decimal(5)
+    allow_tokens: tuple[str, ...] = ()
+    block_tokens: tuple[str, ...] = ()
+
+
+class WalletConfig(_Section, frozen=True, kw_only=True):
+    solana_keypair: SigningKey | None = None
+    aptos_private_key: SigningKey | None = None
+
+
+class PluginSpec(_Section, frozen=True, kw_only=True):
+    """One `[[filters]]` (etc.) table: the entry-point name, an instance id, and its parameters."""
+
+    use: str
+    id: str = ""
+    enabled: bool = True
+    params: dict[str, Any] = {}
+
+    @property
+    def key(self) -> str:
+        return self.id or self.use
+
+
+class Config(_Section, frozen=True, kw_only=True):
+    mode: Literal["paper", "live"] = "paper"
+    instance: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "quantbot"
+    daemon: DaemonConfig = DaemonConfig()
+    bus: BusConfig = BusConfig()
+    risk: RiskConfig = RiskConfig()
+    wallet: WalletConfig = WalletConfig()
+    filters: tuple[PluginSpec, ...] = ()
+    strategies: tuple[PluginSpec, ...] = ()
+    executors: tuple[PluginSpec, ...] = ()
+    notifiers: tuple[PluginSpec, ...] = ()
+
+
+class PluginSchemas(typing.Protocol):
+    """What the config needs from the plugin catalog: names and parameter schemas."""
+
+    def names(self, section: str) -> list[str]: ...
+
+    def config_type(self, section: str, name: str) -> type[msgspec.Struct]:
+        """The plugin's `Config` struct; raises ConfigError if it cannot be loaded."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The typed config, each plugin instance's typed parameters, and the secret values."""
+
+    config: Config
+    sources: tuple[str, ...]
+    plugin_params: Mapping[tuple[str, str], Any] = field(default_factory=dict)
+    """(section, instance id) -> the plugin's validated Config struct."""
+    secrets: tuple[str, ...] = ()
+
+
+# --- reading and merging -----------------------------------------------------------------------
+
+
+def config_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Expand `-c` arguments: files as given, directories to their `*.toml` in name order."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(p.glob("*.toml"))
+            if not found:
+                raise ConfigError([f"{p}: directory holds no *.toml files"])
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ConfigError([f"{p}: no such file or directory (give -c FILE or -c DIR)"])
+    return files
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+
+
+class _Layers:
+    """The merged tree and, for every key path, the layer that last set it."""
+
+    def __init__(self) -> None:
+        self.tree: dict[str, Any] = {}
+        self.origin: dict[KeyPath, str] = {}
+
+    def merge(self, data: Mapping[str, Any], source: str) -> None:
+        self._merge(self.tree, data, (), source)
+
+    def _merge(self, into: dict[str, Any], data: Mapping[str, Any], path: KeyPath, source: str) -> None:
+        for key, value in data.items():
+            here = (*path, key)
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                self._merge(into[key], value, here, source)
+            else:
+                into[key] = value
+                self._mark(here, value, source)
+        self.origin.setdefault(path, source)
+
+    def _mark(self, path: KeyPath, value: Any, source: str) -> None:
+        self.origin[path] = source
+        if isinstance(value, dict):
+            for k, v in value.items():
+                self._mark((*path, k), v, source)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self._mark((*path, i), v, source)
+
+    def source_of(self, path: KeyPath) -> str:
+        for n in range(len(path), -1, -1):
+            if path[:n] in self.origin:
+                return self.origin[path[:n]]
+        return "<defaults>"
+
+    def apply_env(self, environ: Mapping[str, str]) -> list[str]:
+        problems = []
+        for name in sorted(environ):
+            if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
+                continue
+            parts: list[str | int] = [int(p) if p.isdigit() else p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+            source = f"environment {name}"
+            problem = self._set(parts, _parse_env_value(environ[name]), source)
+            if problem:
+                problems.append(f"{source}: {problem}")
+        return problems
+
+    def _set(self, parts: list[str | int], value: Any, source: str) -> str | None:
+        node: Any = self.tree
+        for i, part in enumerate(parts[:-1]):
+            nxt = parts[i + 1]
+            if isinstance(node, dict) and isinstance(part, str):
+                node = node.setdefault(part, [] if isinstance(nxt, int) else {})
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                return f"cannot set {_fmt_path(tuple(parts))}: {_fmt_path(tuple(parts[: i + 1]))} is not a table"
+        last = parts[-1]
+        if isinstance(node, dict) and isinstance(last, str):
+            node[last] = value
+        elif isinstance(node, list) and isinstance(last, int) and last < len(node):
+            node[last] = value
+        else:
+            return f"cannot set {_fmt_path(tuple(parts))}: no such table or array element"
+        self._mark(tuple(parts), value, source)
+        return None
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _fmt_path(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(top level)"
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return str(value)
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+class _Validator:
+    """Walks a plain TOML tree against a Struct type, collecting user-facing problems.
+
+    Returns the tree normalised for msgspec.convert (Decimals parsed, secrets resolved).
+    """
+
+    def __init__(self, layers: _Layers, environ: Mapping[str, str]) -> None:
+        self.layers = layers
+        self.environ = environ
+        self.problems: list[str] = []
+        self.secrets: list[str] = []
+
+    def problem(self, path: KeyPath, message: str) -> None:
+        self.problems.append(f"{self.layers.source_of(path)}: {_fmt_path(path)}: {message}")
+
+    def expected(self, path: KeyPath, what: str, got: Any) -> None:
+        self.problem(path, f"expected {what}, got {_fmt_value(got)}")
+
+    def check(self, value: Any, tp: Any, path: KeyPath) -> Any:
+        meta: list[Any] = []
+        while typing.get_origin(tp) is Annotated:
+            meta.extend(tp.__metadata__)
+            tp = tp.__origin__
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            options = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(options) == 1:
+                return self.check(value, options[0], path)
+            raise TypeError(f"config unions other than Optional are not supported: {tp}")
+        if tp is Any:
+            return value
+        if isinstance(tp, type) and issubclass(tp, Secret):
+            return self._secret(value, tp, path)
+        if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+            return self.struct(value, tp, path)
+        if origin is Literal:
+            allowed = typing.get_args(tp)
+            if value not in allowed or isinstance(value, bool):
+                hint = _did_you_mean(value, [str(a) for a in allowed])
+                self.expected(path, "one of " + ", ".join(_fmt_value(a) for a in allowed) + hint, value)
+            return value
+        if origin in (tuple, list):
+            args = typing.get_args(tp)
+            if not isinstance(value, list):
+                self.expected(path, "an array", value)
+                return value
+            return [self.check(v, args[0], (*path, i)) for i, v in enumerate(value)]
+        if origin is dict:
+            if not isinstance(value, dict):
+                self.expected(path, "a table", value)
+                return value
+            vt = typing.get_args(tp)[1]
+            return {k: self.check(v, vt, (*path, k)) for k, v in value.items()}
+        return self._scalar(value, tp, meta, path)
+
+    def struct(self, value: Any, tp: type[msgspec.Struct], path: KeyPath) -> Any:
+        if not isinstance(value, dict):
+            self.expected(path, "a table", value)
+            return value
+        fields = {f.name: f for f in msgspec.structs.fields(tp)}
+        hints = typing.get_type_hints(tp, include_extras=True)
+        out = {}
+        for key, v in value.items():
+            if key not in fields:
+                hint = _did_you_mean(key, list(fields)) or f" (known keys: {', '.join(sorted(fields))})"
+                self.problem((*path, key), f"unknown key{hint}")
+                continue
+            out[key] = self.check(v, hints[key], (*path, key))
+        for name, f in fields.items():
+            if f.required and name not in value:
+                self.problem(path, f"missing required key {name!r}")
+        return out
+
+    def _scalar(self, value: Any, tp: Any, meta: list[Any], path: KeyPath) -> Any:
+        bounds = {}
+        for m in meta:
+            if isinstance(m, msgspec.Meta):
+                bounds = {k: getattr(m, k) for k in ("gt", "ge", "lt", "le") if getattr(m, k) is not None}
+                if m.pattern is not None and isinstance(value, str):
+                    if not re.search(m.pattern, value):
+                        self.expected(path, f"a string matching {m.pattern}", value)
+            elif isinstance(m, Range):
+                bounds = {k: getattr(m, k) for k in ("gt", "ge") if getattr(m, k) is not None}
+        if tp is bool:
+            if not isinstance(value, bool):
+                self.expected(path, "true or false", value)
+            return value
+        if tp is str:
+            if not isinstance(value, str):
+                self.expected(path, "a string", value)
+            return value
+        if tp is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                self.expected(path, "an integer" + _bounds_text(bounds), value)
+            elif not _within(value, bounds):
+                self.expected(path, "an integer" + _bounds_text(bounds), value)
+            return value
+        if tp in (float, Decimal):
+            number: float | Decimal | None = None
+            if isinstance(value, bool):
+                number = None
+            elif tp is float and isinstance(value, int | float):
+                number = float(value)
+            elif tp is Decimal and isinstance(value, int | float | str):
+                try:
+                    number = Decimal(str(value))
+                    if not number.is_finite():
+                        number = None
+                except InvalidOperation:
+                    number = None
+            if number is None or not _within(number, bounds):
+                self.expected(path, "a number" + _bounds_text(bounds), value)
+                return value
+            return str(number) if tp is Decimal else number
+        raise TypeError(f"config type not supported by the validator: {tp}")
+
+    def _secret(self, value: Any, tp: type[Secret], path: KeyPath) -> Any:
+        signing = issubclass(tp, SigningKey)
+        kinds = ("file", "credential") if signing else ("env", "file", "credential")
+        shape = " or ".join(f'{{ {k} = "..." }}' for k in kinds)
+        if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in kinds:
+            if signing and isinstance(value, dict) and "env" in value:
+                self.problem(path, f"signing keys are never read from the environment; use {shape}")
+            elif isinstance(value, str):
+                self.problem(path, f"inline secrets are refused; write {shape}")
+            else:
+                self.expected(path, shape, value)
+            return value
+        kind, ref = next(iter(value.items()))
+        if not isinstance(ref, str) or not ref:
+            self.expected((*path, kind), "a non-empty string", ref)
+            return value
+        secret = self._resolve(kind, ref, signing, path)
+        if secret is None:
+            return value
+        self.secrets.append(secret)
+        return tp(secret, f"{kind}:{ref}")
+
+    def _resolve(self, kind: str, ref: str, signing: bool, path: KeyPath) -> str | None:
+        if kind == "env":
+            if ref not in self.environ:
+                self.problem(path, f"environment variable {ref} is not set")
+                return None
+            return self._nonempty(self.environ[ref], f"environment variable {ref}", path)
+        if kind == "credential":
+            cred_dir = self.environ.get("CREDENTIALS_DIRECTORY")
+            if not cred_dir:
+                self.problem(
+                    path, f"credential {ref!r}: $CREDENTIALS_DIRECTORY is not set (add LoadCredential= to the unit)"
+                )
+                return None
+            file = Path(cred_dir) / ref
+        else:
+            file = Path(ref).expanduser()
+            src = self.layers.source_of(path)
+            if not file.is_absolute() and not src.startswith(("environment", "<")):
+                file = Path(src).parent / file
+        try:
+            st = file.stat()
+            if signing and kind == "file" and stat.S_IMODE(st.st_mode) & 0o077:
+                mode = oct(stat.S_IMODE(st.st_mode))[2:]
+                self.problem(path, f"key file {file} has mode {mode}, readable by others; fix with: chmod 600 {file}")
+                return None
+            text = file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            self.problem(path, f"cannot read {file}: {exc.strerror}")
+            return None
+        return self._nonempty(text, str(file), path)
+
+    def _nonempty(self, text: str, where: str, path: KeyPath) -> str | None:
+        if len(text) < 4:
+            self.problem(path, f"{where} holds an empty or too short secret")
+            return None
+        return text
+
+
+def _within(n: float | Decimal, bounds: Mapping[str, Any]) -> bool:
+    checks = {"gt": lambda b: n > b, "ge": lambda b: n >= b, "lt": lambda b: n < b, "le": lambda b: n <= b}
+    return all(checks[k](type(n)(v)) for k, v in bounds.items())
+
+
+def _bounds_text(bounds: Mapping[str, Any]) -> str:
+    signs = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    return "".join(f" {signs[k]} {v}" for k, v in bounds.items())
+
+
+def _did_you_mean(value: Any, choices: Sequence[str]) -> str:
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --- the whole load ----------------------------------------------------------------------------
+
+
+def _split_plugin_tables(tree: dict[str, Any], v: _Validator) -> None:
+    """`[[filters]] use = "x", param = ...` -> {use, id, enabled, params: {...}}."""
+    for section in PLUGIN_SECTIONS:
+        tables = tree.get(section)
+        if tables is None:
+            continue
+        if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+            v.expected((section,), f"an array of tables ([[{section}]])", tables)
+            tree.pop(section)
+            continue
+        tree[section] = [
+            {k: t[k] for k in PLUGIN_RESERVED if k in t}
+            | {"params": {k: val for k, val in t.items() if k not in PLUGIN_RESERVED}}
+            for t in tables
+        ]
+
+
+def _check_plugins(
+    tree: dict[str, Any], v: _Validator, plugins: PluginSchemas
+) -> dict[tuple[str, str], msgspec.Struct]:
+    typed: dict[tuple[str, str], msgspec.Struct] = {}
+    for section in PLUGIN_SECTIONS:
+        seen: set[str] = set()
+        for i, spec in enumerate(tree.get(section) or []):
+            use = spec.get("use")
+            if not isinstance(use, str):
+                continue  # the struct check already reported it
+            key = spec.get("id") or use
+            if key in seen:
+                v.problem((section, i, "id"), f"duplicate {section} id {key!r}; give each instance its own id")
+            seen.add(key)
+            names = plugins.names(section)
+            if use not in names:
+                hint = _did_you_mean(use, names)
+                known = ", ".join(names) if names else "none installed"
+                v.problem((section, i, "use"), f"unknown plugin {use!r}{hint}; installed: {known}")
+                continue
+            try:
+                cfg_type = plugins.config_type(section, use)
+            except ConfigError as exc:
+                v.problem((section, i, "use"), str(exc))
+                continue
+            before = len(v.problems)
+            params = v.struct(spec.get("params", {}), cfg_type, (section, i))
+            if len(v.problems) > before:
+                continue
+            try:
+                typed[(section, key)] = msgspec.convert(params, cfg_type, dec_hook=_keep_secret)
+            except msgspec.ValidationError as exc:
+                v.problem((section, i), _msgspec_reason(exc))
+    return typed
+
+
+def _keep_secret(tp: type, obj: Any) -> Any:
+    if isinstance(obj, tp):
+        return obj
+    raise NotImplementedError
+
+
+def _msgspec_reason(exc: msgspec.ValidationError) -> str:
+    text = str(exc)
+    return text.split(" - at `", 1)[0]
+
+
+def load_config(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    environ: Mapping[str, str] | None = None,
+    plugins: PluginSchemas | None = None,
+) -> LoadedConfig:
+    """Read, merge, override, validate. Raises ConfigError listing every problem found."""
+    environ = os.environ if environ is None else environ
+    files = config_files(paths)
+    layers = _Layers()
+    for f in files:
+        layers.merge(_read_toml(f), str(f))
+    problems = layers.apply_env(environ)
+    v = _Validator(layers, environ)
+    v.problems.extend(problems)
+    tree = layers.tree
+    _split_plugin_tables(tree, v)
+    normalised = v.struct(tree, Config, ())
+    plugin_params = _check_plugins(tree, v, plugins) if plugins is not None else {}
+    if v.problems:
+        raise ConfigError(v.problems)
+    try:
+        config = msgspec.convert(normalised, Config, dec_hook=_keep_secret)
+    except msgspec.ValidationError as exc:  # a rule only msgspec knows; still say where
+        raise ConfigError([f"{files[-1] if files else '<defaults>'}: {exc}"]) from None
+    if config.mode == "live" and config.wallet.solana_keypair is None and config.wallet.aptos_private_key is None:
+        src = layers.source_of(("mode",))
+        raise ConfigError(
+            [f'{src}: mode: "live" needs a signing key: set wallet.solana_keypair or wallet.aptos_private_key']
+        )
+    return LoadedConfig(
+        config=config,
+        sources=tuple(str(f) for f in files),
+        plugin_params=plugin_params,
+        secrets=tuple(v.secrets),
+    )
+
+
+def redacted(loaded: LoadedConfig) -> dict[str, Any]:
+    """The effective config as plain data with every secret replaced, for printing."""
+
+    def enc(obj: Any) -> Any:
+        if isinstance(obj, Secret):
+            return obj.redacted()
+        raise NotImplementedError(type(obj))
+
+    data: dict[str, Any] = msgspec.to_builtins(loaded.config, enc_hook=enc)
+    for section in PLUGIN_SECTIONS:
+        for spec in data.get(section, []):
+            params = loaded.plugin_params.get((section, spec["id"] or spec["use"]))
+            if params is not None:
+                spec["params"] = msgspec.to_builtins(params, enc_hook=enc)
+    return data
+
+
+def changed_sections(old: Config, new: Config) -> set[str]:
+    """Top-level keys whose values differ; `daemon` is split into `daemon.<key>`."""
+    out = set()
+    for f in msgspec.structs.fields(Config):
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if a == b:
+            continue
+        if isinstance(a, DaemonConfig):
+            out |= {f"daemon.{k.name}" for k in msgspec.structs.fields(a) if getattr(a, k.name) != getattr(b, k.name)}
+        else:
+            out.add(f.name)
+    return out
+
+
+def default_paths(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Where to look when no -c is given: systemd's ConfigurationDirectory, then ./config."""
+    environ = os.environ if environ is None else environ
+    conf_dir = environ.get("CONFIGURATION_DIRECTORY")
+    if conf_dir:
+        return [conf_dir.split(":")[0]]
+    for candidate in ("config/quantbot.toml", "/etc/quantbot"):
+        if Path(candidate).exists():
+            return [candidate]
+    return ["config/quantbot.toml"]
+
+
+def print_problems(exc: ConfigError) -> None:
+    for line in exc.problems:
+        print(f"config error: {line}", file=sys.stderr)

@@ -1,0 +1,306 @@
+"""Daemon: the one place that knows every room. Builds, starts, reloads and stops the components.
+
+Start order: clock -> bus -> risk engine -> filter stage -> strategies -> notifiers.
+Stop: drain the bus, then stop components in reverse order, all within `daemon.shutdown_timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import msgspec
+import structlog
+
+from quantbot import __version__
+from quantbot.api import Filter, Plugin, PluginConfig
+from quantbot.bus import EventBus, Overflow
+from quantbot.clock import Clock, WallClock
+from quantbot.config import Config, ConfigError, LoadedConfig, PluginSpec, changed_sections, load_config
+from quantbot.events import ConfigReloaded
+from quantbot.filtering import FilterStage
+from quantbot.hosting import PluginHost
+from quantbot.logs import setup_logging
+from quantbot.plugins import PluginCatalog
+from quantbot.risk import RiskEngine
+from quantbot.sdnotify import Notifier as SdNotifier
+from quantbot.secrets import Redactor
+
+log = structlog.get_logger(component="daemon")
+
+# What SIGHUP may change without a restart. `strategies` only when the same instances remain.
+LIVE = frozenset({"filters", "strategies", "risk", "daemon.log_level"})
+
+
+class Component(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def build_plugins(loaded: LoadedConfig, catalog: PluginCatalog, section: str) -> list[Plugin]:
+    """One instance per enabled `[[section]]` table, built from its validated parameters."""
+    specs: tuple[PluginSpec, ...] = getattr(loaded.config, section)
+    out = []
+    for spec in specs:
+        if not spec.enabled:
+            continue
+        cls = catalog.get(section, spec.use).load()
+        out.append(cls(id=spec.key, config=loaded.plugin_params[(section, spec.key)]))
+    return out
+
+
+class Daemon:
+    """The kernel. `await Daemon(...).run()` returns the process exit status."""
+
+    def __init__(
+        self,
+        *,
+        loaded: LoadedConfig,
+        config_paths: Sequence[str],
+        catalog: PluginCatalog,
+        redactor: Redactor,
+        clock: Clock | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.config_paths = list(config_paths)
+        self.catalog = catalog
+        self.redactor = redactor
+        self.clock = clock or WallClock()
+        self.environ = os.environ if environ is None else environ
+        self.sd = SdNotifier(self.environ)
+        self.components: list[Component] = []
+        self.started = asyncio.Event()
+        self._commands: asyncio.Queue[str] = asyncio.Queue()
+        self.bus: EventBus | None = None
+        self.risk: RiskEngine | None = None
+        self.filters: FilterStage | None = None
+        self.strategies: PluginHost | None = None
+        self.notifiers: PluginHost | None = None
+
+    @property
+    def config(self) -> Config:
+        return self.loaded.config
+
+    # --- control ---------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._commands.put_nowait("stop")
+
+    def request_reload(self) -> None:
+        self._commands.put_nowait("reload")
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        cfg = self.config
+        self.sd.status("starting")
+        log.info("daemon.starting", version=__version__, mode=cfg.mode, instance=cfg.instance, pid=os.getpid())
+        bus = EventBus(
+            clock=self.clock,
+            origin=cfg.instance,
+            queue_size=cfg.bus.queue_size,
+            handler_timeout=cfg.bus.handler_timeout,
+            max_failures=cfg.bus.max_consecutive_failures,
+        )
+        self.bus = bus
+        self.risk = RiskEngine(bus=bus, limits=cfg.risk)
+        self.filters = FilterStage(
+            bus=bus,
+            filters=[p for p in build_plugins(self.loaded, self.catalog, "filters") if isinstance(p, Filter)],
+            timeout=cfg.bus.handler_timeout,
+        )
+        self.strategies = PluginHost(
+            bus=bus,
+            section="strategies",
+            plugins=build_plugins(self.loaded, self.catalog, "strategies"),
+            overflow=Overflow.BLOCK,
+        )
+        self.notifiers = PluginHost(
+            bus=bus,
+            section="notifiers",
+            plugins=build_plugins(self.loaded, self.catalog, "notifiers"),
+            overflow=Overflow.DROP_OLDEST,
+        )
+        self.components = [self.risk, self.filters, self.strategies, self.notifiers]
+
+        loop = asyncio.get_running_loop()
+        signals = {
+            signal.SIGTERM: self.request_stop,
+            signal.SIGINT: self.request_stop,
+            signal.SIGHUP: self.request_reload,
+        }
+        for sig, handler in signals.items():
+            loop.add_signal_handler(sig, handler)
+        watchdog = loop.create_task(self.sd.watchdog_loop(), name="quantbot[daemon].watchdog")
+        try:
+            async with bus:
+                started: list[Component] = []
+                failed = False
+                try:
+                    for c in self.components:
+                        await c.start()
+                        started.append(c)
+                        log.info("component.started", name=c.name)
+                    self._ready()
+                    await self._serve()
+                except Exception as exc:
+                    failed = True
+                    log.critical("daemon.failed", exc_info=exc)
+                status = await self._shutdown(bus, started)
+                return 1 if failed else status
+        finally:
+            watchdog.cancel()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            self.sd.close()
+
+    def _ready(self) -> None:
+        status = self._status_line()
+        self.started.set()
+        self.sd.ready(status)
+        log.info("daemon.ready", status=status)
+
+    def _status_line(self) -> str:
+        assert self.filters and self.strategies and self.notifiers  # noqa: S101
+        return (
+            f"running mode={self.config.mode} filters={len(self.filters.filters)} "
+            f"strategies={len(self.strategies.plugins)} notifiers={len(self.notifiers.plugins)}"
+        )
+
+    async def _serve(self) -> None:
+        while True:
+            command = await self._commands.get()
+            if command == "stop":
+                return
+            if command == "reload":
+                await self.reload()
+
+    async def _shutdown(self, bus: EventBus, started: list[Component]) -> int:
+        timeout = self.config.daemon.shutdown_timeout
+        self.sd.stopping("stopping")
+        log.info("daemon.stopping", timeout_s=timeout)
+        clean = True
+        try:
+            async with asyncio.timeout(timeout):
+                clean = await bus.drain(timeout)
+                for c in reversed(started):
+                    await c.stop()
+                    log.info("component.stopped", name=c.name)
+        except TimeoutError:
+            clean = False
+            log.error("daemon.shutdown_timeout", timeout_s=timeout, pending=bus.queue_depths())
+        await bus.aclose()
+        log.info("daemon.stopped", clean=clean, bus=bus.stats()["published"])
+        return 0 if clean else 1
+
+    # --- reload ----------------------------------------------------------------------------------
+
+    async def reload(self) -> None:
+        """Re-read the config; apply live sections; refuse a bad config and keep the old one."""
+        log.info("config.reloading", paths=self.config_paths)
+        try:
+            new = load_config(self.config_paths, environ=self.environ, plugins=self.catalog)
+        except ConfigError as exc:
+            log.error("config.reload_refused", problems=exc.problems, kept="previous config")
+            return
+        self.redactor.update(new.secrets)
+        old = self.loaded
+        changed = changed_sections(old.config, new.config)
+        if "strategies" in changed and _instances(old.config.strategies) != _instances(new.config.strategies):
+            changed.discard("strategies")
+            changed.add("strategies (instances added, removed or replaced)")
+        live = sorted(changed & LIVE)
+        restart = sorted(changed - LIVE)
+        try:
+            await self._apply(new, live)
+        except Exception as exc:
+            log.error("config.reload_failed", sections=live, exc_info=exc, kept="previous config")
+            return
+        self.loaded = _in_force(old, new, restart)
+        if restart:
+            log.warning("config.restart_required", sections=restart)
+        log.info("config.reloaded", applied=live, restart_required=restart, effective=self.describe())
+        assert self.bus is not None  # noqa: S101
+        await self.bus.publish(ConfigReloaded(applied=tuple(live), restart_required=tuple(restart)))
+
+    async def _apply(self, new: LoadedConfig, live: list[str]) -> None:
+        assert self.risk and self.filters and self.strategies  # noqa: S101
+        if "risk" in live:
+            self.risk.set_limits(new.config.risk)
+        if "filters" in live:
+            await self.filters.replace(self._next_filters(new))
+        if "strategies" in live:
+            self.strategies.reconfigure(_params(new, "strategies"))
+        if "daemon.log_level" in live:
+            d = new.config.daemon
+            setup_logging(level=d.log_level, fmt=d.log_format, redactor=self.redactor)
+
+    def _next_filters(self, new: LoadedConfig) -> list[Filter]:
+        """Keep an instance whose id and plugin are unchanged (new params); build the rest."""
+        assert self.filters is not None  # noqa: S101
+        current = {f.id: f for f in self.filters.filters}
+        uses = {s.key: s.use for s in self.loaded.config.filters}
+        out: list[Filter] = []
+        for spec in new.config.filters:
+            if not spec.enabled:
+                continue
+            params = new.plugin_params[("filters", spec.key)]
+            f = current.get(spec.key)
+            if f is not None and uses.get(spec.key) == spec.use:
+                if f.config != params:
+                    f.reconfigure(params)
+                out.append(f)
+            else:
+                cls = self.catalog.get("filters", spec.use).load()
+                built = cls(id=spec.key, config=params)
+                assert isinstance(built, Filter)  # noqa: S101  (the catalog checked the base class)
+                out.append(built)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """The values the running components actually use."""
+        assert self.risk and self.filters and self.strategies  # noqa: S101
+        return {
+            "mode": self.config.mode,
+            "risk": self.risk.describe(),
+            "filters": self.filters.describe(),
+            "strategies": self.strategies.describe(),
+            "log_level": self.config.daemon.log_level,
+        }
+
+
+def _instances(specs: tuple[PluginSpec, ...]) -> list[tuple[str, str, bool]]:
+    return [(s.key, s.use, s.enabled) for s in specs]
+
+
+def _params(loaded: LoadedConfig, section: str) -> dict[str, PluginConfig]:
+    return {key: p for (sec, key), p in loaded.plugin_params.items() if sec == section}
+
+
+def _in_force(old: LoadedConfig, new: LoadedConfig, restart: list[str]) -> LoadedConfig:
+    """The new config, except the sections that need a restart keep their running values."""
+    cfg = new.config
+    keep = {s for s in restart if "." not in s and " " not in s}
+    if any(s.startswith("strategies ") for s in restart):
+        keep.add("strategies")
+    daemon_keys = [s.split(".", 1)[1] for s in restart if s.startswith("daemon.")]
+    if daemon_keys:
+        cfg = msgspec.structs.replace(
+            cfg, daemon=msgspec.structs.replace(cfg.daemon, **{k: getattr(old.config.daemon, k) for k in daemon_keys})
+        )
+    cfg = msgspec.structs.replace(cfg, **{s: getattr(old.config, s) for s in keep})
+    params = dict(new.plugin_params)
+    for (section, key), p in old.plugin_params.items():
+        if section in keep:
+            params[(section, key)] = p
+    for section, key in list(params):
+        if section in keep and (section, key) not in old.plugin_params:
+            del params[(section, key)]
+    return LoadedConfig(config=cfg, sources=new.sources, plugin_params=params, secrets=new.secrets)

@@ -1,0 +1,319 @@
+"""Event types and the one topic registry.
+
+Every event is an immutable msgspec Struct with a dotted topic, a monotonic id and a publish
+timestamp (both stamped by the bus), and encodes to and from JSON losslessly: that JSON is the
+MQTT and record/replay format. Amounts are integers in base units; prices and USD are Decimal.
+Later issues add their events here, to `EVENT_TYPES`.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import ClassVar, Literal, Union
+
+import msgspec
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+Chain = Literal["solana", "aptos"]
+Side = Literal["buy", "sell"]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=True):
+    """Base of every event. `id`, `ts` and `origin` are stamped by the bus at publish."""
+
+    TOPIC: ClassVar[str] = ""
+
+    id: int = 0
+    ts: datetime = EPOCH
+    origin: str = ""
+
+    @property
+    def topic(self) -> str:
+        return self.TOPIC
+
+
+class _ChainEvent(Event, frozen=True, kw_only=True):
+    chain: Chain
+
+    @property
+    def topic(self) -> str:
+        return self.TOPIC.replace("{chain}", self.chain)
+
+
+# --- chain ---------------------------------------------------------------------------------------
+
+
+class Swap(_ChainEvent, frozen=True, kw_only=True):
+    """A wallet's net trade in one transaction: what left it and what arrived."""
+
+    TOPIC: ClassVar[str] = "chain.{chain}.swap"
+
+    wallet: str
+    mint_in: str
+    amount_in: int
+    decimals_in: int | None = None
+    mint_out: str
+    amount_out: int
+    decimals_out: int | None = None
+    venue: str = "unknown"
+    tx: str
+    slot: int
+    block_time: datetime | None = None
+    fee: int = 0
+
+
+class Transfer(_ChainEvent, frozen=True, kw_only=True):
+    """A native or token transfer between two owners."""
+
+    TOPIC: ClassVar[str] = "chain.{chain}.transfer"
+
+    source: str
+    destination: str
+    mint: str
+    amount: int
+    decimals: int | None = None
+    tx: str
+    slot: int
+    block_time: datetime | None = None
+
+
+# --- tokens --------------------------------------------------------------------------------------
+
+
+class TokenLaunch(_ChainEvent, frozen=True, kw_only=True):
+    """A newly created token or pool, from a launchpad or DEX pool initialisation."""
+
+    TOPIC: ClassVar[str] = "token.launch"
+
+    mint: str
+    name: str = ""
+    symbol: str = ""
+    uri: str = ""
+    creator: str = ""
+    source: str = "unknown"
+    pool: str | None = None
+    tx: str = ""
+    block_time: datetime | None = None
+
+    @property
+    def topic(self) -> str:
+        return self.TOPIC
+
+
+class FilterVerdict(msgspec.Struct, frozen=True, kw_only=True):
+    """One filter's answer about one token."""
+
+    filter: str
+    passed: bool
+    reason: str = ""
+
+
+class TokenAccepted(Event, frozen=True, kw_only=True):
+    TOPIC: ClassVar[str] = "token.accepted"
+
+    launch: TokenLaunch
+    verdicts: tuple[FilterVerdict, ...] = ()
+
+
+class TokenRejected(Event, frozen=True, kw_only=True):
+    TOPIC: ClassVar[str] = "token.rejected"
+
+    launch: TokenLaunch
+    verdicts: tuple[FilterVerdict, ...] = ()
+
+
+# --- intelligence --------------------------------------------------------------------------------
+
+
+class WhaleSignal(_ChainEvent, frozen=True, kw_only=True):
+    TOPIC: ClassVar[str] = "whale.signal"
+
+    kind: Literal["large_buy", "large_sell", "accumulation", "cluster", "dump"]
+    wallets: tuple[str, ...]
+    token: str
+    size: int
+    size_usd: Decimal | None = None
+    confidence: float
+
+    @property
+    def topic(self) -> str:
+        return self.TOPIC
+
+
+class PriceUpdate(_ChainEvent, frozen=True, kw_only=True):
+    TOPIC: ClassVar[str] = "price.update"
+
+    token: str
+    price_native: Decimal
+    price_usd: Decimal | None = None
+    source: str
+    observed_at: datetime
+
+    @property
+    def topic(self) -> str:
+        return self.TOPIC
+
+
+# --- orders --------------------------------------------------------------------------------------
+
+
+class RejectReason(enum.StrEnum):
+    """Why an order was refused. One enum, shared by the risk engine and the executors."""
+
+    HALTED = "halted"
+    REDUCE_ONLY = "reduce_only"
+    MAX_ORDER_USD = "max_order_usd"
+    MAX_ORDER_NATIVE = "max_order_native"
+    NO_USD_PRICE = "no_usd_price"
+    BLOCKED_TOKEN = "blocked_token"  # noqa: S105  (a token mint, not a password)
+    NOT_ALLOWED_TOKEN = "not_allowed_token"  # noqa: S105
+
+
+class OrderIntent(_ChainEvent, frozen=True, kw_only=True):
+    """What a strategy wants. Only the risk engine turns it into an order."""
+
+    TOPIC: ClassVar[str] = "order.intent"
+
+    intent_id: str
+    strategy: str
+    side: Side
+    token: str
+    amount: int
+    """Base units of what is spent: native (lamports, octas) for a buy, the token for a sell."""
+    notional_usd: Decimal | None = None
+    reduce_only: bool = False
+    reason: str = ""
+
+    @property
+    def topic(self) -> str:
+        return self.TOPIC
+
+
+class OrderApproved(Event, frozen=True, kw_only=True):
+    TOPIC: ClassVar[str] = "order.approved"
+
+    order_id: str
+    intent: OrderIntent
+
+
+class OrderRejected(Event, frozen=True, kw_only=True):
+    TOPIC: ClassVar[str] = "order.rejected"
+
+    intent: OrderIntent
+    reason: RejectReason
+    detail: str = ""
+
+
+class OrderSubmitted(Event, frozen=True, kw_only=True):
+    TOPIC: ClassVar[str] = "order.submitted"
+
+    order_id: str
+    executor: str
+    tx: str
+
+
+class OrderFilled(Event, frozen=True, kw_only=True):
+    TOPIC: ClassVar[str] = "order.filled"
+
+    order_id: str
+    executor: str
+    tx: str
+    amount_in: int
+    amount_out: int
+    fee: int = 0
+    price_native: Decimal | None = None
+
+
+class OrderFailed(Event, frozen=True, kw_only=True):
+    TOPIC: ClassVar[str] = "order.failed"
+
+    order_id: str
+    executor: str
+    reason: str
+    detail: str = ""
+
+
+class OrderExpired(Event, frozen=True, kw_only=True):
+    TOPIC: ClassVar[str] = "order.expired"
+
+    order_id: str
+    executor: str
+    tx: str = ""
+
+
+class PositionUpdate(_ChainEvent, frozen=True, kw_only=True):
+    TOPIC: ClassVar[str] = "position.update"
+
+    token: str
+    quantity: int
+    avg_cost_native: Decimal
+    realised_pnl_native: Decimal = Decimal(0)
+
+    @property
+    def topic(self) -> str:
+        return self.TOPIC
+
+
+# --- system --------------------------------------------------------------------------------------
+
+
+class PluginDisabled(Event, frozen=True, kw_only=True):
+    """A plugin failed too often in a row and is switched off until restart."""
+
+    TOPIC: ClassVar[str] = "plugin.disabled"
+
+    group: str
+    plugin: str
+    failures: int
+    last_error: str
+
+
+class ConfigReloaded(Event, frozen=True, kw_only=True):
+    """SIGHUP (or a reload command) applied a new config."""
+
+    TOPIC: ClassVar[str] = "config.reloaded"
+
+    applied: tuple[str, ...]
+    restart_required: tuple[str, ...] = ()
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    Swap,
+    Transfer,
+    TokenLaunch,
+    TokenAccepted,
+    TokenRejected,
+    WhaleSignal,
+    PriceUpdate,
+    OrderIntent,
+    OrderApproved,
+    OrderRejected,
+    OrderSubmitted,
+    OrderFilled,
+    OrderFailed,
+    OrderExpired,
+    PositionUpdate,
+    PluginDisabled,
+    ConfigReloaded,
+)
+
+TOPICS: dict[str, type[Event]] = {cls.TOPIC: cls for cls in EVENT_TYPES}
+"""Every topic (with `{chain}` standing for the chain segment) and the event type it carries."""
+
+AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]  # noqa: UP007  (built from the registry)
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(AnyEvent)
+
+
+def encode(event: Event) -> bytes:
+    """Event -> JSON bytes (tagged with its type name)."""
+    return _encoder.encode(event)
+
+
+def decode(data: bytes | str) -> Event:
+    """JSON bytes -> the event they encode. Raises msgspec.DecodeError on bad input."""
+    return _decoder.decode(data)

@@ -1,0 +1,78 @@
+"""RiskEngine: every `order.intent` passes here; only this turns one into `order.approved`.
+
+This is the engine core's first cut (size limits, allow/block lists, fail closed without a USD
+value); the risk issue adds trading state, daily budgets, reservations and sizing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import msgspec
+import structlog
+
+from quantbot.bus import EventBus, Overflow
+from quantbot.config import RiskConfig
+from quantbot.events import Event, OrderApproved, OrderIntent, OrderRejected, RejectReason
+
+log = structlog.get_logger(component="risk")
+
+NATIVE_DECIMALS = {"solana": 9, "aptos": 8}
+
+
+class RiskEngine:
+    name = "risk"
+
+    def __init__(self, *, bus: EventBus, limits: RiskConfig) -> None:
+        self.bus = bus
+        self.limits = limits
+
+    async def start(self) -> None:
+        self.bus.subscribe("order.intent", self._on_intent, name="risk", overflow=Overflow.BLOCK)
+
+    async def stop(self) -> None:
+        pass
+
+    def set_limits(self, limits: RiskConfig) -> None:
+        log.info("risk.limits_changed", old=_plain(self.limits), new=_plain(limits))
+        self.limits = limits
+
+    def evaluate(self, intent: OrderIntent) -> tuple[RejectReason, str] | None:
+        """None if the intent passes every check, else the first failing reason and a detail."""
+        lim = self.limits
+        if intent.token in lim.block_tokens:
+            return RejectReason.BLOCKED_TOKEN, f"{intent.token} is on risk.block_tokens"
+        if lim.allow_tokens and intent.token not in lim.allow_tokens and not intent.reduce_only:
+            return RejectReason.NOT_ALLOWED_TOKEN, f"{intent.token} is not on risk.allow_tokens"
+        exit_only = intent.reduce_only and intent.side == "sell"
+        if intent.side == "buy":
+            cap = lim.max_order_sol if intent.chain == "solana" else lim.max_order_apt
+            cap_base = int(cap.scaleb(NATIVE_DECIMALS[intent.chain]))
+            if intent.amount > cap_base:
+                return RejectReason.MAX_ORDER_NATIVE, f"{intent.amount} base units > cap {cap_base}"
+        if not exit_only:
+            if intent.notional_usd is None:
+                return RejectReason.NO_USD_PRICE, "no USD value for the order; USD limits fail closed"
+            if intent.notional_usd > lim.max_order_usd:
+                return RejectReason.MAX_ORDER_USD, f"{intent.notional_usd} USD > {lim.max_order_usd} USD"
+        return None
+
+    async def _on_intent(self, event: Event) -> None:
+        assert isinstance(event, OrderIntent)  # noqa: S101  (the subscription guarantees it)
+        verdict = self.evaluate(event)
+        if verdict is None:
+            order_id = uuid.uuid4().hex
+            log.info("order.approved", order_id=order_id, strategy=event.strategy, token=event.token)
+            await self.bus.publish(OrderApproved(order_id=order_id, intent=event))
+        else:
+            reason, detail = verdict
+            log.info("order.rejected", strategy=event.strategy, token=event.token, reason=reason.value, detail=detail)
+            await self.bus.publish(OrderRejected(intent=event, reason=reason, detail=detail))
+
+    def describe(self) -> dict[str, object]:
+        return _plain(self.limits)
+
+
+def _plain(limits: RiskConfig) -> dict[str, object]:
+    return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in msgspec.structs.asdict(limits).items()}
