@@ -213,21 +213,26 @@ class _Layers:
 
     def _set(self, parts: list[str | int], value: Any, source: str) -> str | None:
         node: Any = self.tree
-        for i, part in enumerate(parts[:-1]):
-            nxt = parts[i + 1]
-            if isinstance(node, dict) and isinstance(part, str):
-                node = node.setdefault(part, [] if isinstance(nxt, int) else {})
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-                node = node[part]
+        for i, part in enumerate(parts):
+            here = tuple(parts[: i + 1])
+            last = i == len(parts) - 1
+            if isinstance(node, list) and isinstance(part, int):
+                if part >= len(node):
+                    return (
+                        f"cannot set {_fmt_path(tuple(parts))}: {_fmt_path(here[:-1])} has {len(node)} element(s); "
+                        "overrides can change elements, not add them"
+                    )
+                if last:
+                    node[part] = value
+                else:
+                    node = node[part]
+            elif isinstance(node, dict) and isinstance(part, str):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, [] if isinstance(parts[i + 1], int) else {})
             else:
-                return f"cannot set {_fmt_path(tuple(parts))}: {_fmt_path(tuple(parts[: i + 1]))} is not a table"
-        last = parts[-1]
-        if isinstance(node, dict) and isinstance(last, str):
-            node[last] = value
-        elif isinstance(node, list) and isinstance(last, int) and last < len(node):
-            node[last] = value
-        else:
-            return f"cannot set {_fmt_path(tuple(parts))}: no such table or array element"
+                return f"cannot set {_fmt_path(tuple(parts))}: {_fmt_path(here[:-1])} is not a table or array"
         self._mark(tuple(parts), value, source)
         return None
 

@@ -11,6 +11,7 @@ import structlog
 
 from quantbot.api import Executor, Filter, Notifier, Plugin, PluginConfig, Strategy
 from quantbot.config import PLUGIN_SECTIONS, ConfigError
+from quantbot.secrets import Secret, SigningKey
 
 log = structlog.get_logger(component="plugins")
 
@@ -103,7 +104,7 @@ class PluginCatalog:
         return self.get(section, name).load().Config
 
     def schema(self, section: str, name: str) -> dict[str, Any]:
-        return msgspec.json.schema(self.config_type(section, name))
+        return msgspec.json.schema(self.config_type(section, name), schema_hook=_schema_hook)
 
     def warn_unloadable(self, used: set[tuple[str, str]]) -> list[str]:
         """Try every installed plugin the config does not use; log (do not fail on) broken ones."""
@@ -118,3 +119,10 @@ class PluginCatalog:
                     broken.append(str(exc))
                     log.warning("plugin.unloadable", group=entry.group, name=entry.name, error=str(exc))
         return broken
+
+
+def _schema_hook(tp: type) -> dict[str, Any]:
+    if isinstance(tp, type) and issubclass(tp, Secret):
+        kinds = "file, credential" if issubclass(tp, SigningKey) else "env, file, credential"
+        return {"type": "object", "description": f"secret reference, one of: {kinds}"}
+    raise NotImplementedError(tp)

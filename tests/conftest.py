@@ -1,0 +1,150 @@
+"""Shared fixtures: config files, a third-party plugin distribution, and a daemon subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).parent
+REPO = HERE.parent
+
+TEST_DIST = "qb-testplugins"
+TEST_DIST_VERSION = "1.2.3"
+ENTRY_POINTS = """\
+[quantbot.strategies]
+buy_accepted = qb_testplugins:BuyAcceptedStrategy
+
+[quantbot.filters]
+exploding = qb_testplugins:ExplodingFilter
+hanging = qb_testplugins:HangingFilter
+broken = qb_testplugins_missing:Nope
+
+[quantbot.notifiers]
+hang_on_stop = qb_testplugins:HangOnStopNotifier
+"""
+
+
+def write(path: Path, text: str, mode: int | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    if mode is not None:
+        path.chmod(mode)
+    return path
+
+
+@pytest.fixture
+def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A site directory holding an installed third-party distribution with quantbot entry points.
+
+    It has the on-disk form pip gives an installed wheel (a *.dist-info with METADATA and
+    entry_points.txt), so importlib.metadata finds it exactly as it finds any installed plugin.
+    """
+    site = tmp_path / "site"
+    dist_info = site / f"{TEST_DIST.replace('-', '_')}-{TEST_DIST_VERSION}.dist-info"
+    write(dist_info / "METADATA", f"Metadata-Version: 2.1\nName: {TEST_DIST}\nVersion: {TEST_DIST_VERSION}\n")
+    write(dist_info / "entry_points.txt", ENTRY_POINTS)
+    shutil.copy(HERE / "plugin_fixtures" / "qb_testplugins.py", site / "qb_testplugins.py")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    return site
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUANTBOT__", "NOTIFY_SOCKET", "WATCHDOG_"))}
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m quantbot ARGS` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "quantbot", *args],
+        capture_output=True,
+        text=True,
+        env=env or cli_env(),
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+class DaemonProcess:
+    """`quantbot run` in a child process, its JSON log lines collected as they arrive."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "quantbot", "run", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env or cli_env(),
+        )
+        self.lines: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.raw.append(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            self.lines.append(record)
+            self._queue.put(record)
+
+    def wait_for(self, event: str, timeout: float = 20.0, **match: Any) -> dict[str, Any]:
+        """Block until a log line with this `event` (and matching keys) arrives."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {event!r} log line within {timeout}s; got:\n{''.join(self.raw)}")
+            try:
+                record = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if record.get("event") == event and all(record.get(k) == v for k, v in match.items()):
+                return record
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code
+
+    def stderr(self) -> str:
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[DaemonProcess]]:
+    """Collects started daemons and kills any still running when the test ends."""
+    started: list[DaemonProcess] = []
+    yield started
+    for d in started:
+        d.kill()

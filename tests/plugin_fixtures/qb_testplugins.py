@@ -1,0 +1,84 @@
+"""Plugins a third party might ship, installed by the tests as a real distribution (dist-info)."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from quantbot.api import (
+    Event,
+    Filter,
+    FilterVerdict,
+    Notifier,
+    OrderIntent,
+    PluginConfig,
+    Secret,
+    Strategy,
+    StrategyContext,
+    TokenAccepted,
+    TokenLaunch,
+)
+
+
+class BuyConfig(PluginConfig, frozen=True, kw_only=True):
+    amount: int = 100_000_000
+    notional_usd: Decimal = Decimal(10)
+
+
+class BuyAcceptedStrategy(Strategy):
+    """Submits one buy for every accepted token."""
+
+    Config = BuyConfig
+    config: BuyConfig
+
+    def topics(self) -> tuple[str, ...]:
+        return ("token.accepted",)
+
+    async def on_event(self, event: Event, ctx: StrategyContext) -> None:
+        assert isinstance(event, TokenAccepted)
+        await ctx.submit(
+            OrderIntent(
+                chain=event.launch.chain,
+                intent_id=f"buy-{event.launch.mint}",
+                strategy="pretending-to-be-someone-else",
+                side="buy",
+                token=event.launch.mint,
+                amount=self.config.amount,
+                notional_usd=self.config.notional_usd,
+                reason="accepted launch",
+            )
+        )
+
+
+class ExplodingConfig(PluginConfig, frozen=True, kw_only=True):
+    api_token: Secret | None = None
+
+
+class ExplodingFilter(Filter):
+    """Always raises, with its secret in the message, as a careless HTTP library might."""
+
+    Config = ExplodingConfig
+    config: ExplodingConfig
+
+    async def check(self, launch: TokenLaunch) -> FilterVerdict:
+        token = self.config.api_token.reveal() if self.config.api_token else "none"
+        raise RuntimeError(f"GET https://api.example/v1?key={token} failed")
+
+
+class HangingFilter(Filter):
+    async def check(self, launch: TokenLaunch) -> FilterVerdict:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+class HangOnStopNotifier(Notifier):
+    """Never finishes stopping: the daemon must still exit within its shutdown bound."""
+
+    def topics(self) -> tuple[str, ...]:
+        return ("config.reloaded",)
+
+    async def notify(self, event: Event) -> None:
+        pass
+
+    async def stop(self) -> None:
+        await asyncio.sleep(3600)
