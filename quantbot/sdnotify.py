@@ -31,7 +31,7 @@ class Notifier:
         if self._addr is not None:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
             self._sock.setblocking(False)
-        self.watchdog_interval = _watchdog_interval(environ)
+        self.watchdog_interval = watchdog_interval(environ)
 
     @property
     def enabled(self) -> bool:
@@ -71,7 +71,8 @@ class Notifier:
             self._sock = None
 
 
-def _watchdog_interval(environ: Mapping[str, str]) -> float | None:
+def watchdog_interval(environ: Mapping[str, str]) -> float | None:
+    """Seconds between pings (half of WATCHDOG_USEC), or None when the watchdog is not for us."""
     usec = environ.get("WATCHDOG_USEC")
     pid = environ.get("WATCHDOG_PID")
     if not usec or (pid and pid != str(os.getpid())):

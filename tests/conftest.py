@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
@@ -94,51 +93,68 @@ class DaemonProcess:
         )
         self.lines: list[dict[str, Any]] = []
         self.raw: list[str] = []
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._arrived = threading.Condition()
+        self._claimed: set[int] = set()
+        self.err: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        self._err_reader = threading.Thread(target=self._read_err, daemon=True)
+        self._err_reader.start()
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        self.err.extend(self.proc.stderr)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self.raw.append(line)
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            self.lines.append(record)
-            self._queue.put(record)
+            with self._arrived:
+                self.raw.append(line)
+                try:
+                    self.lines.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+                self._arrived.notify_all()
 
     def wait_for(self, event: str, timeout: float = 20.0, **match: Any) -> dict[str, Any]:
-        """Block until a log line with this `event` (and matching keys) arrives."""
+        """The first not yet claimed log line with this `event` (and matching keys); waits for it."""
         deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {event!r} log line within {timeout}s; got:\n{''.join(self.raw)}")
-            try:
-                record = self._queue.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if record.get("event") == event and all(record.get(k) == v for k, v in match.items()):
-                return record
+        with self._arrived:
+            while True:
+                for i, record in enumerate(self.lines):
+                    if i in self._claimed:
+                        continue
+                    if record.get("event") == event and all(record.get(k) == v for k, v in match.items()):
+                        self._claimed.add(i)
+                        return record
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"no {event!r} log line within {timeout}s; stdout:\n{''.join(self.raw)}\n"
+                        f"stderr:\n{''.join(self.err)}"
+                    )
+                self._arrived.wait(remaining)
 
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
 
     def wait(self, timeout: float = 30.0) -> int:
         code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=5)
+        self._close()
         return code
 
-    def stderr(self) -> str:
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read()
+    def _close(self) -> None:
+        self._reader.join(timeout=5)
+        self._err_reader.join(timeout=5)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._close()
 
 
 @pytest.fixture

@@ -60,8 +60,8 @@ class BlocklistFilter(Filter):
         name, symbol = normalise(launch.name), normalise(launch.symbol)
         for rx in self._names:
             if rx.search(name):
-                return self.verdict(False, f"name matches {rx.pattern!r}")
+                return self.verdict(False, f"name matches /{rx.pattern}/")
         for rx in self._symbols:
             if rx.search(symbol):
-                return self.verdict(False, f"symbol matches {rx.pattern!r}")
+                return self.verdict(False, f"symbol matches /{rx.pattern}/")
         return self.verdict(True)
