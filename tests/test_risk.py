@@ -1,0 +1,82 @@
+"""RiskEngine (engine-core cut): size caps, lists, and failing closed without a USD value."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from quantbot.bus import EventBus
+from quantbot.clock import SimClock
+from quantbot.config import RiskConfig
+from quantbot.events import Event, OrderApproved, OrderRejected, RejectReason
+from quantbot.risk import RiskEngine
+from quantbot.testing import order_intent
+
+LIMITS = RiskConfig(max_order_usd=Decimal(50), max_order_sol=Decimal("0.5"), max_order_apt=Decimal(5))
+
+
+def engine(limits: RiskConfig = LIMITS) -> RiskEngine:
+    return RiskEngine(bus=EventBus(clock=SimClock()), limits=limits)
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"notional_usd": Decimal(50), "amount": 500_000_000}, None),
+        ({"notional_usd": Decimal("50.01")}, RejectReason.MAX_ORDER_USD),
+        ({"notional_usd": None}, RejectReason.NO_USD_PRICE),
+        ({"notional_usd": Decimal(1), "amount": 500_000_001}, RejectReason.MAX_ORDER_NATIVE),
+        ({"chain": "aptos", "notional_usd": Decimal(1), "amount": 500_000_000}, None),  # 5 APT, 8 decimals
+        ({"chain": "aptos", "notional_usd": Decimal(1), "amount": 500_000_001}, RejectReason.MAX_ORDER_NATIVE),
+        ({"side": "sell", "reduce_only": True, "notional_usd": None, "amount": 10**18}, None),  # exits pass
+        ({"side": "sell", "notional_usd": None}, RejectReason.NO_USD_PRICE),
+    ],
+)
+def test_limits(fields: dict[str, object], reason: RejectReason | None) -> None:
+    verdict = engine().evaluate(order_intent(**fields))
+    assert (verdict[0] if verdict else None) is reason
+
+
+def test_block_and_allow_lists() -> None:
+    limits = RiskConfig(allow_tokens=("Good",), block_tokens=("Evil",))
+    e = engine(limits)
+    assert e.evaluate(order_intent(token="Evil", notional_usd=Decimal(1)))[0] is RejectReason.BLOCKED_TOKEN  # type: ignore[index]
+    assert e.evaluate(order_intent(token="Other", notional_usd=Decimal(1)))[0] is RejectReason.NOT_ALLOWED_TOKEN  # type: ignore[index]
+    assert e.evaluate(order_intent(token="Good", notional_usd=Decimal(1))) is None
+    exit_other = order_intent(token="Other", side="sell", reduce_only=True)
+    assert e.evaluate(exit_other) is None, "an exit from a token no longer allowed still passes"
+
+
+@given(
+    usd=st.decimals(min_value=0, max_value=1000, places=2),
+    amount=st.integers(min_value=0, max_value=10**12),
+    cap=st.decimals(min_value=Decimal("0.01"), max_value=1000, places=2),
+)
+def test_an_approved_buy_never_exceeds_a_limit(usd: Decimal, amount: int, cap: Decimal) -> None:
+    e = engine(RiskConfig(max_order_usd=cap, max_order_sol=cap))
+    if e.evaluate(order_intent(notional_usd=usd, amount=amount)) is None:
+        assert usd <= cap
+        assert amount <= cap * 10**9
+
+
+async def test_intents_become_approved_or_rejected_events() -> None:
+    got: list[Event] = []
+
+    async def rec(e: Event) -> None:
+        got.append(e)
+
+    bus = EventBus(clock=SimClock())
+    risk = RiskEngine(bus=bus, limits=LIMITS)
+    async with bus:
+        bus.subscribe(["order.approved", "order.rejected"], rec, name="rec")
+        await risk.start()
+        ok = await bus.publish(order_intent(intent_id="a", notional_usd=Decimal(5)))
+        await bus.publish(order_intent(intent_id="b", notional_usd=Decimal(500)))
+        await bus.drain(5)
+    approved, rejected = got
+    assert isinstance(approved, OrderApproved) and approved.intent == ok and len(approved.order_id) == 32
+    assert isinstance(rejected, OrderRejected) and rejected.reason is RejectReason.MAX_ORDER_USD
+    assert rejected.detail == "500 USD > 50 USD"
