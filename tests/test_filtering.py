@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from quantbot_filters.blocklist import BlocklistFilter
+
 from quantbot.bus import EventBus
 from quantbot.clock import SimClock
 from quantbot.events import Event, PluginDisabled, TokenAccepted, TokenRejected
 from quantbot.filtering import FilterStage
 from quantbot.testing import make_plugin, token_launch
-from quantbot_filters.blocklist import BlocklistFilter
 
 
-async def run_stage(filters: list[object], launches: int, *, max_failures: int = 5, timeout: float = 1.0) -> list[Event]:
+async def run_stage(
+    filters: list[object], launches: int, *, max_failures: int = 5, filter_timeout: float = 1.0
+) -> list[Event]:
     out: list[Event] = []
 
     async def record(e: Event) -> None:
@@ -20,7 +23,7 @@ async def run_stage(filters: list[object], launches: int, *, max_failures: int =
 
     async with EventBus(clock=SimClock(), max_failures=max_failures) as bus:
         bus.subscribe(["token.accepted", "token.rejected", "plugin.disabled"], record, name="rec")
-        stage = FilterStage(bus=bus, filters=filters, timeout=timeout)  # type: ignore[arg-type]
+        stage = FilterStage(bus=bus, filters=filters, timeout=filter_timeout)  # type: ignore[arg-type]
         await stage.start()
         for i in range(launches):
             await bus.publish(token_launch(mint=f"M{i}", name="Fine"))
@@ -71,6 +74,6 @@ async def test_a_hanging_filter_times_out_and_rejects(plugin_site: Path) -> None
     from qb_testplugins import HangingFilter  # type: ignore[import-not-found]
 
     hang = HangingFilter(id="hang", config=HangingFilter.Config())
-    (event,) = await run_stage([hang], 1, timeout=0.05)
+    (event,) = await run_stage([hang], 1, filter_timeout=0.05)
     assert isinstance(event, TokenRejected)
     assert event.verdicts[0].reason == "filter error: TimeoutError"
