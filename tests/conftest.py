@@ -22,18 +22,6 @@ REPO = HERE.parent
 
 TEST_DIST = "qb-testplugins"
 TEST_DIST_VERSION = "1.2.3"
-ENTRY_POINTS = """\
-[quantbot.strategies]
-buy_accepted = qb_testplugins:BuyAcceptedStrategy
-
-[quantbot.filters]
-exploding = qb_testplugins:ExplodingFilter
-hanging = qb_testplugins:HangingFilter
-broken = qb_testplugins_missing:Nope
-
-[quantbot.notifiers]
-hang_on_stop = qb_testplugins:HangOnStopNotifier
-"""
 
 
 def write(path: Path, text: str, mode: int | None = None) -> Path:
@@ -44,18 +32,38 @@ def write(path: Path, text: str, mode: int | None = None) -> Path:
     return path
 
 
-@pytest.fixture
-def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A site directory holding an installed third-party distribution with quantbot entry points.
+@pytest.fixture(scope="session")
+def installed_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A third-party plugin distribution installed by pip (offline) into its own site directory."""
+    work = tmp_path_factory.mktemp("plugin-dist")
+    source = shutil.copytree(HERE / "plugin_fixtures" / "qb-testplugins", work / "src")
+    site = work / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return site
 
-    It has the on-disk form pip gives an installed wheel (a *.dist-info with METADATA and
-    entry_points.txt), so importlib.metadata finds it exactly as it finds any installed plugin.
-    """
-    site = tmp_path / "site"
-    dist_info = site / f"{TEST_DIST.replace('-', '_')}-{TEST_DIST_VERSION}.dist-info"
-    write(dist_info / "METADATA", f"Metadata-Version: 2.1\nName: {TEST_DIST}\nVersion: {TEST_DIST_VERSION}\n")
-    write(dist_info / "entry_points.txt", ENTRY_POINTS)
-    shutil.copy(HERE / "plugin_fixtures" / "qb_testplugins.py", site / "qb_testplugins.py")
+
+@pytest.fixture
+def plugin_site(installed_plugin_site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put the installed third-party distribution on the path, for this process and child processes."""
+    site = installed_plugin_site
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
     return site

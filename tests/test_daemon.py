@@ -107,18 +107,23 @@ def test_sighup_with_a_bad_config_keeps_the_old_one(tmp_path: Path, daemons: lis
 
 
 @pytest.mark.subprocess
-def test_sighup_change_that_cannot_apply_live_is_logged_restart_required(
+def test_sighup_change_that_cannot_apply_live_is_logged_restart_required_and_log_level_applies(
     tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
     cfg = write(tmp_path / "q.toml", config_text())
     d = DaemonProcess("-c", str(cfg))
     daemons.append(d)
     d.wait_for("daemon.ready")
-    write(cfg, config_text(timeout=3, extra="[bus]\nqueue_size = 16\n"))
+    changed = config_text(timeout=3, extra="[bus]\nqueue_size = 16\n").replace(
+        "[daemon]\n", '[daemon]\nlog_level = "debug"\n'
+    )
+    write(cfg, changed)
     d.signal(signal.SIGHUP)
     warning = d.wait_for("config.restart_required")
     assert warning["sections"] == ["bus", "daemon.shutdown_timeout"]
-    assert d.wait_for("config.reloaded")["applied"] == []
+    reloaded = d.wait_for("config.reloaded")
+    assert reloaded["applied"] == ["daemon.log_level"], "the log level changes live beside them"
+    assert reloaded["effective"]["log_level"] == "debug"
     # The running values stay in force, so asking again still says a restart is needed.
     d.signal(signal.SIGHUP)
     assert d.wait_for("config.restart_required")["sections"] == ["bus", "daemon.shutdown_timeout"]
