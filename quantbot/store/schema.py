@@ -1,0 +1,81 @@
+"""The schema, as versioned migrations shared by SQLite and PostgreSQL.
+
+Both backends run the same statements: amounts are TEXT (base units can exceed 64 bits), times are
+ISO-8601 UTC TEXT (sortable), payloads are JSON TEXT. A migration is applied once, in a transaction,
+and recorded in `schema_version`; the store refuses to open a database newer than it knows.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (
+        1,
+        "orders journal, fills, positions, state, counters, cursors, records",
+        (
+            """CREATE TABLE orders (
+                order_id TEXT PRIMARY KEY,
+                idempotency_key TEXT NOT NULL UNIQUE,
+                strategy TEXT NOT NULL,
+                chain TEXT NOT NULL,
+                side TEXT NOT NULL,
+                token TEXT NOT NULL,
+                amount TEXT NOT NULL,
+                notional_usd TEXT,
+                executor TEXT NOT NULL,
+                status TEXT NOT NULL,
+                tx TEXT,
+                reason TEXT NOT NULL DEFAULT '',
+                detail TEXT NOT NULL DEFAULT '',
+                intent TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX orders_status ON orders (status)",
+            """CREATE TABLE fills (
+                order_id TEXT PRIMARY KEY REFERENCES orders (order_id),
+                tx TEXT NOT NULL,
+                amount_in TEXT NOT NULL,
+                amount_out TEXT NOT NULL,
+                fee TEXT NOT NULL,
+                price_native TEXT,
+                filled_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE positions (
+                chain TEXT NOT NULL,
+                token TEXT NOT NULL,
+                quantity TEXT NOT NULL,
+                cost_native TEXT NOT NULL,
+                realised_pnl_native TEXT NOT NULL,
+                opened_at TEXT,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (chain, token)
+            )""",
+            """CREATE TABLE state (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE daily_counters (
+                day TEXT NOT NULL,
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                PRIMARY KEY (day, key)
+            )""",
+            """CREATE TABLE cursors (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE records (
+                kind TEXT NOT NULL,
+                key TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (kind, key)
+            )""",
+            "CREATE INDEX records_age ON records (kind, updated_at)",
+        ),
+    ),
+)
+
+LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,218 @@
+"""The Store contract, run against both backends: SQLite and a throw-away PostgreSQL database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from quantbot.store import DuplicateOrder, FillRow, OrderRow, PositionRow, Store, StoreError
+from quantbot.store.postgres import PostgresStore
+from quantbot.store.schema import LATEST
+from quantbot.store.sqlite import SqliteStore
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+PG_ADMIN_DSN = os.environ.get("QUANTBOT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def _pg_reachable() -> str | None:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    await conn.close()
+    return None
+
+
+@asynccontextmanager
+async def pg_database() -> AsyncIterator[str]:
+    """A fresh database on the local PostgreSQL, dropped afterwards. Skips (fails under CI) if absent."""
+    import asyncpg
+
+    problem = await _pg_reachable()
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {PG_ADMIN_DSN} is required under CI: {problem}")
+        pytest.skip(f"PostgreSQL at {PG_ADMIN_DSN} is not reachable ({problem}); run scripts/services")
+    name = f"quantbot_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        async with SqliteStore(tmp_path / "quantbot.db") as s:
+            yield s
+    else:
+        async with pg_database() as dsn, PostgresStore(dsn) as s:
+            yield s
+
+
+def order(n: int = 1, **fields: object) -> OrderRow:
+    base: dict[str, object] = {
+        "order_id": f"o{n}",
+        "idempotency_key": f"k{n}",
+        "strategy": "s",
+        "chain": "solana",
+        "side": "buy",
+        "token": "Mint",
+        "amount": 2**70 + n,  # wider than 64 bits: amounts are stored losslessly
+        "notional_usd": Decimal("12.345678"),
+        "executor": "paper",
+        "status": "pending",
+        "intent": '{"type":"OrderIntent"}',
+        "created_at": T0 + timedelta(seconds=n),
+        "updated_at": T0 + timedelta(seconds=n),
+    }
+    return OrderRow(**(base | fields))  # type: ignore[arg-type]
+
+
+async def test_migrations_apply_once_and_record_the_version(store: Store) -> None:
+    assert await store.migrate() == LATEST
+    assert await store.migrate() == LATEST
+    rows = await store.fetch("SELECT version FROM schema_version")
+    assert [r[0] for r in rows] == list(range(1, LATEST + 1))
+
+
+async def test_a_database_newer_than_the_code_is_refused(store: Store) -> None:
+    await store.execute("INSERT INTO schema_version (version, note) VALUES (?, ?)", LATEST + 1, "future")
+    with pytest.raises(StoreError, match=f"schema version {LATEST + 1} is newer"):
+        await store.migrate()
+
+
+async def test_journaled_order_round_trips(store: Store) -> None:
+    o = order()
+    await store.journal_order(o)
+    assert await store.get_order("o1") == o
+    assert await store.find_order("k1") == o
+    assert await store.get_order("nope") is None
+
+
+async def test_the_idempotency_key_is_unique(store: Store) -> None:
+    await store.journal_order(order(1))
+    with pytest.raises(DuplicateOrder, match="'k1'"):
+        await store.journal_order(order(2, idempotency_key="k1"))
+    assert [o.order_id for o in await store.orders()] == ["o1"]
+
+
+async def test_status_moves_forward_and_never_leaves_a_final_state(store: Store) -> None:
+    await store.journal_order(order())
+    assert await store.set_order_status("o1", "submitted", now=T0, tx="sig1")
+    assert await store.set_order_status("o1", "failed", now=T0, reason="expired_blockhash", detail="d")
+    assert not await store.set_order_status("o1", "submitted", now=T0, tx="sig2")
+    row = await store.get_order("o1")
+    assert row is not None and (row.status, row.tx, row.reason) == ("failed", "sig1", "expired_blockhash")
+    assert not await store.set_order_status("unknown", "failed", now=T0)
+    with pytest.raises(ValueError, match="unknown order status"):
+        await store.set_order_status("o1", "lost", now=T0)
+
+
+async def test_unfinished_orders_are_what_reconciliation_needs(store: Store) -> None:
+    for n in (1, 2, 3):
+        await store.journal_order(order(n))
+    await store.set_order_status("o2", "submitted", now=T0, tx="sig")
+    await store.set_order_status("o3", "expired", now=T0)
+    assert [(o.order_id, o.status) for o in await store.unfinished_orders()] == [
+        ("o1", "pending"),
+        ("o2", "submitted"),
+    ]
+
+
+async def test_a_fill_is_recorded_once_and_marks_the_order_filled(store: Store) -> None:
+    await store.journal_order(order())
+    fill = FillRow(
+        order_id="o1",
+        tx="sig",
+        amount_in=10**9,
+        amount_out=2**65,
+        fee=5000,
+        price_native=Decimal("1E-9"),
+        filled_at=T0,
+    )
+    assert await store.record_fill(fill)
+    assert not await store.record_fill(fill), "a second report of the same fill changes nothing"
+    assert await store.fills() == [fill]
+    row = await store.get_order("o1")
+    assert row is not None and row.status == "filled" and row.tx == "sig"
+
+
+async def test_positions_are_replaced_whole(store: Store) -> None:
+    p = PositionRow(
+        chain="solana", token="M", quantity=2**66, cost_native=10, realised_pnl_native=-3, opened_at=T0, updated_at=T0
+    )
+    await store.put_position(p)
+    q = PositionRow(
+        chain="solana", token="M", quantity=0, cost_native=0, realised_pnl_native=7, opened_at=None, updated_at=T0
+    )
+    await store.put_position(q)
+    assert await store.positions() == [q]
+
+
+async def test_state_and_cursors_upsert(store: Store) -> None:
+    assert await store.get_state("trading") is None
+    await store.set_state("trading", "halted", now=T0)
+    await store.set_state("trading", "active", now=T0)
+    assert await store.get_state("trading") == "active"
+    await store.set_cursor("aptos.ledger", "123", now=T0)
+    await store.set_cursor("aptos.ledger", "456", now=T0)
+    assert await store.get_cursor("aptos.ledger") == "456"
+
+
+async def test_daily_counters_are_per_day_and_exact(store: Store) -> None:
+    await store.add_counter("2026-03-01", "notional_usd", Decimal("0.1"))
+    assert await store.add_counter("2026-03-01", "notional_usd", Decimal("0.2")) == Decimal("0.3")
+    assert await store.get_counter("2026-03-02", "notional_usd") == 0
+
+
+async def test_concurrent_counter_additions_are_not_lost(store: Store) -> None:
+    await asyncio.gather(*(store.add_counter("d", "n", Decimal(1)) for _ in range(50)))
+    assert await store.get_counter("d", "n") == 50
+
+
+async def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.transaction():
+            await store.set_state("a", "1", now=T0)
+            raise RuntimeError("boom")
+    assert await store.get_state("a") is None
+
+
+async def test_records_with_retention(store: Store) -> None:
+    await store.put_record("signal", "a", '{"x":1}', now=T0)
+    await store.put_record("signal", "b", '{"x":2}', now=T0 + timedelta(hours=30))
+    await store.put_record("profile", "w", '{"v":1}', now=T0)
+    assert await store.expire_records("signal", older_than=T0 + timedelta(hours=24)) == 1
+    assert [k async for k, _ in store.records("signal")] == ["b"]
+    assert await store.get_record("profile", "w") == '{"v":1}'
+
+
+async def test_sqlite_store_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    async with SqliteStore(path) as s:
+        await s.journal_order(order())
+    async with SqliteStore(path) as s:
+        assert (await s.get_order("o1")) == order()
+        await s.backup(tmp_path / "copy.db")
+    async with SqliteStore(tmp_path / "copy.db") as copy:
+        assert (await copy.get_order("o1")) == order()
+
+
+async def test_unreachable_postgres_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):
+        async with PostgresStore("postgresql://postgres@127.0.0.1:1/none", timeout=2):
+            pass
