@@ -8,6 +8,8 @@ Strategies get a `StrategyContext` with `submit(intent)`: never an executor, nev
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Protocol
 
 import msgspec
@@ -39,14 +41,18 @@ from quantbot.events import (
     Transfer,
     WhaleSignal,
 )
+from quantbot.execution import ApprovedOrder, ExecutionReport, Fill, Outcome
 from quantbot.secrets import Secret
 
 __all__ = [
+    "ApprovedOrder",
     "Chain",
     "Clock",
     "ConfigReloaded",
     "Event",
+    "ExecutionReport",
     "Executor",
+    "Fill",
     "Filter",
     "FilterVerdict",
     "Notifier",
@@ -57,9 +63,11 @@ __all__ = [
     "OrderIntent",
     "OrderRejected",
     "OrderSubmitted",
+    "Outcome",
     "Plugin",
     "PluginConfig",
     "PluginDisabled",
+    "PluginEnv",
     "PositionUpdate",
     "PriceUpdate",
     "RejectReason",
@@ -86,6 +94,14 @@ class PluginConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """Base of every plugin's parameter schema. Use `quantbot.api.Secret` for secret fields."""
 
 
+@dataclass(frozen=True)
+class PluginEnv:
+    """What the daemon lends a plugin: its clock and a directory of its own for state."""
+
+    clock: Clock
+    data_dir: Path
+
+
 class Plugin:
     """Common shape: built from its id and typed config; may be reconfigured live (SIGHUP)."""
 
@@ -95,6 +111,17 @@ class Plugin:
         self.id = id
         self.config = config
         self.log = structlog.get_logger(component=f"plugin.{id}")
+        self._env: PluginEnv | None = None
+
+    def attach(self, env: PluginEnv) -> None:
+        """Called by the daemon before `start`."""
+        self._env = env
+
+    @property
+    def env(self) -> PluginEnv:
+        if self._env is None:
+            raise RuntimeError(f"plugin {self.id!r} used before the daemon attached it")
+        return self._env
 
     def reconfigure(self, config: PluginConfig) -> None:
         """Take new parameters without losing state. Override to re-derive cached values."""
@@ -152,12 +179,20 @@ class Notifier(Plugin):
 
 
 class Executor(Plugin):
-    """Sends approved orders to a venue. Accepts only what the risk engine approved."""
+    """Sends approved orders to a venue. It only ever receives orders the RiskEngine sealed.
 
-    chain: ClassVar[Chain]
+    Contract: `execute` returns FILLED with the real fill, SUBMITTED when sent but not yet known,
+    EXPIRED when sent and provably unable to land, or FAILED only when provably nothing was sent.
+    An exception counts as "maybe sent": the order is reconciled, never re-sent.
+    `reconcile(order, tx)` answers for an order found unfinished at start-up; NOT_SENT when the venue
+    provably never saw it.
+    """
 
-    async def execute(self, order: OrderApproved) -> None:
+    live: ClassVar[bool] = True
+    """False only for executors that never touch a chain (paper)."""
+
+    async def execute(self, order: ApprovedOrder) -> ExecutionReport:
         raise NotImplementedError
 
-    async def reconcile(self, order: OrderApproved) -> None:
+    async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
         raise NotImplementedError

@@ -82,6 +82,19 @@ class RiskConfig(_Section, frozen=True, kw_only=True):
     block_tokens: tuple[str, ...] = ()
 
 
+class StoreConfig(_Section, frozen=True, kw_only=True):
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    sqlite_path: str = "quantbot.db"
+    postgres_dsn: str = "postgresql://quantbot@127.0.0.1:5432/quantbot"
+    postgres_password: Secret | None = None
+
+
+class OrdersConfig(_Section, frozen=True, kw_only=True):
+    solana: tuple[str, ...] = ("paper",)
+    aptos: tuple[str, ...] = ("paper",)
+    execute_timeout: Positive = 120.0
+
+
 class WalletConfig(_Section, frozen=True, kw_only=True):
     solana_keypair: SigningKey | None = None
     aptos_private_key: SigningKey | None = None
@@ -106,6 +119,8 @@ class Config(_Section, frozen=True, kw_only=True):
     daemon: DaemonConfig = DaemonConfig()
     bus: BusConfig = BusConfig()
     risk: RiskConfig = RiskConfig()
+    orders: OrdersConfig = OrdersConfig()
+    store: StoreConfig = StoreConfig()
     wallet: WalletConfig = WalletConfig()
     filters: tuple[PluginSpec, ...] = ()
     strategies: tuple[PluginSpec, ...] = ()
@@ -542,6 +557,8 @@ def load_config(
     v = _Validator(layers, environ)
     v.problems.extend(problems)
     tree = layers.tree
+    # Safe default: with no executor configured, orders go to the paper executor.
+    tree.setdefault("executors", [{"use": "paper"}])
     _split_plugin_tables(tree, v)
     normalised = v.struct(tree, Config, ())
     plugin_params = _check_plugins(tree, v, plugins) if plugins is not None else {}
@@ -551,6 +568,16 @@ def load_config(
         config = msgspec.convert(normalised, Config, dec_hook=_keep_secret)
     except msgspec.ValidationError as exc:  # a rule only msgspec knows; still say where
         raise ConfigError([f"{files[-1] if files else '<defaults>'}: {exc}"]) from None
+    executor_ids = {s.key for s in config.executors if s.enabled}
+    route_problems = [
+        f"{layers.source_of(('orders', chain))}: orders.{chain}: executor {name!r} is not configured; "
+        f'add [[executors]] use = "{name}" (configured: {", ".join(sorted(executor_ids)) or "none"})'
+        for chain in ("solana", "aptos")
+        for name in getattr(config.orders, chain)
+        if name not in executor_ids
+    ]
+    if route_problems:
+        raise ConfigError(route_problems)
     if config.mode == "live" and config.wallet.solana_keypair is None and config.wallet.aptos_private_key is None:
         src = layers.source_of(("mode",))
         raise ConfigError(

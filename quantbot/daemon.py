@@ -1,6 +1,7 @@
 """Daemon: the one place that knows every room. Builds, starts, reloads and stops the components.
 
-Start order: clock -> bus -> risk engine -> filter stage -> strategies -> notifiers.
+Start order: clock -> bus -> store -> executors -> order router (reconciles) -> risk engine ->
+filter stage -> strategies -> notifiers.
 Stop: drain the bus, then stop components in reverse order, all within `daemon.shutdown_timeout`.
 """
 
@@ -10,13 +11,14 @@ import asyncio
 import os
 import signal
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
 import structlog
 
 from quantbot import __version__
-from quantbot.api import Filter, Plugin, PluginConfig
+from quantbot.api import Executor, Filter, Plugin, PluginConfig, PluginEnv
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock, WallClock
 from quantbot.config import Config, ConfigError, LoadedConfig, PluginSpec, changed_sections, load_config
@@ -24,12 +26,23 @@ from quantbot.events import ConfigReloaded
 from quantbot.filtering import FilterStage
 from quantbot.hosting import PluginHost
 from quantbot.logs import setup_logging
+from quantbot.orders import OrderRouter, Sealer
 from quantbot.plugins import PluginCatalog
 from quantbot.risk import RiskEngine
 from quantbot.sdnotify import Notifier as SdNotifier
 from quantbot.secrets import Redactor
+from quantbot.store import Store
+from quantbot.store.postgres import PostgresStore
+from quantbot.store.sqlite import SqliteStore
 
 log = structlog.get_logger(component="daemon")
+
+STOP_GRACE_S = 1.0
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
 
 # What SIGHUP may change without a restart. `strategies` only when the same instances remain.
 LIVE = frozenset({"filters", "strategies", "risk", "daemon.log_level"})
@@ -43,16 +56,29 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
-def build_plugins(loaded: LoadedConfig, catalog: PluginCatalog, section: str) -> list[Plugin]:
+def build_plugins(loaded: LoadedConfig, catalog: PluginCatalog, section: str, clock: Clock) -> list[Plugin]:
     """One instance per enabled `[[section]]` table, built from its validated parameters."""
     specs: tuple[PluginSpec, ...] = getattr(loaded.config, section)
+    data_dir = Path(loaded.config.daemon.data_dir)
     out = []
     for spec in specs:
         if not spec.enabled:
             continue
         cls = catalog.get(section, spec.use).load()
-        out.append(cls(id=spec.key, config=loaded.plugin_params[(section, spec.key)]))
+        plugin = cls(id=spec.key, config=loaded.plugin_params[(section, spec.key)])
+        plugin.attach(PluginEnv(clock=clock, data_dir=data_dir / section / spec.key))
+        out.append(plugin)
     return out
+
+
+def open_store(config: Config) -> Store:
+    """The configured store (not yet opened)."""
+    sc = config.store
+    if sc.backend == "postgres":
+        password = sc.postgres_password.reveal() if sc.postgres_password else None
+        return PostgresStore(sc.postgres_dsn, password=password)
+    path = Path(sc.sqlite_path)
+    return SqliteStore(path if path.is_absolute() else Path(config.daemon.data_dir) / path)
 
 
 class Daemon:
@@ -83,6 +109,8 @@ class Daemon:
         self.filters: FilterStage | None = None
         self.strategies: PluginHost | None = None
         self.notifiers: PluginHost | None = None
+        self.store: Store | None = None
+        self.router: OrderRouter | None = None
 
     @property
     def config(self) -> Config:
@@ -110,25 +138,56 @@ class Daemon:
             max_failures=cfg.bus.max_consecutive_failures,
         )
         self.bus = bus
-        self.risk = RiskEngine(bus=bus, limits=cfg.risk)
+        self.store = open_store(cfg)
+        executors = {
+            p.id: p
+            for p in build_plugins(self.loaded, self.catalog, "executors", self.clock)
+            if isinstance(p, Executor)
+        }
+        executor_host = PluginHost(
+            bus=bus, section="executors", plugins=list(executors.values()), overflow=Overflow.BLOCK
+        )
+        sealer = Sealer()
+        self.router = OrderRouter(
+            bus=bus,
+            store=self.store,
+            executors=executors,
+            sealer=sealer,
+            clock=self.clock,
+            mode=cfg.mode,
+            execute_timeout=cfg.orders.execute_timeout,
+        )
+        self.risk = RiskEngine(
+            bus=bus, limits=cfg.risk, routes=cfg.orders, router=self.router, sealer=sealer, clock=self.clock
+        )
         self.filters = FilterStage(
             bus=bus,
-            filters=[p for p in build_plugins(self.loaded, self.catalog, "filters") if isinstance(p, Filter)],
+            filters=[
+                p for p in build_plugins(self.loaded, self.catalog, "filters", self.clock) if isinstance(p, Filter)
+            ],
             timeout=cfg.bus.handler_timeout,
         )
         self.strategies = PluginHost(
             bus=bus,
             section="strategies",
-            plugins=build_plugins(self.loaded, self.catalog, "strategies"),
+            plugins=build_plugins(self.loaded, self.catalog, "strategies", self.clock),
             overflow=Overflow.BLOCK,
         )
         self.notifiers = PluginHost(
             bus=bus,
             section="notifiers",
-            plugins=build_plugins(self.loaded, self.catalog, "notifiers"),
+            plugins=build_plugins(self.loaded, self.catalog, "notifiers", self.clock),
             overflow=Overflow.DROP_OLDEST,
         )
-        self.components = [self.risk, self.filters, self.strategies, self.notifiers]
+        self.components = [
+            self.store,
+            executor_host,
+            self.router,
+            self.risk,
+            self.filters,
+            self.strategies,
+            self.notifiers,
+        ]
 
         loop = asyncio.get_running_loop()
         signals = {
@@ -186,16 +245,24 @@ class Daemon:
         timeout = self.config.daemon.shutdown_timeout
         self.sd.stopping("stopping")
         log.info("daemon.stopping", timeout_s=timeout)
-        clean = True
-        try:
-            async with asyncio.timeout(timeout):
-                clean = await bus.drain(timeout)
-                for c in reversed(started):
+        deadline = loop_time() + timeout
+        clean = await bus.drain(timeout)
+        if not clean:
+            log.error("daemon.shutdown_timeout", timeout_s=timeout, stage="drain", pending=bus.queue_depths())
+        # Each component gets what is left of the budget, but at least a short grace, so one that
+        # hangs cannot keep the next (ultimately the store) from closing.
+        for c in reversed(started):
+            budget = max(deadline - loop_time(), STOP_GRACE_S)
+            try:
+                async with asyncio.timeout(budget):
                     await c.stop()
-                    log.info("component.stopped", name=c.name)
-        except TimeoutError:
-            clean = False
-            log.error("daemon.shutdown_timeout", timeout_s=timeout, pending=bus.queue_depths())
+                log.info("component.stopped", name=c.name)
+            except TimeoutError:
+                clean = False
+                log.error("daemon.shutdown_timeout", timeout_s=timeout, stage=c.name)
+            except Exception as exc:
+                clean = False
+                log.error("component.stop_failed", name=c.name, exc_info=exc)
         await bus.aclose()
         log.info("daemon.stopped", clean=clean, bus=bus.stats()["published"])
         return 0 if clean else 1
@@ -260,6 +327,9 @@ class Daemon:
             else:
                 cls = self.catalog.get("filters", spec.use).load()
                 built = cls(id=spec.key, config=params)
+                built.attach(
+                    PluginEnv(clock=self.clock, data_dir=Path(new.config.daemon.data_dir) / "filters" / spec.key)
+                )
                 assert isinstance(built, Filter)  # noqa: S101  (the catalog checked the base class)
                 out.append(built)
         return out

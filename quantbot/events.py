@@ -170,6 +170,12 @@ class RejectReason(enum.StrEnum):
     NO_USD_PRICE = "no_usd_price"
     BLOCKED_TOKEN = "blocked_token"  # noqa: S105  (a token mint, not a password)
     NOT_ALLOWED_TOKEN = "not_allowed_token"  # noqa: S105
+    DUPLICATE_INTENT = "duplicate_intent"
+    NO_EXECUTOR = "no_executor"
+    PAPER_MODE = "paper_mode"
+    NO_PRICE = "no_price"
+    EXECUTOR_ERROR = "executor_error"
+    NOT_SENT = "not_sent"
 
 
 class OrderIntent(_ChainEvent, frozen=True, kw_only=True):
@@ -184,6 +190,8 @@ class OrderIntent(_ChainEvent, frozen=True, kw_only=True):
     amount: int
     """Base units of what is spent: native (lamports, octas) for a buy, the token for a sell."""
     notional_usd: Decimal | None = None
+    price_native: Decimal | None = None
+    """Reference price: native base units per token base unit (what the strategy saw)."""
     reduce_only: bool = False
     reason: str = ""
 

@@ -72,7 +72,9 @@ class PluginHost:
                 await self.bus.report_failure(ref, exc, event=None, subscriber=f"{self.section}.{p.id}")
                 await self.bus.disable_plugin(ref, failures=1, error=f"start failed: {type(exc).__name__}: {exc}")
                 continue
-            topics = p.topics() if isinstance(p, Strategy | Notifier) else ()
+            if not isinstance(p, Strategy | Notifier):
+                continue  # executors are called by the order router, not fed from the bus
+            topics = p.topics()
             if not topics:
                 log.warning("plugin.no_topics", plugin=f"{self.section}:{p.id}")
                 continue

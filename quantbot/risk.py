@@ -13,8 +13,11 @@ import msgspec
 import structlog
 
 from quantbot.bus import EventBus, Overflow
-from quantbot.config import RiskConfig
-from quantbot.events import Event, OrderApproved, OrderIntent, OrderRejected, RejectReason
+from quantbot.clock import Clock
+from quantbot.config import OrdersConfig, RiskConfig
+from quantbot.events import Event, OrderIntent, OrderRejected, RejectReason
+from quantbot.execution import ApprovedOrder
+from quantbot.orders import OrderRouter, Sealer
 
 log = structlog.get_logger(component="risk")
 
@@ -24,9 +27,22 @@ NATIVE_DECIMALS = {"solana": 9, "aptos": 8}
 class RiskEngine:
     name = "risk"
 
-    def __init__(self, *, bus: EventBus, limits: RiskConfig) -> None:
+    def __init__(
+        self,
+        *,
+        bus: EventBus,
+        limits: RiskConfig,
+        routes: OrdersConfig,
+        router: OrderRouter,
+        sealer: Sealer,
+        clock: Clock,
+    ) -> None:
         self.bus = bus
         self.limits = limits
+        self.routes = routes
+        self.router = router
+        self.sealer = sealer
+        self.clock = clock
 
     async def start(self) -> None:
         self.bus.subscribe("order.intent", self._on_intent, name="risk", overflow=Overflow.BLOCK)
@@ -62,9 +78,17 @@ class RiskEngine:
         assert isinstance(event, OrderIntent)  # noqa: S101  (the subscription guarantees it)
         verdict = self.evaluate(event)
         if verdict is None:
-            order_id = uuid.uuid4().hex
-            log.info("order.approved", order_id=order_id, strategy=event.strategy, token=event.token)
-            await self.bus.publish(OrderApproved(order_id=order_id, intent=event))
+            order = self.sealer.seal(
+                ApprovedOrder(
+                    order_id=uuid.uuid4().hex,
+                    idempotency_key=f"{event.strategy}:{event.intent_id}",
+                    intent=event,
+                    executors=getattr(self.routes, event.chain),
+                    approved_at=self.clock.now(),
+                )
+            )
+            log.info("order.approved", order_id=order.order_id, strategy=event.strategy, token=event.token)
+            await self.router.submit(order)
         else:
             reason, detail = verdict
             log.info("order.rejected", strategy=event.strategy, token=event.token, reason=reason.value, detail=detail)

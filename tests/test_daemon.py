@@ -29,6 +29,7 @@ from tests.conftest import DaemonProcess, cli_env, write
 
 BASE = """
 [daemon]
+data_dir = "{data_dir}"
 shutdown_timeout = {timeout}
 [risk]
 max_order_usd = {max_usd}
@@ -41,8 +42,11 @@ topics = ["token.#", "order.#", "config.reloaded"]
 """
 
 
-def config_text(*, max_usd: int = 50, patterns: str = '["rug"]', timeout: float = 10, extra: str = "") -> str:
-    return BASE.format(max_usd=max_usd, patterns=patterns, timeout=timeout) + extra
+def config_text(
+    tmp: Path, *, max_usd: int = 50, patterns: str = '["rug"]', timeout: float = 10, extra: str = ""
+) -> str:
+    """A daemon config whose state goes under `tmp`."""
+    return BASE.format(max_usd=max_usd, patterns=patterns, timeout=timeout, data_dir=tmp / "data") + extra
 
 
 @pytest.mark.subprocess
@@ -50,7 +54,7 @@ def config_text(*, max_usd: int = 50, patterns: str = '["rug"]', timeout: float 
 def test_stop_signal_stops_components_in_reverse_order_and_exits_0(
     tmp_path: Path, daemons: list[DaemonProcess], sig: signal.Signals
 ) -> None:
-    cfg = write(tmp_path / "q.toml", config_text())
+    cfg = write(tmp_path / "q.toml", config_text(tmp_path))
     d = DaemonProcess("-c", str(cfg))
     daemons.append(d)
     d.wait_for("daemon.ready")
@@ -58,7 +62,7 @@ def test_stop_signal_stops_components_in_reverse_order_and_exits_0(
     assert d.wait() == 0
     started = [r["name"] for r in d.lines if r["event"] == "component.started"]
     stopped = [r["name"] for r in d.lines if r["event"] == "component.stopped"]
-    assert started == ["risk", "filters", "strategies", "notifiers"]
+    assert started == ["store", "executors", "orders", "risk", "filters", "strategies", "notifiers"]
     assert stopped == list(reversed(started))
     assert d.lines[-1]["event"] == "daemon.stopped" and d.lines[-1]["clean"] is True
     assert all("component" in r and "timestamp" in r and "level" in r for r in d.lines)
@@ -66,11 +70,11 @@ def test_stop_signal_stops_components_in_reverse_order_and_exits_0(
 
 @pytest.mark.subprocess
 def test_sighup_applies_new_filter_parameter_and_risk_limit(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
-    cfg = write(tmp_path / "q.toml", config_text(max_usd=50, patterns='["rug"]'))
+    cfg = write(tmp_path / "q.toml", config_text(tmp_path, max_usd=50, patterns='["rug"]'))
     d = DaemonProcess("-c", str(cfg))
     daemons.append(d)
     d.wait_for("daemon.ready")
-    write(cfg, config_text(max_usd=7, patterns='["rug", "scam"]'))
+    write(cfg, config_text(tmp_path, max_usd=7, patterns='["rug", "scam"]'))
     d.signal(signal.SIGHUP)
     reloaded = d.wait_for("config.reloaded")
     assert reloaded["applied"] == ["filters", "risk"]
@@ -86,12 +90,12 @@ def test_sighup_applies_new_filter_parameter_and_risk_limit(tmp_path: Path, daem
 
 @pytest.mark.subprocess
 def test_sighup_with_a_bad_config_keeps_the_old_one(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
-    good = config_text(max_usd=50)
+    good = config_text(tmp_path, max_usd=50)
     cfg = write(tmp_path / "q.toml", good)
     d = DaemonProcess("-c", str(cfg))
     daemons.append(d)
     d.wait_for("daemon.ready")
-    write(cfg, config_text(max_usd=7).replace('use = "blocklist"', 'use = "blocklst"'))
+    write(cfg, config_text(tmp_path, max_usd=7).replace('use = "blocklist"', 'use = "blocklst"'))
     d.signal(signal.SIGHUP)
     refused = d.wait_for("config.reload_refused")
     assert refused["level"] == "error"
@@ -110,11 +114,11 @@ def test_sighup_with_a_bad_config_keeps_the_old_one(tmp_path: Path, daemons: lis
 def test_sighup_change_that_cannot_apply_live_is_logged_restart_required_and_log_level_applies(
     tmp_path: Path, daemons: list[DaemonProcess]
 ) -> None:
-    cfg = write(tmp_path / "q.toml", config_text())
+    cfg = write(tmp_path / "q.toml", config_text(tmp_path))
     d = DaemonProcess("-c", str(cfg))
     daemons.append(d)
     d.wait_for("daemon.ready")
-    changed = config_text(timeout=3, extra="[bus]\nqueue_size = 16\n").replace(
+    changed = config_text(tmp_path, timeout=3, extra="[bus]\nqueue_size = 16\n").replace(
         "[daemon]\n", '[daemon]\nlog_level = "debug"\n'
     )
     write(cfg, changed)
@@ -136,20 +140,23 @@ def test_sighup_change_that_cannot_apply_live_is_logged_restart_required_and_log
 def test_shutdown_is_bounded_when_a_plugin_hangs_in_stop(
     tmp_path: Path, daemons: list[DaemonProcess], plugin_site: Path
 ) -> None:
-    cfg = write(tmp_path / "q.toml", config_text(timeout=0.5, extra='[[notifiers]]\nuse = "hang_on_stop"\n'))
+    cfg = write(tmp_path / "q.toml", config_text(tmp_path, timeout=0.5, extra='[[notifiers]]\nuse = "hang_on_stop"\n'))
     d = DaemonProcess("-c", str(cfg), env=cli_env(PYTHONPATH=str(plugin_site)))
     daemons.append(d)
     d.wait_for("daemon.ready")
     d.signal(signal.SIGTERM)
     assert d.wait(timeout=20) == 1, "a forced stop is reported as a failure"
-    assert d.wait_for("daemon.shutdown_timeout")["timeout_s"] == 0.5
+    timed_out = d.wait_for("daemon.shutdown_timeout")
+    assert (timed_out["timeout_s"], timed_out["stage"]) == (0.5, "notifiers")
+    stopped = [r["name"] for r in d.lines if r["event"] == "component.stopped"]
+    assert stopped[-1] == "store", "the store still closes after a plugin hung"
 
 
 @pytest.mark.subprocess
 def test_run_warns_about_a_broken_plugin_it_does_not_use(
     tmp_path: Path, daemons: list[DaemonProcess], plugin_site: Path
 ) -> None:
-    cfg = write(tmp_path / "q.toml", config_text())
+    cfg = write(tmp_path / "q.toml", config_text(tmp_path))
     d = DaemonProcess("-c", str(cfg), env=cli_env(PYTHONPATH=str(plugin_site)))
     daemons.append(d)
     warning = d.wait_for("plugin.unloadable", name="broken")
@@ -186,7 +193,7 @@ async def test_sighup_changes_filter_and_risk_behaviour_in_the_running_daemon(
     tmp_path: Path, plugin_site: Path
 ) -> None:
     strategy = '[[strategies]]\nuse = "buy_accepted"\nnotional_usd = 10\n'
-    cfg = write(tmp_path / "q.toml", config_text(max_usd=50, patterns='["rug"]', extra=strategy))
+    cfg = write(tmp_path / "q.toml", config_text(tmp_path, max_usd=50, patterns='["rug"]', extra=strategy))
     catalog = PluginCatalog.discover()
     loaded = load_config([cfg], environ={}, plugins=catalog)
     daemon = Daemon(
@@ -207,7 +214,7 @@ async def test_sighup_changes_filter_and_risk_behaviour_in_the_running_daemon(
     assert approved.intent.notional_usd == Decimal(10)
     assert approved.intent.strategy == "buy_accepted", "the host, not the strategy, names the strategy"
 
-    write(cfg, config_text(max_usd=5, patterns='["rug", "moon"]', extra=strategy))
+    write(cfg, config_text(tmp_path, max_usd=5, patterns='["rug", "moon"]', extra=strategy))
     n = len(rec.events)
     os.kill(os.getpid(), signal.SIGHUP)
     reloaded = await rec.next(ConfigReloaded, n)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -10,16 +11,24 @@ from hypothesis import strategies as st
 
 from quantbot.bus import EventBus
 from quantbot.clock import SimClock
-from quantbot.config import RiskConfig
-from quantbot.events import Event, OrderApproved, OrderRejected, RejectReason
+from quantbot.config import OrdersConfig, RiskConfig
+from quantbot.events import OrderApproved, OrderRejected, RejectReason
+from quantbot.orders import OrderRouter, Sealer
 from quantbot.risk import RiskEngine
+from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import order_intent
+from tests.orderpath import order_path
 
 LIMITS = RiskConfig(max_order_usd=Decimal(50), max_order_sol=Decimal("0.5"), max_order_apt=Decimal(5))
 
 
 def engine(limits: RiskConfig = LIMITS) -> RiskEngine:
-    return RiskEngine(bus=EventBus(clock=SimClock()), limits=limits)
+    """An engine for `evaluate` alone (its router is never called here)."""
+    clock = SimClock()
+    bus = EventBus(clock=clock)
+    sealer = Sealer()
+    router = OrderRouter(bus=bus, store=SqliteStore(":memory:"), executors={}, sealer=sealer, clock=clock, mode="paper")
+    return RiskEngine(bus=bus, limits=limits, routes=OrdersConfig(), router=router, sealer=sealer, clock=clock)
 
 
 @pytest.mark.parametrize(
@@ -62,21 +71,14 @@ def test_an_approved_buy_never_exceeds_a_limit(usd: Decimal, amount: int, cap: D
         assert amount <= cap * 10**9
 
 
-async def test_intents_become_approved_or_rejected_events() -> None:
-    got: list[Event] = []
-
-    async def rec(e: Event) -> None:
-        got.append(e)
-
-    bus = EventBus(clock=SimClock())
-    risk = RiskEngine(bus=bus, limits=LIMITS)
-    async with bus:
-        bus.subscribe(["order.approved", "order.rejected"], rec, name="rec")
-        await risk.start()
-        ok = await bus.publish(order_intent(intent_id="a", notional_usd=Decimal(5)))
-        await bus.publish(order_intent(intent_id="b", notional_usd=Decimal(500)))
-        await bus.drain(5)
-    approved, rejected = got
-    assert isinstance(approved, OrderApproved) and approved.intent == ok and len(approved.order_id) == 32
-    assert isinstance(rejected, OrderRejected) and rejected.reason is RejectReason.MAX_ORDER_USD
-    assert rejected.detail == "500 USD > 50 USD"
+async def test_intents_become_approved_or_rejected_events(tmp_path: Path) -> None:
+    async with order_path(tmp_path, limits=LIMITS) as path:
+        ok = await path.bus.publish(order_intent(intent_id="a", notional_usd=Decimal(5), price_native=Decimal(100)))
+        await path.bus.publish(order_intent(intent_id="b", notional_usd=Decimal(500)))
+        await path.bus.drain(5)
+        await path.settle()
+    approved = [e for e in path.events if isinstance(e, OrderApproved)]
+    rejected = [e for e in path.events if isinstance(e, OrderRejected)]
+    assert len(approved) == 1 and approved[0].intent == ok and len(approved[0].order_id) == 32
+    assert len(rejected) == 1 and rejected[0].reason is RejectReason.MAX_ORDER_USD
+    assert rejected[0].detail == "500 USD > 50 USD"

@@ -51,7 +51,7 @@ def test_daemon_speaks_ready_status_watchdog_and_stopping(
     tmp_path: Path, notify_socket: tuple[socket.socket, str], daemons: list[DaemonProcess]
 ) -> None:
     sock, path = notify_socket
-    cfg = write(tmp_path / "q.toml", config_text())
+    cfg = write(tmp_path / "q.toml", config_text(tmp_path))
     d = DaemonProcess("-c", str(cfg), env=cli_env(NOTIFY_SOCKET=path, WATCHDOG_USEC="200000"))
     daemons.append(d)
     before_ready = receive(sock, "READY=1")
@@ -59,7 +59,9 @@ def test_daemon_speaks_ready_status_watchdog_and_stopping(
     ready = before_ready[-1].split("\n")
     assert ready[1] == "STATUS=running mode=paper filters=1 strategies=0 notifiers=1"
     started = [r["name"] for r in d.lines if r["event"] == "component.started"]
-    assert started == ["risk", "filters", "strategies", "notifiers"], "READY=1 only after every component started"
+    assert started == ["store", "executors", "orders", "risk", "filters", "strategies", "notifiers"], (
+        "READY=1 only after every component started"
+    )
     pings = [m for m in receive(sock, "WATCHDOG=1") if m == "WATCHDOG=1"]
     pings += [m for m in receive(sock, "WATCHDOG=1") if m == "WATCHDOG=1"]
     assert len(pings) >= 2

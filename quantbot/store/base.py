@@ -91,6 +91,7 @@ def _dec(text: str | None) -> Decimal | None:
 class Store(abc.ABC):
     """Backend-neutral SQL. Subclasses supply the connection and the placeholder style."""
 
+    name = "store"
     backend: str = "?"
     row_lock: str = ""
     """Suffix that locks selected rows for the transaction (SQLite's BEGIN IMMEDIATE already does)."""
@@ -116,6 +117,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def _is_unique_violation(self, exc: BaseException) -> bool: ...
+
+    async def start(self) -> None:
+        """Open and migrate (the daemon's component lifecycle)."""
+        await self.open()
+        await self.migrate()
+
+    async def stop(self) -> None:
+        await self.close()
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -213,6 +222,16 @@ class Store(abc.ABC):
             order_id,
         )
         return changed == 1
+
+    async def set_order_executor(self, order_id: str, executor: str, *, now: datetime) -> None:
+        """Record which executor is about to get the order (reconciliation asks that one)."""
+        await self.execute(
+            "UPDATE orders SET executor = ?, updated_at = ? WHERE order_id = ? "
+            "AND status NOT IN ('filled', 'failed', 'expired')",
+            executor,
+            _ts(now),
+            order_id,
+        )
 
     _ORDER_COLS = (
         "order_id, idempotency_key, strategy, chain, side, token, amount, notional_usd, executor, status, tx, "

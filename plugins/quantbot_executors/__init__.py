@@ -1,0 +1,1 @@
+"""First-party executor plugins. Each imports only quantbot.api (and libraries)."""

@@ -1,0 +1,242 @@
+"""OrderRouter: journal first, then the executor; on start-up, reconcile what was left unfinished.
+
+An order reaches an executor only after its journal row (with its idempotency key) is committed.
+Executors in an order's chain are tried in turn, the next only when the previous provably did not
+send. An executor that raises may have sent: the order stays `submitted` and is reconciled, never
+re-sent. Unfinished orders found at start are asked about through the executor's `reconcile`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+
+import msgspec
+import structlog
+
+from quantbot.api import Executor
+from quantbot.bus import EventBus
+from quantbot.clock import Clock
+from quantbot.events import (
+    OrderApproved,
+    OrderExpired,
+    OrderFailed,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    RejectReason,
+)
+from quantbot.execution import ApprovedOrder, ExecutionReport, Outcome
+from quantbot.store import DuplicateOrder, FillRow, OrderRow, Store
+
+log = structlog.get_logger(component="orders")
+
+_order_codec = msgspec.json.Encoder()
+_order_decoder = msgspec.json.Decoder(ApprovedOrder)
+
+
+class Sealer:
+    """Seals approved orders with a per-run secret key; only its holders can make a valid one."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key or secrets.token_bytes(32)
+
+    def _mac(self, order: ApprovedOrder) -> str:
+        body = _order_codec.encode(msgspec.structs.replace(order, seal=""))
+        return hmac.new(self._key, body, hashlib.sha256).hexdigest()
+
+    def seal(self, order: ApprovedOrder) -> ApprovedOrder:
+        return msgspec.structs.replace(order, seal=self._mac(order))
+
+    def verify(self, order: ApprovedOrder) -> bool:
+        return bool(order.seal) and hmac.compare_digest(order.seal, self._mac(order))
+
+
+class OrderRouter:
+    name = "orders"
+
+    def __init__(
+        self,
+        *,
+        bus: EventBus,
+        store: Store,
+        executors: dict[str, Executor],
+        sealer: Sealer,
+        clock: Clock,
+        mode: str,
+        execute_timeout: float = 120.0,
+    ) -> None:
+        self.bus = bus
+        self.store = store
+        self.executors = executors
+        self.sealer = sealer
+        self.clock = clock
+        self.mode = mode
+        self.execute_timeout = execute_timeout
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await self.reconcile_all()
+
+    @property
+    def busy(self) -> bool:
+        """Whether an order is in an executor right now."""
+        return bool(self._inflight)
+
+    async def stop(self) -> None:
+        """Let orders already in an executor finish (the daemon bounds how long)."""
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    # --- submitting --------------------------------------------------------------------------------
+
+    async def submit(self, order: ApprovedOrder) -> bool:
+        """Journal an approved order (durably, before anything else) and start executing it.
+
+        Returns False if it was refused before reaching an executor (unsealed, duplicate key).
+        """
+        if not self.sealer.verify(order):
+            log.critical("order.unsealed_refused", order_id=order.order_id, strategy=order.intent.strategy)
+            return False
+        now = self.clock.now()
+        row = OrderRow(
+            order_id=order.order_id,
+            idempotency_key=order.idempotency_key,
+            strategy=order.intent.strategy,
+            chain=order.intent.chain,
+            side=order.intent.side,
+            token=order.intent.token,
+            amount=order.intent.amount,
+            notional_usd=order.intent.notional_usd,
+            executor=order.executors[0] if order.executors else "",
+            status="pending",
+            intent=_order_codec.encode(order).decode(),
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            await self.store.journal_order(row)
+        except DuplicateOrder:
+            log.warning("order.duplicate_refused", idempotency_key=order.idempotency_key)
+            await self.bus.publish(
+                OrderRejected(
+                    intent=order.intent,
+                    reason=RejectReason.DUPLICATE_INTENT,
+                    detail=f"idempotency key {order.idempotency_key} already journaled",
+                )
+            )
+            return False
+        log.info("order.journaled", order_id=order.order_id, key=order.idempotency_key, executors=order.executors)
+        await self.bus.publish(OrderApproved(order_id=order.order_id, intent=order.intent))
+        task = asyncio.get_running_loop().create_task(
+            self._execute(order), name=f"quantbot[orders].execute[{order.order_id}]"
+        )
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return True
+
+    async def _execute(self, order: ApprovedOrder) -> None:
+        last = ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.NO_EXECUTOR, detail="no executor")
+        for name in order.executors:
+            executor = self.executors.get(name)
+            if executor is None:
+                last = ExecutionReport(
+                    outcome=Outcome.FAILED, reason=RejectReason.NO_EXECUTOR, detail=f"executor {name!r} not running"
+                )
+                continue
+            if self.mode == "paper" and executor.live:
+                last = ExecutionReport(
+                    outcome=Outcome.FAILED, reason=RejectReason.PAPER_MODE, detail=f"{name} is live; mode is paper"
+                )
+                continue
+            await self.store.set_order_executor(order.order_id, name, now=self.clock.now())
+            try:
+                async with asyncio.timeout(self.execute_timeout):
+                    report = await executor.execute(order)
+            except Exception as exc:
+                log.error("order.executor_error", order_id=order.order_id, executor=name, exc_info=exc)
+                await self._apply(order, name, ExecutionReport(outcome=Outcome.SUBMITTED, detail=str(exc)))
+                return
+            if report.outcome in (Outcome.FAILED, Outcome.NOT_SENT):
+                log.info("order.executor_refused", order_id=order.order_id, executor=name, reason=report.reason)
+                last = report
+                continue
+            await self._apply(order, name, report)
+            return
+        await self._apply(order, order.executors[-1] if order.executors else "", last)
+
+    # --- results ---------------------------------------------------------------------------------
+
+    async def _apply(self, order: ApprovedOrder, executor: str, report: ExecutionReport) -> None:
+        now = self.clock.now()
+        oid = order.order_id
+        outcome = report.outcome
+        if outcome is Outcome.FILLED and report.fill is not None:
+            f = report.fill
+            fill = FillRow(
+                order_id=oid,
+                tx=f.tx,
+                amount_in=f.amount_in,
+                amount_out=f.amount_out,
+                fee=f.fee,
+                price_native=f.price_native,
+                filled_at=f.filled_at,
+            )
+            if await self.store.record_fill(fill):
+                log.info("order.filled", order_id=oid, executor=executor, tx=f.tx, amount_out=f.amount_out)
+                await self.bus.publish(
+                    OrderFilled(
+                        order_id=oid,
+                        executor=executor,
+                        tx=f.tx,
+                        amount_in=f.amount_in,
+                        amount_out=f.amount_out,
+                        fee=f.fee,
+                        price_native=f.price_native,
+                    )
+                )
+        elif outcome is Outcome.SUBMITTED:
+            await self.store.set_order_status(oid, "submitted", now=now, tx=report.tx, detail=report.detail)
+            log.info("order.submitted", order_id=oid, executor=executor, tx=report.tx)
+            await self.bus.publish(OrderSubmitted(order_id=oid, executor=executor, tx=report.tx or ""))
+        elif outcome is Outcome.EXPIRED:
+            if await self.store.set_order_status(oid, "expired", now=now, tx=report.tx, detail=report.detail):
+                log.info("order.expired", order_id=oid, executor=executor, tx=report.tx)
+                await self.bus.publish(OrderExpired(order_id=oid, executor=executor, tx=report.tx or ""))
+        else:
+            reason = str(report.reason or (RejectReason.NOT_SENT if outcome is Outcome.NOT_SENT else "failed"))
+            if await self.store.set_order_status(oid, "failed", now=now, reason=reason, detail=report.detail):
+                log.info("order.failed", order_id=oid, executor=executor, reason=reason, detail=report.detail)
+                await self.bus.publish(
+                    OrderFailed(order_id=oid, executor=executor, reason=reason, detail=report.detail)
+                )
+
+    # --- start-up reconciliation -------------------------------------------------------------------
+
+    async def reconcile_all(self) -> int:
+        """Ask the executor about every unfinished order; apply what it proves. Returns how many were open."""
+        rows = await self.store.unfinished_orders()
+        for row in rows:
+            order = _order_decoder.decode(row.intent)
+            executor = self.executors.get(row.executor)
+            if executor is None:
+                log.error("order.reconcile_impossible", order_id=row.order_id, executor=row.executor)
+                continue
+            try:
+                report = await executor.reconcile(order, row.tx)
+            except Exception as exc:
+                log.error("order.reconcile_failed", order_id=row.order_id, executor=row.executor, exc_info=exc)
+                continue
+            log.info("order.reconciled", order_id=row.order_id, status=row.status, outcome=report.outcome.value)
+            if report.outcome is Outcome.SUBMITTED:
+                continue  # still unknown: leave it open, never re-send
+            if report.outcome is Outcome.NOT_SENT:
+                report = ExecutionReport(
+                    outcome=Outcome.FAILED,
+                    reason=RejectReason.NOT_SENT,
+                    detail="journaled but never sent before a restart; not re-sent",
+                )
+            await self._apply(order, row.executor, report)
+        return len(rows)

@@ -1,0 +1,77 @@
+"""Builds the real order path (bus, SQLite store, paper executor, router, risk engine) for tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quantbot_executors.paper import PaperExecutor
+
+from quantbot.api import Executor, PluginEnv
+from quantbot.bus import EventBus
+from quantbot.clock import SimClock
+from quantbot.config import OrdersConfig, RiskConfig
+from quantbot.events import Event
+from quantbot.orders import OrderRouter, Sealer
+from quantbot.risk import RiskEngine
+from quantbot.store.sqlite import SqliteStore
+from quantbot.testing import make_plugin
+
+
+@dataclass
+class OrderPath:
+    bus: EventBus
+    store: SqliteStore
+    router: OrderRouter
+    risk: RiskEngine
+    sealer: Sealer
+    executors: dict[str, Executor]
+    events: list[Event] = field(default_factory=list)
+
+    async def settle(self) -> None:
+        """Wait until every queued event and every order in flight is handled (each can cause the other)."""
+        await self.bus.drain(5)
+        while self.router.busy:
+            await self.router.stop()
+            await self.bus.drain(5)
+
+
+@asynccontextmanager
+async def order_path(
+    tmp: Path,
+    *,
+    executors: dict[str, Executor] | None = None,
+    routes: OrdersConfig | None = None,
+    limits: RiskConfig | None = None,
+    mode: str = "paper",
+    clock: SimClock | None = None,
+) -> AsyncIterator[OrderPath]:
+    clock = clock or SimClock()
+    if executors is None:
+        executors = {"paper": make_plugin(PaperExecutor, id="paper")}
+    for name, ex in executors.items():
+        ex.attach(PluginEnv(clock=clock, data_dir=tmp / "executors" / name))
+        await ex.start()
+    sealer = Sealer()
+    async with EventBus(clock=clock) as bus, SqliteStore(tmp / "q.db") as store:
+        router = OrderRouter(bus=bus, store=store, executors=executors, sealer=sealer, clock=clock, mode=mode)
+        risk = RiskEngine(
+            bus=bus,
+            limits=limits or RiskConfig(),
+            routes=routes or OrdersConfig(),
+            router=router,
+            sealer=sealer,
+            clock=clock,
+        )
+        path = OrderPath(bus=bus, store=store, router=router, risk=risk, sealer=sealer, executors=executors)
+
+        async def record(e: Event) -> None:
+            path.events.append(e)
+
+        bus.subscribe("order.#", record, name="test.recorder")
+        await router.start()
+        await risk.start()
+        yield path
+        await path.settle()

@@ -1,0 +1,240 @@
+"""OrderRouter: journal before send, sealed orders only, no duplicates, fallbacks, reconcile after a crash."""
+
+from __future__ import annotations
+
+import ast
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+from quantbot_executors.paper import PaperExecutor
+
+from quantbot.api import ApprovedOrder, ExecutionReport, Executor, Fill, Outcome, PluginConfig
+from quantbot.config import OrdersConfig
+from quantbot.events import OrderFailed, OrderFilled, OrderRejected, OrderSubmitted, RejectReason
+from quantbot.hosting import StrategyContextImpl
+from quantbot.testing import make_plugin, order_intent
+from tests.conftest import REPO
+from tests.orderpath import order_path
+
+PRICE = Decimal(1000)  # lamports per token base unit
+
+
+def intent(n: int = 1, **fields: object):  # type: ignore[no-untyped-def]
+    base: dict[str, object] = {
+        "intent_id": f"i{n}",
+        "notional_usd": Decimal(5),
+        "price_native": PRICE,
+        "amount": 100_000_000,  # 0.1 SOL
+    }
+    return order_intent(**(base | fields))
+
+
+class ScriptedExecutor(Executor):
+    """An executor that answers from a script and records what it saw (state included)."""
+
+    live = True
+
+    def __init__(self, *, id: str, answers: list[ExecutionReport | Exception], store: object = None) -> None:
+        super().__init__(id=id, config=PluginConfig())
+        self.answers = answers
+        self.seen: list[ApprovedOrder] = []
+        self.status_at_send: list[str] = []
+        self.store = store
+
+    async def execute(self, order: ApprovedOrder) -> ExecutionReport:
+        self.seen.append(order)
+        if self.store is not None:
+            row = await self.store.get_order(order.order_id)  # type: ignore[attr-defined]
+            self.status_at_send.append(row.status if row else "absent")
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
+        return self.answers.pop(0)  # type: ignore[return-value]
+
+
+def filled(tx: str = "sig") -> ExecutionReport:
+    fill = Fill(tx=tx, amount_in=1, amount_out=2, fee=0, filled_at=datetime(2026, 1, 1, tzinfo=UTC))
+    return ExecutionReport(outcome=Outcome.FILLED, tx=tx, fill=fill)
+
+
+async def test_an_approved_intent_is_journaled_before_the_executor_sees_it(tmp_path: Path) -> None:
+    ex = ScriptedExecutor(id="x", answers=[filled()])
+    routes = OrdersConfig(solana=("x",))
+    async with order_path(tmp_path, executors={"x": ex}, routes=routes, mode="live") as path:
+        ex.store = path.store
+        await path.bus.publish(intent())
+        await path.settle()
+        (row,) = await path.store.orders()
+    assert ex.status_at_send == ["pending"]
+    assert row.status == "filled"
+
+
+async def test_paper_fill_end_to_end(tmp_path: Path) -> None:
+    async with order_path(tmp_path) as path:
+        await path.bus.publish(intent())
+        await path.settle()
+        (row,) = await path.store.orders()
+        (fill,) = await path.store.fills()
+    assert row.status == "filled" and row.executor == "paper" and row.idempotency_key == "test:i1"
+    # 1e8 lamports at 1000 per base unit = 100000, less 50 bps slippage = 99500, less 25 bps fee (248).
+    assert (fill.amount_in, fill.amount_out, fill.fee) == (100_000_000, 99_252, 248)
+    (event,) = [e for e in path.events if isinstance(e, OrderFilled)]
+    assert (event.order_id, event.amount_out, event.tx) == (row.order_id, 99_252, f"paper-{row.order_id}")
+
+
+async def test_an_order_without_a_valid_seal_never_reaches_an_executor(tmp_path: Path) -> None:
+    ex = ScriptedExecutor(id="x", answers=[filled()])
+    async with order_path(tmp_path, executors={"x": ex}, mode="live") as path:
+        forged = ApprovedOrder(
+            order_id="o",
+            idempotency_key="k",
+            intent=intent(),
+            executors=("x",),
+            approved_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+        assert not await path.router.submit(forged)
+        assert not await path.router.submit(msgspec.structs.replace(forged, seal="00" * 32))
+        sealed = path.sealer.seal(forged)
+        tampered = msgspec.structs.replace(sealed, intent=intent(amount=10**18))
+        assert not await path.router.submit(tampered), "changing a sealed order breaks its seal"
+        assert await path.store.orders() == []
+    assert ex.seen == []
+
+
+async def test_a_duplicate_intent_is_refused_and_sent_once(tmp_path: Path) -> None:
+    async with order_path(tmp_path) as path:
+        await path.bus.publish(intent(1))
+        await path.bus.publish(intent(1))
+        await path.bus.drain(5)
+        await path.settle()
+        assert len(await path.store.orders()) == 1
+    (dup,) = [e for e in path.events if isinstance(e, OrderRejected)]
+    assert dup.reason is RejectReason.DUPLICATE_INTENT
+
+
+async def test_paper_mode_skips_a_live_executor_and_falls_back(tmp_path: Path) -> None:
+    live = ScriptedExecutor(id="live", answers=[filled()])
+    paper = make_plugin(PaperExecutor, id="paper")
+    routes = OrdersConfig(solana=("live", "paper"))
+    async with order_path(tmp_path, executors={"live": live, "paper": paper}, routes=routes) as path:
+        await path.bus.publish(intent())
+        await path.settle()
+        (row,) = await path.store.orders()
+    assert live.seen == []
+    assert (row.status, row.executor) == ("filled", "paper")
+
+
+async def test_the_next_executor_is_tried_only_after_a_proven_refusal(tmp_path: Path) -> None:
+    first = ScriptedExecutor(id="a", answers=[ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.NO_PRICE)])
+    second = ScriptedExecutor(id="b", answers=[filled("sig-b")])
+    routes = OrdersConfig(solana=("a", "b"))
+    async with order_path(tmp_path, executors={"a": first, "b": second}, routes=routes, mode="live") as path:
+        await path.bus.publish(intent())
+        await path.settle()
+        (row,) = await path.store.orders()
+    assert (row.status, row.executor, row.tx) == ("filled", "b", "sig-b")
+
+
+async def test_an_executor_that_raises_leaves_the_order_submitted_not_resent(tmp_path: Path) -> None:
+    first = ScriptedExecutor(id="a", answers=[ConnectionResetError("peer went away mid-send")])
+    second = ScriptedExecutor(id="b", answers=[filled()])
+    routes = OrdersConfig(solana=("a", "b"))
+    async with order_path(tmp_path, executors={"a": first, "b": second}, routes=routes, mode="live") as path:
+        await path.bus.publish(intent())
+        await path.settle()
+        (row,) = await path.store.orders()
+    assert (row.status, row.executor) == ("submitted", "a")
+    assert second.seen == [], "maybe-sent is never sent again elsewhere"
+    assert [type(e) for e in path.events if isinstance(e, OrderSubmitted)] == [OrderSubmitted]
+
+
+async def test_all_executors_refusing_fails_the_order_with_the_last_reason(tmp_path: Path) -> None:
+    async with order_path(tmp_path) as path:
+        await path.bus.publish(intent(price_native=None))
+        await path.settle()
+        (row,) = await path.store.orders()
+    assert (row.status, row.reason) == ("failed", "no_price")
+    (failed,) = [e for e in path.events if isinstance(e, OrderFailed)]
+    assert failed.reason == "no_price"
+
+
+async def test_restart_reconciles_from_the_executor_and_never_resends(tmp_path: Path) -> None:
+    # First run: an order is sent and filled by the paper executor, then the daemon "dies" before the
+    # store hears of the fill; a second order was journaled but never sent.
+    async with order_path(tmp_path) as path:
+        paper = path.executors["paper"]
+        assert isinstance(paper, PaperExecutor)
+        sent = path.sealer.seal(
+            ApprovedOrder(
+                order_id="sent",
+                idempotency_key="s:1",
+                intent=intent(1),
+                executors=("paper",),
+                approved_at=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+        )
+        unsent = path.sealer.seal(
+            ApprovedOrder(
+                order_id="unsent",
+                idempotency_key="s:2",
+                intent=intent(2),
+                executors=("paper",),
+                approved_at=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+        )
+        for o in (sent, unsent):
+            await path.store.journal_order(_row(o))
+        report = await paper.execute(sent)  # reached the venue; the store never recorded it
+        assert report.outcome is Outcome.FILLED
+
+    # Second run over the same store and ledger: start-up reconciliation settles both.
+    restarted = make_plugin(PaperExecutor, id="paper")
+    async with order_path(tmp_path, executors={"paper": restarted}) as path:
+        rows = {r.order_id: r for r in await path.store.orders()}
+        fills = await path.store.fills()
+    assert rows["sent"].status == "filled" and [f.order_id for f in fills] == ["sent"]
+    assert (rows["unsent"].status, rows["unsent"].reason) == ("failed", "not_sent")
+
+
+def _row(order: ApprovedOrder):  # type: ignore[no-untyped-def]
+    from quantbot.store import OrderRow
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return OrderRow(
+        order_id=order.order_id,
+        idempotency_key=order.idempotency_key,
+        strategy="s",
+        chain="solana",
+        side="buy",
+        token=order.intent.token,
+        amount=order.intent.amount,
+        notional_usd=None,
+        executor="paper",
+        status="pending",
+        intent=msgspec.json.encode(order).decode(),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def test_a_strategy_context_offers_submit_but_no_way_to_an_executor() -> None:
+    public = {name for name in dir(StrategyContextImpl) if not name.startswith("_")}
+    assert public == {"strategy_id", "clock", "submit"}
+
+
+@pytest.mark.parametrize("package", ["quantbot_filters", "quantbot_executors", "quantbot_notifiers"])
+def test_first_party_plugins_import_only_the_api(package: str) -> None:
+    for path in (REPO / "plugins" / package).glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("quantbot"):
+                assert node.module == "quantbot.api", f"{path.name} imports {node.module}"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith("quantbot."), f"{path.name} imports {alias.name}"
