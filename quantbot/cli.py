@@ -52,6 +52,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("-c", "--config", action="append", metavar="PATH", help=CONFIG_HELP)
 
+    for name, text in (
+        ("halt", "stop new entries now (exits still pass); persisted, survives restarts"),
+        ("resume", "lift a halt: trading is active again"),
+    ):
+        p = sub.add_parser(
+            name,
+            help=text,
+            description=f"{text[0].upper()}{text[1:]}. Writes the trading state straight into the store the "
+            "config names, so it works on the machine with no HTTP endpoint; a running daemon applies it "
+            "to its next order intent.",
+        )
+        p.add_argument("-c", "--config", action="append", metavar="PATH", help=CONFIG_HELP)
+        p.add_argument("--reason", default="operator", help="why (recorded with the state)")
+
     plugins = sub.add_parser(
         "plugins",
         help="list installed plugins per group with their config schema",
@@ -70,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = args.config or default_paths()
         catalog = PluginCatalog.discover()
         loaded = load_config(paths, plugins=catalog)
+        if args.command in ("halt", "resume"):
+            return asyncio.run(_set_trading(loaded, halt=args.command == "halt", reason=args.reason))
         if args.command == "check-config":
             print(json.dumps(redacted(loaded), indent=2, sort_keys=False, default=str))
             print(f"config OK: {', '.join(loaded.sources)} (mode={loaded.config.mode})", file=sys.stderr)
@@ -92,6 +108,24 @@ def _run(loaded: LoadedConfig, paths: Sequence[str], catalog: PluginCatalog) -> 
     catalog.warn_unloadable(used)
     daemon = Daemon(loaded=loaded, config_paths=list(paths), catalog=catalog, redactor=redactor)
     return asyncio.run(daemon.run())
+
+
+async def _set_trading(loaded: LoadedConfig, *, halt: bool, reason: str) -> int:
+    from quantbot.clock import WallClock
+    from quantbot.daemon import open_store
+    from quantbot.risk import TradingState, read_trading_state, set_trading_state
+    from quantbot.store import StoreError
+
+    state = TradingState.HALTED if halt else TradingState.ACTIVE
+    try:
+        async with open_store(loaded.config) as store:
+            before = await read_trading_state(store)
+            await set_trading_state(store, state, reason=reason, now=WallClock().now())
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"trading: {before.value} -> {state.value} ({reason})")
+    return 0
 
 
 def _plugins(*, as_json: bool) -> int:

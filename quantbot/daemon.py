@@ -158,7 +158,13 @@ class Daemon:
             execute_timeout=cfg.orders.execute_timeout,
         )
         self.risk = RiskEngine(
-            bus=bus, limits=cfg.risk, routes=cfg.orders, router=self.router, sealer=sealer, clock=self.clock
+            bus=bus,
+            limits=cfg.risk,
+            routes=cfg.orders,
+            router=self.router,
+            sealer=sealer,
+            clock=self.clock,
+            store=self.store,
         )
         self.filters = FilterStage(
             bus=bus,

@@ -6,7 +6,9 @@ value); the risk issue adds trading state, daily budgets, reservations and sizin
 
 from __future__ import annotations
 
+import enum
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
 import msgspec
@@ -18,10 +20,36 @@ from quantbot.config import OrdersConfig, RiskConfig
 from quantbot.events import Event, OrderIntent, OrderRejected, RejectReason
 from quantbot.execution import ApprovedOrder
 from quantbot.orders import OrderRouter, Sealer
+from quantbot.store import Store
 
 log = structlog.get_logger(component="risk")
 
 NATIVE_DECIMALS = {"solana": 9, "aptos": 8}
+STATE_KEY = "trading.state"
+REASON_KEY = "trading.reason"
+
+
+class TradingState(enum.StrEnum):
+    ACTIVE = "active"
+    REDUCE_ONLY = "reduce_only"
+    """Only exits (reduce-only sells) pass: set by circuit breakers."""
+    HALTED = "halted"
+    """The kill switch: only exits pass. Persisted; survives restarts."""
+
+
+async def read_trading_state(store: Store) -> TradingState:
+    raw = await store.get_state(STATE_KEY)
+    try:
+        return TradingState(raw) if raw else TradingState.ACTIVE
+    except ValueError:
+        log.error("risk.bad_trading_state", value=raw)  # fail closed on a value we do not know
+        return TradingState.HALTED
+
+
+async def set_trading_state(store: Store, state: TradingState, *, reason: str, now: datetime) -> None:
+    async with store.transaction():
+        await store.set_state(STATE_KEY, state.value, now=now)
+        await store.set_state(REASON_KEY, reason, now=now)
 
 
 class RiskEngine:
@@ -36,7 +64,9 @@ class RiskEngine:
         router: OrderRouter,
         sealer: Sealer,
         clock: Clock,
+        store: Store,
     ) -> None:
+        self.store = store
         self.bus = bus
         self.limits = limits
         self.routes = routes
@@ -54,8 +84,15 @@ class RiskEngine:
         log.info("risk.limits_changed", old=_plain(self.limits), new=_plain(limits))
         self.limits = limits
 
-    def evaluate(self, intent: OrderIntent) -> tuple[RejectReason, str] | None:
+    def evaluate(
+        self, intent: OrderIntent, state: TradingState = TradingState.ACTIVE
+    ) -> tuple[RejectReason, str] | None:
         """None if the intent passes every check, else the first failing reason and a detail."""
+        exit_order = intent.reduce_only and intent.side == "sell"
+        if state is TradingState.HALTED and not exit_order:
+            return RejectReason.HALTED, "trading is halted (quantbot resume to lift); only exits pass"
+        if state is TradingState.REDUCE_ONLY and not exit_order:
+            return RejectReason.REDUCE_ONLY, "trading is reduce-only; only exits pass"
         lim = self.limits
         if intent.token in lim.block_tokens:
             return RejectReason.BLOCKED_TOKEN, f"{intent.token} is on risk.block_tokens"
@@ -76,7 +113,8 @@ class RiskEngine:
 
     async def _on_intent(self, event: Event) -> None:
         assert isinstance(event, OrderIntent)  # noqa: S101  (the subscription guarantees it)
-        verdict = self.evaluate(event)
+        # Read per intent, so `quantbot halt` from another process takes effect on the very next one.
+        verdict = self.evaluate(event, await read_trading_state(self.store))
         if verdict is None:
             order = self.sealer.seal(
                 ApprovedOrder(

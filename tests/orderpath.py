@@ -64,6 +64,7 @@ async def order_path(
             router=router,
             sealer=sealer,
             clock=clock,
+            store=store,
         )
         path = OrderPath(bus=bus, store=store, router=router, risk=risk, sealer=sealer, executors=executors)
 

@@ -27,8 +27,11 @@ def engine(limits: RiskConfig = LIMITS) -> RiskEngine:
     clock = SimClock()
     bus = EventBus(clock=clock)
     sealer = Sealer()
-    router = OrderRouter(bus=bus, store=SqliteStore(":memory:"), executors={}, sealer=sealer, clock=clock, mode="paper")
-    return RiskEngine(bus=bus, limits=limits, routes=OrdersConfig(), router=router, sealer=sealer, clock=clock)
+    store = SqliteStore(":memory:")
+    router = OrderRouter(bus=bus, store=store, executors={}, sealer=sealer, clock=clock, mode="paper")
+    return RiskEngine(
+        bus=bus, limits=limits, routes=OrdersConfig(), router=router, sealer=sealer, clock=clock, store=store
+    )
 
 
 @pytest.mark.parametrize(
