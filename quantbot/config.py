@@ -78,6 +78,12 @@ class RiskConfig(_Section, frozen=True, kw_only=True):
     max_order_usd: PositiveDecimal = Decimal(50)
     max_order_sol: PositiveDecimal = Decimal("0.5")
     max_order_apt: PositiveDecimal = Decimal(5)
+    daily_notional_usd: PositiveDecimal = Decimal(500)
+    max_open_positions: PositiveInt = 5
+    max_exposure_sol: PositiveDecimal = Decimal(1)
+    max_exposure_apt: PositiveDecimal = Decimal(10)
+    max_orders_per_minute: PositiveInt = 10
+    token_cooldown_s: Annotated[float, msgspec.Meta(ge=0)] = 60.0
     allow_tokens: tuple[str, ...] = ()
     block_tokens: tuple[str, ...] = ()
 

@@ -1,7 +1,7 @@
 """Daemon: the one place that knows every room. Builds, starts, reloads and stops the components.
 
-Start order: clock -> bus -> store -> executors -> order router (reconciles) -> risk engine ->
-filter stage -> strategies -> notifiers.
+Start order: clock -> bus -> store -> portfolio -> executors -> risk engine -> order router
+(reconciles) -> filter stage -> strategies -> notifiers.
 Stop: drain the bus, then stop components in reverse order, all within `daemon.shutdown_timeout`.
 """
 
@@ -28,6 +28,7 @@ from quantbot.hosting import PluginHost
 from quantbot.logs import setup_logging
 from quantbot.orders import OrderRouter, Sealer
 from quantbot.plugins import PluginCatalog
+from quantbot.portfolio import Portfolio
 from quantbot.risk import RiskEngine
 from quantbot.sdnotify import Notifier as SdNotifier
 from quantbot.secrets import Redactor
@@ -111,6 +112,7 @@ class Daemon:
         self.notifiers: PluginHost | None = None
         self.store: Store | None = None
         self.router: OrderRouter | None = None
+        self.portfolio: Portfolio | None = None
 
     @property
     def config(self) -> Config:
@@ -148,9 +150,11 @@ class Daemon:
             bus=bus, section="executors", plugins=list(executors.values()), overflow=Overflow.BLOCK
         )
         sealer = Sealer()
+        self.portfolio = Portfolio(store=self.store, clock=self.clock)
         self.router = OrderRouter(
             bus=bus,
             store=self.store,
+            portfolio=self.portfolio,
             executors=executors,
             sealer=sealer,
             clock=self.clock,
@@ -165,6 +169,7 @@ class Daemon:
             sealer=sealer,
             clock=self.clock,
             store=self.store,
+            portfolio=self.portfolio,
         )
         self.filters = FilterStage(
             bus=bus,
@@ -185,11 +190,14 @@ class Daemon:
             plugins=build_plugins(self.loaded, self.catalog, "notifiers", self.clock),
             overflow=Overflow.DROP_OLDEST,
         )
+        # The risk engine subscribes to order results before the router reconciles, so budgets
+        # reserved by orders that turn out to have failed are given back.
         self.components = [
             self.store,
+            self.portfolio,
             executor_host,
-            self.router,
             self.risk,
+            self.router,
             self.filters,
             self.strategies,
             self.notifiers,

@@ -170,6 +170,11 @@ class RejectReason(enum.StrEnum):
     NO_USD_PRICE = "no_usd_price"
     BLOCKED_TOKEN = "blocked_token"  # noqa: S105  (a token mint, not a password)
     NOT_ALLOWED_TOKEN = "not_allowed_token"  # noqa: S105
+    DAILY_NOTIONAL = "daily_notional"
+    MAX_OPEN_POSITIONS = "max_open_positions"
+    MAX_EXPOSURE = "max_exposure"
+    RATE_LIMIT = "rate_limit"
+    COOLDOWN = "cooldown"
     DUPLICATE_INTENT = "duplicate_intent"
     NO_EXECUTOR = "no_executor"
     PAPER_MODE = "paper_mode"

@@ -29,12 +29,17 @@ from quantbot.events import (
     RejectReason,
 )
 from quantbot.execution import ApprovedOrder, ExecutionReport, Outcome
+from quantbot.portfolio import Portfolio
 from quantbot.store import DuplicateOrder, FillRow, OrderRow, Store
 
 log = structlog.get_logger(component="orders")
 
 _order_codec = msgspec.json.Encoder()
 _order_decoder = msgspec.json.Decoder(ApprovedOrder)
+
+
+class UnsealedOrder(Exception):
+    """An ApprovedOrder the RiskEngine did not make (or that was changed after)."""
 
 
 class Sealer:
@@ -62,6 +67,7 @@ class OrderRouter:
         *,
         bus: EventBus,
         store: Store,
+        portfolio: Portfolio,
         executors: dict[str, Executor],
         sealer: Sealer,
         clock: Clock,
@@ -70,6 +76,7 @@ class OrderRouter:
     ) -> None:
         self.bus = bus
         self.store = store
+        self.portfolio = portfolio
         self.executors = executors
         self.sealer = sealer
         self.clock = clock
@@ -85,6 +92,15 @@ class OrderRouter:
         """Whether an order is in an executor right now."""
         return bool(self._inflight)
 
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def crash(self) -> None:
+        """Tests only: abandon executions mid-way, as a killed process would."""
+        for task in list(self._inflight):
+            task.cancel()
+
     async def stop(self) -> None:
         """Let orders already in an executor finish (the daemon bounds how long)."""
         if self._inflight:
@@ -93,41 +109,57 @@ class OrderRouter:
     # --- submitting --------------------------------------------------------------------------------
 
     async def submit(self, order: ApprovedOrder) -> bool:
-        """Journal an approved order (durably, before anything else) and start executing it.
+        """Journal and dispatch in one step. False if refused before any executor (unsealed, duplicate)."""
+        try:
+            async with self.store.transaction():
+                await self.journal(order)
+        except (UnsealedOrder, DuplicateOrder) as exc:
+            await self.refuse(order, exc)
+            return False
+        await self.dispatch(order)
+        return True
 
-        Returns False if it was refused before reaching an executor (unsealed, duplicate key).
+    async def journal(self, order: ApprovedOrder) -> None:
+        """Record the order durably as `pending` (call inside the transaction that reserved its budget).
+
+        Raises UnsealedOrder or DuplicateOrder, so that transaction rolls back.
         """
         if not self.sealer.verify(order):
-            log.critical("order.unsealed_refused", order_id=order.order_id, strategy=order.intent.strategy)
-            return False
+            raise UnsealedOrder(f"order {order.order_id} carries no valid seal")
         now = self.clock.now()
-        row = OrderRow(
-            order_id=order.order_id,
-            idempotency_key=order.idempotency_key,
-            strategy=order.intent.strategy,
-            chain=order.intent.chain,
-            side=order.intent.side,
-            token=order.intent.token,
-            amount=order.intent.amount,
-            notional_usd=order.intent.notional_usd,
-            executor=order.executors[0] if order.executors else "",
-            status="pending",
-            intent=_order_codec.encode(order).decode(),
-            created_at=now,
-            updated_at=now,
-        )
-        try:
-            await self.store.journal_order(row)
-        except DuplicateOrder:
-            log.warning("order.duplicate_refused", idempotency_key=order.idempotency_key)
-            await self.bus.publish(
-                OrderRejected(
-                    intent=order.intent,
-                    reason=RejectReason.DUPLICATE_INTENT,
-                    detail=f"idempotency key {order.idempotency_key} already journaled",
-                )
+        await self.store.journal_order(
+            OrderRow(
+                order_id=order.order_id,
+                idempotency_key=order.idempotency_key,
+                strategy=order.intent.strategy,
+                chain=order.intent.chain,
+                side=order.intent.side,
+                token=order.intent.token,
+                amount=order.intent.amount,
+                notional_usd=order.intent.notional_usd,
+                executor=order.executors[0] if order.executors else "",
+                status="pending",
+                intent=_order_codec.encode(order).decode(),
+                created_at=now,
+                updated_at=now,
             )
-            return False
+        )
+
+    async def refuse(self, order: ApprovedOrder, exc: Exception) -> None:
+        if isinstance(exc, UnsealedOrder):
+            log.critical("order.unsealed_refused", order_id=order.order_id, strategy=order.intent.strategy)
+            return
+        log.warning("order.duplicate_refused", idempotency_key=order.idempotency_key)
+        await self.bus.publish(
+            OrderRejected(
+                intent=order.intent,
+                reason=RejectReason.DUPLICATE_INTENT,
+                detail=f"idempotency key {order.idempotency_key} already journaled",
+            )
+        )
+
+    async def dispatch(self, order: ApprovedOrder) -> None:
+        """Announce a journaled order and start executing it in the background."""
         log.info("order.journaled", order_id=order.order_id, key=order.idempotency_key, executors=order.executors)
         await self.bus.publish(OrderApproved(order_id=order.order_id, intent=order.intent))
         task = asyncio.get_running_loop().create_task(
@@ -135,7 +167,6 @@ class OrderRouter:
         )
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
-        return True
 
     async def _execute(self, order: ApprovedOrder) -> None:
         last = ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.NO_EXECUTOR, detail="no executor")
@@ -184,7 +215,15 @@ class OrderRouter:
                 price_native=f.price_native,
                 filled_at=f.filled_at,
             )
-            if await self.store.record_fill(fill):
+            update = None
+            async with self.store.transaction():
+                recorded = await self.store.record_fill(fill)
+                if recorded:
+                    i = order.intent
+                    update = await self.portfolio.apply_fill(
+                        chain=i.chain, token=i.token, side=i.side, amount_in=f.amount_in, amount_out=f.amount_out
+                    )
+            if recorded:
                 log.info("order.filled", order_id=oid, executor=executor, tx=f.tx, amount_out=f.amount_out)
                 await self.bus.publish(
                     OrderFilled(
@@ -197,6 +236,8 @@ class OrderRouter:
                         price_native=f.price_native,
                     )
                 )
+                if update is not None:
+                    await self.bus.publish(update)
         elif outcome is Outcome.SUBMITTED:
             await self.store.set_order_status(oid, "submitted", now=now, tx=report.tx, detail=report.detail)
             log.info("order.submitted", order_id=oid, executor=executor, tx=report.tx)

@@ -15,6 +15,7 @@ from quantbot.clock import SimClock
 from quantbot.config import OrdersConfig, RiskConfig
 from quantbot.events import Event
 from quantbot.orders import OrderRouter, Sealer
+from quantbot.portfolio import Portfolio
 from quantbot.risk import RiskEngine
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import make_plugin
@@ -28,6 +29,7 @@ class OrderPath:
     risk: RiskEngine
     sealer: Sealer
     executors: dict[str, Executor]
+    portfolio: Portfolio
     events: list[Event] = field(default_factory=list)
 
     async def settle(self) -> None:
@@ -56,7 +58,11 @@ async def order_path(
         await ex.start()
     sealer = Sealer()
     async with EventBus(clock=clock) as bus, SqliteStore(tmp / "q.db") as store:
-        router = OrderRouter(bus=bus, store=store, executors=executors, sealer=sealer, clock=clock, mode=mode)
+        portfolio = Portfolio(store=store, clock=clock)
+        await portfolio.start()
+        router = OrderRouter(
+            bus=bus, store=store, portfolio=portfolio, executors=executors, sealer=sealer, clock=clock, mode=mode
+        )
         risk = RiskEngine(
             bus=bus,
             limits=limits or RiskConfig(),
@@ -65,14 +71,17 @@ async def order_path(
             sealer=sealer,
             clock=clock,
             store=store,
+            portfolio=portfolio,
         )
-        path = OrderPath(bus=bus, store=store, router=router, risk=risk, sealer=sealer, executors=executors)
+        path = OrderPath(
+            bus=bus, store=store, router=router, risk=risk, sealer=sealer, executors=executors, portfolio=portfolio
+        )
 
         async def record(e: Event) -> None:
             path.events.append(e)
 
-        bus.subscribe("order.#", record, name="test.recorder")
-        await router.start()
+        bus.subscribe(["order.#", "position.update"], record, name="test.recorder")
         await risk.start()
+        await router.start()
         yield path
         await path.settle()

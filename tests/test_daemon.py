@@ -62,7 +62,7 @@ def test_stop_signal_stops_components_in_reverse_order_and_exits_0(
     assert d.wait() == 0
     started = [r["name"] for r in d.lines if r["event"] == "component.started"]
     stopped = [r["name"] for r in d.lines if r["event"] == "component.stopped"]
-    assert started == ["store", "executors", "orders", "risk", "filters", "strategies", "notifiers"]
+    assert started == ["store", "portfolio", "executors", "risk", "orders", "filters", "strategies", "notifiers"]
     assert stopped == list(reversed(started))
     assert d.lines[-1]["event"] == "daemon.stopped" and d.lines[-1]["clean"] is True
     assert all("component" in r and "timestamp" in r and "level" in r for r in d.lines)

@@ -108,7 +108,9 @@ async def test_an_order_without_a_valid_seal_never_reaches_an_executor(tmp_path:
 
 
 async def test_a_duplicate_intent_is_refused_and_sent_once(tmp_path: Path) -> None:
-    async with order_path(tmp_path) as path:
+    from quantbot.config import RiskConfig
+
+    async with order_path(tmp_path, limits=RiskConfig(token_cooldown_s=0)) as path:
         await path.bus.publish(intent(1))
         await path.bus.publish(intent(1))
         await path.bus.drain(5)

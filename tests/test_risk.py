@@ -14,6 +14,7 @@ from quantbot.clock import SimClock
 from quantbot.config import OrdersConfig, RiskConfig
 from quantbot.events import OrderApproved, OrderRejected, RejectReason
 from quantbot.orders import OrderRouter, Sealer
+from quantbot.portfolio import Portfolio
 from quantbot.risk import RiskEngine
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import order_intent
@@ -28,9 +29,19 @@ def engine(limits: RiskConfig = LIMITS) -> RiskEngine:
     bus = EventBus(clock=clock)
     sealer = Sealer()
     store = SqliteStore(":memory:")
-    router = OrderRouter(bus=bus, store=store, executors={}, sealer=sealer, clock=clock, mode="paper")
+    portfolio = Portfolio(store=store, clock=clock)
+    router = OrderRouter(
+        bus=bus, store=store, portfolio=portfolio, executors={}, sealer=sealer, clock=clock, mode="paper"
+    )
     return RiskEngine(
-        bus=bus, limits=limits, routes=OrdersConfig(), router=router, sealer=sealer, clock=clock, store=store
+        bus=bus,
+        limits=limits,
+        routes=OrdersConfig(),
+        router=router,
+        sealer=sealer,
+        clock=clock,
+        store=store,
+        portfolio=portfolio,
     )
 
 

@@ -59,7 +59,7 @@ def test_daemon_speaks_ready_status_watchdog_and_stopping(
     ready = before_ready[-1].split("\n")
     assert ready[1] == "STATUS=running mode=paper filters=1 strategies=0 notifiers=1"
     started = [r["name"] for r in d.lines if r["event"] == "component.started"]
-    assert started == ["store", "executors", "orders", "risk", "filters", "strategies", "notifiers"], (
+    assert started == ["store", "portfolio", "executors", "risk", "orders", "filters", "strategies", "notifiers"], (
         "READY=1 only after every component started"
     )
     pings = [m for m in receive(sock, "WATCHDOG=1") if m == "WATCHDOG=1"]
