@@ -64,6 +64,7 @@ PositiveDecimal = Annotated[Decimal, Range(gt=Decimal(0))]
 class DaemonConfig(_Section, frozen=True, kw_only=True):
     data_dir: str = "./data"
     shutdown_timeout: Positive = 10.0
+    tick_interval: Positive = 1.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 

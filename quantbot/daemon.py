@@ -8,6 +8,7 @@ Stop: drain the bus, then stop components in reverse order, all within `daemon.s
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,7 @@ from quantbot.api import Executor, Filter, Plugin, PluginConfig, PluginEnv
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock, WallClock
 from quantbot.config import Config, ConfigError, LoadedConfig, PluginSpec, changed_sections, load_config
-from quantbot.events import ConfigReloaded
+from quantbot.events import ConfigReloaded, Tick
 from quantbot.filtering import FilterStage
 from quantbot.hosting import PluginHost
 from quantbot.logs import setup_logging
@@ -212,6 +213,7 @@ class Daemon:
         for sig, handler in signals.items():
             loop.add_signal_handler(sig, handler)
         watchdog = loop.create_task(self.sd.watchdog_loop(), name="quantbot[daemon].watchdog")
+        ticker: asyncio.Task[None] | None = None
         try:
             async with bus:
                 started: list[Component] = []
@@ -222,10 +224,13 @@ class Daemon:
                         started.append(c)
                         log.info("component.started", name=c.name)
                     self._ready()
+                    ticker = loop.create_task(self._tick(bus), name="quantbot[daemon].tick")
                     await self._serve()
                 except Exception as exc:
                     failed = True
                     log.critical("daemon.failed", exc_info=exc)
+                if ticker is not None:
+                    ticker.cancel()
                 status = await self._shutdown(bus, started)
                 return 1 if failed else status
         finally:
@@ -233,6 +238,11 @@ class Daemon:
             for sig in signals:
                 loop.remove_signal_handler(sig)
             self.sd.close()
+
+    async def _tick(self, bus: EventBus) -> None:
+        for seq in itertools.count(1):
+            await self.clock.sleep(self.config.daemon.tick_interval)
+            await bus.publish(Tick(seq=seq))
 
     def _ready(self) -> None:
         status = self._status_line()

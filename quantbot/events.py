@@ -284,6 +284,14 @@ class PluginDisabled(Event, frozen=True, kw_only=True):
     last_error: str
 
 
+class Tick(Event, frozen=True, kw_only=True):
+    """The daemon's heartbeat, every `daemon.tick_interval` seconds of its clock (time-driven rules)."""
+
+    TOPIC: ClassVar[str] = "clock.tick"
+
+    seq: int
+
+
 class ConfigReloaded(Event, frozen=True, kw_only=True):
     """SIGHUP (or a reload command) applied a new config."""
 
@@ -310,6 +318,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     OrderExpired,
     PositionUpdate,
     PluginDisabled,
+    Tick,
     ConfigReloaded,
 )
 

@@ -82,3 +82,36 @@ class HangOnStopNotifier(Notifier):
 
     async def stop(self) -> None:
         await asyncio.sleep(3600)
+
+
+class TickerConfig(PluginConfig, frozen=True, kw_only=True):
+    per_tick: int = 3
+    tokens: tuple[str, ...] = ("TokA", "TokB", "TokC")
+    amount: int = 1_000_000
+    price_native: Decimal = Decimal(1000)
+
+
+class TickerStrategy(Strategy):
+    """Buys on every tick, with intent ids unique across restarts (bus ids are time-seeded)."""
+
+    Config = TickerConfig
+    config: TickerConfig
+
+    def topics(self) -> tuple[str, ...]:
+        return ("clock.tick",)
+
+    async def on_event(self, event: Event, ctx: StrategyContext) -> None:
+        for k in range(self.config.per_tick):
+            token = self.config.tokens[(event.id + k) % len(self.config.tokens)]
+            await ctx.submit(
+                OrderIntent(
+                    chain="solana",
+                    intent_id=f"{event.id}-{k}",
+                    strategy="ticker",
+                    side="buy",
+                    token=token,
+                    amount=self.config.amount,
+                    notional_usd=Decimal(1),
+                    price_native=self.config.price_native,
+                )
+            )
