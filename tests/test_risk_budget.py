@@ -209,7 +209,7 @@ class BudgetMachine(RuleBasedStateMachine):
     @rule(data=st.data(), outcome=st.sampled_from(["filled", "failed", "expired"]))
     def resolve(self, data: st.DataObject, outcome: str) -> None:
         assert self.executor is not None and self.path is not None
-        oid = data.draw(st.sampled_from(sorted(self.executor.waiting)))
+        oid = data.draw(st.sampled_from(list(self.executor.waiting)))  # approval order: ids are random
         fut = self.executor.waiting[oid]
         if outcome == "filled":
             fill = Fill(tx=f"tx-{oid}", amount_in=1, amount_out=1, filled_at=self.clock.now())
@@ -226,7 +226,7 @@ class BudgetMachine(RuleBasedStateMachine):
     def land_then_crash(self, data: st.DataObject) -> None:
         """The venue executed the order, and the daemon died before hearing of it."""
         assert self.executor is not None
-        oid = data.draw(st.sampled_from(sorted(self.executor.waiting)))
+        oid = data.draw(st.sampled_from(list(self.executor.waiting)))  # approval order: ids are random
         self.landed[oid] = Fill(tx=f"tx-{oid}", amount_in=1, amount_out=1, filled_at=self.clock.now())
         self._crash()
         self._open()
