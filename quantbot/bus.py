@@ -168,7 +168,7 @@ class EventBus:
         """Wait until every queue is empty and idle (events published meanwhile included)."""
         try:
             async with asyncio.timeout(timeout):
-                while any(s.queue.qsize() or s.busy for s in self._subs):
+                while not self.idle:
                     await asyncio.gather(*(s.queue.join() for s in self._subs))
         except TimeoutError:
             log.warning("bus.drain_timeout", pending=self.queue_depths())
@@ -328,6 +328,11 @@ class EventBus:
         await self.publish(PluginDisabled(group=plugin.group, plugin=plugin.name, failures=failures, last_error=error))
 
     # --- introspection ---------------------------------------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        """No event queued and no handler running."""
+        return not any(s.queue.qsize() or s.busy for s in self._subs)
 
     def queue_depths(self) -> dict[str, int]:
         return {s.name: s.queue.qsize() for s in self._subs}

@@ -7,8 +7,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quantbot_executors.paper import PaperExecutor
-
 from quantbot.api import Executor, PluginEnv
 from quantbot.bus import EventBus
 from quantbot.clock import SimClock
@@ -19,6 +17,7 @@ from quantbot.portfolio import Portfolio
 from quantbot.risk import RiskEngine
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import make_plugin
+from quantbot_executors.paper import PaperExecutor
 
 
 @dataclass

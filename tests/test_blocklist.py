@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from quantbot_filters.blocklist import BlocklistFilter
 
 from quantbot.testing import make_plugin, token_launch
+from quantbot_filters.blocklist import BlocklistFilter
 
 
 async def test_passes_a_token_that_matches_nothing() -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quantbot_filters.blocklist import BlocklistFilter
-
 from quantbot.bus import EventBus
 from quantbot.clock import SimClock
 from quantbot.events import Event, PluginDisabled, TokenAccepted, TokenRejected
 from quantbot.filtering import FilterStage
 from quantbot.testing import make_plugin, token_launch
+from quantbot_filters.blocklist import BlocklistFilter
 
 
 async def run_stage(

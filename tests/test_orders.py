@@ -9,13 +9,13 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from quantbot_executors.paper import PaperExecutor
 
 from quantbot.api import ApprovedOrder, ExecutionReport, Executor, Fill, Outcome, PluginConfig
 from quantbot.config import OrdersConfig
 from quantbot.events import OrderFailed, OrderFilled, OrderRejected, OrderSubmitted, RejectReason
 from quantbot.hosting import StrategyContextImpl
 from quantbot.testing import make_plugin, order_intent
+from quantbot_executors.paper import PaperExecutor
 from tests.conftest import REPO
 from tests.orderpath import order_path
 

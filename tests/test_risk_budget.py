@@ -73,7 +73,7 @@ async def settle(path: OrderPath) -> None:
         while True:
             await path.bus.drain(5)
             parked = sum(1 for f in held.waiting.values() if not f.done())
-            if path.router.inflight == parked and not any(path.bus.queue_depths().values()):
+            if path.router.inflight == parked and path.bus.idle:
                 return
             await asyncio.sleep(0.001)
 
