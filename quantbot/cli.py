@@ -66,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("-c", "--config", action="append", metavar="PATH", help=CONFIG_HELP)
         p.add_argument("--reason", default="operator", help="why (recorded with the state)")
 
+    flatten = sub.add_parser(
+        "flatten",
+        help="sell every position (or one token's), reduce-only; works while halted",
+        description="The emergency exit: asks the daemon, through the store, to sell every open position "
+        "(or only --token's) with reduce-only orders, which pass even while trading is halted. A running "
+        "daemon acts on its next tick; a stopped one when it starts.",
+    )
+    flatten.add_argument("-c", "--config", action="append", metavar="PATH", help=CONFIG_HELP)
+    flatten.add_argument("--token", help="only this token (mint or asset type)")
+
     plugins = sub.add_parser(
         "plugins",
         help="list installed plugins per group with their config schema",
@@ -84,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = args.config or default_paths()
         catalog = PluginCatalog.discover()
         loaded = load_config(paths, plugins=catalog)
+        if args.command == "flatten":
+            return asyncio.run(_flatten(loaded, token=args.token))
         if args.command in ("halt", "resume"):
             return asyncio.run(_set_trading(loaded, halt=args.command == "halt", reason=args.reason))
         if args.command == "check-config":
@@ -125,6 +137,23 @@ async def _set_trading(loaded: LoadedConfig, *, halt: bool, reason: str) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"trading: {before.value} -> {state.value} ({reason})")
+    return 0
+
+
+async def _flatten(loaded: LoadedConfig, *, token: str | None) -> int:
+    from quantbot.clock import WallClock
+    from quantbot.daemon import open_store
+    from quantbot.exits import request_flatten
+    from quantbot.store import StoreError
+
+    try:
+        async with open_store(loaded.config) as store:
+            request_id = await request_flatten(store, token=token, now=WallClock().now())
+            open_positions = [p for p in await store.positions() if p.quantity > 0 and token in (None, p.token)]
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"flatten requested ({request_id}): {len(open_positions)} open position(s) to sell")
     return 0
 
 

@@ -89,6 +89,18 @@ class RiskConfig(_Section, frozen=True, kw_only=True):
     block_tokens: tuple[str, ...] = ()
 
 
+NonNegativeDecimal = Annotated[Decimal, Range(ge=Decimal(0))]
+
+
+class ExitsConfig(_Section, frozen=True, kw_only=True):
+    """Exit rules for every position; 0 turns a rule off."""
+
+    take_profit_pct: NonNegativeDecimal = Decimal(100)
+    stop_loss_pct: NonNegativeDecimal = Decimal(30)
+    trailing_stop_pct: NonNegativeDecimal = Decimal(0)
+    max_hold_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+
+
 class StoreConfig(_Section, frozen=True, kw_only=True):
     backend: Literal["sqlite", "postgres"] = "sqlite"
     sqlite_path: str = "quantbot.db"
@@ -127,6 +139,7 @@ class Config(_Section, frozen=True, kw_only=True):
     bus: BusConfig = BusConfig()
     risk: RiskConfig = RiskConfig()
     orders: OrdersConfig = OrdersConfig()
+    exits: ExitsConfig = ExitsConfig()
     store: StoreConfig = StoreConfig()
     wallet: WalletConfig = WalletConfig()
     filters: tuple[PluginSpec, ...] = ()

@@ -1,7 +1,7 @@
 """Daemon: the one place that knows every room. Builds, starts, reloads and stops the components.
 
 Start order: clock -> bus -> store -> portfolio -> executors -> risk engine -> order router
-(reconciles) -> filter stage -> strategies -> notifiers.
+(reconciles) -> exit manager -> filter stage -> strategies -> notifiers.
 Stop: drain the bus, then stop components in reverse order, all within `daemon.shutdown_timeout`.
 """
 
@@ -24,6 +24,7 @@ from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock, WallClock
 from quantbot.config import Config, ConfigError, LoadedConfig, PluginSpec, changed_sections, load_config
 from quantbot.events import ConfigReloaded, Tick
+from quantbot.exits import ExitManager
 from quantbot.filtering import FilterStage
 from quantbot.hosting import PluginHost
 from quantbot.logs import setup_logging
@@ -47,7 +48,7 @@ def loop_time() -> float:
 
 
 # What SIGHUP may change without a restart. `strategies` only when the same instances remain.
-LIVE = frozenset({"filters", "strategies", "risk", "daemon.log_level"})
+LIVE = frozenset({"filters", "strategies", "risk", "exits", "daemon.log_level"})
 
 
 class Component(Protocol):
@@ -114,6 +115,7 @@ class Daemon:
         self.store: Store | None = None
         self.router: OrderRouter | None = None
         self.portfolio: Portfolio | None = None
+        self.exits: ExitManager | None = None
 
     @property
     def config(self) -> Config:
@@ -172,6 +174,7 @@ class Daemon:
             store=self.store,
             portfolio=self.portfolio,
         )
+        self.exits = ExitManager(bus=bus, store=self.store, portfolio=self.portfolio, rules=cfg.exits, clock=self.clock)
         self.filters = FilterStage(
             bus=bus,
             filters=[
@@ -199,6 +202,7 @@ class Daemon:
             executor_host,
             self.risk,
             self.router,
+            self.exits,
             self.filters,
             self.strategies,
             self.notifiers,
@@ -325,6 +329,8 @@ class Daemon:
         assert self.risk and self.filters and self.strategies  # noqa: S101
         if "risk" in live:
             self.risk.set_limits(new.config.risk)
+        if "exits" in live and self.exits is not None:
+            self.exits.set_rules(new.config.exits)
         if "filters" in live:
             await self.filters.replace(self._next_filters(new))
         if "strategies" in live:

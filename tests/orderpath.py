@@ -10,8 +10,9 @@ from pathlib import Path
 from quantbot.api import Executor, PluginEnv
 from quantbot.bus import EventBus
 from quantbot.clock import SimClock
-from quantbot.config import OrdersConfig, RiskConfig
+from quantbot.config import ExitsConfig, OrdersConfig, RiskConfig
 from quantbot.events import Event
+from quantbot.exits import ExitManager
 from quantbot.orders import OrderRouter, Sealer
 from quantbot.portfolio import Portfolio
 from quantbot.risk import RiskEngine
@@ -30,6 +31,7 @@ class OrderPath:
     executors: dict[str, Executor]
     portfolio: Portfolio
     events: list[Event] = field(default_factory=list)
+    exits: ExitManager | None = None
 
     async def settle(self) -> None:
         """Wait until every queued event and every order in flight is handled (each can cause the other)."""
@@ -48,6 +50,7 @@ async def order_path(
     limits: RiskConfig | None = None,
     mode: str = "paper",
     clock: SimClock | None = None,
+    exits: ExitsConfig | None = None,
 ) -> AsyncIterator[OrderPath]:
     clock = clock or SimClock()
     if executors is None:
@@ -82,5 +85,8 @@ async def order_path(
         bus.subscribe(["order.#", "position.update"], record, name="test.recorder")
         await risk.start()
         await router.start()
+        if exits is not None:
+            path.exits = ExitManager(bus=bus, store=store, portfolio=portfolio, rules=exits, clock=clock)
+            await path.exits.start()
         yield path
         await path.settle()

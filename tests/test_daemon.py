@@ -27,6 +27,9 @@ from quantbot.secrets import Redactor
 from quantbot.testing import token_launch
 from tests.conftest import DaemonProcess, cli_env, write
 
+COMPONENTS = ["store", "portfolio", "executors", "risk", "orders", "exits", "filters", "strategies", "notifiers"]
+"""The daemon's components in start order."""
+
 BASE = """
 [daemon]
 data_dir = "{data_dir}"
@@ -62,7 +65,7 @@ def test_stop_signal_stops_components_in_reverse_order_and_exits_0(
     assert d.wait() == 0
     started = [r["name"] for r in d.lines if r["event"] == "component.started"]
     stopped = [r["name"] for r in d.lines if r["event"] == "component.stopped"]
-    assert started == ["store", "portfolio", "executors", "risk", "orders", "filters", "strategies", "notifiers"]
+    assert started == COMPONENTS
     assert stopped == list(reversed(started))
     assert d.lines[-1]["event"] == "daemon.stopped" and d.lines[-1]["clean"] is True
     assert all("component" in r and "timestamp" in r and "level" in r for r in d.lines)

@@ -15,7 +15,7 @@ import pytest
 
 from quantbot.sdnotify import Notifier, watchdog_interval
 from tests.conftest import DaemonProcess, cli_env, write
-from tests.test_daemon import config_text
+from tests.test_daemon import COMPONENTS, config_text
 
 
 @pytest.fixture
@@ -59,9 +59,7 @@ def test_daemon_speaks_ready_status_watchdog_and_stopping(
     ready = before_ready[-1].split("\n")
     assert ready[1] == "STATUS=running mode=paper filters=1 strategies=0 notifiers=1"
     started = [r["name"] for r in d.lines if r["event"] == "component.started"]
-    assert started == ["store", "portfolio", "executors", "risk", "orders", "filters", "strategies", "notifiers"], (
-        "READY=1 only after every component started"
-    )
+    assert started == COMPONENTS, "READY=1 only after every component started"
     pings = [m for m in receive(sock, "WATCHDOG=1") if m == "WATCHDOG=1"]
     pings += [m for m in receive(sock, "WATCHDOG=1") if m == "WATCHDOG=1"]
     assert len(pings) >= 2

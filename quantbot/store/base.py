@@ -418,6 +418,9 @@ class Store(abc.ABC):
             _ts(now),
         )
 
+    async def delete_record(self, kind: str, key: str) -> None:
+        await self.execute("DELETE FROM records WHERE kind = ? AND key = ?", kind, key)
+
     async def get_record(self, kind: str, key: str) -> str | None:
         row = await self.fetchone("SELECT payload FROM records WHERE kind = ? AND key = ?", kind, key)
         return row[0] if row else None

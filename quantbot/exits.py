@@ -1,0 +1,168 @@
+"""ExitManager: take-profit, stop-loss, trailing stop, max hold and operator flatten.
+
+Exits are reduce-only sell intents through the same RiskEngine (they pass while halted). One exit
+per position is in flight at a time; at start, sells already open in the journal count as in
+flight, so a restart never doubles an exit. `quantbot flatten` leaves a request in the store,
+picked up on the next tick (or at start, if the daemon was down).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+import structlog
+
+from quantbot.bus import EventBus, Overflow
+from quantbot.clock import Clock
+from quantbot.config import ExitsConfig
+from quantbot.events import Event, OrderExpired, OrderFailed, OrderFilled, OrderIntent, PriceUpdate, Tick
+from quantbot.portfolio import Portfolio, Position
+from quantbot.store import Store
+
+log = structlog.get_logger(component="exits")
+
+FLATTEN_KIND = "command.flatten"
+STRATEGY = "exits"
+HUNDRED = Decimal(100)
+
+
+async def request_flatten(store: Store, *, token: str | None, now: datetime) -> str:
+    """Ask the daemon to sell every position (or one token's). Returns the request id."""
+    request_id = uuid.uuid4().hex
+    await store.put_record(FLATTEN_KIND, request_id, json.dumps({"token": token}), now=now)
+    return request_id
+
+
+class ExitManager:
+    name = "exits"
+
+    def __init__(self, *, bus: EventBus, store: Store, portfolio: Portfolio, rules: ExitsConfig, clock: Clock) -> None:
+        self.bus = bus
+        self.store = store
+        self.portfolio = portfolio
+        self.rules = rules
+        self.clock = clock
+        self.prices: dict[tuple[str, str], Decimal] = {}
+        self.peaks: dict[tuple[str, str], Decimal] = {}
+        self.exiting: dict[tuple[str, str], str] = {}
+        """Position -> intent id of the exit in flight."""
+        self._by_intent: dict[str, tuple[str, str]] = {}
+        self._order_to_key: dict[str, tuple[str, str]] = {}
+
+    async def start(self) -> None:
+        for row in await self.store.unfinished_orders():
+            if row.side == "sell":
+                self.exiting[(row.chain, row.token)] = f"journal:{row.order_id}"
+                self._order_to_key[row.order_id] = (row.chain, row.token)
+        self.bus.subscribe("price.update", self._on_price, name="exits.prices", overflow=Overflow.BLOCK)
+        self.bus.subscribe("clock.tick", self._on_tick, name="exits.tick", overflow=Overflow.DROP_OLDEST)
+        self.bus.subscribe(
+            ["order.approved", "order.rejected", "order.filled", "order.failed", "order.expired"],
+            self._on_order,
+            name="exits.orders",
+            overflow=Overflow.BLOCK,
+        )
+        await self._flatten_requests()
+
+    async def stop(self) -> None:
+        pass
+
+    def set_rules(self, rules: ExitsConfig) -> None:
+        self.rules = rules
+
+    # --- triggers --------------------------------------------------------------------------------
+
+    async def _on_price(self, event: Event) -> None:
+        assert isinstance(event, PriceUpdate)  # noqa: S101
+        key = (event.chain, event.token)
+        self.prices[key] = event.price_native
+        pos = self.portfolio.positions.get(key)
+        if pos is None or not pos.open:
+            self.peaks.pop(key, None)
+            return
+        peak = max(self.peaks.get(key, event.price_native), event.price_native)
+        self.peaks[key] = peak
+        reason = self.trigger(pos, event.price_native, peak)
+        if reason:
+            await self.exit(pos, reason)
+
+    def trigger(self, pos: Position, price: Decimal, peak: Decimal) -> str:
+        """Which price rule, if any, says to sell now."""
+        cost = pos.avg_cost()
+        if cost <= 0:
+            return ""
+        change_pct = (price / cost - 1) * HUNDRED
+        r = self.rules
+        if r.stop_loss_pct and change_pct <= -r.stop_loss_pct:
+            return "stop_loss"
+        if r.take_profit_pct and change_pct >= r.take_profit_pct:
+            return "take_profit"
+        if r.trailing_stop_pct and peak > cost and price <= peak * (1 - r.trailing_stop_pct / HUNDRED):
+            return "trailing_stop"
+        return ""
+
+    async def _on_tick(self, event: Event) -> None:
+        assert isinstance(event, Tick)  # noqa: S101
+        if self.rules.max_hold_s:
+            now = self.clock.now()
+            for pos in list(self.portfolio.positions.values()):
+                if pos.open and pos.opened_at and (now - pos.opened_at).total_seconds() >= self.rules.max_hold_s:
+                    await self.exit(pos, "max_hold")
+        await self._flatten_requests()
+
+    async def _flatten_requests(self) -> None:
+        requests = [(key, payload) async for key, payload in self.store.records(FLATTEN_KIND)]
+        for request_id, payload in requests:
+            token = json.loads(payload).get("token")
+            targets = [p for p in self.portfolio.positions.values() if p.open and token in (None, p.token)]
+            log.warning("exits.flatten", request=request_id, token=token or "*", positions=len(targets))
+            for pos in targets:
+                await self.exit(pos, "flatten")
+            await self.store.delete_record(FLATTEN_KIND, request_id)
+
+    # --- acting ----------------------------------------------------------------------------------
+
+    async def exit(self, pos: Position, reason: str) -> None:
+        """Submit one reduce-only sell of the whole position, unless one is already in flight."""
+        key = (pos.chain, pos.token)
+        if key in self.exiting or not pos.open:
+            return
+        intent_id = f"exit-{uuid.uuid4().hex}"
+        self.exiting[key] = intent_id
+        self._by_intent[intent_id] = key
+        log.info("exits.triggered", chain=pos.chain, token=pos.token, reason=reason, quantity=pos.quantity)
+        await self.bus.publish(
+            OrderIntent(
+                chain=pos.chain,  # type: ignore[arg-type]
+                intent_id=intent_id,
+                strategy=STRATEGY,
+                side="sell",
+                token=pos.token,
+                amount=pos.quantity,
+                price_native=self.prices.get(key),
+                reduce_only=True,
+                reason=reason,
+            )
+        )
+
+    async def _on_order(self, event: Event) -> None:
+        """Track our exits: clear the in-flight mark when one ends, so a failed exit can be retried."""
+        intent = getattr(event, "intent", None)
+        if intent is not None and intent.intent_id in self._by_intent:
+            key = self._by_intent[intent.intent_id]
+            if event.topic == "order.rejected":
+                self._release(key, intent.intent_id)
+            else:
+                self._order_to_key[event.order_id] = key  # type: ignore[attr-defined]
+            return
+        if isinstance(event, OrderFilled | OrderFailed | OrderExpired):
+            key2 = self._order_to_key.pop(event.order_id, None)
+            if key2 is not None:
+                self._release(key2, self.exiting.get(key2, ""))
+
+    def _release(self, key: tuple[str, str], intent_id: str) -> None:
+        self.exiting.pop(key, None)
+        self._by_intent.pop(intent_id, None)

@@ -1,0 +1,113 @@
+"""ExitManager: each rule sells the whole position reduce-only, once, even while halted; flatten works
+from another process through the store."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from quantbot.config import ExitsConfig, RiskConfig
+from quantbot.events import OrderIntent, PriceUpdate, Tick
+from quantbot.risk import TradingState, set_trading_state
+from quantbot.testing import order_intent
+from tests.conftest import run_cli, write
+from tests.orderpath import OrderPath, order_path
+
+T0 = datetime(2026, 6, 1, tzinfo=UTC)
+OFF = ExitsConfig(take_profit_pct=Decimal(0), stop_loss_pct=Decimal(0))
+LIMITS = RiskConfig(token_cooldown_s=0)
+
+
+async def open_position(path: OrderPath, token: str = "A") -> None:
+    """Buy 0.1 SOL of `token` at 1000 lamports per base unit (paper: 99252 units at cost 1e8)."""
+    await path.bus.publish(
+        order_intent(intent_id=f"buy-{token}", token=token, notional_usd=Decimal(5), price_native=Decimal(1000))
+    )
+    await path.settle()
+    assert path.portfolio.position("solana", token).quantity == 99_252
+
+
+async def price(path: OrderPath, value: str, token: str = "A") -> None:
+    await path.bus.publish(
+        PriceUpdate(chain="solana", token=token, price_native=Decimal(value), source="test", observed_at=T0)
+    )
+    await path.settle()
+
+
+def exits_of(path: OrderPath) -> list[OrderIntent]:
+    return [e for e in path.events if isinstance(e, OrderIntent) and e.strategy == "exits"]
+
+
+@pytest.mark.parametrize(
+    ("rules", "prices", "reason"),
+    [
+        (ExitsConfig(stop_loss_pct=Decimal(20), take_profit_pct=Decimal(0)), ["900", "790"], "stop_loss"),
+        (ExitsConfig(take_profit_pct=Decimal(50), stop_loss_pct=Decimal(0)), ["1400", "1600"], "take_profit"),
+        (
+            ExitsConfig(take_profit_pct=Decimal(0), stop_loss_pct=Decimal(0), trailing_stop_pct=Decimal(10)),
+            ["1200", "1500", "1400", "1340"],
+            "trailing_stop",
+        ),
+    ],
+)
+async def test_price_rules_sell_the_whole_position_once(
+    tmp_path: Path, rules: ExitsConfig, prices: list[str], reason: str
+) -> None:
+    async with order_path(tmp_path, exits=rules, limits=LIMITS) as path:
+        await open_position(path)
+        for p in prices[:-1]:
+            await price(path, p)
+        assert exits_of(path) == [], f"no exit before the last price {prices}"
+        await price(path, prices[-1])
+        await price(path, prices[-1])  # the same signal again while the first exit is done or in flight
+        pos = path.portfolio.position("solana", "A")
+    (sell,) = exits_of(path)
+    assert (sell.side, sell.reduce_only, sell.amount, sell.reason) == ("sell", True, 99_252, reason)
+    assert pos.quantity == 0, "the paper executor filled the exit"
+
+
+async def test_max_hold_sells_on_a_tick(tmp_path: Path) -> None:
+    from quantbot.clock import SimClock
+
+    clock = SimClock(T0)
+    rules = ExitsConfig(take_profit_pct=Decimal(0), stop_loss_pct=Decimal(0), max_hold_s=600)
+    async with order_path(tmp_path, exits=rules, limits=LIMITS, clock=clock) as path:
+        await open_position(path)
+        await price(path, "1000")
+        clock.advance(599)
+        await path.bus.publish(Tick(seq=1))
+        await path.settle()
+        assert exits_of(path) == []
+        clock.advance(1)
+        await path.bus.publish(Tick(seq=2))
+        await path.settle()
+    assert [e.reason for e in exits_of(path)] == ["max_hold"]
+
+
+async def test_an_exit_passes_while_trading_is_halted(tmp_path: Path) -> None:
+    async with order_path(tmp_path, exits=ExitsConfig(stop_loss_pct=Decimal(10)), limits=LIMITS) as path:
+        await open_position(path)
+        await set_trading_state(path.store, TradingState.HALTED, reason="test", now=T0)
+        await price(path, "500")
+        assert path.portfolio.position("solana", "A").quantity == 0
+
+
+async def test_flatten_from_the_command_line_sells_every_position(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "q.toml", f'[store]\nsqlite_path = "{tmp_path}/q.db"\n')
+    async with order_path(tmp_path, exits=OFF, limits=LIMITS) as path:
+        await open_position(path, "A")
+        await open_position(path, "B")
+        await price(path, "1000", "A")
+        await price(path, "1000", "B")
+        result = await asyncio.to_thread(run_cli, "flatten", "-c", str(cfg))
+        assert result.returncode == 0, result.stderr
+        assert "2 open position(s) to sell" in result.stdout
+        await path.bus.publish(Tick(seq=1))
+        await path.settle()
+        assert {e.reason for e in exits_of(path)} == {"flatten"}
+        assert path.portfolio.open_positions() == 0
+        assert [k async for k, _ in path.store.records("command.flatten")] == [], "the request is consumed"
