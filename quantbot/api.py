@@ -18,6 +18,7 @@ import structlog
 from quantbot.bus import compile_pattern
 from quantbot.clock import Clock
 from quantbot.events import (
+    AccountUpdate,
     Chain,
     ConfigReloaded,
     Event,
@@ -39,6 +40,7 @@ from quantbot.events import (
     TokenAccepted,
     TokenLaunch,
     TokenRejected,
+    TokenRugWarning,
     Transfer,
     WhaleSignal,
 )
@@ -46,6 +48,7 @@ from quantbot.execution import ApprovedOrder, ExecutionReport, Fill, Outcome
 from quantbot.secrets import Secret
 
 __all__ = [
+    "AccountUpdate",
     "ApprovedOrder",
     "Chain",
     "Clock",
@@ -81,6 +84,7 @@ __all__ = [
     "TokenAccepted",
     "TokenLaunch",
     "TokenRejected",
+    "TokenRugWarning",
     "Transfer",
     "WhaleSignal",
     "check_topic_pattern",

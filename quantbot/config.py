@@ -119,6 +119,28 @@ class WalletConfig(_Section, frozen=True, kw_only=True):
     aptos_private_key: SigningKey | None = None
 
 
+class SolanaEndpointConfig(_Section, frozen=True, kw_only=True):
+    """One Solana RPC provider: its HTTP JSON-RPC URL and (optionally) its WebSocket pubsub URL."""
+
+    http: str
+    ws: str = ""
+
+
+class SolanaConfig(_Section, frozen=True, kw_only=True):
+    """The Solana side: endpoints (tried in order, with failover) and the commitment read at."""
+
+    enabled: bool = False
+    endpoints: tuple[SolanaEndpointConfig, ...] = ()
+    commitment: Literal["processed", "confirmed", "finalized"] = "confirmed"
+
+
+class AptosConfig(_Section, frozen=True, kw_only=True):
+    """The Aptos side: fullnode REST base URLs ending in /v1 (tried in order, with failover)."""
+
+    enabled: bool = False
+    nodes: tuple[str, ...] = ()
+
+
 class PluginSpec(_Section, frozen=True, kw_only=True):
     """One `[[filters]]` (etc.) table: the entry-point name, an instance id, and its parameters."""
 
@@ -142,6 +164,8 @@ class Config(_Section, frozen=True, kw_only=True):
     exits: ExitsConfig = ExitsConfig()
     store: StoreConfig = StoreConfig()
     wallet: WalletConfig = WalletConfig()
+    solana: SolanaConfig = SolanaConfig()
+    aptos: AptosConfig = AptosConfig()
     filters: tuple[PluginSpec, ...] = ()
     strategies: tuple[PluginSpec, ...] = ()
     executors: tuple[PluginSpec, ...] = ()

@@ -125,6 +125,34 @@ class TokenRejected(Event, frozen=True, kw_only=True):
     verdicts: tuple[FilterVerdict, ...] = ()
 
 
+class TokenRugWarning(_ChainEvent, frozen=True, kw_only=True):
+    """A held or watched token shows rug signs (creator dumping, liquidity pulled); exits act on it."""
+
+    TOPIC: ClassVar[str] = "token.rug_warning"
+
+    token: str
+    kind: Literal["creator_sell", "liquidity_drop"]
+    detail: str = ""
+    measured: Decimal | None = None
+    """What was measured: the share sold or the liquidity drop, in percent."""
+
+    @property
+    def topic(self) -> str:
+        return self.TOPIC
+
+
+class AccountUpdate(_ChainEvent, frozen=True, kw_only=True):
+    """A watched account changed (accountSubscribe on Solana): raw data for whoever asked for it."""
+
+    TOPIC: ClassVar[str] = "chain.{chain}.account"
+
+    account: str
+    owner: str
+    lamports: int
+    data: bytes
+    slot: int
+
+
 # --- intelligence --------------------------------------------------------------------------------
 
 
@@ -307,6 +335,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TokenLaunch,
     TokenAccepted,
     TokenRejected,
+    TokenRugWarning,
+    AccountUpdate,
     WhaleSignal,
     PriceUpdate,
     OrderIntent,

@@ -20,6 +20,9 @@ import pytest
 HERE = Path(__file__).parent
 REPO = HERE.parent
 
+SHARED_FIXTURES = Path(os.environ.get("QUANTBOT_FIXTURES", REPO.parent / "shared" / "fixtures"))
+"""Recorded mainnet data (../shared/fixtures, see each SOURCES.md); never copied into the project."""
+
 TEST_DIST = "qb-testplugins"
 TEST_DIST_VERSION = "1.2.3"
 
@@ -30,6 +33,32 @@ def write(path: Path, text: str, mode: int | None = None) -> Path:
     if mode is not None:
         path.chmod(mode)
     return path
+
+
+def shared_fixture_dir(name: str) -> Path:
+    """`../shared/fixtures/NAME`; skip when absent, except under CI=true where absence fails the run."""
+    path = SHARED_FIXTURES / name
+    if not path.is_dir():
+        message = f"recorded fixtures not found at {path} (set QUANTBOT_FIXTURES to the shared/fixtures folder)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def solana_fixtures() -> Path:
+    return shared_fixture_dir("solana")
+
+
+@pytest.fixture(scope="session")
+def aptos_fixtures() -> Path:
+    return shared_fixture_dir("aptos")
+
+
+@pytest.fixture(scope="session")
+def aptos_launch_fixtures() -> Path:
+    return shared_fixture_dir("aptos-launch")
 
 
 @pytest.fixture(scope="session")

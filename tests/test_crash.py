@@ -66,7 +66,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path, p
         """,
     )
     env = cli_env(PYTHONPATH=str(plugin_site))
-    rng = random.Random(20261122)  # noqa: S311  (kill timing, not crypto; fixed seed: same points each run)
+    rng = random.Random(20261122)
     for _ in range(ITERATIONS):
         d = DaemonProcess("-c", str(cfg), env=env)
         try:

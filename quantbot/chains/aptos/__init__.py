@@ -1,0 +1,1 @@
+"""Aptos: REST client use, watcher, transaction parser."""

@@ -1,0 +1,1 @@
+"""Solana: RPC pool, watcher, transaction parser, account decoders."""

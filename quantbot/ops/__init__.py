@@ -1,0 +1,1 @@
+"""Operations: HTTP (health, metrics, status), MQTT bridge, scheduled jobs, notify plumbing."""
