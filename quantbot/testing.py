@@ -1,19 +1,36 @@
 """The harness plugin authors test with: build a plugin from params as the daemon would, a context
 that records submitted intents, and event builders with sensible defaults.
 
-    from quantbot.testing import make_plugin, RecordingContext, token_launch
+    from quantbot.testing import make_plugin, RecordingContext, token_launch, feed, check_filter
     f = make_plugin(MyFilter, max_holders=10)
-    assert (await f.check(token_launch(name="PEPE"))).passed
+    assert (await check_filter(f, token_launch(name="PEPE"))).passed
+    intents = await feed(make_plugin(MyStrategy, amount=5), [price_update(price_native=Decimal(2))])
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import msgspec
 
-from quantbot.api import OrderIntent, Plugin, Swap, TokenLaunch
+from quantbot.api import (
+    Event,
+    Filter,
+    FilterVerdict,
+    OrderIntent,
+    Plugin,
+    PriceUpdate,
+    Strategy,
+    Swap,
+    TokenAccepted,
+    TokenLaunch,
+    WhaleSignal,
+)
+from quantbot.bus import compile_pattern, topic_matches
 from quantbot.clock import Clock, SimClock
 
 P = TypeVar("P", bound=Plugin)
@@ -92,3 +109,59 @@ def order_intent(**fields: Any) -> OrderIntent:
         "amount": 100_000_000,
     }
     return OrderIntent(**(defaults | fields))
+
+
+def price_update(**fields: Any) -> PriceUpdate:
+    defaults: dict[str, Any] = {
+        "chain": "solana",
+        "token": "So1anaTestMint1111111111111111111111111111",
+        "price_native": Decimal(30),
+        "price_usd": None,
+        "source": "swap",
+        "observed_at": _T0,
+    }
+    return PriceUpdate(**(defaults | fields))
+
+
+def whale_signal(**fields: Any) -> WhaleSignal:
+    defaults: dict[str, Any] = {
+        "chain": "solana",
+        "kind": "large_buy",
+        "wallets": ("Wa11et1111111111111111111111111111111111111",),
+        "token": "So1anaTestMint1111111111111111111111111111",
+        "size": 50_000_000_000,
+        "confidence": 0.9,
+    }
+    return WhaleSignal(**(defaults | fields))
+
+
+def token_accepted(launch: TokenLaunch | None = None, **launch_fields: Any) -> TokenAccepted:
+    return TokenAccepted(launch=launch or token_launch(**launch_fields))
+
+
+async def feed(strategy: Strategy, events: Iterable[Event], ctx: RecordingContext | None = None) -> list[OrderIntent]:
+    """Deliver `events` to the strategy in order, as the daemon would (only topics it asked for).
+
+    Returns the intents it submitted; pass a `ctx` to keep state (and intents) across calls.
+    """
+    ctx = ctx or RecordingContext(strategy_id=strategy.id)
+    patterns = strategy.topics()
+    for pattern in patterns:
+        compile_pattern(pattern)  # a bad pattern fails here, as it would at daemon start
+    before = len(ctx.intents)
+    for event in events:
+        if any(topic_matches(pattern, event.topic) for pattern in patterns):
+            await strategy.on_event(event, ctx)
+    return ctx.intents[before:]
+
+
+async def check_filter(f: Filter, launch: TokenLaunch, *, timeout: float = 5.0) -> FilterVerdict:  # noqa: ASYNC109
+    """Run one filter as the daemon's filter stage does: bounded in time, an exception fails the token."""
+    try:
+        async with asyncio.timeout(timeout):
+            verdict = await f.check(launch)
+    except Exception as exc:  # noqa: BLE001  (the stage fails closed; so does the harness)
+        return FilterVerdict(filter=f.id, passed=False, reason=f"filter error: {type(exc).__name__}")
+    if not isinstance(verdict, FilterVerdict):
+        raise TypeError(f"{type(f).__name__}.check() returned {type(verdict).__name__}, not FilterVerdict")
+    return verdict

@@ -61,12 +61,8 @@ def aptos_launch_fixtures() -> Path:
     return shared_fixture_dir("aptos-launch")
 
 
-@pytest.fixture(scope="session")
-def installed_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A third-party plugin distribution installed by pip (offline) into its own site directory."""
-    work = tmp_path_factory.mktemp("plugin-dist")
-    source = shutil.copytree(HERE / "plugin_fixtures" / "qb-testplugins", work / "src")
-    site = work / "site"
+def pip_install_target(source: Path, site: Path) -> Path:
+    """Install a plugin distribution with pip, offline, into its own site directory (as a user would install it)."""
     subprocess.run(
         [
             sys.executable,
@@ -87,6 +83,14 @@ def installed_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=300,
     )
     return site
+
+
+@pytest.fixture(scope="session")
+def installed_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A third-party plugin distribution installed by pip (offline) into its own site directory."""
+    work = tmp_path_factory.mktemp("plugin-dist")
+    source = shutil.copytree(HERE / "plugin_fixtures" / "qb-testplugins", work / "src")
+    return pip_install_target(source, work / "site")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from quantbot.retry import Backoff, retry_after
 def test_backoff_delay_stays_within_the_exponential_ceiling_and_cap(attempt: int, seed: int) -> None:
     b = Backoff(base=0.5, cap=20.0)
     d = b.delay(attempt, random.Random(seed))
-    assert 0 <= d <= min(20.0, 0.5 * 2**min(attempt, 62))
+    assert 0 <= d <= min(20.0, 0.5 * 2 ** min(attempt, 62))
 
 
 def test_backoff_yields_the_configured_number_of_waits() -> None:
