@@ -30,6 +30,7 @@ from quantbot.hosting import PluginHost
 from quantbot.logs import setup_logging
 from quantbot.ops.control import Controller
 from quantbot.ops.http import HttpServer
+from quantbot.ops.jobs import Jobs
 from quantbot.ops.metrics import Metrics
 from quantbot.orders import OrderRouter, Sealer
 from quantbot.plugins import PluginCatalog
@@ -122,6 +123,8 @@ class Daemon:
         self.started_components: set[str] = set()
         self.controller: Controller | None = None
         self.http: HttpServer | None = None
+        self.jobs: Jobs | None = None
+        """Scheduled jobs; components built in `run` may register theirs with `self.jobs.add(...)`."""
 
     @property
     def config(self) -> Config:
@@ -164,8 +167,23 @@ class Daemon:
             daemon=self, store=self.store, bus=bus, portfolio=self.portfolio, clock=self.clock, redactor=self.redactor
         )
         ops: list[Component] = []
+        if cfg.jobs.enabled:
+            self.jobs = Jobs(
+                config=cfg.jobs,
+                clock=self.clock,
+                store=self.store,
+                portfolio=self.portfolio,
+                components=lambda: self.components,
+                data_dir=Path(cfg.daemon.data_dir),
+            )
         if cfg.http.enabled:
-            metrics = Metrics(bus=bus, store=self.store, portfolio=self.portfolio, components=lambda: self.components)
+            metrics = Metrics(
+                bus=bus,
+                store=self.store,
+                portfolio=self.portfolio,
+                components=lambda: self.components,
+                extra=[self.jobs.collect] if self.jobs else [],
+            )
             self.http = HttpServer(config=cfg.http, controller=self.controller, metrics=metrics)
             ops.append(self.http)
         self.router = OrderRouter(
@@ -221,6 +239,7 @@ class Daemon:
             self.filters,
             self.strategies,
             self.notifiers,
+            *([self.jobs] if self.jobs else []),
         ]
 
         loop = asyncio.get_running_loop()

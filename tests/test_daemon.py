@@ -38,6 +38,7 @@ COMPONENTS = [
     "filters",
     "strategies",
     "notifiers",
+    "jobs",
 ]
 """The daemon's components in start order."""
 

@@ -92,11 +92,16 @@ class Recorder:
 
 @asynccontextmanager
 async def running(
-    tmp: Path, *, http: str = "", environ: Mapping[str, str] | None = None, watcher: Watcher | None = None
+    tmp: Path,
+    *,
+    http: str = "",
+    environ: Mapping[str, str] | None = None,
+    watcher: Watcher | None = None,
+    extra: str = "",
 ) -> AsyncIterator[tuple[Daemon, str]]:
     """A real daemon in this process, its HTTP endpoint on an ephemeral port; yields it and the base URL."""
     http = http if "port =" in http else f"port = 0\n{http}"
-    cfg = write(tmp / "q.toml", BASE.format(data=tmp / "data", http=http))
+    cfg = write(tmp / "q.toml", BASE.format(data=tmp / "data", http=http) + extra)
     catalog = PluginCatalog.discover()
     loaded = load_config([cfg], environ=dict(environ or {}), plugins=catalog)
     daemon = Daemon(
@@ -335,3 +340,17 @@ def test_readyz_is_503_while_starting_and_200_once_started(
         assert r.status == 200
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
+
+
+async def test_scheduled_backup_runs_in_the_daemon_and_shows_in_status_and_metrics(tmp_path: Path) -> None:
+    async with running(tmp_path, extra='[jobs.schedules]\nbackup = "0.1s"\n') as (daemon, url):
+        assert daemon.jobs is not None
+        async with asyncio.timeout(10):
+            while daemon.jobs.stats["backup"].last_success is None:  # noqa: ASYNC110  (nothing to await on)
+                await asyncio.sleep(0.05)
+        status = json.loads((await get(f"{url}/status"))[1])
+        got = samples((await get(f"{url}/metrics"))[1])
+    assert status["jobs"]["backup"]["runs"] >= 1 and status["jobs"]["backup"]["schedule"] == "0.1s"
+    assert got[("quantbot_job_runs_total", (("job", "backup"),))] >= 1
+    assert got[("quantbot_job_failures_total", (("job", "backup"),))] == 0
+    assert list((tmp_path / "data" / "backups").glob("quantbot-*.db"))

@@ -110,6 +110,13 @@ def render_status(st: dict[str, Any]) -> str:
         for name, w in watchers.items():
             shown = "  ".join(f"{k}={w[k]}" for k in ("lag_s", "reconnects", "rpc_errors") if k in w)
             lines.append(f"  {name}  {shown}")
+    jobs = st.get("jobs", {})
+    if jobs:
+        lines.append("jobs:")
+        for name, j in jobs.items():
+            last = j.get("last_success") or "never"
+            error = f"  last error: {j['last_error']}" if j.get("last_error") else ""
+            lines.append(f"  {name} ({j['schedule']})  runs={j['runs']}  failures={j['failures']}  ok={last}{error}")
     bus = st.get("bus", {})
     lines.append(
         f"bus: published={sum(bus.get('published', {}).values())}  dropped={sum(bus.get('dropped', {}).values())}  "

@@ -185,6 +185,15 @@ class Controller:
             if p.open
         ]
 
+    def jobs(self) -> dict[str, Any]:
+        """Scheduled jobs' run counts and last results, from components that keep them (`job_stats()`)."""
+        out: dict[str, Any] = {}
+        for c in self.daemon.components:
+            job_stats = getattr(c, "job_stats", None)
+            if callable(job_stats):
+                out.update(job_stats())
+        return out
+
     async def status(self) -> dict[str, Any]:
         """The daemon at a glance, JSON-able, every config-derived value redacted."""
         cfg = self.daemon.config
@@ -203,6 +212,7 @@ class Controller:
             "plugins": self.plugins(),
             "components": [{"name": c.name, "started": c.name in started} for c in self.daemon.components],
             "watchers": component_stats(self.daemon.components),
+            "jobs": self.jobs(),
             "bus": self.bus.stats(),
             "effective": self.daemon.describe() if ready else {},
         }
