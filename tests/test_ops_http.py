@@ -204,7 +204,8 @@ async def test_metrics_parse_and_count_bus_orders_rejections_watchers_and_pnl(tm
     assert got[("quantbot_pnl_unrealised", (("chain", "solana"),))] == pytest.approx(0.0005)
     assert got[("quantbot_positions_value", (("chain", "solana"),))] == pytest.approx(0.0015)
     assert got[("quantbot_pnl_realised", (("chain", "solana"),))] == 0
-    assert got[("quantbot_equity", (("chain", "solana"),))] == pytest.approx(0.0005)
+    assert got[("quantbot_pnl_total", (("chain", "solana"),))] == pytest.approx(0.0005)
+    assert not any(name == "quantbot_equity" for name, _ in got), "no equity without a known balance"
 
 
 async def test_each_daemon_has_its_own_registry(tmp_path: Path) -> None:

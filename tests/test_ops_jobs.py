@@ -338,3 +338,24 @@ def test_the_shipped_config_documents_the_real_http_and_jobs_defaults() -> None:
     assert shipped.http == HttpConfig()
     assert shipped.jobs.schedules == DEFAULT_SCHEDULES
     assert msgspec.structs.replace(shipped.jobs, schedules={}) == JobsConfig()
+
+
+async def test_stop_cancels_a_job_still_running(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "q.db") as store:
+        jobs = jobs_for(store, tmp_path, clock=WallClock(), schedules={"backup": "off", "store_retention": "off"})
+        started, cancelled = asyncio.Event(), asyncio.Event()
+
+        async def slow() -> None:
+            started.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        jobs.add("slow", slow, "0.05s")
+        await jobs.start()
+        async with asyncio.timeout(10):
+            await started.wait()
+        await jobs.stop()
+    assert cancelled.is_set() and jobs.stats["slow"].failures == 0, "a cancelled run is not a failure"

@@ -130,6 +130,7 @@ class Jobs:
         self.fns: dict[str, JobFn] = {}
         self.stats: dict[str, JobStats] = {}
         self.scheduler: AsyncIOScheduler | None = None
+        self._running: set[asyncio.Task[Any]] = set()
 
     # --- registry --------------------------------------------------------------------------------
 
@@ -182,9 +183,14 @@ class Jobs:
         log.info("jobs.started", jobs={n: s.schedule for n, s in self.stats.items()})
 
     async def stop(self) -> None:
+        """No new runs; a job still running is cancelled (it must not outlive the store it uses)."""
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self.scheduler = None
+        running = [t for t in self._running if t is not asyncio.current_task()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     def _builtins(self) -> None:
         if isinstance(self.store, SqliteStore):
@@ -229,6 +235,9 @@ class Jobs:
     async def run_now(self, name: str) -> bool:
         """Run one job now (the scheduler calls this too). True if it succeeded; never raises."""
         st = self.stats[name]
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
         st.runs += 1
         st.last_started = self.clock.now()
         began = self.clock.monotonic()
@@ -243,6 +252,8 @@ class Jobs:
             return False
         finally:
             st.last_duration_s = self.clock.monotonic() - began
+            if task is not None:
+                self._running.discard(task)
         st.consecutive_failures = 0
         st.last_error = ""
         st.last_success = self.clock.now()

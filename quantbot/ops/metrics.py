@@ -195,23 +195,20 @@ class Metrics(Collector):
             marked = int(price * pos.quantity)
             value[chain] += marked
             unrealised[chain] += marked - pos.cost_native
-        equity: Counter[str] = Counter()
+        total: Counter[str] = Counter()
         for chain in NATIVE_DECIMALS:
-            equity[chain] = realised[chain] + unrealised[chain]  # (Counter `+` would drop losses)
+            total[chain] = realised[chain] + unrealised[chain]  # (Counter `+` would drop losses)
         families = {
             "quantbot_pnl_realised": ("Realised PnL, whole native units.", realised),
             "quantbot_pnl_unrealised": ("Unrealised PnL of open positions at the last price.", unrealised),
+            "quantbot_pnl_total": ("Realised plus unrealised PnL.", total),
             "quantbot_positions_value": ("Open positions at the last price (at cost if none).", value),
-            "quantbot_equity": (
-                "Change in equity from trading: realised plus unrealised PnL (wallet balance not included).",
-                equity,
-            ),
         }
         chains = sorted(NATIVE_DECIMALS)
         for name, (text, counts) in families.items():
             family = GaugeMetricFamily(name, text, labels=["chain"])
             for chain in chains:
-                family.add_metric([chain], float(Decimal(counts[chain]).scaleb(-NATIVE_DECIMALS[chain])))
+                family.add_metric([chain], _whole(counts[chain], chain))
             yield family
         missing = GaugeMetricFamily(
             "quantbot_positions_unpriced", "Open positions with no price yet.", labels=["chain"]
@@ -219,3 +216,28 @@ class Metrics(Collector):
         for chain in chains:
             missing.add_metric([chain], unpriced[chain])
         yield missing
+        yield from self._equity(chains)
+
+    def _equity(self, chains: list[str]) -> Iterator[Metric]:
+        """Native balance plus positions at their marks, from a portfolio that knows its balance."""
+        equity_native = getattr(self.portfolio, "equity_native", None)
+        if not callable(equity_native):
+            return
+        family = GaugeMetricFamily(
+            "quantbot_equity",
+            "Native balance plus open positions at their marks, whole native units.",
+            labels=["chain"],
+        )
+        for chain in chains:
+            try:
+                equity = equity_native(chain)
+            except Exception as exc:  # noqa: BLE001  (a scrape must answer)
+                log.warning("metrics.equity_failed", chain=chain, error=f"{type(exc).__name__}: {exc}")
+                continue
+            if isinstance(equity, int):
+                family.add_metric([chain], _whole(equity, chain))
+        yield family
+
+
+def _whole(base_units: int, chain: str) -> float:
+    return float(Decimal(base_units).scaleb(-NATIVE_DECIMALS[chain]))
