@@ -355,3 +355,20 @@ async def test_scheduled_backup_runs_in_the_daemon_and_shows_in_status_and_metri
     assert got[("quantbot_job_runs_total", (("job", "backup"),))] >= 1
     assert got[("quantbot_job_failures_total", (("job", "backup"),))] == 0
     assert list((tmp_path / "data" / "backups").glob("quantbot-*.db"))
+
+
+async def test_with_http_and_jobs_disabled_the_daemon_runs_without_them(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path / "q.toml", BASE.format(data=tmp_path / "data", http="enabled = false") + "[jobs]\nenabled = false\n"
+    )
+    catalog = PluginCatalog.discover()
+    loaded = load_config([cfg], environ={}, plugins=catalog)
+    daemon = Daemon(loaded=loaded, config_paths=[str(cfg)], catalog=catalog, redactor=Redactor(), environ={})
+    run = asyncio.create_task(daemon.run())
+    async with asyncio.timeout(10):
+        await daemon.started.wait()
+    assert daemon.http is None and daemon.jobs is None
+    assert not {"http", "jobs"} & {c.name for c in daemon.components}
+    assert daemon.controller is not None, "the controller still serves other surfaces (MQTT)"
+    daemon.request_stop()
+    assert await run == 0
