@@ -59,9 +59,10 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(
             name,
             help=text,
-            description=f"{text[0].upper()}{text[1:]}. Writes the trading state straight into the store the "
-            "config names, so it works on the machine with no HTTP endpoint; a running daemon applies it "
-            "to its next order intent.",
+            description=f"{text[0].upper()}{text[1:]}. With [http] control_token configured and the daemon "
+            "answering, goes through its control endpoint; otherwise writes the trading state straight into the "
+            "store the config names, so it works with no token and with the daemon stopped; a running daemon "
+            "applies it to its next order intent.",
         )
         p.add_argument("-c", "--config", action="append", metavar="PATH", help=CONFIG_HELP)
         p.add_argument("--reason", default="operator", help="why (recorded with the state)")
