@@ -59,9 +59,10 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(
             name,
             help=text,
-            description=f"{text[0].upper()}{text[1:]}. Writes the trading state straight into the store the "
-            "config names, so it works on the machine with no HTTP endpoint; a running daemon applies it "
-            "to its next order intent.",
+            description=f"{text[0].upper()}{text[1:]}. With [http] control_token configured and the daemon "
+            "answering, goes through its control endpoint; otherwise writes the trading state straight into the "
+            "store the config names, so it works with no token and with the daemon stopped; a running daemon "
+            "applies it to its next order intent.",
         )
         p.add_argument("-c", "--config", action="append", metavar="PATH", help=CONFIG_HELP)
         p.add_argument("--reason", default="operator", help="why (recorded with the state)")
@@ -83,6 +84,16 @@ def _parser() -> argparse.ArgumentParser:
         "quantbot.executors, quantbot.notifiers) with its distribution, version and parameter schema.",
     )
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
+
+    status = sub.add_parser(
+        "status",
+        help="show a running daemon's state: trading, positions, plugins, components, watchers",
+        description="Ask the running daemon's HTTP endpoint (/status) and print a summary, or the full JSON "
+        "with --json. Exit 0 if it answered, 3 if no daemon answers.",
+    )
+    status.add_argument("-c", "--config", action="append", metavar="PATH", help=CONFIG_HELP)
+    status.add_argument("--url", help="the daemon's endpoint (default: from [http] host and port in the config)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -91,13 +102,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "plugins":
             return _plugins(as_json=args.json)
+        if args.command == "status" and args.url:
+            return asyncio.run(_status(args.url, as_json=args.json))
         paths = args.config or default_paths()
         catalog = PluginCatalog.discover()
         loaded = load_config(paths, plugins=catalog)
         if args.command == "flatten":
             return asyncio.run(_flatten(loaded, token=args.token))
         if args.command in ("halt", "resume"):
-            return asyncio.run(_set_trading(loaded, halt=args.command == "halt", reason=args.reason))
+            return asyncio.run(_halt_or_resume(loaded, halt=args.command == "halt", reason=args.reason))
+        if args.command == "status":
+            from quantbot.ops.client import base_url
+
+            return asyncio.run(_status(base_url(loaded.config), as_json=args.json))
         if args.command == "check-config":
             print(json.dumps(redacted(loaded), indent=2, sort_keys=False, default=str))
             print(f"config OK: {', '.join(loaded.sources)} (mode={loaded.config.mode})", file=sys.stderr)
@@ -120,6 +137,42 @@ def _run(loaded: LoadedConfig, paths: Sequence[str], catalog: PluginCatalog) -> 
     catalog.warn_unloadable(used)
     daemon = Daemon(loaded=loaded, config_paths=list(paths), catalog=catalog, redactor=redactor)
     return asyncio.run(daemon.run())
+
+
+EX_NOT_RUNNING = 3  # as `systemctl status` / LSB: program is not running
+
+
+async def _status(url: str, *, as_json: bool) -> int:
+    from quantbot.ops.client import DaemonRefused, DaemonUnreachable, fetch_status, render_status
+
+    try:
+        st = await fetch_status(url)
+    except DaemonUnreachable as exc:
+        print(f"error: {exc}; is it running? (systemctl status quantbot; [http] enabled?)", file=sys.stderr)
+        return EX_NOT_RUNNING
+    except DaemonRefused as exc:
+        print(f"error: the daemon at {url} refused: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(st, indent=2) if as_json else render_status(st))
+    return 0
+
+
+async def _halt_or_resume(loaded: LoadedConfig, *, halt: bool, reason: str) -> int:
+    """Through the running daemon when a control token is configured and it answers; else the store."""
+    from quantbot.ops.client import DaemonRefused, DaemonUnreachable, base_url, control
+
+    http = loaded.config.http
+    if http.enabled and http.control_token is not None:
+        url = base_url(loaded.config)
+        try:
+            body = await control(url, "halt" if halt else "resume", token=http.control_token.reveal(), reason=reason)
+        except (DaemonUnreachable, DaemonRefused) as exc:
+            print(f"note: {exc}; writing the trading state to the store instead", file=sys.stderr)
+        else:
+            print(f"trading: {body.get('before')} -> {body.get('trading')} ({body.get('reason')})")
+            print(f"(applied by the daemon at {url})", file=sys.stderr)
+            return 0
+    return await _set_trading(loaded, halt=halt, reason=reason)
 
 
 async def _set_trading(loaded: LoadedConfig, *, halt: bool, reason: str) -> int:

@@ -141,6 +141,38 @@ class AptosConfig(_Section, frozen=True, kw_only=True):
     nodes: tuple[str, ...] = ()
 
 
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+SCHEDULE_PATTERN = (
+    r"^(off|\d+(\.\d+)?\s*(s|m|h|d)|[0-9*/,A-Za-z-]+( [0-9*/,A-Za-z-]+){4})$"
+)
+"""An interval (`30s`, `15m`, `6h`, `1d`), a 5-field cron line in UTC (`0 3 * * *`) or `off`."""
+Schedule = Annotated[str, msgspec.Meta(pattern=SCHEDULE_PATTERN)]
+
+
+class HttpConfig(_Section, frozen=True, kw_only=True):
+    """The operations endpoint: health, readiness, Prometheus metrics, status and control."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Port = 8787
+    control_token: Secret | None = None
+    """Bearer token for POST /control/*; without one the control endpoints are off."""
+    max_lag_s: dict[str, Positive] = {}
+    """Readiness bound on a component's reported `lag_s`, by component name; `*` for every other."""
+
+
+class JobsConfig(_Section, frozen=True, kw_only=True):
+    """Scheduled jobs: store backup and retention, equity snapshots, component hooks."""
+
+    enabled: bool = True
+    schedules: dict[str, Schedule] = {}
+    """Job name -> schedule; overrides the built-in defaults (see config/quantbot.toml)."""
+    backup_dir: str = "backups"
+    backup_keep: PositiveInt = 7
+    record_retention_days: dict[str, Positive] = {}
+    """Record kind -> days kept (used when the store has no `apply_retention`)."""
+
+
 class PluginSpec(_Section, frozen=True, kw_only=True):
     """One `[[filters]]` (etc.) table: the entry-point name, an instance id, and its parameters."""
 
@@ -166,6 +198,8 @@ class Config(_Section, frozen=True, kw_only=True):
     wallet: WalletConfig = WalletConfig()
     solana: SolanaConfig = SolanaConfig()
     aptos: AptosConfig = AptosConfig()
+    http: HttpConfig = HttpConfig()
+    jobs: JobsConfig = JobsConfig()
     filters: tuple[PluginSpec, ...] = ()
     strategies: tuple[PluginSpec, ...] = ()
     executors: tuple[PluginSpec, ...] = ()

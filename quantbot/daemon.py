@@ -28,6 +28,10 @@ from quantbot.exits import ExitManager
 from quantbot.filtering import FilterStage
 from quantbot.hosting import PluginHost
 from quantbot.logs import setup_logging
+from quantbot.ops.control import Controller
+from quantbot.ops.http import HttpServer
+from quantbot.ops.jobs import Jobs
+from quantbot.ops.metrics import Metrics
 from quantbot.orders import OrderRouter, Sealer
 from quantbot.plugins import PluginCatalog
 from quantbot.portfolio import Portfolio
@@ -116,6 +120,11 @@ class Daemon:
         self.router: OrderRouter | None = None
         self.portfolio: Portfolio | None = None
         self.exits: ExitManager | None = None
+        self.started_components: set[str] = set()
+        self.controller: Controller | None = None
+        self.http: HttpServer | None = None
+        self.jobs: Jobs | None = None
+        """Scheduled jobs; components built in `run` may register theirs with `self.jobs.add(...)`."""
 
     @property
     def config(self) -> Config:
@@ -154,6 +163,29 @@ class Daemon:
         )
         sealer = Sealer()
         self.portfolio = Portfolio(store=self.store, clock=self.clock)
+        self.controller = Controller(
+            daemon=self, store=self.store, bus=bus, portfolio=self.portfolio, clock=self.clock, redactor=self.redactor
+        )
+        ops: list[Component] = []
+        if cfg.jobs.enabled:
+            self.jobs = Jobs(
+                config=cfg.jobs,
+                clock=self.clock,
+                store=self.store,
+                portfolio=self.portfolio,
+                components=lambda: self.components,
+                data_dir=Path(cfg.daemon.data_dir),
+            )
+        if cfg.http.enabled:
+            metrics = Metrics(
+                bus=bus,
+                store=self.store,
+                portfolio=self.portfolio,
+                components=lambda: self.components,
+                extra=[self.jobs.collect] if self.jobs else [],
+            )
+            self.http = HttpServer(config=cfg.http, controller=self.controller, metrics=metrics)
+            ops.append(self.http)
         self.router = OrderRouter(
             bus=bus,
             store=self.store,
@@ -198,6 +230,7 @@ class Daemon:
         # reserved by orders that turn out to have failed are given back.
         self.components = [
             self.store,
+            *ops,
             self.portfolio,
             executor_host,
             self.risk,
@@ -206,6 +239,7 @@ class Daemon:
             self.filters,
             self.strategies,
             self.notifiers,
+            *([self.jobs] if self.jobs else []),
         ]
 
         loop = asyncio.get_running_loop()
@@ -226,6 +260,7 @@ class Daemon:
                     for c in self.components:
                         await c.start()
                         started.append(c)
+                        self.started_components.add(c.name)
                         log.info("component.started", name=c.name)
                     self._ready()
                     ticker = loop.create_task(self._tick(bus), name="quantbot[daemon].tick")
@@ -284,6 +319,7 @@ class Daemon:
             try:
                 async with asyncio.timeout(budget):
                     await c.stop()
+                self.started_components.discard(c.name)
                 log.info("component.stopped", name=c.name)
             except TimeoutError:
                 clean = False

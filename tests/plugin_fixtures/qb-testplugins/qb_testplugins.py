@@ -115,3 +115,27 @@ class TickerStrategy(Strategy):
                     price_native=self.config.price_native,
                 )
             )
+
+
+class GateConfig(PluginConfig, frozen=True, kw_only=True):
+    gate: str
+
+
+class GatedStartNotifier(Notifier):
+    """Finishes starting only once the file `gate` exists: holds the daemon mid start-up."""
+
+    Config = GateConfig
+    config: GateConfig
+
+    async def start(self) -> None:
+        from pathlib import Path
+
+        gate = Path(self.config.gate)
+        while not gate.exists():  # noqa: ASYNC110, ASYNC240  (the gate is opened by another process)
+            await asyncio.sleep(0.02)
+
+    def topics(self) -> tuple[str, ...]:
+        return ("config.reloaded",)
+
+    async def notify(self, event: Event) -> None:
+        pass
