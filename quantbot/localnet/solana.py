@@ -102,7 +102,7 @@ class LocalSolana:
         app = web.Application()
         app.router.add_post("/", self._http)
         app.router.add_get("/", self._websocket)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
