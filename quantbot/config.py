@@ -654,6 +654,9 @@ def load_config(
         raise ConfigError(
             [f'{src}: mode: "live" needs a signing key: set wallet.solana_keypair or wallet.aptos_private_key']
         )
+    if config.solana.enabled and not config.solana.endpoints:
+        src = layers.source_of(("solana", "enabled"))
+        raise ConfigError([f"{src}: solana.enabled: needs at least one [[solana.endpoints]] with an http URL"])
     return LoadedConfig(
         config=config,
         sources=tuple(str(f) for f in files),
