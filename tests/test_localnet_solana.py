@@ -100,6 +100,12 @@ async def test_signed_spl_transfer_executes_in_litesvm_and_get_transaction_shows
         assert pre == {str(sender.pubkey()): 5_000_000, str(receiver.pubkey()): 0}
         assert post == {str(sender.pubkey()): 3_750_000, str(receiver.pubkey()): 1_250_000}
         assert any("Tokenkeg" in line for line in meta["logMessages"])
+        parsed = await client.get_transaction(sig, encoding="jsonParsed", max_supported_transaction_version=0)
+        assert parsed.value is not None
+        [ix] = json.loads(parsed.value.to_json())["transaction"]["message"]["instructions"]
+        assert (ix["program"], ix["parsed"]["type"]) == ("spl-token", "transferChecked")
+        assert ix["parsed"]["info"]["tokenAmount"]["uiAmountString"] == "1.25"
+        assert ix["parsed"]["info"]["authority"] == str(sender.pubkey())
         status = (await client.get_signature_statuses([sig])).value[0]
         assert status is not None and status.err is None
         largest = (await client.get_token_largest_accounts(mint)).value

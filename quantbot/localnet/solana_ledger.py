@@ -28,6 +28,7 @@ TOKEN_PROGRAM = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"  # noqa: S105  (a 
 TOKEN_2022_PROGRAM = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"  # noqa: S105
 TOKEN_PROGRAMS = frozenset({TOKEN_PROGRAM, TOKEN_2022_PROGRAM})
 TOKEN_ACCOUNT_LEN = 165
+SYSTEM_PROGRAM = "11111111111111111111111111111111"
 MAX_SIGNATURES_LIMIT = 1000
 RENT_EPOCH_EXEMPT = 18446744073709551615
 
@@ -435,19 +436,50 @@ def _executed_result(
     }
 
 
+def _u64(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 8], "little")
+
+
+def _parsed_ix(program_id: str, accounts: list[str], data: bytes) -> dict[str, Any] | None:
+    """The validator's jsonParsed form of the instructions quantbot's tests send (others stay raw)."""
+    if program_id == SYSTEM_PROGRAM and len(data) == 12 and data[:4] == b"\x02\x00\x00\x00" and len(accounts) == 2:
+        info: dict[str, Any] = {"source": accounts[0], "destination": accounts[1], "lamports": _u64(data, 4)}
+        return {"program": "system", "parsed": {"type": "transfer", "info": info}}
+    if program_id not in TOKEN_PROGRAMS or not data:
+        return None
+    program = "spl-token" if program_id == TOKEN_PROGRAM else "spl-token-2022"
+    if data[0] == 3 and len(data) == 9 and len(accounts) == 3:
+        info = {
+            "source": accounts[0],
+            "destination": accounts[1],
+            "authority": accounts[2],
+            "amount": str(_u64(data, 1)),
+        }
+        return {"program": program, "parsed": {"type": "transfer", "info": info}}
+    if data[0] == 12 and len(data) == 10 and len(accounts) == 4:
+        info = {
+            "source": accounts[0],
+            "mint": accounts[1],
+            "destination": accounts[2],
+            "authority": accounts[3],
+            "tokenAmount": ui_amount(_u64(data, 1), data[9]),
+        }
+        return {"program": program, "parsed": {"type": "transferChecked", "info": info}}
+    return None
+
+
 def _as_json_parsed(result: dict[str, Any], writable: tuple[str, ...]) -> dict[str, Any]:
-    """jsonParsed form: keyed account list; instructions stay raw (programId, accounts, data)."""
+    """jsonParsed form: keyed account list; System/SPL transfers parsed, other instructions raw."""
     msg = result["transaction"]["message"]
     keys: list[str] = msg["accountKeys"]
     n_signed = msg["header"]["numRequiredSignatures"]
 
     def raw_ix(ix: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "programId": keys[ix["programIdIndex"]],
-            "accounts": [keys[i] for i in ix["accounts"]],
-            "data": ix["data"],
-            "stackHeight": ix["stackHeight"],
-        }
+        program_id, accounts = keys[ix["programIdIndex"]], [keys[i] for i in ix["accounts"]]
+        parsed = _parsed_ix(program_id, accounts, base58.b58decode(ix["data"]))
+        if parsed is not None:
+            return {**parsed, "programId": program_id, "stackHeight": ix["stackHeight"]}
+        return {"programId": program_id, "accounts": accounts, "data": ix["data"], "stackHeight": ix["stackHeight"]}
 
     parsed_msg = {
         "accountKeys": [
