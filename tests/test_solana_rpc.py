@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from solders.hash import Hash
 from solders.keypair import Keypair
+from structlog.testing import capture_logs
 
 from quantbot.chains.solana.rpc import RpcUnavailable, SolanaRpcError, SolanaRpcPool, endpoint_name, ws_url_of
 from quantbot.clock import WallClock
@@ -179,3 +180,23 @@ def test_ws_url_is_derived_from_http_when_not_configured() -> None:
     )
     assert ws_url_of(SolanaEndpointConfig(http="http://127.0.0.1:8899")) == "ws://127.0.0.1:8900"
     assert ws_url_of(SolanaEndpointConfig(http="http://a:8899", ws="ws://b:1")) == "ws://b:1"
+
+
+async def test_api_keys_in_endpoint_urls_never_reach_logs_health_or_errors(
+    two_nodes: tuple[LocalSolana, LocalSolana],
+) -> None:
+    a, b = two_nodes
+    keyed = f"{a.http_url}v2/SECRETPATH?api-key=SECRETQUERY"  # the node answers 404 on that path
+    dead = "http://127.0.0.1:1/SECRETPATH?api-key=SECRETQUERY"
+    endpoints = [SolanaEndpointConfig(http=u, rps=0, timeout=2.0) for u in (keyed, dead, b.http_url)]
+    clock = RecordingClock()
+    with capture_logs() as logs:
+        async with SolanaRpcPool(endpoints=endpoints, clock=clock, rounds=1) as pool:
+            assert await pool.get_slot() == b.slot
+            b.faults.server_errors = 1
+            with pytest.raises(RpcUnavailable) as failure:
+                await pool.get_slot()
+            health = pool.health()
+    assert "SECRET" not in str(failure.value)
+    assert "SECRET" not in json.dumps(health) and "SECRET" not in json.dumps(logs, default=str)
+    assert health[endpoint_name(0, keyed)]["last_error"].startswith("HTTP 404")

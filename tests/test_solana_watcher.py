@@ -22,6 +22,7 @@ from solana.rpc.async_api import AsyncClient
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from structlog.testing import capture_logs
 
 from quantbot.bus import EventBus
 from quantbot.chains.solana.rpc import SolanaRpcPool
@@ -386,3 +387,32 @@ async def test_rpc_outage_during_fetch_holds_the_cursor_and_a_later_backfill_rec
         assert h.watcher.stats()["rpc_errors"] >= 1
         cursor = await store.get_cursor(f"solana.wallet.{whale.address}")
         assert cursor is not None and Cursor.decode(cursor).signature == sig
+
+
+async def test_websocket_fails_over_to_the_next_endpoint_and_keeps_its_url_secret(
+    local_solana: LocalSolana, store: SqliteStore
+) -> None:
+    clock = WallClock()
+    broken = SolanaEndpointConfig(http=local_solana.http_url, ws=f"{local_solana.ws_url}SECRET?api-key=SECRET", rps=0)
+    good = SolanaEndpointConfig(http=local_solana.http_url, ws=local_solana.ws_url, rps=0)
+    config = SolanaConfig(enabled=True, endpoints=(broken, good), launch_programs=("pumpfun",))
+    with capture_logs() as logs:
+        async with EventBus(clock=clock) as bus, SolanaRpcPool(endpoints=config.endpoints, clock=clock) as pool:
+            watcher = SolanaWatcher(
+                bus=bus,
+                rpc=pool,
+                parser=FirstKeyParser(),
+                store=store,
+                clock=clock,
+                config=config,
+                reconnect=Backoff(base=0.01, cap=0.05),
+            )
+            await watcher.start()
+            try:
+                async with asyncio.timeout(GUARD_S):
+                    await watcher.wait_synced()
+                assert len(local_solana.subscriptions("logs")) == 1
+            finally:
+                await watcher.stop()
+    disconnects = [entry for entry in logs if entry["event"] == "watcher.disconnected"]
+    assert disconnects and all("SECRET" not in str(entry) for entry in logs)

@@ -125,6 +125,23 @@ def endpoint_name(index: int, url: str) -> str:
     return f"{index}:{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
+def url_secrets(endpoints: Sequence[SolanaEndpointConfig]) -> list[str]:
+    """The parts of configured URLs that may hold an API key (path, query), longest first."""
+    found = set()
+    for e in endpoints:
+        for url in (e.http, ws_url_of(e)):
+            parts = urlsplit(url)
+            found.update(p for p in (parts.query, parts.path.strip("/")) if len(p) > 1)
+    return sorted(found, key=len, reverse=True)
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every URL path and query of the configured endpoints masked."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
 def ws_url_of(endpoint: SolanaEndpointConfig) -> str:
     """The pubsub URL: configured, else the HTTP URL with ws(s) scheme (port 8899 -> 8900, as validators do)."""
     if endpoint.ws:
@@ -171,6 +188,7 @@ class SolanaRpcPool:
         self.rounds = rounds
         self.backoff = backoff or Backoff(base=0.25, cap=5.0)
         self._configs = tuple(endpoints)
+        self._secrets = url_secrets(self._configs)
         self._endpoints: list[_Endpoint] = []
         self._preferred = 0
 
@@ -193,6 +211,10 @@ class SolanaRpcPool:
         """Pubsub URLs, preferred endpoint first."""
         n = len(self._configs)
         return [ws_url_of(self._configs[(self._preferred + i) % n]) for i in range(n)]
+
+    def scrub(self, text: str) -> str:
+        """Mask endpoint paths and queries (API keys) in text bound for logs or errors."""
+        return scrub(text, self._secrets)
 
     def health(self) -> dict[str, dict[str, Any]]:
         return {ep.health.name: ep.health.as_dict() for ep in self._endpoints}
@@ -227,13 +249,13 @@ class SolanaRpcPool:
                 except SolanaJsonRpcError as exc:
                     if exc.code not in RETRYABLE_RPC_CODES:
                         self._answered(ep, index, began)
-                        raise SolanaRpcError(f"{method}: {exc.code} {exc.message}") from exc
+                        raise SolanaRpcError(self.scrub(f"{method}: {exc.code} {exc.message}")) from exc
                     last = self._failed(ep, method, f"rpc error {exc.code}: {exc.message}"[:200])
                 except RPCException as exc:
                     detail = str(exc)
                     if not any(marker in detail for marker in _RETRYABLE_TYPED):
                         self._answered(ep, index, began)
-                        raise SolanaRpcError(f"{method}: {detail}") from exc
+                        raise SolanaRpcError(self.scrub(f"{method}: {detail}")) from exc
                     last = self._failed(ep, method, detail[:200])
                 else:
                     self._answered(ep, index, began)
@@ -256,6 +278,7 @@ class SolanaRpcPool:
         self._preferred = index
 
     def _failed(self, ep: _Endpoint, method: str, reason: str) -> str:
+        reason = self.scrub(reason)
         ep.health.errors += 1
         ep.health.last_error = reason
         log.warning("rpc.request_failed", endpoint=ep.health.name, method=method, reason=reason)

@@ -183,7 +183,7 @@ class SolanaWatcher:
             try:
                 await self._subscribe_account(ws, pubkey)
             except Exception as exc:  # noqa: BLE001  (the next connection subscribes it)
-                log.warning("watcher.account_subscribe_failed", account=pubkey, error=repr(exc))
+                log.warning("watcher.account_subscribe_failed", account=pubkey, error=self.rpc.scrub(repr(exc)))
 
     async def unwatch_account(self, pubkey: str) -> None:
         pubkey = str(Pubkey.from_string(pubkey))
@@ -196,7 +196,7 @@ class SolanaWatcher:
         try:
             await ws.unsubscribe(handle)
         except Exception as exc:  # noqa: BLE001  (a dead connection already dropped it)
-            log.warning("watcher.account_unsubscribe_failed", account=pubkey, error=repr(exc))
+            log.warning("watcher.account_unsubscribe_failed", account=pubkey, error=self.rpc.scrub(repr(exc)))
 
     async def _subscribe_account(self, ws: SolanaWsClient, pubkey: str) -> None:
         handle = await ws.account_subscribe(
@@ -253,7 +253,8 @@ class SolanaWatcher:
         if isinstance(exc, ValueError | msgspec.DecodeError) or "JSON" in type(exc).__name__:
             self.counters["malformed"] += 1
         self.counters["disconnects"] += 1
-        log.warning("watcher.disconnected", endpoint=endpoint, error=f"{type(exc).__name__}: {exc}"[:300])
+        error = self.rpc.scrub(f"{type(exc).__name__}: {exc}")[:300]
+        log.warning("watcher.disconnected", endpoint=endpoint, error=error)
 
     async def _subscribe_all(self, ws: SolanaWsClient) -> None:
         self._ws = ws
