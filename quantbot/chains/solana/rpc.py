@@ -127,7 +127,7 @@ def endpoint_name(index: int, url: str) -> str:
 
 def url_secrets(endpoints: Sequence[SolanaEndpointConfig]) -> list[str]:
     """The parts of configured URLs that may hold an API key (path, query), longest first."""
-    found = set()
+    found: set[str] = set()
     for e in endpoints:
         for url in (e.http, ws_url_of(e)):
             parts = urlsplit(url)
