@@ -205,3 +205,29 @@ async def test_v0_recorded_json_transaction_lists_lookup_table_accounts_for_ment
     async with AsyncClient(local_solana.http_url) as client:
         found = (await client.get_signatures_for_address(Pubkey.from_string(loaded))).value
         assert [str(s.signature) for s in found] == [sig]
+
+
+async def test_every_recorded_transaction_fixture_is_served_in_its_recorded_encoding(
+    local_solana: LocalSolana, solana_fixtures: Path
+) -> None:
+    sigs = local_solana.load_transactions(solana_fixtures)
+    assert len(sigs) >= 8 and len(set(sigs)) == len(sigs)
+    async with AsyncClient(local_solana.http_url) as client:
+        for sig in sigs:
+            resp = await client.get_transaction(
+                Signature.from_string(sig), encoding="jsonParsed", max_supported_transaction_version=0
+            )
+            assert resp.value is not None and str(resp.value.transaction.transaction.signatures[0]) == sig
+
+
+async def test_logs_subscribe_all_sees_every_landed_transaction(local_solana: LocalSolana) -> None:
+    payer = Keypair()
+    fund(local_solana, payer.pubkey())
+    async with AsyncClient(local_solana.http_url) as client, SolanaWsClient(local_solana.ws_url) as ws:
+        await ws.logs_subscribe()
+        blockhash = (await client.get_latest_blockhash()).value.blockhash
+        sig = (
+            await client.send_raw_transaction(bytes(sol_transfer(payer, Keypair().pubkey(), 10**7, blockhash)))
+        ).value
+        note = await ws.recv()
+        assert isinstance(note, LogsNotification) and note.result.value.signature == sig

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from quantbot.store.sqlite import SqliteStore
 from tests.solana_chain import fund, sol_transfer
 
 GUARD_S = 20.0  # a hang guard, not a speed assertion
+LAUNCH_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class FirstKeyParser:
@@ -72,7 +73,10 @@ class FirstKeyParser:
         if not any(line.startswith("Program log: Instruction: Create") for line in logs):
             self.rejected["not_a_launch"] += 1
             return []
-        return [TokenLaunch(chain="solana", mint=f"mint-of-{signature[:8]}", source="pumpfun", tx=signature)]
+        launch = TokenLaunch(
+            chain="solana", mint=f"mint-of-{signature[:8]}", source="pumpfun", tx=signature, block_time=LAUNCH_TIME
+        )
+        return [launch]
 
 
 @dataclass
@@ -283,6 +287,8 @@ async def test_pumpfun_launch_is_decoded_from_notification_logs_without_fetching
         assert isinstance(launch, TokenLaunch) and launch.tx == sig
         assert local_solana.calls["getTransaction"] == 0
         assert len(local_solana.subscriptions("logs")) == 2
+        lag = h.watcher.stats()["launch_lag_s"]
+        assert lag is not None and lag > 0  # measured against the block time the parser reported
 
 
 async def test_raydium_pool_initialisation_is_fetched_and_parsed_as_a_transaction(

@@ -137,6 +137,10 @@ class LocalSolana:
     def load_transaction(self, path: Path) -> str:
         return self.add_transaction(path.read_bytes())
 
+    def load_transactions(self, directory: Path) -> list[str]:
+        """Serve every recorded getTransaction response in `directory` (`*gettransaction*.json`)."""
+        return [self.load_transaction(p) for p in sorted(directory.glob("*gettransaction*.json"))]
+
     async def announce(self, signature: str) -> int:
         """Push the logs notification of a known transaction to matching subscribers; return how many."""
         landed = self.ledger.transaction(signature)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -104,6 +104,7 @@ class WalletActivity:
         self,
         *,
         wallets: Sequence[str],
+        labels: Mapping[str, str] | None = None,
         rpc: SolanaRpcPool,
         parser: TxParser,
         publish: Publish,
@@ -117,6 +118,7 @@ class WalletActivity:
         retry: Backoff | None = None,
     ) -> None:
         self.wallets = tuple(dict.fromkeys(wallets))
+        self.labels = dict(labels or {})
         self.rpc = rpc
         self.parser = parser
         self.publish = publish
@@ -207,7 +209,7 @@ class WalletActivity:
             covered = await self._backfill(wallet)
         except RPC_FAILURES as exc:
             self.counters["rpc_errors"] += 1
-            log.warning("watcher.backfill_failed", wallet=wallet, error=str(exc))
+            log.warning("watcher.backfill_failed", wallet=wallet, label=self.labels.get(wallet, ""), error=str(exc))
         finally:
             if not covered:
                 self._hold(wallet)
@@ -227,7 +229,12 @@ class WalletActivity:
             newest = await self.rpc.get_signatures_for_address(wallet, limit=1)
             start = Cursor(newest[0].signature, newest[0].slot) if newest else EMPTY
             await self._advance(wallet, start, force=True)
-            log.info("watcher.wallet_cursor_initialised", wallet=wallet, cursor=start.signature)
+            log.info(
+                "watcher.wallet_cursor_initialised",
+                wallet=wallet,
+                label=self.labels.get(wallet, ""),
+                cursor=start.signature,
+            )
             return True
         collected = []
         before: str | None = None
@@ -241,13 +248,25 @@ class WalletActivity:
             before = page[-1].signature
         else:
             self.counters["backfill_truncated"] += 1
-            log.warning("watcher.backfill_truncated", wallet=wallet, kept=len(collected), since=cursor.signature)
+            log.warning(
+                "watcher.backfill_truncated",
+                wallet=wallet,
+                label=self.labels.get(wallet, ""),
+                kept=len(collected),
+                since=cursor.signature,
+            )
         fresh = [s for s in reversed(collected) if s.signature not in self.seen]
         for s in fresh:
             self._enqueue(wallet, s.signature, s.slot, s.err, live=False)
         self.counters["backfilled"] += len(fresh)
         if fresh:
-            log.info("watcher.backfilled", wallet=wallet, signatures=len(fresh), since=cursor.signature)
+            log.info(
+                "watcher.backfilled",
+                wallet=wallet,
+                label=self.labels.get(wallet, ""),
+                signatures=len(fresh),
+                since=cursor.signature,
+            )
         return True
 
     def _hold(self, wallet: str) -> None:

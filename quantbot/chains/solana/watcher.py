@@ -96,9 +96,9 @@ class SolanaWatcher:
         self.reconnect = reconnect or Backoff(base=0.5, cap=config.reconnect_max_s)
         self.timeout = max((e.timeout for e in config.endpoints), default=10.0)
         self.counters: Counter[str] = Counter()
-        self.labels = {w.address: w.label for w in config.wallets}
         self.wallets = WalletActivity(
             wallets=[w.address for w in config.wallets],
+            labels={w.address: w.label for w in config.wallets if w.label},
             rpc=rpc,
             parser=parser,
             publish=self._publish,
@@ -113,6 +113,8 @@ class SolanaWatcher:
         )
         self.launch_programs = {p: LAUNCH_PROGRAMS[p] for p in config.launch_programs}
         self.connections = 0
+        self.launch_lag_s: float | None = None
+        self.launch_lag_max_s = 0.0
         self.syncs = 0
         self._synced = asyncio.Condition()
         self._launch_seen = RecentSet(config.dedup_window)
@@ -165,6 +167,8 @@ class SolanaWatcher:
             "failed_tx_skipped": self.counters["failed_tx_skipped"],
             "lag_s": self.wallets.lag_s,
             "lag_max_s": self.wallets.lag_max_s,
+            "launch_lag_s": self.launch_lag_s,
+            "launch_lag_max_s": self.launch_lag_max_s,
             "pending": self.wallets.pending(),
             "subscriptions": len(self._subs),
             "rpc": self.rpc.health(),
@@ -332,6 +336,7 @@ class SolanaWatcher:
             log.error("watcher.parse_failed", signature=signature, program=program, exc_info=exc)
             return
         self.counters["parsed"] += 1
+        self._measure_launch_lag(events)
         await self._publish(events)
         markers = POOL_INIT_MARKERS.get(program, ())
         if not events and err is None and any(m in line for line in logs for m in markers):
@@ -359,6 +364,14 @@ class SolanaWatcher:
             return
         self.counters["parsed"] += 1
         await self._publish(events)
+
+    def _measure_launch_lag(self, events: Sequence[Event]) -> None:
+        """now - block time, where the parser could tell the block time from the logs (event timestamps)."""
+        for event in events:
+            block_time = getattr(event, "block_time", None)
+            if isinstance(block_time, datetime):
+                self.launch_lag_s = (self.clock.now() - block_time).total_seconds()
+                self.launch_lag_max_s = max(self.launch_lag_max_s, self.launch_lag_s)
 
     async def _publish(self, events: Sequence[Event]) -> None:
         """Publish, dropping an event identical to one already published (logs and transaction paths)."""
