@@ -209,8 +209,13 @@ class SolanaRpcPool:
 
     def ws_urls(self) -> list[str]:
         """Pubsub URLs, preferred endpoint first."""
+        return [url for _, url in self.ws_endpoints()]
+
+    def ws_endpoints(self) -> list[tuple[str, str]]:
+        """(endpoint name, pubsub URL), preferred endpoint first."""
         n = len(self._configs)
-        return [ws_url_of(self._configs[(self._preferred + i) % n]) for i in range(n)]
+        order = [(self._preferred + i) % n for i in range(n)]
+        return [(endpoint_name(i, self._configs[i].http), ws_url_of(self._configs[i])) for i in order]
 
     def scrub(self, text: str) -> str:
         """Mask endpoint paths and queries (API keys) in text bound for logs or errors."""

@@ -26,7 +26,7 @@ from solders.rpc.config import RpcTransactionLogsFilterMentions
 from solders.rpc.responses import AccountNotification, LogsNotification
 
 from quantbot.bus import EventBus
-from quantbot.chains.solana.rpc import RpcUnavailable, SolanaRpcError, SolanaRpcPool, endpoint_name
+from quantbot.chains.solana.rpc import RpcUnavailable, SolanaRpcError, SolanaRpcPool
 from quantbot.chains.solana.wallets import CursorStore, RecentSet, WalletActivity
 from quantbot.clock import Clock
 from quantbot.config import SolanaConfig
@@ -218,9 +218,8 @@ class SolanaWatcher:
     async def _ws_loop(self) -> None:
         attempt = 0
         while True:
-            urls = self.rpc.ws_urls()
-            url = urls[attempt % len(urls)]
-            endpoint = endpoint_name(attempt % len(urls), url)
+            endpoints = self.rpc.ws_endpoints()
+            endpoint, url = endpoints[attempt % len(endpoints)]
             backfill: asyncio.Task[None] | None = None
             try:
                 async with SolanaWsClient(
