@@ -210,6 +210,9 @@ class WalletActivity:
         except RPC_FAILURES as exc:
             self.counters["rpc_errors"] += 1
             log.warning("watcher.backfill_failed", wallet=wallet, label=self.labels.get(wallet, ""), error=str(exc))
+        except Exception as exc:  # the store, or a bug: the wallet is held and retried like an RPC failure
+            self.counters["handler_errors"] += 1
+            log.error("watcher.backfill_failed", wallet=wallet, label=self.labels.get(wallet, ""), exc_info=exc)
         finally:
             if not covered:
                 self._hold(wallet)

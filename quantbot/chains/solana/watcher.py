@@ -273,7 +273,14 @@ class SolanaWatcher:
             await self._subscribe_account(ws, pubkey)
 
     async def _backfill(self) -> None:
-        await self.wallets.backfill_all()
+        try:
+            await self.wallets.backfill_all()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the store or a bug; wallets stay held and the next connection retries
+            self.counters["handler_errors"] += 1
+            log.error("watcher.backfill_crashed", exc_info=exc)
+            return
         async with self._synced:
             self.syncs += 1
             self._synced.notify_all()
