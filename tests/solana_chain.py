@@ -15,7 +15,19 @@ from solders.transaction import VersionedTransaction
 from spl.token.instructions import transfer_checked
 from spl.token.models import TransferCheckedParams
 
+from quantbot.clock import WallClock
 from quantbot.localnet.solana import LocalSolana
+
+
+class RecordingClock(WallClock):
+    """The wall clock, remembering every wait it was asked for (to prove Retry-After was honoured)."""
+
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await super().sleep(seconds)
 
 
 def fund(node: LocalSolana, who: Pubkey, lamports: int = 10**10) -> None:

@@ -13,22 +13,10 @@ from solders.keypair import Keypair
 from structlog.testing import capture_logs
 
 from quantbot.chains.solana.rpc import RpcUnavailable, SolanaRpcError, SolanaRpcPool, endpoint_name, ws_url_of
-from quantbot.clock import WallClock
 from quantbot.config import SolanaEndpointConfig
 from quantbot.localnet.solana import LocalSolana
 from quantbot.retry import Backoff
-from tests.solana_chain import fund, make_mint, sol_transfer, token_account
-
-
-class RecordingClock(WallClock):
-    """The wall clock, remembering every wait it was asked for."""
-
-    def __init__(self) -> None:
-        self.sleeps: list[float] = []
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        await super().sleep(seconds)
+from tests.solana_chain import RecordingClock, fund, make_mint, sol_transfer, token_account
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from quantbot.events import AccountUpdate, Event, TokenLaunch, Transfer
 from quantbot.localnet.solana import LocalSolana
 from quantbot.retry import Backoff
 from quantbot.store.sqlite import SqliteStore
-from tests.solana_chain import fund, sol_transfer
+from tests.solana_chain import RecordingClock, fund, sol_transfer
 
 GUARD_S = 20.0  # a hang guard, not a speed assertion
 LAUNCH_TIME = datetime(2026, 1, 1, tzinfo=UTC)
@@ -112,8 +112,9 @@ async def watching(
     parser: TxParser | None = None,
     page_size: int = 100,
     max_pages: int = 10,
+    clock: WallClock | None = None,
 ) -> AsyncIterator[Harness]:
-    clock = WallClock()
+    clock = clock or WallClock()
     endpoint = SolanaEndpointConfig(http=node.http_url, ws=node.ws_url, timeout=5.0, rps=0)
     config = SolanaConfig(
         enabled=True,
@@ -422,3 +423,15 @@ async def test_websocket_fails_over_to_the_next_endpoint_and_keeps_its_url_secre
                 await watcher.stop()
     disconnects = [entry for entry in logs if entry["event"] == "watcher.disconnected"]
     assert disconnects and all("SECRET" not in str(entry) for entry in logs)
+
+
+async def test_websocket_upgrade_refused_with_429_waits_for_retry_after_then_connects(
+    local_solana: LocalSolana, store: SqliteStore
+) -> None:
+    local_solana.faults.ws_rate_limited = 1
+    local_solana.faults.retry_after = "0.3"
+    clock = RecordingClock()
+    async with watching(local_solana, store, launch_programs=("pumpfun",), clock=clock) as h:
+        assert h.watcher.stats()["connections"] == 1
+    assert local_solana.calls["ws_429"] == 1
+    assert clock.sleeps and clock.sleeps[0] >= 0.29

@@ -56,6 +56,8 @@ class Faults:
     malformed: int = 0
     delay: float = 0.0
     refuse_ws: bool = False
+    ws_rate_limited: int = 0
+    """WebSocket upgrades to answer with 429 + Retry-After (counts down)."""
     only_methods: frozenset[str] = frozenset()
     """When non-empty, HTTP faults apply only to these JSON-RPC methods."""
 
@@ -330,6 +332,10 @@ class LocalSolana:
     # --- WebSocket ---------------------------------------------------------------------------
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        if self.faults.ws_rate_limited > 0:
+            self.faults.ws_rate_limited -= 1
+            self.calls["ws_429"] += 1
+            return web.Response(status=429, text="Too many requests", headers={"Retry-After": self.faults.retry_after})
         if self.faults.refuse_ws:
             self.calls["ws_refused"] += 1
             return web.Response(status=503, text="websocket unavailable")

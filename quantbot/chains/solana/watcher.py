@@ -24,6 +24,7 @@ from solana.rpc.websocket_api import SolanaWsClient, Subscription
 from solders.pubkey import Pubkey
 from solders.rpc.config import RpcTransactionLogsFilterMentions
 from solders.rpc.responses import AccountNotification, LogsNotification
+from websockets.exceptions import InvalidStatus
 
 from quantbot.bus import EventBus
 from quantbot.chains.solana.rpc import RpcUnavailable, SolanaRpcError, SolanaRpcPool
@@ -31,7 +32,7 @@ from quantbot.chains.solana.wallets import CursorStore, RecentSet, WalletActivit
 from quantbot.clock import Clock
 from quantbot.config import SolanaConfig
 from quantbot.events import EPOCH, AccountUpdate, Event
-from quantbot.retry import Backoff
+from quantbot.retry import Backoff, retry_after
 
 log = structlog.get_logger(component="solana.watcher")
 
@@ -241,6 +242,9 @@ class SolanaWatcher:
                 raise
             except Exception as exc:  # noqa: BLE001  (whatever ended the connection, the answer is to reconnect)
                 self._connection_lost(endpoint, exc)
+                wait_at_least = self._retry_after(exc)
+            else:
+                wait_at_least = None
             finally:
                 self._ws = None
                 self._subs.clear()
@@ -249,8 +253,17 @@ class SolanaWatcher:
                 if backfill is not None:
                     backfill.cancel()
             delay = self.reconnect.delay(attempt)
+            if wait_at_least is not None:
+                delay = max(delay, wait_at_least)
             attempt += 1
             await self.clock.sleep(delay)
+
+    def _retry_after(self, exc: BaseException) -> float | None:
+        """Retry-After of a WebSocket upgrade refused with 429/503, if the server sent one."""
+        if isinstance(exc, InvalidStatus) and exc.response.status_code in (429, 503):
+            headers = {k: v for k, v in exc.response.headers.raw_items()}
+            return retry_after(headers, now=self.clock.now())
+        return None
 
     def _connection_lost(self, endpoint: str, exc: BaseException) -> None:
         if isinstance(exc, ValueError | msgspec.DecodeError) or "JSON" in type(exc).__name__:
