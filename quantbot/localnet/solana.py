@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import base58
+import based58
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from solders.pubkey import Pubkey
@@ -167,7 +167,7 @@ class LocalSolana:
         data: Any = json.loads(response) if isinstance(response, str | bytes) else response
         value = data["result"]["value"]
         raw, enc = value["data"]
-        blob = base64.b64decode(raw) if enc == "base64" else base58.b58decode(raw)
+        blob = base64.b64decode(raw) if enc == "base64" else based58.b58decode(raw.encode())
         self.ledger.set_account(pubkey, data=blob, owner=value["owner"], lamports=value["lamports"])
 
     async def drop_connections(self, *, abrupt: bool = False) -> int:
@@ -303,7 +303,8 @@ class LocalSolana:
         encoded = params[0]
         encoding = config.get("encoding", "base58")
         try:
-            raw = base64.b64decode(encoded, validate=True) if encoding == "base64" else base58.b58decode(encoded)
+            text = str(encoded).encode()
+            raw = base64.b64decode(text, validate=True) if encoding == "base64" else based58.b58decode(text)
         except ValueError:
             raise RpcError(-32602, f"invalid transaction: invalid {encoding} encoding") from None
         self.ledger.now = int(self.clock.now().timestamp())

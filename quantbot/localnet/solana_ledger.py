@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import base58
+import based58
 from solders.account import Account
 from solders.litesvm import LiteSVM
 from solders.pubkey import Pubkey
@@ -89,7 +89,7 @@ def encode_account(account: Account, encoding: str) -> dict[str, Any]:
     """An account as `getAccountInfo` / `accountNotification` show it (jsonParsed falls back to base64)."""
     data = bytes(account.data)
     if encoding == "base58":
-        shown: list[str] = [base58.b58encode(data).decode(), "base58"]
+        shown: list[str] = [based58.b58encode(data).decode(), "base58"]
     else:
         shown = [base64.b64encode(data).decode(), "base64"]
     return {

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import base58
+import based58
 from solders.account import Account
 from solders.message import MessageV0
 from solders.token.state import TokenAccount
@@ -87,7 +87,7 @@ def executed_result(
                 {
                     "programIdIndex": ix.instruction().program_id_index,
                     "accounts": list(bytes(ix.instruction().accounts)),
-                    "data": base58.b58encode(bytes(ix.instruction().data)).decode(),
+                    "data": based58.b58encode(bytes(ix.instruction().data)).decode(),
                     "stackHeight": ix.stack_height(),
                 }
                 for ix in group
@@ -108,7 +108,7 @@ def executed_result(
             {
                 "programIdIndex": ix.program_id_index,
                 "accounts": list(bytes(ix.accounts)),
-                "data": base58.b58encode(bytes(ix.data)).decode(),
+                "data": based58.b58encode(bytes(ix.data)).decode(),
                 "stackHeight": None,
             }
             for ix in message.instructions
@@ -179,7 +179,7 @@ def as_json_parsed(result: dict[str, Any], writable: tuple[str, ...]) -> dict[st
 
     def raw_ix(ix: Mapping[str, Any]) -> dict[str, Any]:
         program_id, accounts = keys[ix["programIdIndex"]], [keys[i] for i in ix["accounts"]]
-        parsed = _parsed_ix(program_id, accounts, base58.b58decode(ix["data"]))
+        parsed = _parsed_ix(program_id, accounts, based58.b58decode(ix["data"].encode()))
         if parsed is not None:
             return {**parsed, "programId": program_id, "stackHeight": ix["stackHeight"]}
         return {"programId": program_id, "accounts": accounts, "data": ix["data"], "stackHeight": ix["stackHeight"]}
