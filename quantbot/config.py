@@ -124,6 +124,23 @@ class SolanaEndpointConfig(_Section, frozen=True, kw_only=True):
 
     http: str
     ws: str = ""
+    timeout: Positive = 10.0
+    """Seconds one request (or one WebSocket subscribe) may take before failing over."""
+    rps: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    """Requests per second sent to this provider; 0 = no limit."""
+
+
+SolanaAddress = Annotated[str, msgspec.Meta(pattern=r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")]
+
+
+class SolanaWalletConfig(_Section, frozen=True, kw_only=True):
+    """A watched wallet: its address and an optional label for logs and events."""
+
+    address: SolanaAddress
+    label: str = ""
+
+
+SolanaLaunchProgram = Literal["pumpfun", "pumpswap", "raydium_v4", "raydium_cpmm"]
 
 
 class SolanaConfig(_Section, frozen=True, kw_only=True):
@@ -132,6 +149,16 @@ class SolanaConfig(_Section, frozen=True, kw_only=True):
     enabled: bool = False
     endpoints: tuple[SolanaEndpointConfig, ...] = ()
     commitment: Literal["processed", "confirmed", "finalized"] = "confirmed"
+    wallets: tuple[SolanaWalletConfig, ...] = ()
+    launch_programs: tuple[SolanaLaunchProgram, ...] = ("pumpfun", "pumpswap", "raydium_v4", "raydium_cpmm")
+    backfill_page_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    backfill_max_pages: PositiveInt = 10
+    """Per address and backfill: older history beyond this many pages is skipped (and logged)."""
+    dedup_window: PositiveInt = 20000
+    """How many recent signatures are remembered to drop duplicates (notification + backfill)."""
+    reconnect_max_s: Positive = 30.0
+    fetch_concurrency: PositiveInt = 4
+    """getTransaction calls in flight at once for watched-wallet activity."""
 
 
 class AptosConfig(_Section, frozen=True, kw_only=True):
@@ -661,6 +688,9 @@ def load_config(
         raise ConfigError(
             [f'{src}: mode: "live" needs a signing key: set wallet.solana_keypair or wallet.aptos_private_key']
         )
+    if config.solana.enabled and not config.solana.endpoints:
+        src = layers.source_of(("solana", "enabled"))
+        raise ConfigError([f"{src}: solana.enabled: needs at least one [[solana.endpoints]] with an http URL"])
     return LoadedConfig(
         config=config,
         sources=tuple(str(f) for f in files),

@@ -78,6 +78,18 @@ def build_plugins(loaded: LoadedConfig, catalog: PluginCatalog, section: str, cl
     return out
 
 
+def build_solana(config: Config, *, bus: EventBus, store: Store, clock: Clock) -> list[Component]:
+    """The Solana RPC pool and watcher (when `solana.enabled`), in start order."""
+    from quantbot.chains.solana.parser import SolanaParser  # type: ignore[import-not-found, unused-ignore]
+    from quantbot.chains.solana.rpc import SolanaRpcPool
+    from quantbot.chains.solana.watcher import SolanaWatcher
+
+    sc = config.solana
+    pool = SolanaRpcPool(endpoints=sc.endpoints, clock=clock, commitment=sc.commitment)
+    watcher = SolanaWatcher(bus=bus, rpc=pool, parser=SolanaParser(), store=store, clock=clock, config=sc)
+    return [pool, watcher]
+
+
 def open_store(config: Config) -> Store:
     """The configured store (not yet opened)."""
     sc = config.store
@@ -241,6 +253,9 @@ class Daemon:
             self.notifiers,
             *([self.jobs] if self.jobs else []),
         ]
+        # Watchers start last (every subscriber exists before the first chain event) and stop first.
+        if cfg.solana.enabled:
+            self.components += build_solana(cfg, bus=bus, store=self.store, clock=self.clock)
 
         loop = asyncio.get_running_loop()
         signals = {

@@ -205,3 +205,12 @@ def daemons() -> Iterator[list[DaemonProcess]]:
     yield started
     for d in started:
         d.kill()
+
+
+@pytest.fixture
+async def local_solana() -> Any:
+    """A local Solana JSON-RPC + WebSocket endpoint (quantbot.localnet.solana) on a free port."""
+    from quantbot.localnet.solana import LocalSolana
+
+    async with LocalSolana() as node:
+        yield node
