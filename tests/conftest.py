@@ -201,3 +201,12 @@ def daemons() -> Iterator[list[DaemonProcess]]:
     yield started
     for d in started:
         d.kill()
+
+
+@pytest.fixture
+async def aptos_node() -> Any:
+    """A local Aptos fullnode REST API v1 endpoint (quantbot.localnet.aptos) on a free 127.0.0.1 port."""
+    from quantbot.localnet.aptos import AptosLocalNode
+
+    async with AptosLocalNode() as node:
+        yield node

@@ -1,0 +1,1 @@
+"""Local chain endpoints for tests and development: real wire formats, recorded data."""
