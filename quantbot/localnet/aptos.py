@@ -76,8 +76,11 @@ class AptosLocalNode:
         host: str = "127.0.0.1",
         port: int = 0,
         wait_by_hash_timeout: float = 1.0,
+        ledger: Ledger | None = None,
     ) -> None:
-        self.ledger = Ledger(clock=clock or WallClock(), chain_id=chain_id, router=router)
+        """`ledger`: serve an existing node's ledger (a second fullnode of the same chain, for failover)."""
+        shared = ledger is not None
+        self.ledger = ledger or Ledger(clock=clock or WallClock(), chain_id=chain_id, router=router)
         self.host = host
         self.port = port
         self.wait_by_hash_timeout = wait_by_hash_timeout
@@ -87,11 +90,14 @@ class AptosLocalNode:
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self._committed = asyncio.Condition()
-        faucet_key = PrivateKey.random()
-        self._faucet = Account(AccountAddress.from_str_relaxed(CORE_RESOURCES), faucet_key)
-        self.ledger.set_balance(CORE_RESOURCES, APT, 10**18)
-        core = self.ledger.state.accounts[CORE_RESOURCES]
-        core.authentication_key = auth_key(faucet_key.public_key())
+        if shared:
+            self._faucet = self.ledger.faucet
+        else:
+            faucet_key = PrivateKey.random()
+            self._faucet = self.ledger.faucet = Account(AccountAddress.from_str_relaxed(CORE_RESOURCES), faucet_key)
+            self.ledger.set_balance(CORE_RESOURCES, APT, 10**18)
+            core = self.ledger.state.accounts[CORE_RESOURCES]
+            core.authentication_key = auth_key(faucet_key.public_key())
 
     # --- lifecycle ----------------------------------------------------------------------------------
 

@@ -116,6 +116,8 @@ class Ledger:
     pending: dict[str, tuple[SignedTransaction, dict[str, Any]]] = field(default_factory=dict)
     hold: bool = False
     """When set, accepted submissions stay pending until `release()`."""
+    faucet: Any = None
+    """The core-resources `Account` the node's faucet signs mints with."""
     oldest_version: int = 0
     block_height: int = 0
     _last_us: int = 0

@@ -75,6 +75,7 @@ class AptosWatcher:
         page_size: int = MAX_PAGE,
         start_version: int | None = None,
         error_backoff: Backoff | None = None,
+        stop_grace: float = 5.0,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -95,6 +96,8 @@ class AptosWatcher:
         self.rejected: Counter[str] = Counter()
         self._counts: Counter[str] = Counter()
         self._lag_s: float | None = None
+        self.stop_grace = stop_grace
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     # --- what to watch --------------------------------------------------------------------------
@@ -117,20 +120,42 @@ class AptosWatcher:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Fix the starting point (stored cursor, `start_version`, else the head), then follow in the background.
+
+        Transactions committed after `start()` returns are seen. If no node answers now, the loop
+        keeps trying; the daemon does not fail to start because a node is down.
+        """
+        try:
+            if self.source == "ledger":
+                self.next_version = await self._initial_version()
+            else:
+                for wallet in self.wallets:
+                    self.next_sequence[wallet] = await self._initial_sequence(wallet)
+        except (AptosUnavailable, ApiError) as exc:
+            self._counts["errors"] += 1
+            log.error("aptos.start_position_unknown", error=str(exc)[:300], retrying_in_background=True)
+        self._stopping.clear()
         loop = self._ledger_loop if self.source == "ledger" else self._accounts_loop
         self._task = asyncio.create_task(loop(), name=f"quantbot[aptos].{self.source}")
         log.info("aptos.watcher_started", source=self.source, nodes=self.rest.nodes, watched=len(self.watched))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
-            self._task = None
+        """Let the loop finish the page in hand (publish, then store the cursor); cancel it after `stop_grace`."""
+        self._stopping.set()
+        task, self._task = self._task, None
+        if task is not None:
+            done, _ = await asyncio.wait({task}, timeout=self.stop_grace)
+            if not done:
+                log.warning("aptos.stop_forced", grace_s=self.stop_grace)
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise
+            elif not task.cancelled() and task.exception() is not None:
+                log.error("aptos.loop_crashed", exc_info=task.exception())
         await self.rest.close()
         log.info("aptos.watcher_stopped", stats=self.stats())
 
@@ -161,9 +186,21 @@ class AptosWatcher:
 
     # --- ledger stream --------------------------------------------------------------------------
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep on the injected clock, waking early when `stop()` is called."""
+        if self._stopping.is_set():
+            return
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            stopper.cancel()
+
     async def _ledger_loop(self) -> None:
         failures = 0
-        while True:
+        while not self._stopping.is_set():
             try:
                 if self.next_version is None:
                     self.next_version = await self._initial_version()
@@ -173,10 +210,10 @@ class AptosWatcher:
                 failures += 1
                 self._counts["errors"] += 1
                 log.error("aptos.poll_failed", source="ledger", error=str(exc)[:300], failures=failures)
-                await self.clock.sleep(max(self.poll_interval, self.error_backoff.delay(failures - 1)))
+                await self._pause(max(self.poll_interval, self.error_backoff.delay(failures - 1)))
                 continue
             if caught_up:
-                await self.clock.sleep(self.poll_interval)
+                await self._pause(self.poll_interval)
 
     async def _initial_version(self) -> int:
         stored = await self.store.get_cursor(LEDGER_CURSOR)
@@ -236,10 +273,10 @@ class AptosWatcher:
 
     async def _accounts_loop(self) -> None:
         failures: Counter[str] = Counter()
-        while True:
+        while not self._stopping.is_set():
             for wallet in list(self.wallets):
                 try:
-                    while not await self._account_page(wallet):
+                    while not self._stopping.is_set() and not await self._account_page(wallet):
                         pass
                     failures[wallet] = 0
                 except (AptosUnavailable, ApiError) as exc:
@@ -248,7 +285,7 @@ class AptosWatcher:
                     log.error("aptos.poll_failed", source="accounts", wallet=wallet, error=str(exc)[:300])
             worst = max(failures.values(), default=0)
             delay = self.poll_interval if worst == 0 else max(self.poll_interval, self.error_backoff.delay(worst - 1))
-            await self.clock.sleep(delay)
+            await self._pause(delay)
 
     async def _account_page(self, wallet: str) -> bool:
         if wallet not in self.next_sequence:
