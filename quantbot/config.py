@@ -139,6 +139,16 @@ class AptosConfig(_Section, frozen=True, kw_only=True):
 
     enabled: bool = False
     nodes: tuple[str, ...] = ()
+    source: Literal["ledger", "accounts"] = "ledger"
+    wallets: tuple[Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{1,64}$")], ...] = ()
+    poll_interval: Positive = 1.0
+    page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
+    request_timeout: Positive = 10.0
+    attempts: PositiveInt = 4
+    retry_base: Positive = 0.5
+    retry_cap: Positive = 30.0
+    start_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    api_key: Secret | None = None
 
 
 class PluginSpec(_Section, frozen=True, kw_only=True):
