@@ -25,8 +25,8 @@ _COIN_STORE = re.compile(r"^0x0*1::coin::CoinStore<(.+)>$")
 
 
 def normalize_address(addr: str) -> str:
-    """`0x` + 64 lowercase hex (the canonical key; REST prints leading zeros stripped)."""
-    return "0x" + AccountAddress.from_str_relaxed(addr).address.hex()
+    """Canonical AIP-40 form (`0x1`..`0xf` short, else `0x` + 64 hex), as the parser compares addresses."""
+    return str(AccountAddress.from_str_relaxed(addr))
 
 
 def normalize_type(type_str: str) -> str:
