@@ -29,8 +29,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantbot.localnet.aptos import AptosLocalNode
-from quantbot.localnet.aptos_ledger import RouterSwap, decode_signed, transaction_hash
+from quantbot.localnet.aptos_ledger import RouterSwap
 from quantbot.localnet.aptos_state import APT, addr_short, primary_store
+from quantbot.localnet.aptos_wire import decode_signed, transaction_hash
 
 USDC = "0xcafe::usdc::USDC"
 ROUTER = "0xbeef"
@@ -378,3 +379,40 @@ async def test_injected_faults_rate_limit_fail_and_corrupt_then_recover(
         corrupt.json()
     assert (await rest.client.get(url)).status_code == 200
     assert aptos_node.faults == []
+
+
+async def test_json_submission_of_a_signed_transfer_commits_with_the_bcs_hash(
+    aptos_node: AptosLocalNode, rest: RestClient
+) -> None:
+    alice, bob = Account.generate(), Account.generate()
+    aptos_node.fund(str(alice.address()), 10**9)
+    signed = signed_txn(alice, transfer_payload(bob.address(), 4242))
+    raw = signed.transaction
+    auth = signed.authenticator.authenticator
+    assert isinstance(auth, Ed25519Authenticator)
+    body = {
+        "sender": str(alice.address()),
+        "sequence_number": "0",
+        "max_gas_amount": str(raw.max_gas_amount),
+        "gas_unit_price": str(raw.gas_unit_price),
+        "expiration_timestamp_secs": str(raw.expiration_timestamps_secs),
+        "payload": {
+            "type": "entry_function_payload",
+            "function": "0x1::aptos_account::transfer",
+            "type_arguments": [],
+            "arguments": [str(bob.address()), "4242"],
+        },
+        "signature": {
+            "type": "ed25519_signature",
+            "public_key": str(auth.public_key),
+            "signature": "0x" + auth.signature.data().hex(),
+        },
+    }
+    response = await rest.client.post(aptos_node.url + "/transactions", json=body)
+    assert response.status_code == 202
+    assert response.json()["hash"] == transaction_hash(signed.bytes())
+    assert aptos_node.balance(str(bob.address())) == 4242
+
+    body["payload"]["function"] = "0x1::some::unknown"  # type: ignore[index]
+    refused = await rest.client.post(aptos_node.url + "/transactions", json=body)
+    assert refused.status_code == 400 and refused.json()["error_code"] == "invalid_input"

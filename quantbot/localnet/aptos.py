@@ -17,7 +17,6 @@ import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
@@ -34,32 +33,17 @@ from aptos_sdk.transactions import (
 )
 
 from quantbot.clock import Clock, WallClock
-from quantbot.localnet.aptos_ledger import Ledger, RouterSwap, ValidationError, auth_key, decode_signed
+from quantbot.localnet.aptos_http import Fault, take_fault
+from quantbot.localnet.aptos_http import api_error as _error
+from quantbot.localnet.aptos_ledger import Ledger, RouterSwap, ValidationError
 from quantbot.localnet.aptos_state import APT, CORE_RESOURCES, addr_long, addr_short, type_short
+from quantbot.localnet.aptos_wire import auth_key, decode_signed, signed_from_json
 
 BCS_SIGNED = "application/x.aptos.signed_transaction+bcs"
 MAX_PAGE = 100
 DEFAULT_PAGE = 25
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class Fault:
-    """One injected misbehaviour, applied to the next `times` matching requests (None: until cleared)."""
-
-    kind: Literal["status", "malformed", "delay"]
-    times: int | None = 1
-    path: str = ""
-    """Only requests whose path contains this."""
-    status: int = 503
-    retry_after: str | None = None
-    delay: float = 0.0
-
-
-def _error(status: int, message: str, code: str, vm_error_code: int | None = None) -> web.Response:
-    body = {"message": message, "error_code": code, "vm_error_code": vm_error_code}
-    return web.json_response(body, status=status)
 
 
 class AptosLocalNode:
@@ -211,22 +195,13 @@ class AptosLocalNode:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.resource
         self.hits[f"{request.method} {route.canonical.removeprefix('/v1') if route else request.path}"] += 1
-        fault = self._take_fault(request.path)
+        fault = take_fault(self.faults, request.path)
         if fault is not None:
-            if fault.kind == "delay":
-                try:
-                    await asyncio.wait_for(self._closing.wait(), fault.delay)
-                except TimeoutError:
-                    pass
-            elif fault.kind == "malformed":
-                return web.Response(body=b'{"version": "1", "hash": "0x', content_type="application/json")
-            elif fault.status == 429:
-                headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-                return web.Response(status=429, text="Per anonymous IP rate limit exceeded", headers=headers)
-            else:
-                failed = _error(fault.status, "injected fault", "internal_error")
-                failed.headers.update(self._headers())
-                return failed
+            injected = await fault.respond(self._closing)
+            if injected is not None:
+                if injected.status != 429:
+                    injected.headers.update(self._headers())
+                return injected
         response: web.StreamResponse
         try:
             response = await handler(request)
@@ -236,16 +211,6 @@ class AptosLocalNode:
             response = _error(405, f"method not allowed: {request.method} {request.path}", "web_framework_error")
         response.headers.update(self._headers())
         return response
-
-    def _take_fault(self, path: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.path in path and (fault.times is None or fault.times > 0):
-                if fault.times is not None:
-                    fault.times -= 1
-                    if fault.times == 0:
-                        self.faults.remove(fault)
-                return fault
-        return None
 
     def _headers(self) -> dict[str, str]:
         lg = self.ledger
@@ -346,11 +311,20 @@ class AptosLocalNode:
         return web.json_response(tx)
 
     async def _submit(self, request: web.Request) -> web.Response:
-        if request.content_type != BCS_SIGNED:
+        if request.content_type not in (BCS_SIGNED, "application/json"):
             return _error(415, f"unsupported content type {request.content_type!r}: send {BCS_SIGNED}", "invalid_input")
         body = await request.read()
         try:
-            signed = decode_signed(body)
+            if request.content_type == BCS_SIGNED:
+                signed = decode_signed(body)
+            else:
+                document = json.loads(body)
+                if not isinstance(document, dict):
+                    raise ValueError("a JSON submission is an object")
+                signed = signed_from_json(
+                    document, chain_id=self.ledger.chain_id, router_function=self.ledger.router_function
+                )
+                body = signed.bytes()
             pending = self.ledger.submit(signed, body)
         except ValueError as exc:
             return _error(400, str(exc), "invalid_input")

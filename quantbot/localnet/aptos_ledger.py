@@ -9,7 +9,6 @@ signature, auth key, chain id, expiry, sequence number and the gas deposit are c
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
@@ -17,7 +16,6 @@ from typing import Any
 
 from aptos_sdk.authenticator import Ed25519Authenticator
 from aptos_sdk.bcs import Deserializer
-from aptos_sdk.ed25519 import PublicKey
 from aptos_sdk.transactions import EntryFunction, SignedTransaction
 
 from quantbot.clock import Clock
@@ -35,6 +33,15 @@ from quantbot.localnet.aptos_state import (
     addr_short,
     type_short,
 )
+from quantbot.localnet.aptos_wire import (
+    auth_key,
+    block_metadata_json,
+    fake_hash,
+    genesis_json,
+    pending_json,
+    read_address,
+    transaction_hash,
+)
 
 # aptos-core StatusCode values of the validation errors this node reports.
 VM_CODES = {
@@ -49,7 +56,6 @@ VM_CODES = {
 }
 MIN_GAS_UNITS = 2
 GAS = {"transfer": 11, "mint": 9, "swap": 37, "failed": 7}
-HASH_PREFIX = hashlib.sha3_256(b"APTOS::Transaction").digest()
 
 
 class ValidationError(Exception):
@@ -59,23 +65,6 @@ class ValidationError(Exception):
         super().__init__(f"Invalid transaction: Type: Validation Code: {status}")
         self.status = status
         self.code = VM_CODES[status]
-
-
-def transaction_hash(signed_bcs: bytes) -> str:
-    """sha3_256(sha3_256("APTOS::Transaction") || 0x00 || bcs(SignedTransaction)), as the chain computes it."""
-    return "0x" + hashlib.sha3_256(HASH_PREFIX + b"\x00" + signed_bcs).hexdigest()
-
-
-def decode_signed(body: bytes) -> SignedTransaction:
-    """Deserialize a BCS SignedTransaction; ValueError (with the reason) if it is not one."""
-    try:
-        de = Deserializer(body)
-        signed = SignedTransaction.deserialize(de)
-    except Exception as exc:
-        raise ValueError(f"Failed to deserialize input into SignedTransaction: {exc}") from exc
-    if de.remaining():
-        raise ValueError("Failed to deserialize input into SignedTransaction: trailing bytes")
-    return signed
 
 
 @dataclass(frozen=True)
@@ -124,7 +113,7 @@ class Ledger:
 
     def __post_init__(self) -> None:
         self.add_coin(APT, name="Aptos Coin", symbol="APT", decimals=8, metadata=APT_METADATA)
-        self.txs.append(self._genesis())
+        self.txs.append(genesis_json())
 
     # --- setup --------------------------------------------------------------------------------------
 
@@ -164,6 +153,10 @@ class Ledger:
     # --- reading ------------------------------------------------------------------------------------
 
     @property
+    def router_function(self) -> str | None:
+        return self.router.function_id if self.router else None
+
+    @property
     def version(self) -> int:
         return len(self.txs) - 1
 
@@ -193,7 +186,7 @@ class Ledger:
         if tx_hash in self.pending:
             return self.pending[tx_hash][1]
         self._prologue(signed)
-        pending = self._pending_json(signed, tx_hash)
+        pending = pending_json(signed, tx_hash, self.router_function)
         self.pending[tx_hash] = (signed, pending)
         if not self.hold:
             self.release()
@@ -282,15 +275,15 @@ class Ledger:
         tx = {
             "version": str(len(self.txs) + (0 if simulate else 1)),
             "hash": tx_hash,
-            "state_change_hash": _h("state", tx_hash),
-            "event_root_hash": _h("events", tx_hash),
+            "state_change_hash": fake_hash("state", tx_hash),
+            "event_root_hash": fake_hash("events", tx_hash),
             "state_checkpoint_hash": None,
             "gas_used": str(gas),
             "success": success,
             "vm_status": vm_status,
-            "accumulator_root_hash": _h("accumulator", tx_hash),
+            "accumulator_root_hash": fake_hash("accumulator", tx_hash),
             "changes": ov.changes(),
-            **self._pending_json(signed, tx_hash),
+            **pending_json(signed, tx_hash, self.router_function),
             "events": ov.events,
             "timestamp": str(self._now_us() if not simulate else int(self.clock.now().timestamp() * 1e6)),
             "type": "user_transaction",
@@ -308,7 +301,7 @@ class Ledger:
         args = [Deserializer(a) for a in payload.args]
         if fn in ("0x1::aptos_account::transfer", "0x1::aptos_account::transfer_coins", "0x1::coin::transfer"):
             coin = ty[0] if ty else APT
-            to, amount = str(args[0].struct(_Address)), args[1].u64()
+            to, amount = read_address(args[0]), args[1].u64()
             if coin not in self.state.coins:
                 raise Abort("Move abort in 0x1::coin: ECOIN_INFO_NOT_PUBLISHED(0x60002): ")
             ov.withdraw(sender, coin, amount)
@@ -317,7 +310,7 @@ class Ledger:
         if fn == "0x1::aptos_coin::mint":
             if addr_long(sender) != CORE_RESOURCES:
                 raise Abort("Move abort in 0x1::aptos_coin: ENO_CAPABILITIES(0x60001): ")
-            ov.deposit(str(args[0].struct(_Address)), APT, args[1].u64())
+            ov.deposit(read_address(args[0]), APT, args[1].u64())
             return GAS["mint"]
         router = self.router
         if router is not None and fn == router.function_id and len(ty) == 2:
@@ -345,50 +338,6 @@ class Ledger:
             return GAS["swap"]
         raise Abort("LINKER_ERROR")
 
-    def _pending_json(self, signed: SignedTransaction, tx_hash: str) -> dict[str, Any]:
-        raw = signed.transaction
-        auth = signed.authenticator.authenticator
-        signature: dict[str, Any] = {"type": "unknown"}
-        if isinstance(auth, Ed25519Authenticator):
-            signature = {
-                "public_key": "0x" + auth.public_key.key.encode().hex(),
-                "signature": "0x" + auth.signature.data().hex(),
-                "type": "ed25519_signature",
-            }
-        return {
-            "hash": tx_hash,
-            "sender": addr_short(str(raw.sender)),
-            "sequence_number": str(raw.sequence_number),
-            "max_gas_amount": str(raw.max_gas_amount),
-            "gas_unit_price": str(raw.gas_unit_price),
-            "expiration_timestamp_secs": str(raw.expiration_timestamps_secs),
-            "payload": self._payload_json(raw.payload.value),
-            "signature": signature,
-            "replay_protection_nonce": None,
-        }
-
-    def _payload_json(self, payload: Any) -> dict[str, Any]:
-        if not isinstance(payload, EntryFunction):
-            return {"type": "script_payload", "code": {"bytecode": "0x"}, "type_arguments": [], "arguments": []}
-        fn = f"{addr_short(payload.module.address)}::{payload.module.name}::{payload.function}"
-        arguments: list[Any] = ["0x" + a.hex() for a in payload.args]
-        try:
-            if fn.endswith(("::transfer", "::transfer_coins", "::mint")) and len(payload.args) == 2:
-                arguments = [
-                    addr_short(str(Deserializer(payload.args[0]).struct(_Address))),
-                    str(Deserializer(payload.args[1]).u64()),
-                ]
-            elif self.router is not None and fn == self.router.function_id and len(payload.args) == 2:
-                arguments = [str(Deserializer(a).u64()) for a in payload.args]
-        except Exception:  # noqa: BLE001, S110  (undecodable args are shown as raw hex, like an unknown ABI)
-            pass
-        return {
-            "function": fn,
-            "type_arguments": [type_short(str(t)) for t in payload.ty_args],
-            "arguments": arguments,
-            "type": "entry_function_payload",
-        }
-
     def _append(self, tx: dict[str, Any]) -> int:
         version = len(self.txs)
         tx["version"] = str(version)
@@ -401,83 +350,8 @@ class Ledger:
         self._last_us = max(self._last_us + 1, int(self.clock.now().timestamp() * 1_000_000))
         return self._last_us
 
-    def _genesis(self) -> dict[str, Any]:
-        return {
-            "version": "0",
-            "hash": _h("genesis", ""),
-            "state_change_hash": _h("genesis-state", ""),
-            "event_root_hash": _h("genesis-events", ""),
-            "state_checkpoint_hash": None,
-            "gas_used": "0",
-            "success": True,
-            "vm_status": "Executed successfully",
-            "accumulator_root_hash": _h("genesis-acc", ""),
-            "changes": [],
-            "payload": {
-                "write_set": {"type": "direct_write_set", "changes": [], "events": []},
-                "type": "write_set_payload",
-            },
-            "events": [],
-            "type": "genesis_transaction",
-        }
-
     def _block_metadata(self, timestamp: str) -> dict[str, Any]:
         self.block_height += 1
-        block_id = _h("block", str(self.block_height))
-        tx_hash = _h("block-tx", block_id)
-        tx: dict[str, Any] = {
-            "version": str(len(self.txs)),
-            "hash": tx_hash,
-            "state_change_hash": _h("block-state", block_id),
-            "event_root_hash": _h("block-events", block_id),
-            "state_checkpoint_hash": None,
-            "gas_used": "0",
-            "success": True,
-            "vm_status": "Executed successfully",
-            "accumulator_root_hash": _h("block-acc", block_id),
-            "changes": [],
-            "id": block_id,
-            "epoch": "1",
-            "round": str(self.block_height),
-            "events": [
-                {
-                    "guid": {"creation_number": "3", "account_address": "0x1"},
-                    "sequence_number": str(self.block_height - 1),
-                    "type": "0x1::block::NewBlockEvent",
-                    "data": {
-                        "epoch": "1",
-                        "failed_proposer_indices": [],
-                        "hash": block_id,
-                        "height": str(self.block_height),
-                        "previous_block_votes_bitvec": "0x",
-                        "proposer": "0x0",
-                        "round": str(self.block_height),
-                        "time_microseconds": str(int(timestamp) - 1),
-                    },
-                }
-            ],
-            "previous_block_votes_bitvec": [],
-            "proposer": "0x0",
-            "failed_proposer_indices": [],
-            "timestamp": str(int(timestamp) - 1),
-            "type": "block_metadata_transaction",
-        }
-        self.by_hash[tx_hash] = len(self.txs)
+        tx = block_metadata_json(self.block_height, len(self.txs), int(timestamp) - 1)
+        self.by_hash[tx["hash"]] = len(self.txs)
         return tx
-
-
-class _Address:
-    """BCS reader for a 32-byte address (what `Deserializer.struct` needs)."""
-
-    @staticmethod
-    def deserialize(de: Deserializer) -> str:
-        return "0x" + de.fixed_bytes(32).hex()
-
-
-def auth_key(key: PublicKey) -> str:
-    """The single-Ed25519 authentication key: sha3_256(public key || 0x00)."""
-    return "0x" + hashlib.sha3_256(key.key.encode() + b"\x00").hexdigest()
-
-
-def _h(kind: str, seed: str) -> str:
-    return "0x" + hashlib.sha3_256(f"{kind}:{seed}".encode()).hexdigest()
