@@ -360,3 +360,20 @@ async def test_decimals_are_read_from_coin_info_and_fa_metadata_once_and_cached(
             assert cache.lookups == 3
         finally:
             await rest.close()
+
+
+async def test_not_found_past_the_head_counts_as_caught_up_not_as_an_error(
+    aptos_node: AptosLocalNode, sdk: RestClient, store: SqliteStore
+) -> None:
+    (alice,) = funded(aptos_node, 1)
+    aptos_node.fail("status", status=404, method="GET", path="/transactions", times=3)
+    bus = Collector()
+    watcher = make_watcher([aptos_node.url], store, bus, QuickClock(), wallets=[str(alice.address())])
+    await watcher.start()
+    try:
+        sent = await transfer(sdk, alice, 9)
+        events = await bus.wait_for(1)
+    finally:
+        await watcher.stop()
+    assert [e.tx for e in events] == [sent]  # type: ignore[attr-defined]
+    assert watcher.stats()["errors"] == 0

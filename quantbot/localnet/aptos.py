@@ -195,7 +195,7 @@ class AptosLocalNode:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.resource
         self.hits[f"{request.method} {route.canonical.removeprefix('/v1') if route else request.path}"] += 1
-        fault = take_fault(self.faults, request.path)
+        fault = take_fault(self.faults, request.method, request.path)
         if fault is not None:
             injected = await fault.respond(self._closing)
             if injected is not None:

@@ -28,6 +28,8 @@ class Fault:
     times: int | None = 1
     path: str = ""
     """Only requests whose path contains this."""
+    method: str = ""
+    """Only requests with this method (GET, POST); any when empty."""
     status: int = 503
     retry_after: str | None = None
     delay: float = 0.0
@@ -48,10 +50,12 @@ class Fault:
         return api_error(self.status, "injected fault", "internal_error")
 
 
-def take_fault(faults: list[Fault], path: str) -> Fault | None:
-    """The first fault matching `path`, counted down (and removed when used up)."""
+def take_fault(faults: list[Fault], method: str, path: str) -> Fault | None:
+    """The first fault matching the request, counted down (and removed when used up)."""
     for fault in faults:
-        if fault.path in path and (fault.times is None or fault.times > 0):
+        if fault.method not in ("", method) or fault.path not in path:
+            continue
+        if fault.times is None or fault.times > 0:
             if fault.times is not None:
                 fault.times -= 1
                 if fault.times == 0:

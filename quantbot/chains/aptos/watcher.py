@@ -240,6 +240,8 @@ class AptosWatcher:
         try:
             txs = await self.rest.call("transactions", page)
         except ApiError as exc:
+            if exc.status_code == 404:  # some nodes answer "not found" past the head instead of []
+                return True
             if error_code(exc) != "version_pruned":
                 raise
             oldest = self.rest.head.oldest_version
@@ -298,7 +300,12 @@ class AptosWatcher:
         async def page(client: RestClient) -> list[dict[str, Any]]:
             return list(await client.transactions_by_account(address, limit=limit, start=start))
 
-        txs = await self.rest.call("account_transactions", page)
+        try:
+            txs = await self.rest.call("account_transactions", page)
+        except ApiError as exc:
+            if exc.status_code != 404:  # an account that does not exist yet has sent nothing
+                raise
+            txs = []
         expected = start
         broken = False
         for tx in txs:
