@@ -29,6 +29,7 @@ from quantbot.localnet.aptos import AptosLocalNode
 from quantbot.localnet.aptos_ledger import RouterSwap
 from quantbot.localnet.aptos_state import APT
 from quantbot.retry import Backoff
+from quantbot.store.base import StoreError
 from quantbot.store.sqlite import SqliteStore
 
 GUARD_S = 20.0  # a hang guard, not a speed assertion
@@ -377,3 +378,69 @@ async def test_not_found_past_the_head_counts_as_caught_up_not_as_an_error(
         await watcher.stop()
     assert [e.tx for e in events] == [sent]  # type: ignore[attr-defined]
     assert watcher.stats()["errors"] == 0
+
+
+class FlakyCursorStore:
+    """The real store, except that the first cursor write fails (a locked or unreachable database)."""
+
+    def __init__(self, inner: SqliteStore) -> None:
+        self.inner = inner
+        self.failures = 1
+
+    async def get_cursor(self, name: str) -> str | None:
+        return await self.inner.get_cursor(name)
+
+    async def set_cursor(self, name: str, value: str, *, now: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("database is locked")
+        await self.inner.set_cursor(name, value, now=now)
+
+
+async def test_a_failed_cursor_write_is_counted_and_nothing_is_published_twice(
+    aptos_node: AptosLocalNode, sdk: RestClient, store: SqliteStore
+) -> None:
+    (alice,) = funded(aptos_node, 1)
+    first = await transfer(sdk, alice, 1)
+    bus = Collector()
+    rest = AptosRest(nodes=[aptos_node.url], clock=QuickClock())
+    watcher = AptosWatcher(
+        bus=bus,
+        store=FlakyCursorStore(store),
+        parser=SenderTransferParser(),
+        rest=rest,
+        clock=QuickClock(),
+        wallets=[str(alice.address())],
+        start_version=0,
+        poll_interval=0.5,
+    )
+    await watcher.start()
+    try:
+        await bus.wait_for(1)
+        second = await transfer(sdk, alice, 2)
+        events = await bus.wait_for(2)
+    finally:
+        await watcher.stop()
+    assert [e.tx for e in events] == [first, second]  # type: ignore[attr-defined]
+    assert watcher.stats()["errors"] == 1
+    assert await store.get_cursor(LEDGER_CURSOR) == str(aptos_node.ledger.version + 1)
+
+
+@pytest.mark.parametrize("source", ["ledger", "accounts"])
+async def test_what_happens_while_stopped_right_after_a_first_start_is_not_lost(
+    aptos_node: AptosLocalNode, sdk: RestClient, store: SqliteStore, source: str
+) -> None:
+    (alice,) = funded(aptos_node, 1)
+    bus = Collector()
+    first = make_watcher([aptos_node.url], store, bus, QuickClock(), source=source, wallets=[str(alice.address())])
+    await first.start()
+    await first.stop()  # nothing matched yet: only the starting point was stored
+
+    while_down = await transfer(sdk, alice, 3)
+    second = make_watcher([aptos_node.url], store, bus, QuickClock(), source=source, wallets=[str(alice.address())])
+    await second.start()
+    try:
+        events = await bus.wait_for(1)
+    finally:
+        await second.stop()
+    assert [e.tx for e in events] == [while_down]  # type: ignore[attr-defined]

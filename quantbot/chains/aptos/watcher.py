@@ -92,6 +92,7 @@ class AptosWatcher:
         self.start_version = start_version
         self.error_backoff = error_backoff or Backoff(base=1.0, cap=60.0)
         self.next_version: int | None = None
+        self._stored_version: int | None = None
         self.next_sequence: dict[str, int] = {}
         self.rejected: Counter[str] = Counter()
         self._counts: Counter[str] = Counter()
@@ -206,10 +207,17 @@ class AptosWatcher:
                     self.next_version = await self._initial_version()
                 caught_up = await self._ledger_page()
                 failures = 0
-            except (AptosUnavailable, ApiError) as exc:
+            except Exception as exc:  # a node, the store or a bug: counted, retried, never fatal
                 failures += 1
                 self._counts["errors"] += 1
-                log.error("aptos.poll_failed", source="ledger", error=str(exc)[:300], failures=failures)
+                unexpected = not isinstance(exc, AptosUnavailable | ApiError)
+                log.error(
+                    "aptos.poll_failed",
+                    source="ledger",
+                    error=str(exc)[:300],
+                    failures=failures,
+                    exc_info=exc if unexpected else None,
+                )
                 await self._pause(max(self.poll_interval, self.error_backoff.delay(failures - 1)))
                 continue
             if caught_up:
@@ -219,12 +227,16 @@ class AptosWatcher:
         stored = await self.store.get_cursor(LEDGER_CURSOR)
         if stored is not None:
             log.info("aptos.resumed", source="ledger", version=int(stored))
+            self._stored_version = int(stored)
             return int(stored)
         if self.start_version is not None:
             return self.start_version
         info = await self.rest.call("info", lambda c: c.info())
         version = int(info["ledger_version"]) + 1
         log.info("aptos.starting_at_head", version=version)
+        # Stored at once: a restart before the first match must resume here, not at a later head.
+        await self.store.set_cursor(LEDGER_CURSOR, str(version), now=self.clock.now())
+        self._stored_version = version
         return version
 
     async def _ledger_page(self) -> bool:
@@ -264,10 +276,13 @@ class AptosWatcher:
                 await self._consider(tx, filtered=True)
             expected += 1
         if expected != start:
-            await self.store.set_cursor(LEDGER_CURSOR, str(expected), now=self.clock.now())
+            # In memory first: if storing fails, this process still never re-publishes the page.
             self.next_version = expected
             self._lag_s = _lag(self.clock, txs[expected - start - 1])
-        elif self.rest.head.version >= 0 and self.rest.head.version < start:
+        if self.next_version != self._stored_version:  # also retries a write that failed earlier
+            await self.store.set_cursor(LEDGER_CURSOR, str(self.next_version), now=self.clock.now())
+            self._stored_version = self.next_version
+        if expected == start and self.rest.head.version >= 0 and self.rest.head.version < start:
             self._lag_s = max(0.0, self.clock.now().timestamp() - self.rest.head.timestamp_us / 1e6)
         return broken or len(txs) < limit
 
@@ -281,10 +296,17 @@ class AptosWatcher:
                     while not self._stopping.is_set() and not await self._account_page(wallet):
                         pass
                     failures[wallet] = 0
-                except (AptosUnavailable, ApiError) as exc:
+                except Exception as exc:  # a node, the store or a bug: counted, retried, never fatal
                     failures[wallet] += 1
                     self._counts["errors"] += 1
-                    log.error("aptos.poll_failed", source="accounts", wallet=wallet, error=str(exc)[:300])
+                    unexpected = not isinstance(exc, AptosUnavailable | ApiError)
+                    log.error(
+                        "aptos.poll_failed",
+                        source="accounts",
+                        wallet=wallet,
+                        error=str(exc)[:300],
+                        exc_info=exc if unexpected else None,
+                    )
             worst = max(failures.values(), default=0)
             delay = self.poll_interval if worst == 0 else max(self.poll_interval, self.error_backoff.delay(worst - 1))
             await self._pause(delay)
@@ -317,9 +339,9 @@ class AptosWatcher:
             await self._consider(tx, filtered=False)
             expected += 1
         if expected != start:
-            await self.store.set_cursor(ACCOUNT_CURSOR + wallet, str(expected), now=self.clock.now())
             self.next_sequence[wallet] = expected
             self._lag_s = _lag(self.clock, txs[expected - start - 1])
+            await self.store.set_cursor(ACCOUNT_CURSOR + wallet, str(expected), now=self.clock.now())
         return broken or len(txs) < limit
 
     async def _initial_sequence(self, wallet: str) -> int:
@@ -328,7 +350,9 @@ class AptosWatcher:
             return int(stored)
         address = AccountAddress.from_str_relaxed(wallet)
         # account_sequence_number answers 0 for an account that does not exist yet.
-        return int(await self.rest.call("account", lambda c: c.account_sequence_number(address)))
+        sequence = int(await self.rest.call("account", lambda c: c.account_sequence_number(address)))
+        await self.store.set_cursor(ACCOUNT_CURSOR + wallet, str(sequence), now=self.clock.now())
+        return sequence
 
     # --- one transaction ------------------------------------------------------------------------
 
