@@ -637,6 +637,9 @@ def load_config(
         raise ConfigError(
             [f'{src}: mode: "live" needs a signing key: set wallet.solana_keypair or wallet.aptos_private_key']
         )
+    if config.aptos.enabled and not config.aptos.nodes:
+        src = layers.source_of(("aptos", "enabled"))
+        raise ConfigError([f"{src}: aptos.enabled: true needs aptos.nodes (fullnode REST URLs ending in /v1)"])
     return LoadedConfig(
         config=config,
         sources=tuple(str(f) for f in files),

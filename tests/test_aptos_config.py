@@ -46,3 +46,10 @@ def test_bad_wallet_and_page_size_are_refused_naming_the_key(tmp_path: Path) -> 
     assert "aptos.wallets[0]: expected a string matching" in text
     assert "aptos.page_size: expected an integer" in text and "500" in text
     assert "aptos.source: expected one of" in text
+
+
+def test_enabling_aptos_without_nodes_names_the_missing_key(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "q.toml", "[aptos]\nenabled = true\n")
+    with pytest.raises(ConfigError) as err:
+        load_config([cfg], environ={})
+    assert err.value.problems == [f"{cfg}: aptos.enabled: true needs aptos.nodes (fullnode REST URLs ending in /v1)"]
