@@ -416,3 +416,42 @@ async def test_json_submission_of_a_signed_transfer_commits_with_the_bcs_hash(
     body["payload"]["function"] = "0x1::some::unknown"  # type: ignore[index]
     refused = await rest.client.post(aptos_node.url + "/transactions", json=body)
     assert refused.status_code == 400 and refused.json()["error_code"] == "invalid_input"
+
+
+async def test_transfer_coins_of_an_unmigrated_coin_moves_coin_stores_with_v1_events(
+    aptos_node: AptosLocalNode, rest: RestClient
+) -> None:
+    aptos_node.add_coin(USDC, name="USD Coin", symbol="USDC", decimals=6)
+    alice, bob = Account.generate(), Account.generate()
+    aptos_node.fund(str(alice.address()), 10**9)
+    aptos_node.set_balance(str(alice.address()), USDC, 1_000_000)
+
+    tx = await rest.transaction_by_hash(await rest.transfer_coins(alice, bob.address(), USDC, 400_000))
+
+    assert tx["success"] is True and tx["payload"]["type_arguments"] == [USDC]
+    events = [(e["type"], e["guid"]["account_address"]) for e in tx["events"]]
+    assert events == [
+        ("0x1::coin::WithdrawEvent", addr_short(str(alice.address()))),
+        ("0x1::account::CoinRegisterEvent", addr_short(str(bob.address()))),
+        ("0x1::coin::DepositEvent", addr_short(str(bob.address()))),
+        ("0x1::transaction_fee::FeeStatement", "0x0"),
+    ]
+    stores = {
+        c["address"]: c["data"]["data"]["coin"]["value"] for c in tx["changes"] if "CoinStore" in c["data"]["type"]
+    }
+    assert stores == {addr_short(str(alice.address())): "600000", addr_short(str(bob.address())): "400000"}
+
+
+async def test_a_transaction_ahead_of_its_sequence_number_waits_for_the_gap_to_fill(
+    aptos_node: AptosLocalNode, rest: RestClient
+) -> None:
+    alice = Account.generate()
+    aptos_node.fund(str(alice.address()), 10**9)
+    later = signed_txn(alice, transfer_payload(alice.address(), 2), seq=1)
+    later_hash = await rest.submit_bcs_transaction(later)
+    assert (await rest.transaction_by_hash(later_hash))["type"] == "pending_transaction"
+
+    await rest.submit_bcs_transaction(signed_txn(alice, transfer_payload(alice.address(), 1), seq=0))
+
+    assert (await rest.transaction_by_hash(later_hash))["type"] == "user_transaction"
+    assert await rest.account_sequence_number(alice.address()) == 2
