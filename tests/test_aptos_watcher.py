@@ -248,7 +248,7 @@ async def test_fails_over_to_the_next_node_on_timeouts_and_outage(
             QuickClock(),
             wallets=[str(alice.address())],
             start_version=0,
-            timeout=0.2,
+            timeout=1.0,
         )
         await watcher.start()
         try:
