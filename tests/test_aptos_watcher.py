@@ -237,9 +237,9 @@ async def test_fails_over_to_the_next_node_on_timeouts_and_outage(
 ) -> None:
     (alice,) = funded(aptos_node, 1)
     sent = [await transfer(sdk, alice, n) for n in (1, 2)]
-    aptos_node.fail("delay", delay=30.0, path="/transactions")
+    aptos_node.fail("status", status=503, times=None)  # the first node is down for good
     async with AptosLocalNode(ledger=aptos_node.ledger) as backup:
-        aptos_node.fail("status", status=503, times=None)
+        backup.fail("delay", delay=30.0, path="/transactions")  # and the backup stalls once
         bus = Collector()
         watcher = make_watcher(
             [aptos_node.url, backup.url],
@@ -259,8 +259,9 @@ async def test_fails_over_to_the_next_node_on_timeouts_and_outage(
         assert [e.tx for e in events] == sent  # type: ignore[attr-defined]
         stats = watcher.stats()
         assert stats["node"] == backup.url
-        assert stats["failovers"] >= 1
-        assert backup.hits["GET /transactions"] >= 1
+        assert stats["failovers"] >= 3  # down -> backup (stalls) -> down -> backup
+        assert backup.hits["GET /transactions"] >= 2
+        assert aptos_node.hits["GET /transactions"] >= 2
 
 
 async def test_bad_transactions_are_counted_and_skipped_without_stopping_the_stream(
