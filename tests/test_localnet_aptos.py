@@ -455,3 +455,16 @@ async def test_a_transaction_ahead_of_its_sequence_number_waits_for_the_gap_to_f
 
     assert (await rest.transaction_by_hash(later_hash))["type"] == "user_transaction"
     assert await rest.account_sequence_number(alice.address()) == 2
+
+
+async def test_arguments_of_the_wrong_shape_commit_as_a_failed_transaction(
+    aptos_node: AptosLocalNode, rest: RestClient
+) -> None:
+    alice = Account.generate()
+    aptos_node.fund(str(alice.address()), 10**9)
+    short_args = TransactionPayload(
+        EntryFunction.natural("0x1::aptos_account", "transfer", [], [TransactionArgument(5, Serializer.u8)])
+    )
+    tx = await rest.transaction_by_hash(await rest.submit_bcs_transaction(signed_txn(alice, short_args)))
+    assert tx["success"] is False and tx["vm_status"] == "FAILED_TO_DESERIALIZE_ARGUMENT"
+    assert await rest.account_sequence_number(alice.address()) == 1

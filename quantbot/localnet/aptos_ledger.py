@@ -250,6 +250,9 @@ class Ledger:
         except Abort as abort:
             ov = Overlay(self.state)
             gas, vm_status, success = GAS["failed"], abort.vm_status, False
+        except Exception:  # noqa: BLE001  (arguments that are not what the function takes)
+            ov = Overlay(self.state)
+            gas, vm_status, success = GAS["failed"], "FAILED_TO_DESERIALIZE_ARGUMENT", False
         if gas > raw.max_gas_amount:
             ov = Overlay(self.state)
             gas, vm_status, success = raw.max_gas_amount, "Out of gas", False
