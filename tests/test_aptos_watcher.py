@@ -19,6 +19,9 @@ from typing import Any
 import pytest
 from aptos_sdk.account import Account
 from aptos_sdk.async_client import RestClient
+from aptos_sdk.bcs import Serializer
+from aptos_sdk.transactions import EntryFunction, TransactionArgument, TransactionPayload
+from aptos_sdk.type_tag import StructTag, TypeTag
 
 from quantbot.chains.aptos.client import AptosRest
 from quantbot.chains.aptos.decimals import DecimalsCache, normalize_address
@@ -445,3 +448,51 @@ async def test_what_happens_while_stopped_right_after_a_first_start_is_not_lost(
     finally:
         await second.stop()
     assert [e.tx for e in events] == [while_down]  # type: ignore[attr-defined]
+
+
+async def test_decimals_of_assets_in_a_matched_transaction_are_known_before_it_is_parsed(store: SqliteStore) -> None:
+    usdc = "0xcafe::usdc::USDC"
+    router = RouterSwap(address="0xbeef", pool="0x5001", rates={(APT, usdc): Decimal("0.05")})
+    async with AptosLocalNode(router=router) as node:
+        node.add_coin(usdc, name="USD Coin", symbol="USDC", decimals=6)
+        node.set_balance("0x5001", usdc, 10**12)
+        (trader,) = funded(node, 1)
+        seen: list[int | None] = []
+
+        class SwapParser(SenderTransferParser):
+            def parse_transaction(self, raw: bytes | str | Mapping[str, Any]) -> list[Event]:
+                assert self.decimals is not None
+                seen.append(self.decimals(usdc))  # the parser asks synchronously: it must already be cached
+                return []
+
+        rest = AptosRest(nodes=[node.url], clock=QuickClock())
+        decimals = DecimalsCache(rest=rest)
+        watcher = AptosWatcher(
+            bus=Collector(),
+            store=store,
+            parser=SwapParser(decimals=decimals.get),
+            rest=rest,
+            clock=QuickClock(),
+            decimals=decimals,
+            wallets=[str(trader.address())],
+            start_version=0,
+            poll_interval=0.5,
+        )
+        sdk = RestClient(node.url)
+        try:
+            payload = EntryFunction.natural(
+                "0x" + "0" * 60 + "beef::router",
+                "swap_exact_input",
+                [TypeTag(StructTag.from_str(APT)), TypeTag(StructTag.from_str(usdc))],
+                [TransactionArgument(10**8, Serializer.u64), TransactionArgument(1, Serializer.u64)],
+            )
+            signed = await sdk.create_bcs_signed_transaction(trader, TransactionPayload(payload))
+            await sdk.submit_bcs_transaction(signed)
+            await watcher.start()
+            async with asyncio.timeout(GUARD_S):
+                while watcher.stats()["parsed"] < 1:  # noqa: ASYNC110  (the watcher task counts it)
+                    await asyncio.sleep(0.005)
+        finally:
+            await watcher.stop()
+            await sdk.close()
+        assert seen == [6]
