@@ -5,8 +5,10 @@ Two sources, chosen by `aptos.source`:
   keeping only transactions that touch a watched address (`parser.touches`, O(1) per address);
 * "accounts": page `GET /v1/accounts/{addr}/transactions?start=` for each wallet in
   `aptos.wallets`, each from its own sequence-number cursor `aptos.account.<address>`.
-A cursor is stored only after its page's events are published, so a restart resumes with no gap
-and (after a clean stop) no duplicate. Failures are counted and retried; they never end a loop.
+The starting point is stored at once; after that a cursor is stored only once its page's events
+are published, so a restart resumes with no gap, and after a clean stop with no duplicate (a crash
+between publishing and storing re-publishes that page: at-least-once; events carry the tx hash).
+Failures are counted and retried; they never end a loop.
 """
 
 from __future__ import annotations
