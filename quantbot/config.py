@@ -166,12 +166,20 @@ class AptosConfig(_Section, frozen=True, kw_only=True):
 
     enabled: bool = False
     nodes: tuple[str, ...] = ()
+    source: Literal["ledger", "accounts"] = "ledger"
+    wallets: tuple[Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{1,64}$")], ...] = ()
+    poll_interval: Positive = 1.0
+    page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
+    request_timeout: Positive = 10.0
+    attempts: PositiveInt = 4
+    retry_base: Positive = 0.5
+    retry_cap: Positive = 30.0
+    start_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    api_key: Secret | None = None
 
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
-SCHEDULE_PATTERN = (
-    r"^(off|\d+(\.\d+)?\s*(s|m|h|d)|[0-9*/,A-Za-z-]+( [0-9*/,A-Za-z-]+){4})$"
-)
+SCHEDULE_PATTERN = r"^(off|\d+(\.\d+)?\s*(s|m|h|d)|[0-9*/,A-Za-z-]+( [0-9*/,A-Za-z-]+){4})$"
 """An interval (`30s`, `15m`, `6h`, `1d`), a 5-field cron line in UTC (`0 3 * * *`) or `off`."""
 Schedule = Annotated[str, msgspec.Meta(pattern=SCHEDULE_PATTERN)]
 
@@ -691,6 +699,9 @@ def load_config(
     if config.solana.enabled and not config.solana.endpoints:
         src = layers.source_of(("solana", "enabled"))
         raise ConfigError([f"{src}: solana.enabled: needs at least one [[solana.endpoints]] with an http URL"])
+    if config.aptos.enabled and not config.aptos.nodes:
+        src = layers.source_of(("aptos", "enabled"))
+        raise ConfigError([f"{src}: aptos.enabled: true needs aptos.nodes (fullnode REST URLs ending in /v1)"])
     return LoadedConfig(
         config=config,
         sources=tuple(str(f) for f in files),

@@ -13,7 +13,7 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 import structlog
@@ -41,6 +41,9 @@ from quantbot.secrets import Redactor
 from quantbot.store import Store
 from quantbot.store.postgres import PostgresStore
 from quantbot.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from quantbot.chains.aptos.watcher import AptosWatcher
 
 log = structlog.get_logger(component="daemon")
 
@@ -100,6 +103,40 @@ def open_store(config: Config) -> Store:
     return SqliteStore(path if path.is_absolute() else Path(config.daemon.data_dir) / path)
 
 
+def build_aptos_watcher(config: Config, *, bus: EventBus, store: Store, clock: Clock) -> AptosWatcher:
+    """The Aptos watcher with its REST pool, decimals cache and the AptosParser (imported here, on demand)."""
+    from quantbot.chains.aptos.client import AptosRest
+    from quantbot.chains.aptos.decimals import DecimalsCache
+    from quantbot.chains.aptos.parser import AptosParser  # type: ignore[import-not-found, unused-ignore]  # parser branch
+    from quantbot.chains.aptos.watcher import AptosWatcher
+    from quantbot.retry import Backoff
+
+    ac = config.aptos
+    rest = AptosRest(
+        nodes=ac.nodes,
+        clock=clock,
+        timeout=ac.request_timeout,
+        backoff=Backoff(base=ac.retry_base, cap=ac.retry_cap),
+        attempts=ac.attempts,
+        api_key=ac.api_key.reveal() if ac.api_key else None,
+    )
+    decimals = DecimalsCache(rest=rest)
+    return AptosWatcher(
+        bus=bus,
+        store=store,
+        parser=AptosParser(decimals=decimals.get),
+        rest=rest,
+        clock=clock,
+        decimals=decimals,
+        source=ac.source,
+        wallets=ac.wallets,
+        poll_interval=ac.poll_interval,
+        page_size=ac.page_size,
+        start_version=ac.start_version,
+        error_backoff=Backoff(base=ac.retry_base, cap=ac.retry_cap),
+    )
+
+
 class Daemon:
     """The kernel. `await Daemon(...).run()` returns the process exit status."""
 
@@ -137,6 +174,7 @@ class Daemon:
         self.http: HttpServer | None = None
         self.jobs: Jobs | None = None
         """Scheduled jobs; components built in `run` may register theirs with `self.jobs.add(...)`."""
+        self.aptos: AptosWatcher | None = None
 
     @property
     def config(self) -> Config:
@@ -256,6 +294,9 @@ class Daemon:
         # Watchers start last (every subscriber exists before the first chain event) and stop first.
         if cfg.solana.enabled:
             self.components += build_solana(cfg, bus=bus, store=self.store, clock=self.clock)
+        if cfg.aptos.enabled:
+            self.aptos = build_aptos_watcher(cfg, bus=bus, store=self.store, clock=self.clock)
+            self.components.append(self.aptos)
 
         loop = asyncio.get_running_loop()
         signals = {

@@ -214,3 +214,12 @@ async def local_solana() -> Any:
 
     async with LocalSolana() as node:
         yield node
+
+
+@pytest.fixture
+async def aptos_node() -> Any:
+    """A local Aptos fullnode REST API v1 endpoint (quantbot.localnet.aptos) on a free 127.0.0.1 port."""
+    from quantbot.localnet.aptos import AptosLocalNode
+
+    async with AptosLocalNode() as node:
+        yield node
