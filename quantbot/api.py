@@ -45,7 +45,7 @@ from quantbot.events import (
     WhaleSignal,
 )
 from quantbot.execution import ApprovedOrder, ExecutionReport, Fill, Outcome
-from quantbot.secrets import Secret
+from quantbot.secrets import Secret, SigningKey
 
 __all__ = [
     "AccountUpdate",
@@ -77,6 +77,7 @@ __all__ = [
     "RejectReason",
     "Secret",
     "Side",
+    "SigningKey",
     "Strategy",
     "StrategyContext",
     "Swap",
@@ -196,6 +197,14 @@ class Executor(Plugin):
 
     live: ClassVar[bool] = True
     """False only for executors that never touch a chain (paper)."""
+
+    wallet_key: SigningKey | None = None
+    """The operator's signing key for the chain this executor serves ([wallet] in the config), handed over by
+    the daemon before `start` and only to executors. Reveal it only to build the signer; never log it."""
+
+    def use_wallet_key(self, key: SigningKey | None) -> None:
+        """Called by the daemon with the [wallet] key of the chain whose `[orders]` route names this executor."""
+        self.wallet_key = key
 
     async def execute(self, order: ApprovedOrder) -> ExecutionReport:
         raise NotImplementedError

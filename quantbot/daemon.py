@@ -208,6 +208,10 @@ class Daemon:
             for p in build_plugins(self.loaded, self.catalog, "executors", self.clock)
             if isinstance(p, Executor)
         }
+        for chain, key in (("solana", cfg.wallet.solana_keypair), ("aptos", cfg.wallet.aptos_private_key)):
+            for name in getattr(cfg.orders, chain):
+                if name in executors:
+                    executors[name].use_wallet_key(key)
         executor_host = PluginHost(
             bus=bus, section="executors", plugins=list(executors.values()), overflow=Overflow.BLOCK
         )

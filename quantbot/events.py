@@ -116,6 +116,8 @@ class TokenAccepted(Event, frozen=True, kw_only=True):
 
     launch: TokenLaunch
     verdicts: tuple[FilterVerdict, ...] = ()
+    score: float | None = None
+    """The scanner's score in [0, 1] from its configured feature weights (None before the scanner)."""
 
 
 class TokenRejected(Event, frozen=True, kw_only=True):
@@ -123,6 +125,7 @@ class TokenRejected(Event, frozen=True, kw_only=True):
 
     launch: TokenLaunch
     verdicts: tuple[FilterVerdict, ...] = ()
+    score: float | None = None
 
 
 class TokenRugWarning(_ChainEvent, frozen=True, kw_only=True):
