@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -369,12 +369,23 @@ class Daemon:
         self.sd.stopping("stopping")
         log.info("daemon.stopping", timeout_s=timeout)
         deadline = loop_time() + timeout
-        clean = await bus.drain(timeout)
-        if not clean:
+        # Sources (chain watchers, launch feeds) stop first: a drain cannot finish while they still publish.
+        sources = [c for c in started if getattr(c, "is_source", False)]
+        clean = await self._stop_each(reversed(sources), deadline, timeout)
+        drained = await bus.drain(max(deadline - loop_time(), STOP_GRACE_S))
+        if not drained:
             log.error("daemon.shutdown_timeout", timeout_s=timeout, stage="drain", pending=bus.queue_depths())
-        # Each component gets what is left of the budget, but at least a short grace, so one that
-        # hangs cannot keep the next (ultimately the store) from closing.
-        for c in reversed(started):
+        rest = [c for c in started if c not in sources]
+        clean = await self._stop_each(reversed(rest), deadline, timeout) and clean and drained
+        await bus.aclose()
+        log.info("daemon.stopped", clean=clean, bus=bus.stats()["published"])
+        return 0 if clean else 1
+
+    async def _stop_each(self, components: Iterable[Component], deadline: float, bound_s: float) -> bool:
+        """Stop in the given order; each gets what is left of the budget, but at least a short grace, so one
+        that hangs cannot keep the next (ultimately the store) from closing."""
+        clean = True
+        for c in components:
             budget = max(deadline - loop_time(), STOP_GRACE_S)
             try:
                 async with asyncio.timeout(budget):
@@ -383,13 +394,11 @@ class Daemon:
                 log.info("component.stopped", name=c.name)
             except TimeoutError:
                 clean = False
-                log.error("daemon.shutdown_timeout", timeout_s=timeout, stage=c.name)
+                log.error("daemon.shutdown_timeout", timeout_s=bound_s, stage=c.name)
             except Exception as exc:
                 clean = False
                 log.error("component.stop_failed", name=c.name, exc_info=exc)
-        await bus.aclose()
-        log.info("daemon.stopped", clean=clean, bus=bus.stats()["published"])
-        return 0 if clean else 1
+        return clean
 
     # --- reload ----------------------------------------------------------------------------------
 

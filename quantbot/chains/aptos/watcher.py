@@ -61,6 +61,8 @@ class AptosWatcher:
     """Publishes the parser's events for transactions of watched addresses, resuming from cursors."""
 
     name = "aptos"
+    is_source = True
+    """Publishes outside input: the daemon stops it before draining the bus."""
 
     def __init__(
         self,
