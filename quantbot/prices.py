@@ -1,0 +1,508 @@
+"""PriceBook: token prices in native base units (and USD) from swaps, reserves and HTTP sources.
+
+Prices are native base units (lamports, octas) per token base unit, like OrderIntent.price_native;
+USD prices are USD per token base unit. Sources: observed swaps (VWAP over `vwap_window_s`, else the
+last trade), pump.fun bonding curves and pool vaults (AccountUpdate), and configured HTTP sources.
+Every price carries its source and age; prices older than `max_age_s` are never used. With three
+or more fresh sources, those further than `max_deviation_pct` from the median are dropped (and
+counted); with two that disagree that much, there is no price (fail closed). The answer is the
+first surviving source in SOURCE_ORDER. With no fresh USD price for SOL/APT, USD answers are None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from statistics import median
+from typing import Protocol
+
+import aiohttp
+import structlog
+from solders.pubkey import Pubkey
+
+from quantbot.assets import NATIVE_DECIMALS, WSOL, is_native, normalise, stable
+from quantbot.bus import EventBus, Overflow
+from quantbot.clock import Clock
+from quantbot.config import PricesConfig
+from quantbot.events import AccountUpdate, Event, PositionUpdate, PriceUpdate, Swap, Tick
+from quantbot.price_sources import NATIVE_ID, HttpSource, SourceError, SourceQuote
+from quantbot.reserves import PUMP_PROGRAM, TOKEN_PROGRAMS, decode_bonding_curve, decode_token_account
+
+log = structlog.get_logger(component="prices")
+
+SOURCE_ORDER = ("curve", "pool", "swap", "jupiter", "dexscreener", "coingecko")
+"""Preference among agreeing fresh sources: on-chain state first, then trades, then HTTP."""
+MAX_TOKENS = 20_000
+"""Tokens the book remembers (least recently observed forgotten first, held tokens never)."""
+MAX_TRADES_PER_TOKEN = 256
+
+
+class AccountWatcher(Protocol):
+    """What the PriceBook needs from a chain watcher: AccountUpdate events for chosen accounts."""
+
+    def watch_account(self, pubkey: str) -> Awaitable[None] | None: ...
+
+    def unwatch_account(self, pubkey: str) -> Awaitable[None] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """A fresh price: `native` per token base unit, `usd` per token base unit (None without USD)."""
+
+    chain: str
+    token: str
+    native: Decimal
+    usd: Decimal | None
+    source: str
+    observed_at: datetime
+    age: float
+    """Seconds between observation and the question."""
+
+
+@dataclass(slots=True)
+class _Obs:
+    at: datetime
+    native: Decimal | None = None
+    """Native base units per token base unit."""
+    usd: Decimal | None = None
+    """USD per token base unit (USD per whole native coin for the native book)."""
+
+
+@dataclass(slots=True)
+class _Token:
+    obs: dict[str, _Obs] = field(default_factory=dict)
+    trades: deque[tuple[datetime, int, int]] = field(default_factory=deque)
+    decimals: int | None = None
+    published: Decimal | None = None
+    published_at: float | None = None
+    pending: bool = False
+
+
+@dataclass(slots=True)
+class _Watch:
+    chain: str
+    token: str
+    kind: str  # "curve" | "vault"
+    amount: int | None = None
+    mint: str | None = None
+
+
+def pick(candidates: Sequence[tuple[str, Decimal, datetime]], max_dev: Decimal) -> tuple[list[str], list[str]]:
+    """Median-based agreement: (sources kept, sources dropped as outliers). Two that disagree: none kept."""
+    if len(candidates) <= 1:
+        return [c[0] for c in candidates], []
+    values = [c[1] for c in candidates]
+    mid = median(values)
+    bound = mid * max_dev / 100
+    if len(candidates) == 2:
+        if abs(values[0] - values[1]) > bound * 2:
+            return [], [c[0] for c in candidates]
+        return [c[0] for c in candidates], []
+    kept = [c[0] for c in candidates if abs(c[1] - mid) <= bound]
+    return kept, [c[0] for c in candidates if c[0] not in kept]
+
+
+class PriceBook:
+    name = "prices"
+
+    def __init__(
+        self,
+        *,
+        bus: EventBus,
+        clock: Clock,
+        config: PricesConfig,
+        watcher: AccountWatcher | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.bus = bus
+        self.clock = clock
+        self.config = config
+        self.watcher = watcher
+        self._session = session
+        self._own_session = session is None
+        self.sources: list[HttpSource] = []
+        self._tokens: OrderedDict[tuple[str, str], _Token] = OrderedDict()
+        self._native: dict[str, _Token] = {c: _Token() for c in NATIVE_DECIMALS}
+        self._watches: dict[str, _Watch] = {}
+        self._held: set[tuple[str, str]] = set()
+        self._tracked: set[tuple[str, str]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.outliers: dict[str, int] = {}
+        self.disagreements = 0
+        self.stale_refused = 0
+        self.bad_input = 0
+        self.source_errors: dict[str, int] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.config.sources:
+            if self._session is None:
+                self._session = aiohttp.ClientSession()
+            self.sources = [HttpSource(config=c, session=self._session, clock=self.clock) for c in self.config.sources]
+        self.bus.subscribe("chain.*.swap", self._on_event, name="prices.swaps", overflow=Overflow.DROP_OLDEST)
+        self.bus.subscribe("chain.*.account", self._on_event, name="prices.accounts", overflow=Overflow.DROP_OLDEST)
+        self.bus.subscribe(["position.update", "clock.tick"], self._on_event, name="prices.control")
+        loop = asyncio.get_running_loop()
+        for src in self.sources:
+            self._tasks.append(loop.create_task(self._poll(src), name=f"quantbot[prices].poll_{src.name}"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # --- the interface other parts call ----------------------------------------------------------
+
+    def price_native(self, chain: str, token: str) -> Decimal | None:
+        """Native base units per token base unit, fresh only, else None."""
+        q = self.quote(chain, token)
+        return q.native if q is not None else None
+
+    def usd_per_native(self, chain: str) -> Decimal | None:
+        """Fresh USD per one whole SOL / APT, else None."""
+        best = self._best(chain, self._native.get(chain), field="usd")
+        return best[1] if best is not None else None
+
+    def quote(self, chain: str, token: str) -> Price | None:
+        """The fresh price of `token` with its source, observation time and age; None if none is fresh."""
+        token = normalise(chain, token)
+        if is_native(chain, token):
+            return None
+        entry = self._tokens.get((chain, token))
+        best = self._best(chain, entry, field="native")
+        if best is None:
+            return None
+        source, native, at = best
+        usd_native = self.usd_per_native(chain)
+        usd = native * usd_native / (Decimal(10) ** NATIVE_DECIMALS[chain]) if usd_native is not None else None
+        age = (self.clock.now() - at).total_seconds()
+        return Price(chain=chain, token=token, native=native, usd=usd, source=source, observed_at=at, age=age)
+
+    async def track(
+        self,
+        chain: str,
+        token: str,
+        *,
+        curve: str | None = None,
+        vaults: Sequence[str] = (),
+        decimals: int | None = None,
+    ) -> None:
+        """Price `token` from its pump.fun curve and/or pool vaults (watched through the AccountWatcher)."""
+        key = (chain, normalise(chain, token))
+        self._tracked.add(key)
+        entry = self._entry(key)
+        if decimals is not None:
+            entry.decimals = decimals
+        if curve:
+            await self._watch(curve, _Watch(chain=chain, token=key[1], kind="curve"))
+        for vault in vaults:
+            await self._watch(vault, _Watch(chain=chain, token=key[1], kind="vault"))
+
+    async def untrack(self, chain: str, token: str) -> None:
+        key = (chain, normalise(chain, token))
+        self._tracked.discard(key)
+        for account in [a for a, w in self._watches.items() if (w.chain, w.token) == key]:
+            await self._unwatch(account)
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "tokens": len(self._tokens),
+            "watched_accounts": len(self._watches),
+            "outliers_dropped": dict(self.outliers),
+            "disagreements": self.disagreements,
+            "stale_refused": self.stale_refused,
+            "bad_input": self.bad_input,
+            "source_errors": dict(self.source_errors),
+        }
+
+    # --- events ----------------------------------------------------------------------------------
+
+    async def _on_event(self, event: Event) -> None:
+        try:
+            if isinstance(event, Swap):
+                await self.observe_swap(event)
+            elif isinstance(event, AccountUpdate):
+                await self.observe_account(event)
+            elif isinstance(event, PositionUpdate):
+                await self._on_position(event)
+            elif isinstance(event, Tick):
+                await self._publish_pending()
+        except (ArithmeticError, ValueError, KeyError) as exc:
+            self.bad_input += 1
+            log.warning("prices.bad_input", topic=event.topic, error=f"{type(exc).__name__}: {exc}")
+
+    async def observe_swap(self, swap: Swap) -> None:
+        chain = swap.chain
+        mint_in, mint_out = normalise(chain, swap.mint_in), normalise(chain, swap.mint_out)
+        at = swap.block_time or self.clock.now()
+        if swap.amount_in <= 0 or swap.amount_out <= 0:
+            return
+        if is_native(chain, mint_in) != is_native(chain, mint_out):
+            native_amt, token, token_amt, dec = (
+                (swap.amount_in, mint_out, swap.amount_out, swap.decimals_out)
+                if is_native(chain, mint_in)
+                else (swap.amount_out, mint_in, swap.amount_in, swap.decimals_in)
+            )
+            if native_amt < self.config.min_trade_native:
+                return
+            usd_coin = stable(chain, token)
+            if usd_coin is not None:  # native <-> stable: the USD price of SOL / APT
+                whole_usd = Decimal(token_amt).scaleb(-usd_coin.decimals)
+                whole_native = Decimal(native_amt).scaleb(-NATIVE_DECIMALS[chain])
+                await self._add_trade(chain, self._native[chain], at, whole_native, whole_usd, native_book=True)
+                self._best(chain, self._native[chain], field="usd", count=True)
+                return
+            key = (chain, token)
+            entry = self._entry(key)
+            if dec is not None:
+                entry.decimals = dec
+            await self._add_trade(chain, entry, at, Decimal(native_amt), Decimal(token_amt), key=key)
+
+    async def _add_trade(
+        self,
+        chain: str,
+        entry: _Token,
+        at: datetime,
+        native_amt: Decimal,
+        other_amt: Decimal,
+        *,
+        key: tuple[str, str] | None = None,
+        native_book: bool = False,
+    ) -> None:
+        trades = entry.trades
+        trades.append((at, int(native_amt.scaleb(18)), int(other_amt.scaleb(18))))
+        horizon = self.clock.now().timestamp() - self.config.vwap_window_s
+        while len(trades) > 1 and (trades[0][0].timestamp() < horizon or len(trades) > MAX_TRADES_PER_TOKEN):
+            trades.popleft()
+        latest = max(t[0] for t in trades)
+        n_sum = sum(t[1] for t in trades)
+        o_sum = sum(t[2] for t in trades)
+        if native_book:
+            entry.obs["swap"] = _Obs(at=latest, usd=Decimal(o_sum) / Decimal(n_sum))
+        else:
+            entry.obs["swap"] = _Obs(at=latest, native=Decimal(n_sum) / Decimal(o_sum))
+        if key is not None:
+            await self._changed(key)
+
+    async def observe_account(self, update: AccountUpdate) -> None:
+        watch = self._watches.get(update.account)
+        if watch is None:
+            return
+        key = (watch.chain, watch.token)
+        entry = self._entry(key)
+        at = self.clock.now()
+        if watch.kind == "curve":
+            if update.owner != PUMP_PROGRAM:
+                raise ValueError(f"curve account {update.account} is owned by {update.owner}, not pump.fun")
+            state = decode_bonding_curve(update.data)
+            if state.complete:
+                entry.obs.pop("curve", None)
+                log.info("prices.curve_complete", token=watch.token, account=update.account)
+                await self._unwatch(update.account)
+                return
+            quote = state.quote_mint
+            if quote is None or quote == WSOL:
+                entry.obs["curve"] = _Obs(at=at, native=state.price())
+            elif (coin := stable(watch.chain, quote)) is not None:
+                entry.obs["curve"] = _Obs(at=at, usd=state.price().scaleb(-coin.decimals))
+            else:
+                raise ValueError(f"curve {update.account} is quoted in {quote}, neither SOL nor a stablecoin")
+        else:
+            if update.owner not in TOKEN_PROGRAMS:
+                raise ValueError(f"vault {update.account} is owned by {update.owner}, not a token program")
+            acct = decode_token_account(update.data)
+            watch.amount, watch.mint = acct.amount, acct.mint
+            self._pool_price(key, entry, at)
+        await self._changed(key)
+
+    def _pool_price(self, key: tuple[str, str], entry: _Token, at: datetime) -> None:
+        vaults = [w for w in self._watches.values() if (w.chain, w.token) == key and w.kind == "vault"]
+        side = {w.mint: w.amount for w in vaults if w.amount is not None}
+        token_amt = side.get(key[1])
+        if not token_amt or len(side) != 2:
+            return
+        quote_mint, quote_amt = next((m, a) for m, a in side.items() if m != key[1])
+        if quote_mint is None or quote_amt is None:
+            return
+        if is_native(key[0], quote_mint):
+            entry.obs["pool"] = _Obs(at=at, native=Decimal(quote_amt) / token_amt)
+        elif (coin := stable(key[0], quote_mint)) is not None:
+            entry.obs["pool"] = _Obs(at=at, usd=Decimal(quote_amt).scaleb(-coin.decimals) / token_amt)
+
+    async def _on_position(self, event: PositionUpdate) -> None:
+        key = (event.chain, normalise(event.chain, event.token))
+        if event.quantity > 0:
+            if key not in self._held:
+                self._held.add(key)
+                self._entry(key)
+                if event.chain == "solana" and key not in self._tracked and self.watcher is not None:
+                    await self._watch(bonding_curve_address(key[1]), _Watch(chain="solana", token=key[1], kind="curve"))
+        elif key in self._held:
+            self._held.discard(key)
+            if key not in self._tracked:
+                for account in [a for a, w in self._watches.items() if (w.chain, w.token) == key]:
+                    await self._unwatch(account)
+
+    # --- HTTP sources ----------------------------------------------------------------------------
+
+    async def _poll(self, src: HttpSource) -> None:
+        while True:
+            for chain in src.chains():
+                tokens = sorted({t for c, t in self._held | self._tracked if c == chain})
+                try:
+                    quotes = await src.fetch(chain, tokens)
+                except SourceError as exc:
+                    self.source_errors[src.name] = self.source_errors.get(src.name, 0) + 1
+                    log.warning("prices.source_failed", source=src.name, chain=chain, error=str(exc))
+                    continue
+                await self.observe_quotes(src.name, quotes)
+            await self.clock.sleep(src.config.poll_interval_s)
+
+    async def observe_quotes(self, source: str, quotes: Iterable[SourceQuote]) -> None:
+        now = self.clock.now()
+        for q in quotes:
+            if q.token == NATIVE_ID:
+                if q.usd is not None:
+                    self._native[q.chain].obs[source] = _Obs(at=now, usd=q.usd)
+                    self._best(q.chain, self._native[q.chain], field="usd", count=True)
+                continue
+            key = (q.chain, normalise(q.chain, q.token))
+            entry = self._entry(key)
+            if q.decimals is not None:
+                entry.decimals = q.decimals
+            nd = NATIVE_DECIMALS[q.chain]
+            if entry.decimals is None:
+                continue  # per-whole-token quotes cannot be compared without the token's decimals
+            scale = Decimal(10) ** (nd - entry.decimals)
+            native = q.native * scale if q.native is not None else None
+            usd = q.usd.scaleb(-entry.decimals) if q.usd is not None else None
+            entry.obs[source] = _Obs(at=now, native=native, usd=usd)
+            await self._changed(key)
+
+    # --- consolidation and publishing ------------------------------------------------------------
+
+    def _best(
+        self, chain: str, entry: _Token | None, *, field: str, count: bool = False
+    ) -> tuple[str, Decimal, datetime] | None:
+        if entry is None or not entry.obs:
+            return None
+        now = self.clock.now()
+        usd_native: Decimal | None = None
+        if field == "native":
+            usd_native = self.usd_per_native(chain)
+        candidates: list[tuple[str, Decimal, datetime]] = []
+        stale = False
+        for source, ob in entry.obs.items():
+            if (now - ob.at).total_seconds() > self.config.max_age_s:
+                stale = True
+                continue
+            value = ob.usd if field == "usd" else ob.native
+            if value is None and field == "native" and ob.usd is not None and usd_native:
+                value = ob.usd / usd_native.scaleb(-NATIVE_DECIMALS[chain])
+            if value is not None and value > 0:
+                candidates.append((source, value, ob.at))
+        if not candidates:
+            if count and stale:
+                self.stale_refused += 1
+            return None
+        kept, dropped = pick(candidates, self.config.max_deviation_pct)
+        if count:
+            for source in dropped if kept else ():
+                self.outliers[source] = self.outliers.get(source, 0) + 1
+                log.info("prices.outlier_dropped", chain=chain, source=source)
+            if not kept:
+                self.disagreements += 1
+                log.warning("prices.sources_disagree", chain=chain, sources=dropped)
+        if not kept:
+            return None
+        rank = {s: i for i, s in enumerate(SOURCE_ORDER)}
+        return min(
+            (c for c in candidates if c[0] in kept), key=lambda c: (rank.get(c[0], len(rank)), -c[2].timestamp())
+        )
+
+    async def _changed(self, key: tuple[str, str]) -> None:
+        entry = self._tokens.get(key)
+        if entry is None:
+            return
+        self._tokens.move_to_end(key)
+        best = self._best(key[0], entry, field="native", count=True)
+        if best is None:
+            return
+        last = entry.published
+        if last is not None and abs(best[1] - last) * 100 < last * self.config.publish_min_change_pct:
+            return
+        mono = self.clock.monotonic()
+        if entry.published_at is not None and mono - entry.published_at < self.config.publish_min_interval_s:
+            entry.pending = True
+            return
+        await self._publish(key, entry)
+
+    async def _publish_pending(self) -> None:
+        mono = self.clock.monotonic()
+        for key, entry in list(self._tokens.items()):
+            if entry.pending and (
+                entry.published_at is None or mono - entry.published_at >= self.config.publish_min_interval_s
+            ):
+                await self._publish(key, entry)
+
+    async def _publish(self, key: tuple[str, str], entry: _Token) -> None:
+        entry.pending = False
+        q = self.quote(*key)
+        if q is None:
+            return
+        entry.published, entry.published_at = q.native, self.clock.monotonic()
+        await self.bus.publish(
+            PriceUpdate(
+                chain=q.chain,  # type: ignore[arg-type]
+                token=q.token,
+                price_native=q.native,
+                price_usd=q.usd,
+                source=q.source,
+                observed_at=q.observed_at,
+            )
+        )
+
+    # --- bookkeeping -----------------------------------------------------------------------------
+
+    def _entry(self, key: tuple[str, str]) -> _Token:
+        entry = self._tokens.get(key)
+        if entry is None:
+            entry = self._tokens[key] = _Token()
+            while len(self._tokens) > MAX_TOKENS:
+                old = next(k for k in self._tokens if k not in self._held and k not in self._tracked and k != key)
+                del self._tokens[old]
+        return entry
+
+    async def _watch(self, account: str, watch: _Watch) -> None:
+        if account in self._watches:
+            return
+        self._watches[account] = watch
+        if self.watcher is not None:
+            await _maybe_await(self.watcher.watch_account(account))
+
+    async def _unwatch(self, account: str) -> None:
+        if self._watches.pop(account, None) is not None and self.watcher is not None:
+            await _maybe_await(self.watcher.unwatch_account(account))
+
+
+def bonding_curve_address(mint: str) -> str:
+    """pump.fun bonding curve PDA: seeds ["bonding-curve", mint] under the pump program."""
+    pda, _ = Pubkey.find_program_address(
+        [b"bonding-curve", bytes(Pubkey.from_string(mint))], Pubkey.from_string(PUMP_PROGRAM)
+    )
+    return str(pda)
+
+
+async def _maybe_await(result: Awaitable[None] | None) -> None:
+    if inspect.isawaitable(result):
+        await result
