@@ -1,6 +1,6 @@
 """Daemon: the one place that knows every room. Builds, starts, reloads and stops the components.
 
-Start order: clock -> bus -> store -> portfolio -> executors -> risk engine -> order router
+Start order: clock -> bus -> store -> prices -> whales -> portfolio -> executors -> risk engine -> order router
 (reconciles) -> exit manager -> filter stage -> strategies -> notifiers.
 Stop: drain the bus, then stop components in reverse order, all within `daemon.shutdown_timeout`.
 """
@@ -31,12 +31,14 @@ from quantbot.logs import setup_logging
 from quantbot.orders import OrderRouter, Sealer
 from quantbot.plugins import PluginCatalog
 from quantbot.portfolio import Portfolio
+from quantbot.prices import AccountWatcher, PriceBook
 from quantbot.risk import RiskEngine
 from quantbot.sdnotify import Notifier as SdNotifier
 from quantbot.secrets import Redactor
 from quantbot.store import Store
 from quantbot.store.postgres import PostgresStore
 from quantbot.store.sqlite import SqliteStore
+from quantbot.whales import WhaleTracker
 
 log = structlog.get_logger(component="daemon")
 
@@ -116,6 +118,8 @@ class Daemon:
         self.router: OrderRouter | None = None
         self.portfolio: Portfolio | None = None
         self.exits: ExitManager | None = None
+        self.prices: PriceBook | None = None
+        self.whales: WhaleTracker | None = None
 
     @property
     def config(self) -> Config:
@@ -144,6 +148,10 @@ class Daemon:
         )
         self.bus = bus
         self.store = open_store(cfg)
+        # Intelligence: started after the store, before the strategies that act on its events.
+        account_watcher: AccountWatcher | None = None  # LEAD: the Solana watcher here when solana.enabled
+        self.prices = PriceBook(bus=bus, clock=self.clock, config=cfg.prices, watcher=account_watcher)
+        self.whales = WhaleTracker(bus=bus, clock=self.clock, config=cfg.whales, prices=self.prices, store=self.store)
         executors = {
             p.id: p
             for p in build_plugins(self.loaded, self.catalog, "executors", self.clock)
@@ -198,6 +206,8 @@ class Daemon:
         # reserved by orders that turn out to have failed are given back.
         self.components = [
             self.store,
+            self.prices,
+            self.whales,
             self.portfolio,
             executor_host,
             self.risk,
