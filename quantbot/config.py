@@ -193,7 +193,7 @@ class WhalesConfig(_Section, frozen=True, kw_only=True):
     max_signal_age_s: Positive = 300.0
     max_tokens_per_wallet: PositiveInt = 64
     flush_interval_s: Positive = 5.0
-    flush_batch: PositiveInt = 500
+    flush_batch: PositiveInt = 100
 
 
 class PluginSpec(_Section, frozen=True, kw_only=True):

@@ -21,7 +21,7 @@ than `max_signal_age_s` (a backfill) updates profiles but never signals.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
@@ -92,7 +92,8 @@ class WhaleTracker:
             self._watched[(w.chain, address)] = Profile(w.chain, address, label=w.label, watched=True)
         self._auto: OrderedDict[WalletKey, Profile] = OrderedDict()
         self._dirty: dict[WalletKey, Profile] = {}
-        self._acc: dict[tuple[str, str, str], deque[tuple[float, int]]] = {}
+        self._acc: dict[tuple[str, str, str], list[tuple[float, int]]] = {}
+        """Recent buys per (chain, wallet, token); small lists (a deque costs ~600 bytes even when empty)."""
         self._clusters: dict[tuple[str, str], dict[str, tuple[float, int]]] = {}
         self._task: asyncio.Task[None] | None = None
         self.counts: dict[str, int] = {"swaps": 0, "transfers": 0, "signals": 0, "bad_input": 0, "evicted": 0}
@@ -295,10 +296,11 @@ class WhaleTracker:
     def _on_buy(self, chain: str, p: Profile, t: _Trade, ts: float, fresh: bool) -> list[WhaleSignal]:
         c = self.config
         native = t.native or 0
-        acc = self._acc.setdefault((chain, p.wallet, t.token), deque())
+        acc = self._acc.setdefault((chain, p.wallet, t.token), [])
         acc.append((ts, native))
-        while acc and acc[0][0] < ts - c.accumulation_window_s:
-            acc.popleft()
+        horizon = ts - c.accumulation_window_s
+        if acc[0][0] < horizon:
+            acc[:] = [x for x in acc if x[0] >= horizon]
         members = self._clusters.setdefault((chain, t.token), {})
         members[p.wallet] = (ts, native)
         for w in [w for w, (when, _) in members.items() if when < ts - c.cluster_window_s]:
