@@ -3,43 +3,44 @@
 Prices are native base units (lamports, octas) per token base unit, like OrderIntent.price_native;
 USD prices are USD per token base unit. Sources: observed swaps (VWAP over `vwap_window_s`, else the
 last trade), pump.fun bonding curves and pool vaults (AccountUpdate), and configured HTTP sources.
-Every price carries its source and age; prices older than `max_age_s` are never used. With three
-or more fresh sources, those further than `max_deviation_pct` from the median are dropped (and
-counted); with two that disagree that much, there is no price (fail closed). The answer is the
-first surviving source in SOURCE_ORDER. With no fresh USD price for SOL/APT, USD answers are None.
+Every price carries its source and age; prices older than `max_age_s` are never used; sources
+are reconciled by quantbot.price_quorum (median outliers dropped and counted; two that disagree
+give no price). With no fresh USD price for SOL/APT, USD answers are None (fail closed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from statistics import median
 from typing import Protocol
 
 import aiohttp
 import structlog
-from solders.pubkey import Pubkey
 
-from quantbot.assets import NATIVE_DECIMALS, WSOL, is_native, normalise, stable
+from quantbot.assets import NATIVE_DECIMALS, WSOL, is_native, is_quote, normalise, stable
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock
 from quantbot.config import PricesConfig
 from quantbot.events import AccountUpdate, Event, PositionUpdate, PriceUpdate, Swap, Tick
+from quantbot.price_quorum import Candidate, Observation, Observations
 from quantbot.price_sources import NATIVE_ID, HttpSource, SourceError, SourceQuote
-from quantbot.reserves import PUMP_PROGRAM, TOKEN_PROGRAMS, decode_bonding_curve, decode_token_account
+from quantbot.reserves import (
+    PUMP_PROGRAM,
+    TOKEN_PROGRAMS,
+    bonding_curve_address,
+    decode_bonding_curve,
+    decode_token_account,
+)
 
 log = structlog.get_logger(component="prices")
 
-SOURCE_ORDER = ("curve", "pool", "swap", "jupiter", "dexscreener", "coingecko")
-"""Preference among agreeing fresh sources: on-chain state first, then trades, then HTTP."""
 MAX_TOKENS = 20_000
 """Tokens the book remembers (least recently observed forgotten first, held tokens never)."""
-MAX_TRADES_PER_TOKEN = 256
 
 
 class AccountWatcher(Protocol):
@@ -65,46 +66,12 @@ class Price:
 
 
 @dataclass(slots=True)
-class _Obs:
-    at: datetime
-    native: Decimal | None = None
-    """Native base units per token base unit."""
-    usd: Decimal | None = None
-    """USD per token base unit (USD per whole native coin for the native book)."""
-
-
-@dataclass(slots=True)
-class _Token:
-    obs: dict[str, _Obs] = field(default_factory=dict)
-    trades: deque[tuple[datetime, int, int]] = field(default_factory=deque)
-    decimals: int | None = None
-    published: Decimal | None = None
-    published_at: float | None = None
-    pending: bool = False
-
-
-@dataclass(slots=True)
 class _Watch:
     chain: str
     token: str
     kind: str  # "curve" | "vault"
     amount: int | None = None
     mint: str | None = None
-
-
-def pick(candidates: Sequence[tuple[str, Decimal, datetime]], max_dev: Decimal) -> tuple[list[str], list[str]]:
-    """Median-based agreement: (sources kept, sources dropped as outliers). Two that disagree: none kept."""
-    if len(candidates) <= 1:
-        return [c[0] for c in candidates], []
-    values = [c[1] for c in candidates]
-    mid = median(values)
-    bound = mid * max_dev / 100
-    if len(candidates) == 2:
-        if abs(values[0] - values[1]) > bound * 2:
-            return [], [c[0] for c in candidates]
-        return [c[0] for c in candidates], []
-    kept = [c[0] for c in candidates if abs(c[1] - mid) <= bound]
-    return kept, [c[0] for c in candidates if c[0] not in kept]
 
 
 class PriceBook:
@@ -126,11 +93,12 @@ class PriceBook:
         self._session = session
         self._own_session = session is None
         self.sources: list[HttpSource] = []
-        self._tokens: OrderedDict[tuple[str, str], _Token] = OrderedDict()
-        self._native: dict[str, _Token] = {c: _Token() for c in NATIVE_DECIMALS}
+        self._tokens: OrderedDict[tuple[str, str], Observations] = OrderedDict()
+        self._native: dict[str, Observations] = {c: Observations() for c in NATIVE_DECIMALS}
         self._watches: dict[str, _Watch] = {}
         self._held: set[tuple[str, str]] = set()
         self._tracked: set[tuple[str, str]] = set()
+        self._pending: set[tuple[str, str]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.outliers: dict[str, int] = {}
         self.disagreements = 0
@@ -259,19 +227,33 @@ class PriceBook:
             if usd_coin is not None:  # native <-> stable: the USD price of SOL / APT
                 whole_usd = Decimal(token_amt).scaleb(-usd_coin.decimals)
                 whole_native = Decimal(native_amt).scaleb(-NATIVE_DECIMALS[chain])
-                await self._add_trade(chain, self._native[chain], at, whole_native, whole_usd, native_book=True)
+                await self._add_trade(self._native[chain], at, whole_native, whole_usd, native_book=True)
                 self._best(chain, self._native[chain], field="usd", count=True)
                 return
             key = (chain, token)
             entry = self._entry(key)
             if dec is not None:
                 entry.decimals = dec
-            await self._add_trade(chain, entry, at, Decimal(native_amt), Decimal(token_amt), key=key)
+            await self._add_trade(entry, at, Decimal(native_amt), Decimal(token_amt), key=key)
+            return
+        for usd_mint, usd_amt, token, token_amt, dec in (
+            (mint_in, swap.amount_in, mint_out, swap.amount_out, swap.decimals_out),
+            (mint_out, swap.amount_out, mint_in, swap.amount_in, swap.decimals_in),
+        ):
+            coin = stable(chain, usd_mint)
+            if coin is None or is_quote(chain, token):
+                continue
+            # A stablecoin-quoted trade (USDC pump.fun coins): last trade only, in USD per base unit.
+            key = (chain, token)
+            entry = self._entry(key)
+            if dec is not None:
+                entry.decimals = dec
+            entry.obs["swap_usd"] = Observation(at=at, usd=Decimal(usd_amt).scaleb(-coin.decimals) / token_amt)
+            await self._changed(key)
 
     async def _add_trade(
         self,
-        chain: str,
-        entry: _Token,
+        entry: Observations,
         at: datetime,
         native_amt: Decimal,
         other_amt: Decimal,
@@ -279,18 +261,13 @@ class PriceBook:
         key: tuple[str, str] | None = None,
         native_book: bool = False,
     ) -> None:
-        trades = entry.trades
-        trades.append((at, int(native_amt.scaleb(18)), int(other_amt.scaleb(18))))
         horizon = self.clock.now().timestamp() - self.config.vwap_window_s
-        while len(trades) > 1 and (trades[0][0].timestamp() < horizon or len(trades) > MAX_TRADES_PER_TOKEN):
-            trades.popleft()
-        latest = max(t[0] for t in trades)
-        n_sum = sum(t[1] for t in trades)
-        o_sum = sum(t[2] for t in trades)
-        if native_book:
-            entry.obs["swap"] = _Obs(at=latest, usd=Decimal(o_sum) / Decimal(n_sum))
+        if native_book:  # USD per whole native coin
+            latest, vwap = entry.add_trade(at, other_amt, native_amt, horizon=horizon)
+            entry.obs["swap"] = Observation(at=latest, usd=vwap)
         else:
-            entry.obs["swap"] = _Obs(at=latest, native=Decimal(n_sum) / Decimal(o_sum))
+            latest, vwap = entry.add_trade(at, native_amt, other_amt, horizon=horizon)
+            entry.obs["swap"] = Observation(at=latest, native=vwap)
         if key is not None:
             await self._changed(key)
 
@@ -312,9 +289,9 @@ class PriceBook:
                 return
             quote = state.quote_mint
             if quote is None or quote == WSOL:
-                entry.obs["curve"] = _Obs(at=at, native=state.price())
+                entry.obs["curve"] = Observation(at=at, native=state.price())
             elif (coin := stable(watch.chain, quote)) is not None:
-                entry.obs["curve"] = _Obs(at=at, usd=state.price().scaleb(-coin.decimals))
+                entry.obs["curve"] = Observation(at=at, usd=state.price().scaleb(-coin.decimals))
             else:
                 raise ValueError(f"curve {update.account} is quoted in {quote}, neither SOL nor a stablecoin")
         else:
@@ -325,7 +302,7 @@ class PriceBook:
             self._pool_price(key, entry, at)
         await self._changed(key)
 
-    def _pool_price(self, key: tuple[str, str], entry: _Token, at: datetime) -> None:
+    def _pool_price(self, key: tuple[str, str], entry: Observations, at: datetime) -> None:
         vaults = [w for w in self._watches.values() if (w.chain, w.token) == key and w.kind == "vault"]
         side = {w.mint: w.amount for w in vaults if w.amount is not None}
         token_amt = side.get(key[1])
@@ -335,9 +312,9 @@ class PriceBook:
         if quote_mint is None or quote_amt is None:
             return
         if is_native(key[0], quote_mint):
-            entry.obs["pool"] = _Obs(at=at, native=Decimal(quote_amt) / token_amt)
+            entry.obs["pool"] = Observation(at=at, native=Decimal(quote_amt) / token_amt)
         elif (coin := stable(key[0], quote_mint)) is not None:
-            entry.obs["pool"] = _Obs(at=at, usd=Decimal(quote_amt).scaleb(-coin.decimals) / token_amt)
+            entry.obs["pool"] = Observation(at=at, usd=Decimal(quote_amt).scaleb(-coin.decimals) / token_amt)
 
     async def _on_position(self, event: PositionUpdate) -> None:
         key = (event.chain, normalise(event.chain, event.token))
@@ -373,7 +350,7 @@ class PriceBook:
         for q in quotes:
             if q.token == NATIVE_ID:
                 if q.usd is not None:
-                    self._native[q.chain].obs[source] = _Obs(at=now, usd=q.usd)
+                    self._native[q.chain].obs[source] = Observation(at=now, usd=q.usd)
                     self._best(q.chain, self._native[q.chain], field="usd", count=True)
                 continue
             key = (q.chain, normalise(q.chain, q.token))
@@ -386,49 +363,37 @@ class PriceBook:
             scale = Decimal(10) ** (nd - entry.decimals)
             native = q.native * scale if q.native is not None else None
             usd = q.usd.scaleb(-entry.decimals) if q.usd is not None else None
-            entry.obs[source] = _Obs(at=now, native=native, usd=usd)
+            entry.obs[source] = Observation(at=now, native=native, usd=usd)
             await self._changed(key)
 
     # --- consolidation and publishing ------------------------------------------------------------
 
-    def _best(
-        self, chain: str, entry: _Token | None, *, field: str, count: bool = False
-    ) -> tuple[str, Decimal, datetime] | None:
+    def _best(self, chain: str, entry: Observations | None, *, field: str, count: bool = False) -> Candidate | None:
         if entry is None or not entry.obs:
             return None
-        now = self.clock.now()
-        usd_native: Decimal | None = None
-        if field == "native":
-            usd_native = self.usd_per_native(chain)
-        candidates: list[tuple[str, Decimal, datetime]] = []
-        stale = False
-        for source, ob in entry.obs.items():
-            if (now - ob.at).total_seconds() > self.config.max_age_s:
-                stale = True
-                continue
-            value = ob.usd if field == "usd" else ob.native
-            if value is None and field == "native" and ob.usd is not None and usd_native:
-                value = ob.usd / usd_native.scaleb(-NATIVE_DECIMALS[chain])
-            if value is not None and value > 0:
-                candidates.append((source, value, ob.at))
-        if not candidates:
-            if count and stale:
-                self.stale_refused += 1
-            return None
-        kept, dropped = pick(candidates, self.config.max_deviation_pct)
+        usd_native = self.usd_per_native(chain) if field == "native" else None
+        unit = usd_native.scaleb(-NATIVE_DECIMALS[chain]) if usd_native else None
+
+        def value(ob: Observation) -> Decimal | None:
+            if field == "usd":
+                return ob.usd
+            if ob.native is None and ob.usd is not None and unit:
+                return ob.usd / unit
+            return ob.native
+
+        v = entry.verdict(
+            now=self.clock.now(), max_age_s=self.config.max_age_s, max_dev=self.config.max_deviation_pct, value=value
+        )
         if count:
-            for source in dropped if kept else ():
+            if v.stale:
+                self.stale_refused += 1
+            for source in v.dropped if v.best is not None else ():
                 self.outliers[source] = self.outliers.get(source, 0) + 1
                 log.info("prices.outlier_dropped", chain=chain, source=source)
-            if not kept:
+            if v.best is None and v.dropped:
                 self.disagreements += 1
-                log.warning("prices.sources_disagree", chain=chain, sources=dropped)
-        if not kept:
-            return None
-        rank = {s: i for i, s in enumerate(SOURCE_ORDER)}
-        return min(
-            (c for c in candidates if c[0] in kept), key=lambda c: (rank.get(c[0], len(rank)), -c[2].timestamp())
-        )
+                log.warning("prices.sources_disagree", chain=chain, sources=v.dropped)
+        return v.best
 
     async def _changed(self, key: tuple[str, str]) -> None:
         entry = self._tokens.get(key)
@@ -443,20 +408,21 @@ class PriceBook:
             return
         mono = self.clock.monotonic()
         if entry.published_at is not None and mono - entry.published_at < self.config.publish_min_interval_s:
-            entry.pending = True
+            self._pending.add(key)
             return
         await self._publish(key, entry)
 
     async def _publish_pending(self) -> None:
         mono = self.clock.monotonic()
-        for key, entry in list(self._tokens.items()):
-            if entry.pending and (
-                entry.published_at is None or mono - entry.published_at >= self.config.publish_min_interval_s
-            ):
+        for key in list(self._pending):
+            entry = self._tokens.get(key)
+            if entry is None:
+                self._pending.discard(key)
+            elif entry.published_at is None or mono - entry.published_at >= self.config.publish_min_interval_s:
                 await self._publish(key, entry)
 
-    async def _publish(self, key: tuple[str, str], entry: _Token) -> None:
-        entry.pending = False
+    async def _publish(self, key: tuple[str, str], entry: Observations) -> None:
+        self._pending.discard(key)
         q = self.quote(*key)
         if q is None:
             return
@@ -474,10 +440,10 @@ class PriceBook:
 
     # --- bookkeeping -----------------------------------------------------------------------------
 
-    def _entry(self, key: tuple[str, str]) -> _Token:
+    def _entry(self, key: tuple[str, str]) -> Observations:
         entry = self._tokens.get(key)
         if entry is None:
-            entry = self._tokens[key] = _Token()
+            entry = self._tokens[key] = Observations()
             while len(self._tokens) > MAX_TOKENS:
                 old = next(k for k in self._tokens if k not in self._held and k not in self._tracked and k != key)
                 del self._tokens[old]
@@ -493,14 +459,6 @@ class PriceBook:
     async def _unwatch(self, account: str) -> None:
         if self._watches.pop(account, None) is not None and self.watcher is not None:
             await _maybe_await(self.watcher.unwatch_account(account))
-
-
-def bonding_curve_address(mint: str) -> str:
-    """pump.fun bonding curve PDA: seeds ["bonding-curve", mint] under the pump program."""
-    pda, _ = Pubkey.find_program_address(
-        [b"bonding-curve", bytes(Pubkey.from_string(mint))], Pubkey.from_string(PUMP_PROGRAM)
-    )
-    return str(pda)
 
 
 async def _maybe_await(result: Awaitable[None] | None) -> None:

@@ -69,3 +69,10 @@ def decode_token_account(data: bytes) -> TokenAccount:
     return TokenAccount(
         mint=str(Pubkey.from_bytes(data[0:32])), owner=str(Pubkey.from_bytes(data[32:64])), amount=amount
     )
+
+
+def bonding_curve_address(mint: str) -> str:
+    """pump.fun bonding curve PDA: seeds ["bonding-curve", mint] under the pump program."""
+    program = Pubkey.from_string(PUMP_PROGRAM)
+    pda, _ = Pubkey.find_program_address([b"bonding-curve", bytes(Pubkey.from_string(mint))], program)
+    return str(pda)

@@ -22,9 +22,17 @@ from quantbot.bus import EventBus
 from quantbot.clock import SimClock
 from quantbot.config import PricesConfig
 from quantbot.events import AccountUpdate, Event, PositionUpdate, PriceUpdate, Tick
+from quantbot.price_quorum import pick
 from quantbot.price_sources import NATIVE_ID, SourceQuote
-from quantbot.prices import PriceBook, bonding_curve_address, pick
-from quantbot.reserves import BONDING_CURVE_DISCRIMINATOR, PUMP_PROGRAM, decode_bonding_curve
+from quantbot.prices import PriceBook
+from quantbot.reserves import (
+    BONDING_CURVE_DISCRIMINATOR,
+    PUMP_PROGRAM,
+    ReservesError,
+    bonding_curve_address,
+    decode_bonding_curve,
+    decode_token_account,
+)
 from quantbot.testing import swap
 
 T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -227,6 +235,25 @@ async def test_apt_usd_from_a_usdt_swap_with_short_or_long_addresses() -> None:
         assert q is not None and q.native == Decimal(50) and q.usd == Decimal(50) * Decimal("5.25") / 10**8
 
 
+async def test_usdc_quoted_trade_prices_the_token_once_sol_has_a_usd_price() -> None:
+    async with price_book() as b:
+        usdc_buy = swap(
+            wallet=WHALE,
+            mint_in=USDC_SOLANA,
+            amount_in=30_000_000,
+            decimals_in=6,
+            mint_out=PUMP_MINT,
+            amount_out=600_000_000_000,
+            decimals_out=6,
+            block_time=T0,
+        )
+        await b.send(usdc_buy)  # 30 USDC for 600k tokens: 5e-11 USD per base unit
+        assert b.book.quote("solana", PUMP_MINT) is None  # USD only; no SOL/USD to convert with
+        await b.send(sol_usdc(1_000_000_000, 200_000_000))
+        q = b.book.quote("solana", PUMP_MINT)
+        assert q is not None and q.source == "swap_usd" and q.native == Decimal("5E-11") / Decimal("2E-7")
+
+
 # --- agreement between sources -------------------------------------------------------------------
 
 
@@ -310,6 +337,35 @@ def test_legacy_49_byte_curve_decodes_without_the_newer_fields(solana_fixtures: 
     state = decode_bonding_curve(base64.b64decode(raw["result"]["value"]["data"][0]))
     assert (state.virtual_token_reserves, state.virtual_quote_reserves) == (1_070_419_577_927_421, 30_072_319_932)
     assert not state.complete and state.quote_mint is None
+
+
+@given(
+    st.integers(min_value=1, max_value=2**64 - 1),
+    st.integers(min_value=0, max_value=2**64 - 1),
+    st.booleans(),
+    st.sampled_from([None, USDC_SOLANA]),
+)
+def test_curve_decoder_reads_back_what_was_written(v_tok: int, v_sol: int, complete: bool, quote: str | None) -> None:
+    state = decode_bonding_curve(curve_bytes(v_tok, v_sol, complete=complete, quote_mint=quote))
+    assert (state.virtual_token_reserves, state.virtual_quote_reserves) == (v_tok, v_sol)
+    assert state.complete == complete and state.quote_mint == quote
+    assert state.price() == Decimal(v_sol) / Decimal(v_tok)
+
+
+@given(st.binary(max_size=200), st.booleans())
+def test_account_decoders_refuse_garbage_with_a_reserves_error_only(data: bytes, with_disc: bool) -> None:
+    data = BONDING_CURVE_DISCRIMINATOR + data if with_disc else data
+    for decode in (decode_bonding_curve, decode_token_account):
+        try:
+            decode(data)
+        except ReservesError:
+            pass
+
+
+@given(st.integers(min_value=0, max_value=2**64 - 1))
+def test_token_account_decoder_reads_mint_owner_and_amount(amount: int) -> None:
+    acct = decode_token_account(token_account_bytes(PUMP_MINT, WHALE, amount))
+    assert (acct.mint, acct.owner, acct.amount) == (PUMP_MINT, WHALE, amount)
 
 
 async def test_completed_curve_is_unwatched_and_stops_pricing() -> None:
