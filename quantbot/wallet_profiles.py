@@ -48,6 +48,7 @@ class Profile:
         "pnl_native",
         "round_trips",
         "trades",
+        "unmerged",
         "volume_native",
         "volume_usd_micro",
         "wallet",
@@ -68,6 +69,8 @@ class Profile:
         self.pnl_native = 0
         self.last_seen = 0
         self.holdings: dict[str, list[int]] | None = None
+        self.unmerged = False
+        """Built afresh for a wallet the store may already know: merge the stored record before saving."""
 
     @property
     def key(self) -> str:
@@ -129,6 +132,22 @@ class Profile:
             if not self.holdings:
                 self.holdings = None
         return held
+
+    def merge(self, older: Profile) -> None:
+        """Fold in the history of an earlier profile of the same wallet (counters add, holdings combine)."""
+        self.volume_native += older.volume_native
+        self.volume_usd_micro += older.volume_usd_micro
+        self.trades += older.trades
+        self.round_trips += older.round_trips
+        self.wins += older.wins
+        self.pnl_native += older.pnl_native
+        self.last_seen = max(self.last_seen, older.last_seen)
+        self.label = self.label or older.label
+        for token, (qty, cost, pnl) in (older.holdings or {}).items():
+            if self.holdings is None:
+                self.holdings = {}
+            h = self.holdings.setdefault(token, [0, 0, 0])
+            h[0], h[1], h[2] = h[0] + qty, h[1] + cost, h[2] + pnl
 
     # --- persistence -----------------------------------------------------------------------------
 

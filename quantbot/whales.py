@@ -261,7 +261,11 @@ class WhaleTracker:
         ratio = self._passes(chain, trade, c.discover_usd, c.discover_sol, c.discover_apt)
         if ratio is None or ratio < 1:
             return None
-        p = self._auto[key] = Profile(chain, wallet)
+        p = self._dirty.get(key)  # forgotten but not yet saved: the same profile comes back
+        if p is None:
+            p = Profile(chain, wallet)
+            p.unmerged = self.store is not None  # it may have been saved before it was forgotten
+        self._auto[key] = p
         log.info("whales.discovered", chain=chain, wallet=wallet)
         while len(self._auto) > c.max_auto_wallets:
             # Forget the least recently active; an unsaved one stays in _dirty until the next flush.
@@ -397,6 +401,12 @@ class WhaleTracker:
         now = self.clock.now()
         while self._dirty:
             batch = [self._dirty.popitem() for _ in range(min(self.config.flush_batch, len(self._dirty)))]
+            for _, p in batch:
+                if p.unmerged:
+                    stored = await self.store.get_record(PROFILE_KIND, p.key)
+                    if stored is not None:
+                        p.merge(Profile.decode(stored))
+                    p.unmerged = False
             payloads = [(p.key, p.encode().decode()) for _, p in batch]
             try:
                 async with self.store.transaction():

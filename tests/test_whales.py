@@ -316,6 +316,22 @@ async def test_profiles_survive_a_restart_through_the_store(tmp_path: Path) -> N
         await again.stop()
 
 
+async def test_a_forgotten_wallet_that_comes_back_keeps_its_saved_history(tmp_path: Path) -> None:
+    config = cfg(wallets=[], discover=True, discover_sol=1, max_auto_wallets=1)
+    clock = SimClock(T0)
+    async with SqliteStore(tmp_path / "q.db") as store, EventBus(clock=clock) as bus:
+        t = WhaleTracker(bus=bus, clock=clock, config=config, store=store)
+        run(t, buy(W1, 2, tokens=1000), sell(W1, 1000, 3))  # +1 SOL round trip
+        await t.flush()
+        run(t, buy(W2, 5))  # W1 forgotten (bound of 1)
+        assert t.profile("solana", W1) is None
+        run(t, buy(W1, 4, tokens=500))  # W1 is back, built afresh
+        await t.flush()
+        p = t.profile("solana", W1)
+        assert p is not None and (p.trades, p.round_trips, p.wins, p.pnl_native) == (3, 1, 1, SOL)
+        assert p.volume_native == 9 * SOL and p.held(MEME) == 500
+
+
 async def test_signals_are_published_on_the_bus_from_swaps_on_the_bus(tmp_path: Path) -> None:
     clock = SimClock(T0)
     seen: list[Event] = []
