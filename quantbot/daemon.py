@@ -149,7 +149,9 @@ class Daemon:
         self.bus = bus
         self.store = open_store(cfg)
         # Intelligence: started after the store, before the strategies that act on its events.
-        account_watcher: AccountWatcher | None = None  # LEAD: the Solana watcher here when solana.enabled
+        # LEAD: when solana.enabled, the SolanaWatcher is the AccountWatcher (assigning
+        # `self.prices.watcher = watcher` after build_solana and before start works too).
+        account_watcher: AccountWatcher | None = None
         self.prices = PriceBook(bus=bus, clock=self.clock, config=cfg.prices, watcher=account_watcher)
         self.whales = WhaleTracker(bus=bus, clock=self.clock, config=cfg.whales, prices=self.prices, store=self.store)
         executors = {
