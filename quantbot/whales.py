@@ -2,14 +2,8 @@
 
 A whale is a wallet on `[whales] wallets`, or (with `discover = true`) any wallet whose trade is worth
 at least `discover_usd` (USD from the PriceBook) or, with no fresh USD price, `discover_sol/apt`.
-Signals: large_buy / large_sell (one trade past `large_*`), accumulation (one whale buys the same
-token `accumulation_buys` times within `accumulation_window_s`), cluster (`cluster_whales` distinct
-whales buy one token within `cluster_window_s`), dump (one sale of at least `dump_pct`% of the holding).
-
-Confidence, always in [0, 1]:  (1 - 1 / (1 + measured / threshold)) * quality, where measured /
-threshold >= 1 when a signal fires (so the first factor is in [0.5, 1)), and quality = 0.5 + 0.5 *
-(wins + 1) / (round_trips + 2), the wallet's Laplace-smoothed win rate in [0.5, 1] (a cluster uses
-its wallets' mean). Trade value counts in USD where fresh, else in native units.
+Signals and their confidence: quantbot.whale_signals. Trade value counts in USD where the
+PriceBook has a fresh SOL/APT price, else in native units.
 
 Memory bound: watched wallets plus at most `max_auto_wallets` discovered ones (least recently
 active forgotten first, after being saved), at most `max_tokens_per_wallet` holdings each;
@@ -22,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
@@ -35,6 +28,7 @@ from quantbot.config import WhalesConfig
 from quantbot.events import Event, Swap, Transfer, WhaleSignal
 from quantbot.store import Store
 from quantbot.wallet_profiles import PROFILE_KIND, Profile
+from quantbot.whale_signals import SignalRules, Trade, ratio
 
 log = structlog.get_logger(component="whales")
 
@@ -47,26 +41,6 @@ class PriceView(Protocol):
     def price_native(self, chain: str, token: str) -> Decimal | None: ...
 
     def usd_per_native(self, chain: str) -> Decimal | None: ...
-
-
-def confidence(measured: Decimal | float, threshold: Decimal | float, quality: float) -> float:
-    """(1 - 1/(1 + measured/threshold)) * quality, clamped to [0, 1]; 0 for a non-positive threshold."""
-    if threshold <= 0 or measured <= 0:
-        return 0.0
-    ratio = float(measured) / float(threshold)
-    value = (1.0 - 1.0 / (1.0 + ratio)) * quality
-    if value != value:  # NaN
-        return 0.0
-    return min(1.0, max(0.0, value))
-
-
-class _Trade:
-    """One side of a swap, valued."""
-
-    __slots__ = ("native", "quantity", "side", "token", "usd")
-
-    def __init__(self, side: str, token: str, quantity: int, native: int | None, usd: Decimal | None) -> None:
-        self.side, self.token, self.quantity, self.native, self.usd = side, token, quantity, native, usd
 
 
 class WhaleTracker:
@@ -92,9 +66,7 @@ class WhaleTracker:
             self._watched[(w.chain, address)] = Profile(w.chain, address, label=w.label, watched=True)
         self._auto: OrderedDict[WalletKey, Profile] = OrderedDict()
         self._dirty: dict[WalletKey, Profile] = {}
-        self._acc: dict[tuple[str, str, str], list[tuple[float, int]]] = {}
-        """Recent buys per (chain, wallet, token); small lists (a deque costs ~600 bytes even when empty)."""
-        self._clusters: dict[tuple[str, str], dict[str, tuple[float, int]]] = {}
+        self.rules = SignalRules(config=config, usd_per_native=self._usd_native, quality_of=self._quality)
         self._task: asyncio.Task[None] | None = None
         self.counts: dict[str, int] = {"swaps": 0, "transfers": 0, "signals": 0, "bad_input": 0, "evicted": 0}
 
@@ -127,8 +99,8 @@ class WhaleTracker:
             "watched_wallets": len(self._watched),
             "discovered_wallets": len(self._auto),
             "unsaved_profiles": len(self._dirty),
-            "accumulation_windows": len(self._acc),
-            "cluster_windows": len(self._clusters),
+            "accumulation_windows": len(self.rules.accumulation),
+            "cluster_windows": len(self.rules.clusters),
         }
 
     # --- events ----------------------------------------------------------------------------------
@@ -176,10 +148,10 @@ class WhaleTracker:
         for t in trades:
             if t.side == "buy":
                 profile.add(t.token, t.quantity, t.native or 0, max_tokens=self.config.max_tokens_per_wallet)
-                signals += self._on_buy(chain, profile, t, at.timestamp(), fresh)
+                signals += self.rules.on_buy(chain, profile, t, at.timestamp(), fresh)
             else:
                 held = profile.remove(t.token, t.quantity, t.native)
-                signals += self._on_sell(chain, profile, t, held, fresh)
+                signals += self.rules.on_sell(chain, profile, t, held, fresh)
         self.counts["signals"] += len(signals)
         return signals
 
@@ -203,19 +175,23 @@ class WhaleTracker:
 
     # --- valuation -------------------------------------------------------------------------------
 
-    def _legs(self, chain: str, mint_in: str, amount_in: int, mint_out: str, amount_out: int) -> list[_Trade]:
+    def _legs(self, chain: str, mint_in: str, amount_in: int, mint_out: str, amount_out: int) -> list[Trade]:
         """A buy (quote in, token out), a sell (token in, quote out), or both for a token-to-token rotation."""
         if is_quote(chain, mint_in) and not is_quote(chain, mint_out):
             native, usd = self._value(chain, mint_in, amount_in)
-            return [_Trade("buy", mint_out, amount_out, native, usd)]
+            return [Trade("buy", mint_out, amount_out, native, usd)]
         if is_quote(chain, mint_out) and not is_quote(chain, mint_in):
             native, usd = self._value(chain, mint_out, amount_out)
-            return [_Trade("sell", mint_in, amount_in, native, usd)]
+            return [Trade("sell", mint_in, amount_in, native, usd)]
         if is_quote(chain, mint_in):
             return []  # quote for quote (SOL <-> USDC): not a token trade
         sold = self._token_value(chain, mint_in, amount_in)
         bought = self._token_value(chain, mint_out, amount_out)
-        return [_Trade("sell", mint_in, amount_in, *sold), _Trade("buy", mint_out, amount_out, *bought)]
+        return [Trade("sell", mint_in, amount_in, *sold), Trade("buy", mint_out, amount_out, *bought)]
+
+    def _quality(self, chain: str, wallet: str) -> float | None:
+        p = self._watched.get((chain, wallet)) or self._auto.get((chain, wallet))
+        return p.quality() if p is not None else None
 
     def _usd_native(self, chain: str) -> Decimal | None:
         return self.prices.usd_per_native(chain) if self.prices is not None else None
@@ -237,16 +213,7 @@ class WhaleTracker:
             return None, None
         return self._value(chain, "SOL" if chain == "solana" else "APT", int(price * amount))
 
-    def _passes(self, chain: str, t: _Trade, usd_threshold: Decimal, sol: Decimal, apt: Decimal) -> Decimal | None:
-        """How many times the threshold this trade is (>= 1 passes), in USD when known, else native."""
-        if t.usd is not None:
-            return t.usd / usd_threshold
-        if t.native is not None:
-            whole = Decimal(t.native).scaleb(-NATIVE_DECIMALS[chain])
-            return whole / (sol if chain == "solana" else apt)
-        return None
-
-    def _whale(self, chain: str, wallet: str, trade: _Trade | None) -> Profile | None:
+    def _whale(self, chain: str, wallet: str, trade: Trade | None) -> Profile | None:
         key = (chain, wallet)
         p = self._watched.get(key)
         if p is not None:
@@ -258,8 +225,8 @@ class WhaleTracker:
         if not self.config.discover or trade is None:
             return None
         c = self.config
-        ratio = self._passes(chain, trade, c.discover_usd, c.discover_sol, c.discover_apt)
-        if ratio is None or ratio < 1:
+        r = ratio(chain, trade, c.discover_usd, c.discover_sol, c.discover_apt)
+        if r is None or r < 1:
             return None
         p = self._dirty.get(key)  # forgotten but not yet saved: the same profile comes back
         if p is None:
@@ -273,124 +240,10 @@ class WhaleTracker:
             self.counts["evicted"] += 1
         return p
 
-    # --- signals ---------------------------------------------------------------------------------
-
-    def _signal(
-        self, chain: str, kind: str, wallets: tuple[str, ...], token: str, size: int, usd: Decimal | None, conf: float
-    ) -> WhaleSignal:
-        return WhaleSignal(
-            chain=chain,  # type: ignore[arg-type]
-            kind=kind,  # type: ignore[arg-type]
-            wallets=wallets,
-            token=token,
-            size=size,
-            size_usd=usd.quantize(Decimal("0.01")) if usd is not None else None,
-            confidence=conf,
-        )
-
-    def _large(self, chain: str, p: Profile, t: _Trade, kind: str) -> list[WhaleSignal]:
-        c = self.config
-        ratio = self._passes(chain, t, c.large_usd, c.large_sol, c.large_apt)
-        if ratio is None or ratio < 1:
-            return []
-        return [
-            self._signal(chain, kind, (p.wallet,), t.token, t.native or 0, t.usd, confidence(ratio, 1, p.quality()))
-        ]
-
-    def _on_buy(self, chain: str, p: Profile, t: _Trade, ts: float, fresh: bool) -> list[WhaleSignal]:
-        c = self.config
-        native = t.native or 0
-        acc = self._acc.setdefault((chain, p.wallet, t.token), [])
-        acc.append((ts, native))
-        horizon = ts - c.accumulation_window_s
-        if acc[0][0] < horizon:
-            acc[:] = [x for x in acc if x[0] >= horizon]
-        members = self._clusters.setdefault((chain, t.token), {})
-        members[p.wallet] = (ts, native)
-        for w in [w for w, (when, _) in members.items() if when < ts - c.cluster_window_s]:
-            del members[w]
-        if not fresh:
-            return []
-        out = self._large(chain, p, t, "large_buy")
-        if len(acc) >= c.accumulation_buys:
-            size = sum(n for _, n in acc)
-            out.append(
-                self._signal(
-                    chain,
-                    "accumulation",
-                    (p.wallet,),
-                    t.token,
-                    size,
-                    self._usd(chain, size),
-                    confidence(len(acc), c.accumulation_buys, p.quality()),
-                )
-            )
-            acc.clear()
-        if len(members) >= c.cluster_whales:
-            wallets = tuple(sorted(members))
-            size = sum(n for _, n in members.values())
-            qualities = [
-                q.quality() for w in wallets if (q := self._watched.get((chain, w)) or self._auto.get((chain, w)))
-            ]
-            quality = sum(qualities) / len(qualities) if qualities else 0.75
-            out.append(
-                self._signal(
-                    chain,
-                    "cluster",
-                    wallets,
-                    t.token,
-                    size,
-                    self._usd(chain, size),
-                    confidence(len(members), c.cluster_whales, quality),
-                )
-            )
-            members.clear()
-        return out
-
-    def _on_sell(self, chain: str, p: Profile, t: _Trade, held: int, fresh: bool) -> list[WhaleSignal]:
-        if not fresh:
-            return []
-        out = self._large(chain, p, t, "large_sell")
-        sold = min(t.quantity, held)
-        if held > 0 and Decimal(sold) * 100 >= self.config.dump_pct * held:
-            share = Decimal(sold) * 100 / held
-            out.append(
-                self._signal(
-                    chain,
-                    "dump",
-                    (p.wallet,),
-                    t.token,
-                    t.native or 0,
-                    t.usd,
-                    confidence(share, self.config.dump_pct, p.quality()),
-                )
-            )
-        return out
-
-    def _usd(self, chain: str, native: int) -> Decimal | None:
-        usd_native = self._usd_native(chain)
-        return (
-            native * usd_native / Decimal(10) ** NATIVE_DECIMALS[chain] if usd_native is not None and native else None
-        )
-
     # --- housekeeping: persistence and pruning ---------------------------------------------------
 
     def _mark(self, p: Profile) -> None:
         self._dirty[(p.chain, p.wallet)] = p
-
-    def prune(self, now: datetime) -> None:
-        """Forget windows with nothing left inside them (per wallet-token and per token)."""
-        ts = now.timestamp()
-        acc_horizon = ts - self.config.accumulation_window_s
-        for k in [k for k, d in self._acc.items() if not d or d[-1][0] < acc_horizon]:
-            del self._acc[k]
-        cluster_horizon = ts - self.config.cluster_window_s
-        for tk in list(self._clusters):
-            members = self._clusters[tk]
-            for w in [w for w, (when, _) in members.items() if when < cluster_horizon]:
-                del members[w]
-            if not members:
-                del self._clusters[tk]
 
     async def flush(self) -> int:
         """Save every changed profile, `flush_batch` per transaction. Returns how many were saved."""
@@ -422,7 +275,7 @@ class WhaleTracker:
     async def _housekeeping(self) -> None:
         while True:
             await self.clock.sleep(self.config.flush_interval_s)
-            self.prune(self.clock.now())
+            self.rules.prune(self.clock.now())
             try:
                 saved = await self.flush()
             except Exception as exc:  # a store hiccup must not end the loop; retried next round

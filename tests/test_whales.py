@@ -19,7 +19,8 @@ from quantbot.events import Event, Swap, Transfer, WhaleSignal
 from quantbot.prices import PriceBook
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import swap
-from quantbot.whales import WhaleTracker, confidence
+from quantbot.whale_signals import confidence
+from quantbot.whales import WhaleTracker
 
 T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
 SOL = 10**9

@@ -114,7 +114,7 @@ async def main() -> None:
     for s in mix[: args.swaps // 4]:
         clock.set(max(clock.now(), s.block_time or clock.now()))
         t.observe_swap(s)
-    t.prune(clock.now())
+    t.rules.prune(clock.now())
     t._dirty.clear()
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
