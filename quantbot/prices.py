@@ -17,25 +17,19 @@ from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Literal, Protocol
 
 import aiohttp
 import structlog
 
-from quantbot.assets import NATIVE_DECIMALS, WSOL, is_native, is_quote, normalise, stable
+from quantbot.assets import NATIVE_DECIMALS, is_native, is_quote, normalise, stable
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock
 from quantbot.config import PricesConfig
 from quantbot.events import AccountUpdate, Event, PositionUpdate, PriceUpdate, Swap, Tick
 from quantbot.price_quorum import Candidate, Observation, Observations
 from quantbot.price_sources import NATIVE_ID, HttpSource, SourceError, SourceQuote
-from quantbot.reserves import (
-    PUMP_PROGRAM,
-    TOKEN_PROGRAMS,
-    bonding_curve_address,
-    decode_bonding_curve,
-    decode_token_account,
-)
+from quantbot.reserves import ReserveWatches, bonding_curve_address
 
 log = structlog.get_logger(component="prices")
 
@@ -65,15 +59,6 @@ class Price:
     """Seconds between observation and the question."""
 
 
-@dataclass(slots=True)
-class _Watch:
-    chain: str
-    token: str
-    kind: str  # "curve" | "vault"
-    amount: int | None = None
-    mint: str | None = None
-
-
 class PriceBook:
     name = "prices"
 
@@ -95,7 +80,7 @@ class PriceBook:
         self.sources: list[HttpSource] = []
         self._tokens: OrderedDict[tuple[str, str], Observations] = OrderedDict()
         self._native: dict[str, Observations] = {c: Observations() for c in NATIVE_DECIMALS}
-        self._watches: dict[str, _Watch] = {}
+        self._reserves = ReserveWatches()
         self._held: set[tuple[str, str]] = set()
         self._tracked: set[tuple[str, str]] = set()
         self._pending: set[tuple[str, str]] = set()
@@ -172,20 +157,20 @@ class PriceBook:
         if decimals is not None:
             entry.decimals = decimals
         if curve:
-            await self._watch(curve, _Watch(chain=chain, token=key[1], kind="curve"))
+            await self._watch(curve, chain=chain, token=key[1], kind="curve")
         for vault in vaults:
-            await self._watch(vault, _Watch(chain=chain, token=key[1], kind="vault"))
+            await self._watch(vault, chain=chain, token=key[1], kind="vault")
 
     async def untrack(self, chain: str, token: str) -> None:
         key = (chain, normalise(chain, token))
         self._tracked.discard(key)
-        for account in [a for a, w in self._watches.items() if (w.chain, w.token) == key]:
+        for account in self._reserves.accounts_of(*key):
             await self._unwatch(account)
 
     def stats(self) -> dict[str, object]:
         return {
             "tokens": len(self._tokens),
-            "watched_accounts": len(self._watches),
+            "watched_accounts": len(self._reserves),
             "outliers_dropped": dict(self.outliers),
             "disagreements": self.disagreements,
             "stale_refused": self.stale_refused,
@@ -272,49 +257,21 @@ class PriceBook:
             await self._changed(key)
 
     async def observe_account(self, update: AccountUpdate) -> None:
-        watch = self._watches.get(update.account)
-        if watch is None:
+        seen = self._reserves.observe(update.account, update.owner, update.data, at=self.clock.now())
+        if seen is None:
             return
+        watch, ob = seen
         key = (watch.chain, watch.token)
         entry = self._entry(key)
-        at = self.clock.now()
-        if watch.kind == "curve":
-            if update.owner != PUMP_PROGRAM:
-                raise ValueError(f"curve account {update.account} is owned by {update.owner}, not pump.fun")
-            state = decode_bonding_curve(update.data)
-            if state.complete:
-                entry.obs.pop("curve", None)
-                log.info("prices.curve_complete", token=watch.token, account=update.account)
-                await self._unwatch(update.account)
-                return
-            quote = state.quote_mint
-            if quote is None or quote == WSOL:
-                entry.obs["curve"] = Observation(at=at, native=state.price())
-            elif (coin := stable(watch.chain, quote)) is not None:
-                entry.obs["curve"] = Observation(at=at, usd=state.price().scaleb(-coin.decimals))
-            else:
-                raise ValueError(f"curve {update.account} is quoted in {quote}, neither SOL nor a stablecoin")
-        else:
-            if update.owner not in TOKEN_PROGRAMS:
-                raise ValueError(f"vault {update.account} is owned by {update.owner}, not a token program")
-            acct = decode_token_account(update.data)
-            watch.amount, watch.mint = acct.amount, acct.mint
-            self._pool_price(key, entry, at)
+        source = "curve" if watch.kind == "curve" else "pool"
+        if ob is not None:
+            entry.obs[source] = ob
+        elif watch.kind == "curve":  # complete: the coin left its curve (migrating to an AMM)
+            entry.obs.pop(source, None)
+            log.info("prices.curve_complete", token=watch.token, account=update.account)
+            await self._unwatch(update.account)
+            return
         await self._changed(key)
-
-    def _pool_price(self, key: tuple[str, str], entry: Observations, at: datetime) -> None:
-        vaults = [w for w in self._watches.values() if (w.chain, w.token) == key and w.kind == "vault"]
-        side = {w.mint: w.amount for w in vaults if w.amount is not None}
-        token_amt = side.get(key[1])
-        if not token_amt or len(side) != 2:
-            return
-        quote_mint, quote_amt = next((m, a) for m, a in side.items() if m != key[1])
-        if quote_mint is None or quote_amt is None:
-            return
-        if is_native(key[0], quote_mint):
-            entry.obs["pool"] = Observation(at=at, native=Decimal(quote_amt) / token_amt)
-        elif (coin := stable(key[0], quote_mint)) is not None:
-            entry.obs["pool"] = Observation(at=at, usd=Decimal(quote_amt).scaleb(-coin.decimals) / token_amt)
 
     async def _on_position(self, event: PositionUpdate) -> None:
         key = (event.chain, normalise(event.chain, event.token))
@@ -323,11 +280,11 @@ class PriceBook:
                 self._held.add(key)
                 self._entry(key)
                 if event.chain == "solana" and key not in self._tracked and self.watcher is not None:
-                    await self._watch(bonding_curve_address(key[1]), _Watch(chain="solana", token=key[1], kind="curve"))
+                    await self._watch(bonding_curve_address(key[1]), chain="solana", token=key[1], kind="curve")
         elif key in self._held:
             self._held.discard(key)
             if key not in self._tracked:
-                for account in [a for a, w in self._watches.items() if (w.chain, w.token) == key]:
+                for account in self._reserves.accounts_of(*key):
                     await self._unwatch(account)
 
     # --- HTTP sources ----------------------------------------------------------------------------
@@ -449,15 +406,12 @@ class PriceBook:
                 del self._tokens[old]
         return entry
 
-    async def _watch(self, account: str, watch: _Watch) -> None:
-        if account in self._watches:
-            return
-        self._watches[account] = watch
-        if self.watcher is not None:
+    async def _watch(self, account: str, *, chain: str, token: str, kind: Literal["curve", "vault"]) -> None:
+        if self._reserves.add(account, chain=chain, token=token, kind=kind) and self.watcher is not None:
             await _maybe_await(self.watcher.watch_account(account))
 
     async def _unwatch(self, account: str) -> None:
-        if self._watches.pop(account, None) is not None and self.watcher is not None:
+        if self._reserves.remove(account) and self.watcher is not None:
             await _maybe_await(self.watcher.unwatch_account(account))
 
 
