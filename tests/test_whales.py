@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,10 +20,13 @@ from quantbot.clock import SimClock
 from quantbot.config import PricesConfig, WhalesConfig
 from quantbot.events import Event, Swap, Transfer, WhaleSignal
 from quantbot.prices import PriceBook
+from quantbot.store import Store
+from quantbot.store.postgres import PostgresStore
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import swap
 from quantbot.whale_signals import confidence
 from quantbot.whales import WhaleTracker
+from tests.test_store import pg_database
 
 T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
 SOL = 10**9
@@ -298,23 +304,35 @@ def test_transfers_move_holdings_between_whales_without_pnl() -> None:
     assert kinds(run(t, sell(W2, 3 * 10**5, 1))) == ["dump"]  # 75% of what W2 now holds
 
 
-async def test_profiles_survive_a_restart_through_the_store(tmp_path: Path) -> None:
+@asynccontextmanager
+async def store_factory(backend: str, tmp: Path) -> AsyncIterator[Callable[[], Store]]:
+    """Opens the same database again and again (a restart), on SQLite or the local PostgreSQL."""
+    if backend == "sqlite":
+        yield lambda: SqliteStore(tmp / "q.db")
+    else:
+        async with pg_database() as dsn:
+            yield lambda: PostgresStore(dsn)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_profiles_survive_a_restart_through_the_store(tmp_path: Path, backend: str) -> None:
     config = cfg(discover=True, discover_sol=10)
     clock = SimClock(T0)
-    async with SqliteStore(tmp_path / "q.db") as store, EventBus(clock=clock) as bus:
-        t = WhaleTracker(bus=bus, clock=clock, config=config, store=store)
-        await t.start()
-        run(t, buy(W1, 2, tokens=1000), buy(NOBODY, 12, tokens=5000))
-        await t.stop()
-    async with SqliteStore(tmp_path / "q.db") as store, EventBus(clock=clock) as bus:
-        again = WhaleTracker(bus=bus, clock=clock, config=config, store=store)
-        await again.start()
-        w1, found = again.profile("solana", W1), again.profile("solana", NOBODY)
-        assert w1 is not None and w1.watched and w1.label == "whale-0" and w1.held(MEME) == 1000
-        assert found is not None and not found.watched and found.volume_native == 12 * SOL
-        run(again, sell(W1, 1000, 3))
-        assert w1.pnl_native == SOL and w1.round_trips == 1
-        await again.stop()
+    async with store_factory(backend, tmp_path) as open_store:
+        async with open_store() as store, EventBus(clock=clock) as bus:
+            t = WhaleTracker(bus=bus, clock=clock, config=config, store=store)
+            await t.start()
+            run(t, buy(W1, 2, tokens=1000), buy(NOBODY, 12, tokens=5000))
+            await t.stop()
+        async with open_store() as store, EventBus(clock=clock) as bus:
+            again = WhaleTracker(bus=bus, clock=clock, config=config, store=store)
+            await again.start()
+            w1, found = again.profile("solana", W1), again.profile("solana", NOBODY)
+            assert w1 is not None and w1.watched and w1.label == "whale-0" and w1.held(MEME) == 1000
+            assert found is not None and not found.watched and found.volume_native == 12 * SOL
+            run(again, sell(W1, 1000, 3))
+            assert w1.pnl_native == SOL and w1.round_trips == 1
+            await again.stop()
 
 
 async def test_a_forgotten_wallet_that_comes_back_keeps_its_saved_history(tmp_path: Path) -> None:
