@@ -152,7 +152,7 @@ class Daemon:
         # LEAD: when solana.enabled, the SolanaWatcher is the AccountWatcher (assigning
         # `self.prices.watcher = watcher` after build_solana and before start works too).
         account_watcher: AccountWatcher | None = None
-        self.prices = PriceBook(bus=bus, clock=self.clock, config=cfg.prices, watcher=account_watcher)
+        self.prices = PriceBook(bus=bus, clock=self.clock, config=cfg.prices, watcher=account_watcher, store=self.store)
         self.whales = WhaleTracker(bus=bus, clock=self.clock, config=cfg.whales, prices=self.prices, store=self.store)
         executors = {
             p.id: p

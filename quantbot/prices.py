@@ -30,6 +30,7 @@ from quantbot.events import AccountUpdate, Event, PositionUpdate, PriceUpdate, S
 from quantbot.price_quorum import Candidate, Observation, Observations
 from quantbot.price_sources import NATIVE_ID, HttpSource, SourceError, SourceQuote
 from quantbot.reserves import ReserveWatches, bonding_curve_address
+from quantbot.store import Store
 
 log = structlog.get_logger(component="prices")
 
@@ -70,12 +71,15 @@ class PriceBook:
         config: PricesConfig,
         watcher: AccountWatcher | None = None,
         session: aiohttp.ClientSession | None = None,
+        store: Store | None = None,
     ) -> None:
         self.bus = bus
         self.clock = clock
         self.config = config
         self.watcher = watcher
         self._session = session
+        self.store = store
+        """Where open positions are read at start (a restart learns held tokens before any fill)."""
         self._own_session = session is None
         self.sources: list[HttpSource] = []
         self._tokens: OrderedDict[tuple[str, str], Observations] = OrderedDict()
@@ -94,6 +98,10 @@ class PriceBook:
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.store is not None:
+            for row in await self.store.positions():
+                if row.quantity > 0:
+                    await self._hold(row.chain, row.token)
         if self.config.sources:
             if self._session is None:
                 self._session = aiohttp.ClientSession()
@@ -276,16 +284,22 @@ class PriceBook:
     async def _on_position(self, event: PositionUpdate) -> None:
         key = (event.chain, normalise(event.chain, event.token))
         if event.quantity > 0:
-            if key not in self._held:
-                self._held.add(key)
-                self._entry(key)
-                if event.chain == "solana" and key not in self._tracked and self.watcher is not None:
-                    await self._watch(bonding_curve_address(key[1]), chain="solana", token=key[1], kind="curve")
+            await self._hold(*key)
         elif key in self._held:
             self._held.discard(key)
             if key not in self._tracked:
                 for account in self._reserves.accounts_of(*key):
                     await self._unwatch(account)
+
+    async def _hold(self, chain: str, token: str) -> None:
+        """A held token: priced by every source, and by its pump.fun curve on Solana."""
+        key = (chain, normalise(chain, token))
+        if key in self._held:
+            return
+        self._held.add(key)
+        self._entry(key)
+        if chain == "solana" and key not in self._tracked and self.watcher is not None:
+            await self._watch(bonding_curve_address(key[1]), chain="solana", token=key[1], kind="curve")
 
     # --- HTTP sources ----------------------------------------------------------------------------
 

@@ -33,6 +33,8 @@ from quantbot.reserves import (
     decode_bonding_curve,
     decode_token_account,
 )
+from quantbot.store import PositionRow
+from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import swap
 
 T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -410,6 +412,24 @@ async def test_held_tokens_get_their_curve_watched_and_released_when_sold_out() 
         assert b.watcher.watching == {bonding_curve_address(PUMP_MINT)} == {PUMP_CURVE}
         await b.send(msgspec.structs.replace(held, quantity=0))
         assert b.watcher.watching == set()
+
+
+async def test_after_a_restart_open_positions_in_the_store_are_held_and_their_curves_watched(tmp_path: Path) -> None:
+    clock = SimClock(T0)
+    async with SqliteStore(tmp_path / "q.db") as store, EventBus(clock=clock) as bus:
+        row = PositionRow(chain="solana", token=PUMP_MINT, quantity=10**9, cost_native=3 * 10**7, realised_pnl_native=0,
+                          opened_at=T0, updated_at=T0)  # fmt: skip
+        await store.put_position(row)
+        await store.put_position(
+            msgspec.structs.replace(row, token="HhUVkZ1qz8vfMqZDemLyxBFxrHFKVSYAk7a6227Lpump", quantity=0)
+        )
+        watcher = RecordingWatcher()
+        book = PriceBook(bus=bus, clock=clock, config=PricesConfig(), watcher=watcher, store=store)
+        await book.start()
+        try:
+            assert watcher.watching == {PUMP_CURVE}
+        finally:
+            await book.stop()
 
 
 async def test_malformed_account_data_is_counted_and_the_book_keeps_working() -> None:
