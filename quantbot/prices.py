@@ -106,6 +106,9 @@ class PriceBook:
             if self._session is None:
                 self._session = aiohttp.ClientSession()
             self.sources = [HttpSource(config=c, session=self._session, clock=self.clock) for c in self.config.sources]
+            for c in self.config.sources:
+                if c.kind == "jupiter" and c.api_key is None:
+                    log.warning("prices.source_without_key", source=c.kind, fix="set api_key (portal.jup.ag)")
         self.bus.subscribe("chain.*.swap", self._on_event, name="prices.swaps", overflow=Overflow.DROP_OLDEST)
         self.bus.subscribe("chain.*.account", self._on_event, name="prices.accounts", overflow=Overflow.DROP_OLDEST)
         self.bus.subscribe(["position.update", "clock.tick"], self._on_event, name="prices.control")
