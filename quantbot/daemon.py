@@ -1,6 +1,6 @@
 """Daemon: the one place that knows every room. Builds, starts, reloads and stops the components.
 
-Start order: clock -> bus -> store -> portfolio -> executors -> risk engine -> order router
+Start order: clock -> bus -> store -> prices -> whales -> portfolio -> executors -> risk engine -> order router
 (reconciles) -> exit manager -> filter stage -> strategies -> notifiers.
 Stop: drain the bus, then stop components in reverse order, all within `daemon.shutdown_timeout`.
 """
@@ -35,15 +35,19 @@ from quantbot.ops.metrics import Metrics
 from quantbot.orders import OrderRouter, Sealer
 from quantbot.plugins import PluginCatalog
 from quantbot.portfolio import Portfolio
+from quantbot.prices import AccountWatcher, PriceBook
 from quantbot.risk import RiskEngine
 from quantbot.sdnotify import Notifier as SdNotifier
 from quantbot.secrets import Redactor
 from quantbot.store import Store
 from quantbot.store.postgres import PostgresStore
 from quantbot.store.sqlite import SqliteStore
+from quantbot.whales import WhaleTracker
 
 if TYPE_CHECKING:
     from quantbot.chains.aptos.watcher import AptosWatcher
+    from quantbot.chains.solana.rpc import SolanaRpcPool
+    from quantbot.chains.solana.watcher import SolanaWatcher
 
 log = structlog.get_logger(component="daemon")
 
@@ -81,7 +85,7 @@ def build_plugins(loaded: LoadedConfig, catalog: PluginCatalog, section: str, cl
     return out
 
 
-def build_solana(config: Config, *, bus: EventBus, store: Store, clock: Clock) -> list[Component]:
+def build_solana(config: Config, *, bus: EventBus, store: Store, clock: Clock) -> tuple[SolanaRpcPool, SolanaWatcher]:
     """The Solana RPC pool and watcher (when `solana.enabled`), in start order."""
     from quantbot.chains.solana.parser import SolanaParser  # type: ignore[import-not-found, unused-ignore]
     from quantbot.chains.solana.rpc import SolanaRpcPool
@@ -90,7 +94,7 @@ def build_solana(config: Config, *, bus: EventBus, store: Store, clock: Clock) -
     sc = config.solana
     pool = SolanaRpcPool(endpoints=sc.endpoints, clock=clock, commitment=sc.commitment)
     watcher = SolanaWatcher(bus=bus, rpc=pool, parser=SolanaParser(), store=store, clock=clock, config=sc)
-    return [pool, watcher]
+    return pool, watcher
 
 
 def open_store(config: Config) -> Store:
@@ -175,6 +179,8 @@ class Daemon:
         self.jobs: Jobs | None = None
         """Scheduled jobs; components built in `run` may register theirs with `self.jobs.add(...)`."""
         self.aptos: AptosWatcher | None = None
+        self.prices: PriceBook | None = None
+        self.whales: WhaleTracker | None = None
 
     @property
     def config(self) -> Config:
@@ -203,6 +209,13 @@ class Daemon:
         )
         self.bus = bus
         self.store = open_store(cfg)
+        # Chain watchers are built first but start last (every subscriber exists before the first chain event).
+        solana = build_solana(cfg, bus=bus, store=self.store, clock=self.clock) if cfg.solana.enabled else None
+        # Intelligence: started after the store, before the strategies that act on its events. The Solana
+        # watcher subscribes to the accounts the PriceBook prices held tokens from.
+        account_watcher: AccountWatcher | None = solana[1] if solana else None
+        self.prices = PriceBook(bus=bus, clock=self.clock, config=cfg.prices, watcher=account_watcher, store=self.store)
+        self.whales = WhaleTracker(bus=bus, clock=self.clock, config=cfg.whales, prices=self.prices, store=self.store)
         executors = {
             p.id: p
             for p in build_plugins(self.loaded, self.catalog, "executors", self.clock)
@@ -285,6 +298,8 @@ class Daemon:
         self.components = [
             self.store,
             *ops,
+            self.prices,
+            self.whales,
             self.portfolio,
             executor_host,
             self.risk,
@@ -296,8 +311,8 @@ class Daemon:
             *([self.jobs] if self.jobs else []),
         ]
         # Watchers start last (every subscriber exists before the first chain event) and stop first.
-        if cfg.solana.enabled:
-            self.components += build_solana(cfg, bus=bus, store=self.store, clock=self.clock)
+        if solana:
+            self.components += solana
         if cfg.aptos.enabled:
             self.aptos = build_aptos_watcher(cfg, bus=bus, store=self.store, clock=self.clock)
             self.components.append(self.aptos)

@@ -30,6 +30,8 @@ from tests.conftest import DaemonProcess, cli_env, write
 COMPONENTS = [
     "store",
     "http",
+    "prices",
+    "whales",
     "portfolio",
     "executors",
     "risk",
