@@ -27,7 +27,18 @@ from quantbot.secrets import Redactor
 from quantbot.testing import token_launch
 from tests.conftest import DaemonProcess, cli_env, write
 
-COMPONENTS = ["store", "portfolio", "executors", "risk", "orders", "exits", "filters", "strategies", "notifiers"]
+COMPONENTS = [
+    "store",
+    "store.writer",
+    "executors",
+    "portfolio",
+    "risk",
+    "orders",
+    "exits",
+    "filters",
+    "strategies",
+    "notifiers",
+]
 """The daemon's components in start order."""
 
 BASE = """

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import shutil
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +17,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from quantbot.api import ApprovedOrder, ExecutionReport, Executor, Fill, Outcome, PluginConfig
+from quantbot.api import NATIVE_TOKEN, ApprovedOrder, ExecutionReport, Executor, Fill, Outcome, PluginConfig
 from quantbot.clock import SimClock
 from quantbot.config import OrdersConfig, RiskConfig
 from quantbot.events import OrderRejected, RejectReason
@@ -34,8 +35,9 @@ class HeldExecutor(Executor):
 
     live = False
 
-    def __init__(self, *, landed: dict[str, Fill]) -> None:
+    def __init__(self, *, landed: dict[str, Fill], native: int = 1000 * 10**9) -> None:
         super().__init__(id="held", config=PluginConfig())
+        self.native = native
         self.waiting: dict[str, asyncio.Future[ExecutionReport]] = {}
         self.landed = landed
 
@@ -53,6 +55,9 @@ class HeldExecutor(Executor):
             return ExecutionReport(outcome=Outcome.NOT_SENT)
         return ExecutionReport(outcome=Outcome.FILLED, tx=fill.tx, fill=fill)
 
+    async def balances(self) -> Mapping[str, int]:
+        return {NATIVE_TOKEN["solana"]: self.native}
+
 
 LIMITS = RiskConfig(
     max_order_usd=Decimal(50),
@@ -62,6 +67,7 @@ LIMITS = RiskConfig(
     max_exposure_sol=Decimal("0.3"),
     max_orders_per_minute=1000,
     token_cooldown_s=0,
+    duplicate_window_s=0,
 )
 ROUTES = OrdersConfig(solana=("held",))
 
