@@ -69,7 +69,9 @@ async def trips(store: SqliteStore, strategy: str, pnls: list[int]) -> None:
 
 
 async def test_fixed_equity_pct_and_copy(tmp_path: Path) -> None:
-    s, store = await sizer(tmp_path, SizingConfig(fixed_sol=Decimal("0.2"), equity_pct=Decimal(3), copy_pct=Decimal(25)))
+    s, store = await sizer(
+        tmp_path, SizingConfig(fixed_sol=Decimal("0.2"), equity_pct=Decimal(3), copy_pct=Decimal(25))
+    )
     assert (await s.size(hinted(sizing="fixed")))[0] == SOL // 5
     assert (await s.size(hinted(sizing="fixed", chain="aptos")))[0] == 50_000_000  # 0.5 APT default
     assert (await s.size(hinted(sizing="equity_pct")))[0] == 3 * SOL
