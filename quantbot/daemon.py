@@ -32,9 +32,9 @@ from quantbot.orders import OrderRouter, Sealer
 from quantbot.plugins import PluginCatalog
 from quantbot.portfolio import Portfolio
 from quantbot.risk import RiskEngine
-from quantbot.sizing import Sizer
 from quantbot.sdnotify import Notifier as SdNotifier
 from quantbot.secrets import Redactor
+from quantbot.sizing import Sizer
 from quantbot.store import Store
 from quantbot.store.postgres import PostgresStore
 from quantbot.store.sqlite import SqliteStore

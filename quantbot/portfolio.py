@@ -116,6 +116,9 @@ class Portfolio:
         """Native balance per chain: last read from the venue, moved by fills since."""
         self.day_start: dict[str, tuple[str, int]] = {}
         """Chain -> (UTC day, equity at the first figure of that day)."""
+        self._equity: dict[str, int] = {}
+        self._open: set[tuple[str, str]] | None = None
+        """Caches the risk engine reads per intent; `_dirty()` drops them on every change."""
         self._last_equity: datetime | None = None
         self._last_balances: datetime | None = None
         self.corrections = 0
@@ -153,7 +156,16 @@ class Portfolio:
         return self.positions.get((chain, token)) or Position(chain=chain, token=token)
 
     def open_positions(self) -> int:
-        return sum(1 for p in self.positions.values() if p.open)
+        return len(self.open_keys())
+
+    def open_keys(self) -> set[tuple[str, str]]:
+        if self._open is None:
+            self._open = {k for k, p in self.positions.items() if p.open}
+        return self._open
+
+    def _dirty(self) -> None:
+        self._equity.clear()
+        self._open = None
 
     def exposure(self, chain: str, token: str) -> int:
         """Native base units at cost in this token."""
@@ -175,6 +187,7 @@ class Portfolio:
         """Update and persist the position (call inside the transaction that records the fill)."""
         pos = self.positions.setdefault((chain, token), Position(chain=chain, token=token))
         now = self.clock.now()
+        self._dirty()
         if side == "buy":
             pos.buy(spent=amount_in, received=amount_out, at=now, strategy=strategy, leader=leader)
             if chain in self.native:
@@ -234,6 +247,7 @@ class Portfolio:
     async def _on_price(self, event: Event) -> None:
         assert isinstance(event, PriceUpdate)  # noqa: S101  (the subscription guarantees it)
         self.marks[(event.chain, event.token)] = event.price_native
+        self._equity.pop(event.chain, None)
 
     def mark(self, chain: str, token: str) -> Decimal | None:
         return self.marks.get((chain, token))
@@ -252,8 +266,13 @@ class Portfolio:
         """Native balance plus every open position of the chain at its mark; None until a balance is read."""
         if chain not in self.native:
             return None
-        held = sum(p.value(self.mark(chain, p.token)) for p in self.positions.values() if p.chain == chain and p.open)
-        return self.native[chain] + held
+        cached = self._equity.get(chain)
+        if cached is None:
+            held = sum(
+                p.value(self.mark(chain, p.token)) for p in self.positions.values() if p.chain == chain and p.open
+            )
+            cached = self._equity[chain] = self.native[chain] + held
+        return cached
 
     async def record_equity(self) -> None:
         """One equity row per chain (and the day's first as its daily snapshot); publish `portfolio.equity`."""
@@ -325,6 +344,7 @@ class Portfolio:
             if balances is None:
                 continue
             self.native[chain] = int(balances.get(NATIVE_TOKEN[chain], 0))
+            self._dirty()
             for pos in [p for p in self.positions.values() if p.chain == chain and p.open]:
                 on_chain = int(balances.get(pos.token, 0))
                 if on_chain != pos.quantity and (chain, pos.token) not in busy:
@@ -341,6 +361,7 @@ class Portfolio:
         log.warning("portfolio.position_corrected", chain=pos.chain, token=pos.token, reason=reason)
         pos.cost_native = pos.cost_native * on_chain // recorded if recorded else 0
         pos.quantity = on_chain
+        self._dirty()
         now = self.clock.now()
         if not pos.open:
             pos.opened_at = None

@@ -140,6 +140,8 @@ class RiskEngine:
         self._recent: deque[datetime] = deque()
         self._last_by_token: dict[tuple[str, str], datetime] = {}
         self._last_intent: dict[tuple[str, str, str, str], datetime] = {}
+        self._sells: dict[str, str] = {}
+        """Unfinished sells -> their reason (a filled stop-loss feeds the stop-loss guard)."""
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -167,10 +169,13 @@ class RiskEngine:
         self._recent.clear()
         self._last_by_token.clear()
         self._last_intent.clear()
+        self._sells.clear()
         await self.breakers.load()
         for row in await self.store.orders():
             if row.status in ("pending", "submitted") and row.side == "buy":
                 self.pending[row.order_id] = Pending(chain=row.chain, token=row.token, native=row.amount)
+            if row.status in ("pending", "submitted") and row.side == "sell":
+                self._sells[row.order_id] = _intent_of(row).reason
             if row.created_at >= window and row.strategy != "exits":
                 self._note_sent(row.strategy, row.chain, row.token, row.side, row.created_at)
             if row.status == "filled" and row.side == "sell" and row.updated_at >= guard_window:
@@ -280,9 +285,8 @@ class RiskEngine:
         return any(name in executors and not executors[name].live for name in getattr(self.routes, chain))
 
     def open_positions(self) -> int:
-        opening = {(p.chain, p.token) for p in self.pending.values()}
-        held = {k for k, p in self.portfolio.positions.items() if p.open}
-        return len(opening | held)
+        held = self.portfolio.open_keys()
+        return len(held) + len({(p.chain, p.token) for p in self.pending.values()} - held)
 
     def exposure(self, chain: str, token: str) -> int:
         pending = sum(p.native for p in self.pending.values() if p.chain == chain and p.token == token)
@@ -293,6 +297,10 @@ class RiskEngine:
             self._recent.popleft()
 
     def _note_sent(self, strategy: str, chain: str, token: str, side: str, at: datetime) -> None:
+        if len(self._last_intent) > 4096:  # forget what no window still needs (amortised)
+            keep = timedelta(seconds=max(self.limits.token_cooldown_s, self.limits.duplicate_window_s))
+            self._last_intent = {k: t for k, t in self._last_intent.items() if at - t < keep}
+            self._last_by_token = {k: t for k, t in self._last_by_token.items() if at - t < keep}
         self._recent.append(at)
         prev = self._last_by_token.get((chain, token))
         if prev is None or at > prev:
@@ -387,6 +395,8 @@ class RiskEngine:
             return None
         if intent.side == "buy" and not exit_order:
             self.pending[order.order_id] = Pending(chain=intent.chain, token=intent.token, native=intent.amount)
+        if intent.side == "sell":
+            self._sells[order.order_id] = intent.reason
         if not exit_order:
             self._note_sent(intent.strategy, intent.chain, intent.token, intent.side, now)
         log.info("order.approved", order_id=order.order_id, strategy=intent.strategy, token=intent.token)
@@ -416,14 +426,14 @@ class RiskEngine:
         assert isinstance(event, OrderFilled | OrderFailed | OrderExpired)  # noqa: S101
         async with self._lock:
             self.pending.pop(event.order_id, None)
-            row = await self.store.get_order(event.order_id)
-            if row is None:
-                return
+            sold_because = self._sells.pop(event.order_id, None)
             if isinstance(event, OrderFilled):
-                if row.side == "sell" and _intent_of(row).reason == "stop_loss":
+                if sold_because == "stop_loss":
                     self.breakers.note_stop_loss(self.clock.now())
                 return
-            await self.release(row)
+            row = await self.store.get_order(event.order_id)
+            if row is not None:
+                await self.release(row)
 
     async def release(self, row: OrderRow) -> None:
         """Give back the daily budget an order reserved (on the UTC day it reserved it)."""

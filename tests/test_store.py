@@ -318,10 +318,9 @@ async def test_write_behind_batches_off_the_hot_path_and_a_clean_stop_loses_noth
         row = SignalRow(id=f"s{n}", chain="solana", kind="k", token="A", payload="{}", at=T0)
         writer.enqueue(functools.partial(Store.put_signal, row=row))
     assert await store.signals() == [], "enqueue does not write"
-    clock.advance(5)  # the flush loop wakes on the injected clock; wait for it to commit
+    clock.advance(5)  # the flush loop wakes on the injected clock
     async with asyncio.timeout(10):
-        while not writer.flushed:
-            await asyncio.sleep(0.005)
+        await writer.committed.wait()
     assert writer.flushed == 250 and len(await store.signals()) == 250
     for n in range(250, 260):
         row = SignalRow(id=f"s{n}", chain="solana", kind="k", token="A", payload="{}", at=T0)

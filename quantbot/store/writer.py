@@ -36,6 +36,8 @@ class WriteBehind:
         self.dropped = 0
         self.flushed = 0
         self.failures = 0
+        self.committed = asyncio.Event()
+        """Set after each flush that committed writes (clear it to wait for the next)."""
 
     def enqueue(self, write: Write) -> None:
         """Queue one write (e.g. `lambda s: s.put_signal(row)`). Oldest dropped, and counted, when full."""
@@ -88,4 +90,5 @@ class WriteBehind:
                 log.error("store.writer_flush_failed", writes=len(batch), failures=self.failures, exc_info=exc)
                 return 0
             self.flushed += len(batch)
+            self.committed.set()
             return len(batch)
