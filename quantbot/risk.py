@@ -50,7 +50,7 @@ from quantbot.events import (
 from quantbot.execution import ApprovedOrder
 from quantbot.orders import OrderRouter, Sealer, UnsealedOrder
 from quantbot.portfolio import Portfolio
-from quantbot.sizing import Sizer, SizingError
+from quantbot.sizing import Incomplete, Sizer, complete_intent
 from quantbot.store import DuplicateOrder, OrderRow, Store
 
 __all__ = [
@@ -307,36 +307,16 @@ class RiskEngine:
             self._last_by_token[(chain, token)] = at
         self._last_intent[(strategy, chain, token, side)] = at
 
-    # --- completing an intent ----------------------------------------------------------------------
+    # --- completing an intent --------------------------------------------------------------------
 
     async def complete(self, intent: OrderIntent) -> OrderIntent:
         """Size a hinted buy and value an intent without USD; raises _Refused when it cannot."""
         if is_exit(intent):
             return intent
-        if intent.sizing is not None or (intent.side == "buy" and intent.amount == 0):
-            if self.sizer is None:
-                raise _Refused(RejectReason.SIZING, "the intent carries a sizing hint but no sizer is configured")
-            try:
-                amount, how = await self.sizer.size(intent)
-            except SizingError as exc:
-                raise _Refused(RejectReason.SIZING, str(exc)) from exc
-            if amount <= 0:
-                raise _Refused(RejectReason.SIZING, f"sized to nothing ({how})")
-            log.info("risk.sized", strategy=intent.strategy, token=intent.token, amount=amount, how=how)
-            intent = msgspec.structs.replace(intent, amount=amount)
-        if intent.notional_usd is None and self.prices is not None:
-            native = intent.amount
-            if intent.side == "sell":
-                price = self.prices.price_native(intent.chain, intent.token)
-                if price is None:
-                    raise _Refused(RejectReason.NO_USD_PRICE, f"no fresh price for {intent.token}; fail closed")
-                native = int(intent.amount * price)
-            usd = self.prices.usd_per_native(intent.chain)
-            if usd is None:
-                raise _Refused(RejectReason.NO_USD_PRICE, f"no fresh USD price for {intent.chain}; fail closed")
-            value = (Decimal(native).scaleb(-NATIVE_DECIMALS[intent.chain]) * usd).quantize(Decimal("0.000001"))
-            intent = msgspec.structs.replace(intent, notional_usd=value)
-        return intent
+        try:
+            return await complete_intent(intent, sizer=self.sizer, prices=self.prices)
+        except Incomplete as exc:
+            raise _Refused(exc.reason, exc.detail) from exc
 
     # --- the flow --------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Sizing: turn a buy intent's sizing hint into an amount of native base units.
+"""Sizing: turn a buy intent's sizing hint into an amount of native base units (and value an intent
+without a USD figure from the PriceView).
 
 Methods: `fixed` (a set SOL/APT amount), `equity_pct` (a share of the chain's equity), `kelly` (a
 capped fraction of the Kelly bet, from the strategy's own realised round trips once it has
@@ -12,10 +13,14 @@ from collections.abc import Callable
 from decimal import ROUND_FLOOR, Decimal
 
 import msgspec
+import structlog
 
+from quantbot.api import PriceView
 from quantbot.config import SizingConfig, SizingRule
-from quantbot.events import OrderIntent
+from quantbot.events import OrderIntent, RejectReason
 from quantbot.store import Store
+
+log = structlog.get_logger(component="risk")
 
 NATIVE_DECIMALS = {"solana": 9, "aptos": 8}
 HUNDRED = Decimal(100)
@@ -23,6 +28,15 @@ HUNDRED = Decimal(100)
 
 class SizingError(Exception):
     """The hint cannot be turned into an amount; the detail says why."""
+
+
+class Incomplete(Exception):
+    """An intent that cannot be sized or valued: refused with `reason`."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
 
 
 def kelly_fraction(win_rate: Decimal, payoff: Decimal, *, fraction: Decimal, cap_pct: Decimal) -> Decimal:
@@ -92,3 +106,34 @@ class Sizer:
 
 def _units(value: Decimal | int) -> int:
     return int(Decimal(value).to_integral_value(ROUND_FLOOR))
+
+
+async def complete_intent(intent: OrderIntent, *, sizer: Sizer | None, prices: PriceView | None) -> OrderIntent:
+    """Size a buy that carries a hint (or amount 0); value an intent without USD from the PriceView.
+
+    Raises Incomplete (SIZING, NO_USD_PRICE): USD limits fail closed without a fresh price.
+    """
+    if intent.sizing is not None or (intent.side == "buy" and intent.amount == 0):
+        if sizer is None:
+            raise Incomplete(RejectReason.SIZING, "the intent carries a sizing hint but no sizer is configured")
+        try:
+            amount, how = await sizer.size(intent)
+        except SizingError as exc:
+            raise Incomplete(RejectReason.SIZING, str(exc)) from exc
+        if amount <= 0:
+            raise Incomplete(RejectReason.SIZING, f"sized to nothing ({how})")
+        log.info("risk.sized", strategy=intent.strategy, token=intent.token, amount=amount, how=how)
+        intent = msgspec.structs.replace(intent, amount=amount)
+    if intent.notional_usd is None and prices is not None:
+        native = intent.amount
+        if intent.side == "sell":
+            price = prices.price_native(intent.chain, intent.token)
+            if price is None:
+                raise Incomplete(RejectReason.NO_USD_PRICE, f"no fresh price for {intent.token}; fail closed")
+            native = int(intent.amount * price)
+        usd = prices.usd_per_native(intent.chain)
+        if usd is None:
+            raise Incomplete(RejectReason.NO_USD_PRICE, f"no fresh USD price for {intent.chain}; fail closed")
+        value = (Decimal(native).scaleb(-NATIVE_DECIMALS[intent.chain]) * usd).quantize(Decimal("0.000001"))
+        intent = msgspec.structs.replace(intent, notional_usd=value)
+    return intent
