@@ -1,8 +1,8 @@
-"""Builds the real order path (bus, SQLite store, paper executor, router, risk engine) for tests."""
+"""Builds the real order path (bus, store, paper executor, portfolio, router, risk engine) for tests."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +17,7 @@ from quantbot.orders import OrderRouter, Sealer
 from quantbot.portfolio import Portfolio
 from quantbot.risk import RiskEngine
 from quantbot.sizing import Sizer
+from quantbot.store import Store
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import make_plugin
 from quantbot_executors.paper import PaperExecutor
@@ -25,7 +26,7 @@ from quantbot_executors.paper import PaperExecutor
 @dataclass
 class OrderPath:
     bus: EventBus
-    store: SqliteStore
+    store: Store
     router: OrderRouter
     risk: RiskEngine
     sealer: Sealer
@@ -54,7 +55,9 @@ async def order_path(
     exits: ExitsConfig | None = None,
     prices: PriceView | None = None,
     sizing: SizingConfig | None = None,
+    make_store: Callable[[], Store] | None = None,
 ) -> AsyncIterator[OrderPath]:
+    """`make_store` builds the backend (default: SQLite under `tmp`); called on every (re)start."""
     clock = clock or SimClock()
     routes = routes or OrdersConfig()
     if executors is None:
@@ -63,7 +66,7 @@ async def order_path(
         ex.attach(PluginEnv(clock=clock, data_dir=tmp / "executors" / name, prices=prices))
         await ex.start()
     sealer = Sealer()
-    async with EventBus(clock=clock) as bus, SqliteStore(tmp / "q.db") as store:
+    async with EventBus(clock=clock) as bus, (make_store or (lambda: SqliteStore(tmp / "q.db")))() as store:
         portfolio = Portfolio(store=store, clock=clock, bus=bus, executors=executors, routes=routes, prices=prices)
         await portfolio.start()
         router = OrderRouter(
@@ -89,9 +92,7 @@ async def order_path(
         async def record(e: Event) -> None:
             path.events.append(e)
 
-        bus.subscribe(
-            ["order.#", "position.#", "risk.state", "portfolio.equity"], record, name="test.recorder"
-        )
+        bus.subscribe(["order.#", "position.#", "risk.state", "portfolio.equity"], record, name="test.recorder")
         await risk.start()
         await router.start()
         if exits is not None:
