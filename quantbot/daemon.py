@@ -19,7 +19,7 @@ import msgspec
 import structlog
 
 from quantbot import __version__
-from quantbot.api import Executor, Filter, Plugin, PluginConfig, PluginEnv
+from quantbot.api import Executor, Filter, Plugin, PluginConfig, PluginEnv, PriceView
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock, WallClock
 from quantbot.config import Config, ConfigError, LoadedConfig, PluginSpec, changed_sections, load_config
@@ -39,9 +39,11 @@ from quantbot.prices import AccountWatcher, PriceBook
 from quantbot.risk import RiskEngine
 from quantbot.sdnotify import Notifier as SdNotifier
 from quantbot.secrets import Redactor
+from quantbot.sizing import Sizer
 from quantbot.store import Store
 from quantbot.store.postgres import PostgresStore
 from quantbot.store.sqlite import SqliteStore
+from quantbot.store.writer import WriteBehind
 from quantbot.whales import WhaleTracker
 
 if TYPE_CHECKING:
@@ -59,7 +61,7 @@ def loop_time() -> float:
 
 
 # What SIGHUP may change without a restart. `strategies` only when the same instances remain.
-LIVE = frozenset({"filters", "strategies", "risk", "exits", "daemon.log_level"})
+LIVE = frozenset({"filters", "strategies", "risk", "exits", "daemon.log_level", "sizing"})
 
 
 class Component(Protocol):
@@ -70,7 +72,9 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
-def build_plugins(loaded: LoadedConfig, catalog: PluginCatalog, section: str, clock: Clock) -> list[Plugin]:
+def build_plugins(
+    loaded: LoadedConfig, catalog: PluginCatalog, section: str, clock: Clock, prices: PriceView | None = None
+) -> list[Plugin]:
     """One instance per enabled `[[section]]` table, built from its validated parameters."""
     specs: tuple[PluginSpec, ...] = getattr(loaded.config, section)
     data_dir = Path(loaded.config.daemon.data_dir)
@@ -80,7 +84,7 @@ def build_plugins(loaded: LoadedConfig, catalog: PluginCatalog, section: str, cl
             continue
         cls = catalog.get(section, spec.use).load()
         plugin = cls(id=spec.key, config=loaded.plugin_params[(section, spec.key)])
-        plugin.attach(PluginEnv(clock=clock, data_dir=data_dir / section / spec.key))
+        plugin.attach(PluginEnv(clock=clock, data_dir=data_dir / section / spec.key, prices=prices))
         out.append(plugin)
     return out
 
@@ -102,9 +106,13 @@ def open_store(config: Config) -> Store:
     sc = config.store
     if sc.backend == "postgres":
         password = sc.postgres_password.reveal() if sc.postgres_password else None
-        return PostgresStore(sc.postgres_dsn, password=password)
+        pg = PostgresStore(sc.postgres_dsn, password=password)
+        pg.retention = msgspec.structs.asdict(sc.retention)
+        return pg
     path = Path(sc.sqlite_path)
-    return SqliteStore(path if path.is_absolute() else Path(config.daemon.data_dir) / path)
+    store = SqliteStore(path if path.is_absolute() else Path(config.daemon.data_dir) / path)
+    store.retention = msgspec.structs.asdict(sc.retention)
+    return store
 
 
 def build_aptos_watcher(config: Config, *, bus: EventBus, store: Store, clock: Clock) -> AptosWatcher:
@@ -181,6 +189,8 @@ class Daemon:
         self.aptos: AptosWatcher | None = None
         self.prices: PriceBook | None = None
         self.whales: WhaleTracker | None = None
+        self.writer: WriteBehind | None = None
+        self.sizer: Sizer | None = None
 
     @property
     def config(self) -> Config:
@@ -218,7 +228,7 @@ class Daemon:
         self.whales = WhaleTracker(bus=bus, clock=self.clock, config=cfg.whales, prices=self.prices, store=self.store)
         executors = {
             p.id: p
-            for p in build_plugins(self.loaded, self.catalog, "executors", self.clock)
+            for p in build_plugins(self.loaded, self.catalog, "executors", self.clock, self.prices)
             if isinstance(p, Executor)
         }
         for chain, key in (("solana", cfg.wallet.solana_keypair), ("aptos", cfg.wallet.aptos_private_key)):
@@ -229,7 +239,18 @@ class Daemon:
             bus=bus, section="executors", plugins=list(executors.values()), overflow=Overflow.BLOCK
         )
         sealer = Sealer()
-        self.portfolio = Portfolio(store=self.store, clock=self.clock)
+        self.writer = WriteBehind(store=self.store, clock=self.clock, interval=cfg.store.flush_interval_s)
+        self.portfolio = Portfolio(
+            store=self.store,
+            clock=self.clock,
+            bus=bus,
+            executors=executors,
+            routes=cfg.orders,
+            prices=self.prices,
+            config=cfg.portfolio,
+            writer=self.writer,
+        )
+        self.sizer = Sizer(config=cfg.sizing, store=self.store, equity=self.portfolio.equity_native)
         self.controller = Controller(
             daemon=self, store=self.store, bus=bus, portfolio=self.portfolio, clock=self.clock, redactor=self.redactor
         )
@@ -272,36 +293,43 @@ class Daemon:
             clock=self.clock,
             store=self.store,
             portfolio=self.portfolio,
+            mode=cfg.mode,
+            prices=self.prices,
+            sizer=self.sizer,
         )
         self.exits = ExitManager(bus=bus, store=self.store, portfolio=self.portfolio, rules=cfg.exits, clock=self.clock)
         self.filters = FilterStage(
             bus=bus,
             filters=[
-                p for p in build_plugins(self.loaded, self.catalog, "filters", self.clock) if isinstance(p, Filter)
+                p
+                for p in build_plugins(self.loaded, self.catalog, "filters", self.clock, self.prices)
+                if isinstance(p, Filter)
             ],
             timeout=cfg.bus.handler_timeout,
         )
         self.strategies = PluginHost(
             bus=bus,
             section="strategies",
-            plugins=build_plugins(self.loaded, self.catalog, "strategies", self.clock),
+            plugins=build_plugins(self.loaded, self.catalog, "strategies", self.clock, self.prices),
             overflow=Overflow.BLOCK,
         )
         self.notifiers = PluginHost(
             bus=bus,
             section="notifiers",
-            plugins=build_plugins(self.loaded, self.catalog, "notifiers", self.clock),
+            plugins=build_plugins(self.loaded, self.catalog, "notifiers", self.clock, self.prices),
             overflow=Overflow.DROP_OLDEST,
         )
         # The risk engine subscribes to order results before the router reconciles, so budgets
         # reserved by orders that turn out to have failed are given back.
+        # The portfolio starts after the executors: it reads the real balances through them.
         self.components = [
             self.store,
+            self.writer,
             *ops,
             self.prices,
             self.whales,
-            self.portfolio,
             executor_host,
+            self.portfolio,
             self.risk,
             self.router,
             self.exits,
@@ -451,6 +479,8 @@ class Daemon:
             self.risk.set_limits(new.config.risk)
         if "exits" in live and self.exits is not None:
             self.exits.set_rules(new.config.exits)
+        if "sizing" in live and self.sizer is not None:
+            self.sizer.set_config(new.config.sizing)
         if "filters" in live:
             await self.filters.replace(self._next_filters(new))
         if "strategies" in live:
@@ -478,7 +508,11 @@ class Daemon:
                 cls = self.catalog.get("filters", spec.use).load()
                 built = cls(id=spec.key, config=params)
                 built.attach(
-                    PluginEnv(clock=self.clock, data_dir=Path(new.config.daemon.data_dir) / "filters" / spec.key)
+                    PluginEnv(
+                        clock=self.clock,
+                        data_dir=Path(new.config.daemon.data_dir) / "filters" / spec.key,
+                        prices=self.prices,
+                    )
                 )
                 assert isinstance(built, Filter)  # noqa: S101  (the catalog checked the base class)
                 out.append(built)
