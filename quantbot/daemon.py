@@ -28,10 +28,12 @@ from quantbot.exits import ExitManager
 from quantbot.filtering import FilterStage
 from quantbot.hosting import PluginHost
 from quantbot.logs import setup_logging
+from quantbot.ops.cluster import ClusterTransport, role_runs
+from quantbot.ops.mqtt import MqttBridge
 from quantbot.orders import OrderRouter, Sealer
 from quantbot.plugins import PluginCatalog
 from quantbot.portfolio import Portfolio
-from quantbot.risk import RiskEngine
+from quantbot.risk import RiskEngine, TradingState, set_trading_state
 from quantbot.sdnotify import Notifier as SdNotifier
 from quantbot.secrets import Redactor
 from quantbot.store import Store
@@ -116,6 +118,8 @@ class Daemon:
         self.router: OrderRouter | None = None
         self.portfolio: Portfolio | None = None
         self.exits: ExitManager | None = None
+        self.cluster: ClusterTransport | None = None
+        self.mqtt: MqttBridge | None = None
 
     @property
     def config(self) -> Config:
@@ -207,6 +211,10 @@ class Daemon:
             self.strategies,
             self.notifiers,
         ]
+        self._wire_ops(
+            bus,
+            trading=[self.portfolio, executor_host, self.risk, self.router, self.exits, self.filters, self.strategies],
+        )
 
         loop = asyncio.get_running_loop()
         signals = {
@@ -242,6 +250,22 @@ class Daemon:
             for sig in signals:
                 loop.remove_signal_handler(sig)
             self.sd.close()
+
+    def _wire_ops(self, bus: EventBus, *, trading: Sequence[Component]) -> None:
+        """The cluster role decides which components run here; then the transport and the MQTT bridge."""
+        cfg = self.config
+        if not role_runs(cfg.cluster.role, "trading"):
+            self.components = [c for c in self.components if all(c is not t for t in trading)]
+        if cfg.cluster.role != "all":
+            self.cluster = ClusterTransport(
+                bus=bus, cluster=cfg.cluster, mqtt=cfg.mqtt, instance=cfg.instance, clock=self.clock
+            )
+            self.components.append(self.cluster)
+        if cfg.mqtt.enabled:
+            self.mqtt = MqttBridge(
+                bus=bus, config=cfg.mqtt, instance=cfg.instance, control=DaemonControl(self), clock=self.clock
+            )
+            self.components.append(self.mqtt)
 
     async def _tick(self, bus: EventBus) -> None:
         for seq in itertools.count(1):
@@ -374,6 +398,31 @@ class Daemon:
             "strategies": self.strategies.describe(),
             "log_level": self.config.daemon.log_level,
         }
+
+
+class DaemonControl:
+    """The MQTT bridge's `Control` until the ops Controller lands: halt/resume via the store, reload as SIGHUP."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    async def halt(self, reason: str) -> object:
+        return await self._set(TradingState.HALTED, reason)
+
+    async def resume(self) -> object:
+        return await self._set(TradingState.ACTIVE, "mqtt resume")
+
+    async def reload(self) -> object:
+        self.daemon.request_reload()
+        return {"reload": "requested"}
+
+    async def _set(self, state: TradingState, reason: str) -> object:
+        store = self.daemon.store
+        if store is None:
+            raise RuntimeError("the daemon has no store yet")
+        await set_trading_state(store, state, reason=reason, now=self.daemon.clock.now())
+        log.warning("trading.state_set", state=state.value, reason=reason, via="mqtt")
+        return {"trading": state.value}
 
 
 def _instances(specs: tuple[PluginSpec, ...]) -> list[tuple[str, str, bool]]:
