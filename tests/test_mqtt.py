@@ -19,12 +19,24 @@ from paho.mqtt.properties import Properties
 from quantbot.bus import EventBus
 from quantbot.clock import WallClock
 from quantbot.config import ConfigError, MqttConfig, MqttTopic, load_config
-from quantbot.events import OrderFilled, Tick, TokenAccepted, decode
+from quantbot.daemon import Daemon
+from quantbot.events import (
+    ConfigReloaded,
+    OrderApproved,
+    OrderFilled,
+    OrderRejected,
+    RejectReason,
+    Tick,
+    TokenAccepted,
+    decode,
+)
 from quantbot.ops.mqtt import MqttBridge
-from quantbot.secrets import Secret
+from quantbot.plugins import PluginCatalog
+from quantbot.secrets import Redactor, Secret
 from quantbot.testing import token_launch
 from tests.conftest import write
 from tests.mqttbroker import USERS, Broker, need_private
+from tests.test_daemon import Recorder
 
 
 class RecordingControl:
@@ -291,3 +303,53 @@ async def test_broker_outage_drops_oldest_beyond_the_buffer_and_reconnect_delive
         stats = bridge.stats()
         assert stats["reconnects"] == 1 and stats["connected"]
         assert stats["dropped"] == 7
+
+
+# --- the daemon's own Control, driven over MQTT -----------------------------------------------------
+
+
+async def test_operator_halts_and_resumes_a_running_daemon_over_mqtt(
+    tmp_path: Path, mqtt_broker: Broker, plugin_site: Path
+) -> None:
+    need_private(mqtt_broker)
+    instance = f"d{uuid.uuid4().hex[:8]}"
+    text = (
+        f'instance = "{instance}"\n[daemon]\ndata_dir = "{tmp_path / "data"}"\n'
+        + mqtt_broker.config_toml(password_file=tmp_path / "mqtt.pw")
+        + 'enabled = true\ncommands = true\n[[strategies]]\nuse = "buy_accepted"\nnotional_usd = 10\n'
+    )
+    cfg = write(tmp_path / "q.toml", text)
+    catalog = PluginCatalog.discover()
+    loaded = load_config([cfg], environ={}, plugins=catalog)
+    daemon = Daemon(
+        loaded=loaded, config_paths=[str(cfg)], catalog=catalog, redactor=Redactor(), clock=WallClock(), environ={}
+    )
+    run = asyncio.create_task(daemon.run())
+    async with asyncio.timeout(15):
+        await daemon.started.wait()
+    assert daemon.bus is not None and daemon.mqtt is not None
+    bridge = daemon.mqtt
+    await eventually(lambda: bridge.link.connected)
+    rec = Recorder()
+    daemon.bus.subscribe(["order.#", "config.reloaded"], rec, name="test")
+    base = f"quantbot/{instance}"
+
+    async with client(mqtt_broker) as c:
+        reply = await command(c, base, "halt", b'{"reason": "desk closed", "correlation_id": "h1"}')
+        assert reply == {"command": "halt", "ok": True, "correlation_id": "h1", "result": {"trading": "halted"}}
+        n = len(rec.events)
+        await daemon.bus.publish(token_launch(name="Moon Cat", mint="Halted1"))
+        refused = await rec.next(OrderRejected, n)
+        assert isinstance(refused, OrderRejected) and refused.reason is RejectReason.HALTED
+
+        assert (await command(c, base, "resume", b"{}"))["result"] == {"trading": "active"}
+        n = len(rec.events)
+        await daemon.bus.publish(token_launch(name="Star Dog", mint="Active1"))
+        assert isinstance(await rec.next(OrderApproved, n), OrderApproved)
+
+        n = len(rec.events)
+        assert (await command(c, base, "reload", b"{}"))["ok"]
+        assert isinstance(await rec.next(ConfigReloaded, n), ConfigReloaded)
+
+    daemon.request_stop()
+    assert await run == 0
