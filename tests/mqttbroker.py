@@ -1,4 +1,4 @@
-"""A private Mosquitto broker for tests: its own port, password file and ACL (see docs/ops-mqtt.md)."""
+"""A private Mosquitto broker for tests: its own port, password file and ACL (see docs/mqtt.md)."""
 
 from __future__ import annotations
 
@@ -14,20 +14,8 @@ import pytest
 
 USERS = {"quantbot": "qb-daemon-pass", "operator": "op-command-pass", "viewer": "view-only-pass"}
 
-ACL = """\
-# The daemons: their events, status, replies, the cluster's events; they read their commands.
-user quantbot
-topic readwrite quantbot/#
-
-# Operators: send commands, read everything.
-user operator
-topic write quantbot/+/cmd/+
-topic read quantbot/#
-
-# Dashboards: read only; a command they publish is dropped by the broker.
-user viewer
-topic read quantbot/#
-"""
+ACL_FILE = Path(__file__).parent.parent / "config" / "mosquitto" / "quantbot.acl"
+"""The ACL the ops docs recommend: the private broker runs with exactly this file."""
 
 
 def free_port() -> int:
@@ -62,7 +50,7 @@ class Broker:
         passwd.touch(mode=0o600)
         for user, password in USERS.items():
             subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True, capture_output=True)  # noqa: S607
-        (workdir / "acl").write_text(ACL)
+        (workdir / "acl").write_text(ACL_FILE.read_text())
         (workdir / "acl").chmod(0o600)
         (workdir / "mosquitto.conf").write_text(
             # Run as whoever runs the tests (as root it would switch to `mosquitto` and lose its files).

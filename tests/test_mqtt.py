@@ -18,7 +18,7 @@ from paho.mqtt.properties import Properties
 
 from quantbot.bus import EventBus
 from quantbot.clock import WallClock
-from quantbot.config import ConfigError, MqttConfig, MqttTopic, load_config
+from quantbot.config import ClusterConfig, ConfigError, MqttConfig, MqttTopic, load_config
 from quantbot.daemon import Daemon
 from quantbot.events import (
     ConfigReloaded,
@@ -353,3 +353,9 @@ async def test_operator_halts_and_resumes_a_running_daemon_over_mqtt(
 
     daemon.request_stop()
     assert await run == 0
+
+
+def test_shipped_config_documents_the_mqtt_and_cluster_defaults() -> None:
+    loaded = load_config([Path(__file__).parent.parent / "config" / "quantbot.toml"], environ={})
+    assert loaded.config.mqtt == MqttConfig() and not loaded.config.mqtt.enabled
+    assert loaded.config.cluster == ClusterConfig() and loaded.config.cluster.role == "all"
