@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
 
 FLUSH_GRACE_S = 2.0
 """How long `stop()` waits for buffered messages to reach a connected broker."""
+
+WRITERS = 32
+"""Publishes awaiting their acknowledgement at once (QoS 1 would otherwise cost a round trip each)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,8 @@ class BrokerLink:
         self.birth = birth
         self.backoff = Backoff(base=0.2, cap=config.reconnect_max_s)
         self._buffer: deque[Outgoing] = deque()
+        self._inflight: dict[int, Outgoing] = {}
+        self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
@@ -154,7 +160,7 @@ class BrokerLink:
         if self.will is not None:
             w = self.will
             will = aiomqtt.Will(topic=w.topic, payload=w.payload, qos=w.qos, retain=w.retain)
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             cfg.host,
             cfg.port,
             username=cfg.username or None,
@@ -166,7 +172,10 @@ class BrokerLink:
             tls_params=tls,
             tls_insecure=cfg.tls_insecure if cfg.tls else None,
             will=will,
+            max_inflight_messages=WRITERS,
         )
+        client.pending_calls_threshold = 2 * WRITERS  # our writers keep up to WRITERS waiting by design
+        return client
 
     async def _run(self) -> None:
         attempt = 0
@@ -176,10 +185,13 @@ class BrokerLink:
                     attempt = 0
                     await self._connected(client)
                     async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._writer(client), name=f"quantbot[{self.name}].writer")
+                        for n in range(WRITERS):
+                            tg.create_task(self._writer(client), name=f"quantbot[{self.name}].writer{n}")
                         tg.create_task(self._reader(client), name=f"quantbot[{self.name}].reader")
             except* (aiomqtt.MqttError, OSError, TimeoutError) as group:
                 self._disconnected(group.exceptions[0])
+            finally:
+                self._requeue_inflight()
             delay = self.backoff.delay(attempt)
             attempt += 1
             await self.clock.sleep(delay)
@@ -229,7 +241,10 @@ class BrokerLink:
             while not self._buffer:
                 self._wake.clear()
                 await self._wake.wait()
-            message = self._buffer[0]
+            # Taken and handed to paho with no await in between, so messages leave in buffer order.
+            message = self._buffer.popleft()
+            key = next(self._seq)
+            self._inflight[key] = message
             try:
                 await client.publish(
                     message.topic,
@@ -241,12 +256,19 @@ class BrokerLink:
             except ValueError as exc:  # a topic the protocol forbids (wildcards, empty): drop it, keep going
                 self.dropped += 1
                 log.error("mqtt.bad_message_dropped", link=self.name, topic=message.topic, error=str(exc))
-            # While it was in flight the buffer may have overflowed and dropped it already.
-            if self._buffer and self._buffer[0] is message:
-                self._buffer.popleft()
-            self.sent += 1
-            if not self._buffer:
+            else:
+                self.sent += 1
+            del self._inflight[key]
+            if not self._buffer and not self._inflight:
                 self._empty.set()
+
+    def _requeue_inflight(self) -> None:
+        """Messages sent but not acknowledged when the connection broke go first on the next one."""
+        for key in sorted(self._inflight, reverse=True):
+            self._buffer.appendleft(self._inflight.pop(key))
+        while len(self._buffer) > self.buffer_size:
+            self._buffer.popleft()
+            self.dropped += 1
 
     async def _reader(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
