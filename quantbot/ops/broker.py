@@ -108,7 +108,7 @@ class BrokerLink:
         """Give buffered messages a short grace to leave (if connected), then close."""
         if self._task is None:
             return
-        if self.connected and self._buffer:
+        if self.connected and (self._buffer or self._inflight):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FLUSH_GRACE_S):
                     await self._empty.wait()
