@@ -337,6 +337,8 @@ class Daemon:
             changed.add("strategies (instances added, removed or replaced)")
         live = sorted(changed & LIVE)
         restart = sorted(changed - LIVE)
+        if not role_runs(self.config.cluster.role, "trading"):  # those components do not run here
+            live = [s for s in live if not s.startswith(("filters", "strategies", "risk", "exits"))]
         try:
             await self._apply(new, live)
         except Exception as exc:

@@ -17,10 +17,12 @@ from hypothesis import strategies as st
 
 from quantbot.bus import EventBus
 from quantbot.clock import WallClock
-from quantbot.config import ClusterConfig, MqttConfig
-from quantbot.events import Event, OrderFilled, TokenLaunch, decode, encode
+from quantbot.config import ClusterConfig, MqttConfig, load_config
+from quantbot.daemon import Daemon
+from quantbot.events import ConfigReloaded, Event, OrderFilled, TokenLaunch, decode, encode
 from quantbot.ops.cluster import ClusterTransport, SeenWindow, role_runs
-from quantbot.secrets import Secret
+from quantbot.plugins import PluginCatalog
+from quantbot.secrets import Redactor, Secret
 from quantbot.testing import token_launch
 from tests.conftest import DaemonProcess, cli_env, write
 from tests.mqttbroker import USERS, Broker
@@ -269,3 +271,38 @@ async def test_two_daemons_split_by_role_trade_across_the_broker_and_survive_its
     for d in (a, b):
         d.signal(signal.SIGTERM)
     assert [await asyncio.to_thread(d.wait, 30) for d in (a, b)] == [0, 0]
+
+
+async def test_a_watchers_instance_runs_no_order_path_and_a_reload_starts_none_of_it(
+    tmp_path: Path, mqtt_broker: Broker
+) -> None:
+    text = (
+        f'instance = "w{uuid.uuid4().hex[:6]}"\n[daemon]\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[cluster]\nrole = "watchers"\nname = "c{uuid.uuid4().hex[:6]}"\n'
+        + mqtt_broker.config_toml(password_file=tmp_path / "mqtt.pw")
+        + '[[filters]]\nuse = "blocklist"\nname_patterns = ["rug"]\n'
+    )
+    cfg = write(tmp_path / "q.toml", text)
+    catalog = PluginCatalog.discover()
+    daemon = Daemon(
+        loaded=load_config([cfg], environ={}, plugins=catalog),
+        config_paths=[str(cfg)],
+        catalog=catalog,
+        redactor=Redactor(),
+        clock=WallClock(),
+        environ={},
+    )
+    run = asyncio.create_task(daemon.run())
+    async with asyncio.timeout(15):
+        await daemon.started.wait()
+    assert daemon.bus is not None and daemon.filters is not None
+    assert [type(c).__name__ for c in daemon.components] == ["SqliteStore", "PluginHost", "ClusterTransport"]
+    rec = Recorder()
+    daemon.bus.subscribe("config.reloaded", rec, name="test")
+    write(cfg, text.replace('["rug"]', '["rug", "scam"]'))
+    daemon.request_reload()
+    (reloaded,) = await rec.wait(1)
+    assert isinstance(reloaded, ConfigReloaded) and reloaded.applied == ()
+    assert "filters" not in daemon.bus.queue_depths() and "risk" not in daemon.bus.queue_depths()
+    daemon.request_stop()
+    assert await run == 0
