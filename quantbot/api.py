@@ -17,9 +17,10 @@ from typing import ClassVar, Protocol
 import msgspec
 import structlog
 
-from quantbot.bus import compile_pattern
+from quantbot.bus import compile_pattern, topic_matches
 from quantbot.clock import Clock
 from quantbot.events import (
+    EVENT_TYPES,
     AccountUpdate,
     Chain,
     ConfigReloaded,
@@ -50,12 +51,16 @@ from quantbot.events import (
     WhaleSignal,
 )
 from quantbot.execution import ApprovedOrder, ExecutionReport, Fill, Outcome
+from quantbot.retry import RETRYABLE_STATUS, Backoff, retry_after
 from quantbot.secrets import Secret, SigningKey
 
 __all__ = [
+    "EVENT_TYPES",
     "NATIVE_TOKEN",
+    "RETRYABLE_STATUS",
     "AccountUpdate",
     "ApprovedOrder",
+    "Backoff",
     "Chain",
     "Clock",
     "ConfigReloaded",
@@ -99,6 +104,8 @@ __all__ = [
     "Transfer",
     "WhaleSignal",
     "check_topic_pattern",
+    "retry_after",
+    "topic_matches",
 ]
 
 NATIVE_TOKEN: dict[str, str] = {

@@ -323,6 +323,81 @@ class WhalesConfig(_Section, frozen=True, kw_only=True):
     flush_batch: PositiveInt = 100
 
 
+class MqttTopic(_Section, frozen=True, kw_only=True):
+    """One mirrored bus topic pattern and how it is published: MQTT QoS and the retain flag."""
+
+    topic: str
+    qos: Annotated[int, msgspec.Meta(ge=0, le=2)] = 0
+    retain: bool = False
+
+    def __post_init__(self) -> None:
+        parts = self.topic.split(".")
+        if not self.topic or any(not p for p in parts) or "#" in parts[:-1]:
+            raise ValueError(f"mqtt.mirror topic {self.topic!r} is not a topic pattern (e.g. order.# or chain.*.swap)")
+
+
+MQTT_MIRROR_DEFAULT = (
+    MqttTopic(topic="order.#", qos=1),
+    MqttTopic(topic="position.update", qos=1),
+    MqttTopic(topic="token.accepted"),
+    MqttTopic(topic="whale.signal"),
+    MqttTopic(topic="token.rug_warning", qos=1),
+    MqttTopic(topic="plugin.disabled", qos=1),
+    MqttTopic(topic="config.reloaded", qos=1),
+)
+
+
+class MqttConfig(_Section, frozen=True, kw_only=True):
+    """The MQTT broker connection (bridge and cluster transport) and what the bridge mirrors."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1883
+    username: str = ""
+    password: Secret | None = None
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    tls_insecure: bool = False
+    client_id: str = ""
+    keepalive: Annotated[int, msgspec.Meta(ge=5, le=65535)] = 60
+    timeout: Positive = 10.0
+    reconnect_max_s: Positive = 30.0
+    topic_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "quantbot"
+    mirror: tuple[MqttTopic, ...] = MQTT_MIRROR_DEFAULT
+    buffer_size: PositiveInt = 1000
+    commands: bool = False
+
+    @property
+    def authenticated(self) -> bool:
+        """A password login or a TLS client certificate: the only sessions commands are taken over."""
+        return bool(self.username and self.password) or bool(self.tls and self.cert_file and self.key_file)
+
+    def __post_init__(self) -> None:
+        if self.password is not None and not self.username:
+            raise ValueError("mqtt.password is set but mqtt.username is empty; set both")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("mqtt.cert_file and mqtt.key_file go together (a TLS client certificate and its key)")
+        if (self.ca_file or self.cert_file or self.tls_insecure) and not self.tls:
+            raise ValueError("mqtt TLS options are set but mqtt.tls = false; set tls = true")
+        if self.commands and not self.authenticated:
+            raise ValueError(
+                "mqtt.commands = true needs an authenticated broker session: set mqtt.username and "
+                "mqtt.password (or tls = true with cert_file/key_file), and restrict cmd topics in the broker ACL"
+            )
+
+
+class ClusterConfig(_Section, frozen=True, kw_only=True):
+    """Multi-host split over the MQTT broker: "all" runs everything here (no broker needed)."""
+
+    role: Literal["all", "watchers", "trading"] = "all"
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "quantbot"
+    exports: tuple[str, ...] | None = None
+    imports: tuple[str, ...] | None = None
+    dedup_window: PositiveInt = 65536
+
+
 class PluginSpec(_Section, frozen=True, kw_only=True):
     """One `[[filters]]` (etc.) table: the entry-point name, an instance id, and its parameters."""
 
@@ -358,6 +433,8 @@ class Config(_Section, frozen=True, kw_only=True):
     whales: WhalesConfig = WhalesConfig()
     sizing: SizingConfig = SizingConfig()
     portfolio: PortfolioConfig = PortfolioConfig()
+    mqtt: MqttConfig = MqttConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
 
 class PluginSchemas(typing.Protocol):

@@ -28,10 +28,12 @@ from quantbot.exits import ExitManager
 from quantbot.filtering import FilterStage
 from quantbot.hosting import PluginHost
 from quantbot.logs import setup_logging
+from quantbot.ops.cluster import ClusterTransport, role_runs
 from quantbot.ops.control import Controller
 from quantbot.ops.http import HttpServer
 from quantbot.ops.jobs import Jobs
 from quantbot.ops.metrics import Metrics
+from quantbot.ops.mqtt import MqttBridge
 from quantbot.orders import OrderRouter, Sealer
 from quantbot.plugins import PluginCatalog
 from quantbot.portfolio import Portfolio
@@ -191,6 +193,8 @@ class Daemon:
         self.whales: WhaleTracker | None = None
         self.writer: WriteBehind | None = None
         self.sizer: Sizer | None = None
+        self.cluster: ClusterTransport | None = None
+        self.mqtt: MqttBridge | None = None
 
     @property
     def config(self) -> Config:
@@ -340,12 +344,18 @@ class Daemon:
             self.notifiers,
             *([self.jobs] if self.jobs else []),
         ]
-        # Watchers start last (every subscriber exists before the first chain event) and stop first.
-        if solana:
-            self.components += solana
-        if cfg.aptos.enabled:
-            self.aptos = build_aptos_watcher(cfg, bus=bus, store=self.store, clock=self.clock)
-            self.components.append(self.aptos)
+        self._wire_ops(
+            bus,
+            trading=[self.portfolio, executor_host, self.risk, self.router, self.exits, self.filters, self.strategies],
+        )
+        # Watchers start last (every subscriber, the cluster transport included, exists before the first chain
+        # event) and stop first. In a multi-host cluster only the watchers role runs them.
+        if role_runs(cfg.cluster.role, "watchers"):
+            if solana:
+                self.components += solana
+            if cfg.aptos.enabled:
+                self.aptos = build_aptos_watcher(cfg, bus=bus, store=self.store, clock=self.clock)
+                self.components.append(self.aptos)
 
         loop = asyncio.get_running_loop()
         signals = {
@@ -382,6 +392,23 @@ class Daemon:
             for sig in signals:
                 loop.remove_signal_handler(sig)
             self.sd.close()
+
+    def _wire_ops(self, bus: EventBus, *, trading: Sequence[Component]) -> None:
+        """The cluster role decides which components run here; then the transport and the MQTT bridge."""
+        cfg = self.config
+        if not role_runs(cfg.cluster.role, "trading"):
+            self.components = [c for c in self.components if all(c is not t for t in trading)]
+        if cfg.cluster.role != "all":
+            self.cluster = ClusterTransport(
+                bus=bus, cluster=cfg.cluster, mqtt=cfg.mqtt, instance=cfg.instance, clock=self.clock
+            )
+            self.components.append(self.cluster)
+        if cfg.mqtt.enabled:
+            assert self.controller is not None  # noqa: S101  (built before the ops components)
+            self.mqtt = MqttBridge(
+                bus=bus, config=cfg.mqtt, instance=cfg.instance, control=self.controller, clock=self.clock
+            )
+            self.components.append(self.mqtt)
 
     async def _tick(self, bus: EventBus) -> None:
         for seq in itertools.count(1):
@@ -463,6 +490,8 @@ class Daemon:
             changed.add("strategies (instances added, removed or replaced)")
         live = sorted(changed & LIVE)
         restart = sorted(changed - LIVE)
+        if not role_runs(self.config.cluster.role, "trading"):  # those components do not run here
+            live = [s for s in live if not s.startswith(("filters", "strategies", "risk", "exits"))]
         try:
             await self._apply(new, live)
         except Exception as exc:

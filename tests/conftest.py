@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.mqttbroker import Broker, make_broker, need_private
+
 HERE = Path(__file__).parent
 REPO = HERE.parent
 
@@ -223,3 +225,20 @@ async def aptos_node() -> Any:
 
     async with AptosLocalNode() as node:
         yield node
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A Mosquitto broker shared by the session (private, with users and an ACL, when installed)."""
+    broker = make_broker(tmp_path_factory.mktemp("mosquitto"))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def own_mqtt_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of this test's own, which it may stop and start again."""
+    broker = make_broker(tmp_path / "mosquitto")
+    need_private(broker)
+    yield broker
+    broker.stop()

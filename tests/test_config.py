@@ -53,7 +53,8 @@ def test_unknown_key_suggests_the_closest_name(tmp_path: Path) -> None:
 
 def test_unknown_section_lists_known_keys_when_nothing_is_close(tmp_path: Path) -> None:
     (msg,) = problems(tmp_path, "[zzz]\na = 1\n")
-    assert msg.startswith("q.toml: zzz: unknown key (known keys: aptos, bus, daemon, executors, exits, filters,")
+    assert msg.startswith("q.toml: zzz: unknown key (known keys: aptos, bus, ")
+    assert "daemon, executors, exits, filters," in msg
 
 
 def test_bad_choice_lists_the_choices_and_suggests(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from quantbot.api import (
 class BuyConfig(PluginConfig, frozen=True, kw_only=True):
     amount: int = 100_000_000
     notional_usd: Decimal = Decimal(10)
+    price_native: Decimal | None = None
 
 
 class BuyAcceptedStrategy(Strategy):
@@ -45,6 +46,7 @@ class BuyAcceptedStrategy(Strategy):
                 token=event.launch.mint,
                 amount=self.config.amount,
                 notional_usd=self.config.notional_usd,
+                price_native=self.config.price_native,
                 reason="accepted launch",
             )
         )
