@@ -22,8 +22,11 @@ from quantbot.chains.solana.programs import (
     SYSTEM_TRANSFER_TAG,
     TOKEN_PROGRAMS,
 )
-from quantbot.chains.solana.txmodel import TokenBalance, TxView
+from quantbot.chains.solana.txmodel import Ix, TxView
 
+_TRANSFER_TAG = SYSTEM_TRANSFER_TAG.to_bytes(4, "little")
+_MAX_TRANSFER_B58 = 17
+"""A System transfer's 12 data bytes are at most 17 base58 characters."""
 SOL_DUST = 10_000_000
 """|SOL change| below 0.01 SOL on a side that also moved a token is account rent or fees, not the trade."""
 
@@ -50,37 +53,60 @@ class NetTrade:
     fee: int
 
 
-def _amount(tb: TokenBalance) -> int:
-    raw = tb.ui_token_amount.amount
-    if not raw.isdigit() or len(raw) > 24:
-        raise LayoutError("bad_token_amount", raw[:40])
-    return int(raw)
-
-
 class Balances:
-    """Token balances of one transaction, indexed by account index and by address."""
+    """Token balances of one transaction, indexed by account index, by owner and (lazily) by address."""
+
+    __slots__ = ("_accounts", "_decimals", "by_owner", "post", "pre", "view")
 
     def __init__(self, view: TxView) -> None:
         self.view = view
         n = len(view.keys)
-        self.pre: dict[int, tuple[str, str | None, int, int]] = {}
-        self.post: dict[int, tuple[str, str | None, int, int]] = {}
-        for src, dst in ((view.meta.pre_token_balances, self.pre), (view.meta.post_token_balances, self.post)):
-            for tb in src or ():
-                if not 0 <= tb.account_index < n:
-                    raise LayoutError("bad_account_index", f"token balance index {tb.account_index}")
-                dst[tb.account_index] = (tb.mint, tb.owner, _amount(tb), tb.ui_token_amount.decimals)
-        self.accounts: dict[str, TokenAccount] = {}
-        for table in (self.pre, self.post):
-            for i, (mint, owner, _, decimals) in table.items():
-                if owner is not None:
-                    self.accounts[view.keys[i]] = TokenAccount(owner, mint, decimals)
-        self.decimals: dict[str, int] = dict(KNOWN_DECIMALS)
-        for mint, _, _, decimals in (*self.pre.values(), *self.post.values()):
-            self.decimals.setdefault(mint, decimals)
+        by_owner: dict[str | None, set[int]] = {}
+        tables: list[dict[int, tuple[str, str | None, int, int]]] = []
+        for rows in (view.meta.pre_token_balances, view.meta.post_token_balances):
+            table: dict[int, tuple[str, str | None, int, int]] = {}
+            for tb in rows or ():
+                i = tb.account_index
+                if not 0 <= i < n:
+                    raise LayoutError("bad_account_index", f"token balance index {i}")
+                ui = tb.ui_token_amount
+                raw = ui.amount
+                if not raw.isdigit() or len(raw) > 24:
+                    raise LayoutError("bad_token_amount", raw[:40])
+                table[i] = (tb.mint, tb.owner, int(raw), ui.decimals)
+                by_owner.setdefault(tb.owner, set()).add(i)
+            tables.append(table)
+        self.pre, self.post = tables
+        self.by_owner = by_owner
+        self._accounts: dict[str, TokenAccount] | None = None
+        self._decimals: dict[str, int] | None = None
+
+    @property
+    def accounts(self) -> dict[str, TokenAccount]:
+        """Token account address -> (owner, mint, decimals)."""
+        if self._accounts is None:
+            keys = self.view.keys
+            self._accounts = {
+                keys[i]: TokenAccount(owner, mint, decimals)
+                for table in (self.pre, self.post)
+                for i, (mint, owner, _, decimals) in table.items()
+                if owner is not None
+            }
+        return self._accounts
+
+    @property
+    def decimals(self) -> dict[str, int]:
+        """Mint -> decimals, from the token balances (and the well-known quote mints)."""
+        if self._decimals is None:
+            decimals = dict(KNOWN_DECIMALS)
+            for table in (self.pre, self.post):
+                for mint, _, _, d in table.values():
+                    decimals.setdefault(mint, d)
+            self._decimals = decimals
+        return self._decimals
 
     def owned(self, wallet: str) -> set[int]:
-        return {i for table in (self.pre, self.post) for i, row in table.items() if row[1] == wallet}
+        return self.by_owner.get(wallet, set())
 
 
 def token_touched(view: TxView) -> set[str]:
@@ -106,23 +132,35 @@ def system_transfer(ix_parsed: Any, accounts: list[str], data: bytes | None) -> 
         if not (isinstance(src, str) and isinstance(dst, str) and type(lamports) is int and lamports >= 0):
             raise LayoutError("bad_parsed", "system transfer fields")
         return src, dst, lamports
-    if data is None or len(data) != 12 or int.from_bytes(data[:4], "little") != SYSTEM_TRANSFER_TAG:
+    if data is None or len(data) != 12 or data[:4] != _TRANSFER_TAG:
         return None
     if len(accounts) < 2:
         raise LayoutError("bad_accounts", "system transfer")
     return accounts[0], accounts[1], int.from_bytes(data[4:12], "little")
 
 
-def _tips(view: TxView, wallet: str, owned_addresses: set[str], touched: set[str]) -> int:
+def system_transfer_of(ix: Ix) -> tuple[str, str, int] | None:
+    """`system_transfer` for an instruction, skipping the base58 decode when the data cannot be one."""
+    if ix.parsed is None and (not isinstance(ix.data, str | bytes) or len(ix.data) > _MAX_TRANSFER_B58):
+        return None
+    return system_transfer(ix.parsed, ix.accounts, None if ix.parsed is not None else ix.raw())
+
+
+def _tips(view: TxView, wallet: str, owned_addresses: set[str]) -> int:
     total = 0
+    touched: set[str] | None = None
     for ix in view.ixs:
         if ix.inner or ix.program != SYSTEM_PROGRAM:
             continue
-        t = system_transfer(ix.parsed, ix.accounts, None if ix.parsed is not None else ix.raw())
+        t = system_transfer_of(ix)
         if t is None:
             continue
         src, dst, lamports = t
-        if src == wallet and dst != wallet and dst not in owned_addresses and dst not in touched:
+        if src != wallet or dst == wallet or dst in owned_addresses:
+            continue
+        if touched is None:
+            touched = token_touched(view)
+        if dst not in touched:
             total += lamports
     return total
 
@@ -132,14 +170,12 @@ def net_trades(view: TxView, balances: Balances) -> list[NetTrade]:
     if view.err is not None:
         return []
     meta = view.meta
-    touched: set[str] | None = None
-    index = {k: i for i, k in enumerate(view.keys)}
     trades: list[NetTrade] = []
     for wallet in dict.fromkeys(view.signers):
-        wi = index.get(wallet)
-        if wi is None:
-            continue
-        owned = balances.owned(wallet)
+        owned = balances.by_owner.get(wallet)
+        if not owned:
+            continue  # holds no token account here: no token moved for it
+        wi = view.keys.index(wallet)
         deltas: dict[str, int] = {}
         for i in owned:
             pre, post = balances.pre.get(i), balances.post.get(i)
@@ -153,9 +189,7 @@ def net_trades(view: TxView, balances: Balances) -> list[NetTrade]:
         sol += sum(meta.post_balances[i] - meta.pre_balances[i] for i in owned)
         fee = meta.fee if wi == 0 else 0
         sol += fee
-        if touched is None:
-            touched = token_touched(view)
-        sol += _tips(view, wallet, {view.keys[i] for i in owned}, touched)
+        sol += _tips(view, wallet, {view.keys[i] for i in owned})
         deltas[NATIVE_MINT] = sol
         trade = _pick(wallet, deltas, balances.decimals, fee)
         if trade is not None:

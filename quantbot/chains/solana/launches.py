@@ -24,14 +24,20 @@ from quantbot.chains.solana.programs import (
 from quantbot.chains.solana.txmodel import Ix, TxView
 from quantbot.events import TokenLaunch
 
+_MAX_DATA_B58 = 180
+"""Base58 length of 128 bytes: create_pool (58+), initialize2 (26) and CPMM initialize (32) are well below."""
 _PROGRAMS = frozenset({PUMPSWAP_PROGRAM, RAYDIUM_AMM_V4_PROGRAM, RAYDIUM_CPMM_PROGRAM})
 
 
 def pool_launches(tx: TxView, decimals: dict[str, int]) -> Iterator[TokenLaunch]:
     """Every pool-creating instruction (top level or CPI, e.g. pump.fun `migrate`) in `tx`."""
+    if _PROGRAMS.isdisjoint(tx.programs):
+        return
     for ix in tx.ixs:
         if ix.program not in _PROGRAMS or ix.parsed is not None:
             continue
+        if isinstance(ix.data, str) and len(ix.data) > _MAX_DATA_B58:
+            continue  # event self-CPIs and other large payloads: no pool-creating instruction is this long
         found = _pool(ix)
         if found is None:
             continue

@@ -15,16 +15,22 @@ from typing import Any
 import structlog
 
 from quantbot.chains.solana import launches
-from quantbot.chains.solana.balances import Balances, net_trades, system_transfer, token_touched
+from quantbot.chains.solana.balances import Balances, net_trades, system_transfer_of, token_touched
 from quantbot.chains.solana.layout import LayoutError
 from quantbot.chains.solana.programs import (
     AGGREGATORS,
     ANCHOR_EVENT_IX_TAG,
+    ASSOCIATED_TOKEN_PROGRAM,
+    COMPUTE_BUDGET_PROGRAM,
     KNOWN_DECIMALS,
+    MEMO_PROGRAM,
+    METAPLEX_METADATA_PROGRAM,
     NATIVE_MINT,
+    PUMP_FEE_PROGRAM,
     PUMP_FUN_PROGRAM,
     SOL_DECIMALS,
     SYSTEM_PROGRAM,
+    TOKEN_2022_PROGRAM,
     TOKEN_PROGRAM,
     TOKEN_PROGRAMS,
     TOKEN_TRANSFER_CHECKED_TAG,
@@ -32,7 +38,7 @@ from quantbot.chains.solana.programs import (
     VENUE_UNKNOWN,
     VENUES,
 )
-from quantbot.chains.solana.pumpfun import CreateEvent, TradeEvent, decode_event, program_data
+from quantbot.chains.solana.pumpfun import EVENT_PREFIXES, CreateEvent, TradeEvent, decode_event, program_data
 from quantbot.chains.solana.txmodel import Ix, TxView, decode_document, view
 from quantbot.events import Event, PumpTrade, Swap, TokenLaunch, Transfer
 
@@ -40,6 +46,22 @@ log = structlog.get_logger("quantbot.chains.solana.parser")
 
 _TRADE_PROGRAMS = frozenset(AGGREGATORS) | frozenset(VENUES)
 """When one of these runs, inner transfers are legs of a trade, reported as the Swap instead."""
+
+
+_PUMP_COMPANIONS = frozenset(
+    {
+        PUMP_FUN_PROGRAM,
+        PUMP_FEE_PROGRAM,
+        SYSTEM_PROGRAM,
+        COMPUTE_BUDGET_PROGRAM,
+        TOKEN_PROGRAM,
+        TOKEN_2022_PROGRAM,
+        ASSOCIATED_TOKEN_PROGRAM,
+        MEMO_PROGRAM,
+        METAPLEX_METADATA_PROGRAM,
+    }
+)
+"""Programs that run beside pump.fun and never log Anchor events of their own."""
 
 
 class SolanaParser:
@@ -120,13 +142,13 @@ class SolanaParser:
 
     def _transfers(self, tx: TxView, balances: Balances, liquidity: set[str]) -> list[Event]:
         out: list[Event] = []
-        trade = any(ix.program in _TRADE_PROGRAMS for ix in tx.ixs)
+        trade = not _TRADE_PROGRAMS.isdisjoint(tx.programs)
         touched: set[str] | None = None
         for ix in tx.ixs:
             if ix.inner and trade:
                 continue  # a leg of the trade, which the Swap reports
             if ix.program == SYSTEM_PROGRAM:
-                t = system_transfer(ix.parsed, ix.accounts, None if ix.parsed is not None else ix.raw())
+                t = system_transfer_of(ix)
                 if t is None:
                     continue
                 src, dst, amount = t
@@ -171,16 +193,21 @@ class SolanaParser:
         return out
 
     def _pump_events(self, tx: TxView, balances: Balances, liquidity: set[str]) -> list[Event]:
-        payloads = list(program_data(tx.meta.log_messages or (), PUMP_FUN_PROGRAM))
-        if not payloads or _truncated(tx.meta.log_messages):
-            # Logs missing or cut short: pump.fun also emits every event by self-CPI (emit_cpi).
+        if PUMP_FUN_PROGRAM not in tx.programs:
+            return []
+        logs = tx.meta.log_messages or []
+        alone = tx.programs <= _PUMP_COMPANIONS  # no other program that could log a colliding event ran
+        payloads = list(program_data(logs, PUMP_FUN_PROGRAM, EVENT_PREFIXES, check_emitter=not alone))
+        if not payloads or _truncated(logs):
+            # pump.fun also emits every event by self-CPI (emit_cpi): tag + the same payload as inner
+            # instruction data. It survives log truncation (2024 events only have the log).
             payloads = [
                 data[8:]
                 for ix in tx.ixs
-                if ix.inner and ix.program == PUMP_FUN_PROGRAM
+                if ix.inner and ix.program == PUMP_FUN_PROGRAM and isinstance(ix.data, str | bytes)
                 for data in (ix.raw(),)
                 if data[:8] == ANCHOR_EVENT_IX_TAG
-            ]
+            ] or payloads
         return self._events_from_payloads(payloads, tx.signature, tx.slot, tx.block_time)
 
     # --- logsSubscribe --------------------------------------------------------------------------
@@ -202,7 +229,8 @@ class SolanaParser:
             self._reject("bad_logs", type(logs).__name__, signature)
             return []
         try:
-            payloads = list(program_data([line for line in logs if isinstance(line, str)], PUMP_FUN_PROGRAM))
+            lines = [line for line in logs if isinstance(line, str)]
+            payloads = list(program_data(lines, PUMP_FUN_PROGRAM, EVENT_PREFIXES))
         except LayoutError as exc:
             self._reject(exc.reason, str(exc), signature)
             return []
@@ -232,18 +260,19 @@ class SolanaParser:
         return out
 
 
-def _truncated(logs: list[str] | None) -> bool:
-    return bool(logs) and any(line.startswith("Log truncated") for line in logs[-3:])  # type: ignore[index]
+def _truncated(logs: list[str]) -> bool:
+    return any(line.startswith("Log truncated") for line in logs[-2:])
 
 
 def _venue(tx: TxView) -> str:
-    first = VENUE_UNKNOWN
+    """The aggregator if one ran, else the first AMM/curve that ran, else "unknown"."""
+    for program, name in AGGREGATORS.items():
+        if program in tx.programs:
+            return name
     for ix in tx.ixs:
-        if ix.program in AGGREGATORS:
-            return AGGREGATORS[ix.program]
-        if first == VENUE_UNKNOWN and ix.program in VENUES:
-            first = VENUES[ix.program]
-    return first
+        if ix.program in VENUES:
+            return VENUES[ix.program]
+    return VENUE_UNKNOWN
 
 
 def _token_transfer(ix: Ix) -> tuple[str, str, int, str | None, int | None] | None:

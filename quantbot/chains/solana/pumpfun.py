@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import struct
 from collections.abc import Iterator, Sequence
 
 import msgspec
 
-from quantbot.chains.solana.layout import LayoutError, Reader
+from quantbot.chains.solana.layout import LayoutError, Reader, pubkey_str
 from quantbot.chains.solana.programs import NATIVE_MINT, PUMP_CREATE_EVENT, PUMP_TRADE_EVENT
 
 _SYSTEM_DEFAULT = "11111111111111111111111111111111"
@@ -81,51 +82,85 @@ class TradeEvent(msgspec.Struct, frozen=True, kw_only=True):
         return self.sol_amount
 
 
+_KEYS3 = struct.Struct("<32s32s32s")
+_CREATOR = struct.Struct("<32sq")
+_RESERVES = struct.Struct("<QQQQ")
+_PROGRAM_MAYHEM = struct.Struct("<32sB")
+_QUOTE = struct.Struct("<32sQ")
+
+
 def decode_create_event(body: bytes) -> CreateEvent:
     """CreateEvent body (after the 8-byte discriminator). Raises LayoutError."""
     r = Reader(body)
-    fields: dict[str, object] = {
-        "name": r.string(),
-        "symbol": r.string(),
-        "uri": r.string(),
-        "mint": r.pubkey(),
-        "bonding_curve": r.pubkey(),
-        "user": r.pubkey(),
+    name, symbol, uri = r.string(), r.string(), r.string()
+    at = r.offset
+    n = len(body)
+    if n - at < _KEYS3.size:
+        raise LayoutError("short_data", f"CreateEvent of {n} bytes")
+    mint, curve, user = _KEYS3.unpack_from(body, at)
+    at += _KEYS3.size
+    ev: dict[str, object] = {
+        "name": name,
+        "symbol": symbol,
+        "uri": uri,
+        "mint": pubkey_str(mint),
+        "bonding_curve": pubkey_str(curve),
+        "user": pubkey_str(user),
     }
-    if r.remaining >= 40:  # 2025-04
-        fields["creator"] = r.pubkey()
-        fields["timestamp"] = r.i64()
-    if r.remaining >= 32:  # 2025-05
-        fields["virtual_token_reserves"] = r.u64()
-        fields["virtual_sol_reserves"] = r.u64()
-        fields["real_token_reserves"] = r.u64()
-        fields["token_total_supply"] = r.u64()
-    if r.remaining >= 33:  # 2025-11
-        fields["token_program"] = r.pubkey()
-        fields["is_mayhem_mode"] = r.flag()
-    if r.remaining >= 1:  # 2026-02
-        fields["is_cashback_enabled"] = r.flag()
-    if r.remaining >= 40:  # 2026-05
-        fields["quote_mint"] = r.pubkey()
-        fields["virtual_quote_reserves"] = r.u64()
-    return CreateEvent(**fields)  # type: ignore[arg-type]
+    if n - at >= _CREATOR.size:  # 2025-04
+        creator, ev["timestamp"] = _CREATOR.unpack_from(body, at)
+        ev["creator"] = pubkey_str(creator)
+        at += _CREATOR.size
+    if n - at >= _RESERVES.size:  # 2025-05
+        (
+            ev["virtual_token_reserves"],
+            ev["virtual_sol_reserves"],
+            ev["real_token_reserves"],
+            ev["token_total_supply"],
+        ) = _RESERVES.unpack_from(body, at)
+        at += _RESERVES.size
+    if n - at >= _PROGRAM_MAYHEM.size:  # 2025-11
+        program, mayhem = _PROGRAM_MAYHEM.unpack_from(body, at)
+        ev["token_program"], ev["is_mayhem_mode"] = pubkey_str(program), _flag(mayhem)
+        at += _PROGRAM_MAYHEM.size
+    if n - at >= 1:  # 2026-02
+        ev["is_cashback_enabled"] = _flag(body[at])
+        at += 1
+    if n - at >= _QUOTE.size:  # 2026-05
+        quote, ev["virtual_quote_reserves"] = _QUOTE.unpack_from(body, at)
+        ev["quote_mint"] = pubkey_str(quote)
+    return CreateEvent(**ev)  # type: ignore[arg-type]
+
+
+def _flag(value: int) -> bool:
+    if value > 1:
+        raise LayoutError("bad_bool", f"byte {value}")
+    return value == 1
+
+
+_TRADE_FIXED = struct.Struct("<32sQQB32sqQQQQ")
 
 
 def decode_trade_event(body: bytes) -> TradeEvent:
     """TradeEvent body (after the 8-byte discriminator). Raises LayoutError."""
-    r = Reader(body)
+    if len(body) < _TRADE_FIXED.size:
+        raise LayoutError("short_data", f"TradeEvent of {len(body)} bytes")
+    mint, sol, tokens, is_buy, user, ts, vsol, vtok, rsol, rtok = _TRADE_FIXED.unpack_from(body)
+    if is_buy > 1:
+        raise LayoutError("bad_bool", f"is_buy {is_buy}")
     fields: dict[str, object] = {
-        "mint": r.pubkey(),
-        "sol_amount": r.u64(),
-        "token_amount": r.u64(),
-        "is_buy": r.flag(),
-        "user": r.pubkey(),
-        "timestamp": r.i64(),
-        "virtual_sol_reserves": r.u64(),
-        "virtual_token_reserves": r.u64(),
-        "real_sol_reserves": r.u64(),
-        "real_token_reserves": r.u64(),
+        "mint": pubkey_str(mint),
+        "sol_amount": sol,
+        "token_amount": tokens,
+        "is_buy": is_buy == 1,
+        "user": pubkey_str(user),
+        "timestamp": ts,
+        "virtual_sol_reserves": vsol,
+        "virtual_token_reserves": vtok,
+        "real_sol_reserves": rsol,
+        "real_token_reserves": rtok,
     }
+    r = Reader(body, _TRADE_FIXED.size)
     if r.remaining >= 112:
         fields["fee_recipient"] = r.pubkey()
         fields["fee_basis_points"] = r.u64()
@@ -165,31 +200,53 @@ def decode_event(data: bytes) -> PumpEvent | None:
 
 
 _DATA = "Program data: "
-_PROGRAM_OUTPUT = ("Program log: ", "Program return: ", "Program consumption: ")
+_PROGRAM_OUTPUT = ("Program log: ", "Program data: ", "Program return: ", "Program consumption: ")
 
 
-def program_data(logs: Sequence[str], program: str) -> Iterator[bytes]:
-    """Payloads of the `Program data:` lines emitted by `program` itself (not by a program it called).
+def b64_prefix(discriminator: bytes) -> str:
+    """The first 10 base64 characters, fixed by the first 8 bytes of any payload with this discriminator."""
+    return base64.b64encode(discriminator[:8]).decode()[:10]
 
-    Tracks the runtime's invoke/success/failed lines (a program cannot forge those: its own output
-    always starts `Program log:`/`Program data:`), so another program's event with a colliding
-    discriminator is never taken for this one's. Undecodable base64 raises LayoutError.
+
+def emitter(logs: Sequence[str], at: int) -> str | None:
+    """The program executing when line `at` was logged: walk back over completed inner invocations.
+
+    Only the runtime's own `Program <id> invoke [n]` / `Program <id> success` lines count; a program
+    cannot forge those (its output always starts `Program log:`/`Program data:`/`Program return:`).
+    Failed invocations end the transaction, so a successful one has none to skip.
     """
-    stack: list[str] = []
-    for line in logs:
-        if line.startswith(_DATA):
-            if stack and stack[-1] == program:
-                try:
-                    yield base64.b64decode(line[len(_DATA) :], validate=True)
-                except (binascii.Error, ValueError):
-                    raise LayoutError("bad_base64", "Program data line") from None
-            continue
-        if not line.startswith("Program ") or line.startswith(_PROGRAM_OUTPUT):
-            continue
-        parts = line.split(" ", 3)
-        if len(parts) < 3:
-            continue
-        if parts[2] == "invoke":
-            stack.append(parts[1])
-        elif (parts[2] == "success" or parts[2].startswith("failed")) and stack:
-            stack.pop()
+    depth = 0
+    for i in range(at - 1, -1, -1):
+        line = logs[i]
+        last = line[-1:]
+        if last == "s":
+            if line.endswith(" success") and line.count(" ") == 2 and line.startswith("Program "):
+                depth += 1  # `Program log: ... success` has more than two spaces
+        elif last == "]" and line.startswith("Program ") and not line.startswith(_PROGRAM_OUTPUT):
+            parts = line.split(" ")
+            if len(parts) == 4 and parts[2] == "invoke":
+                if depth == 0:
+                    return parts[1]
+                depth -= 1
+    return None
+
+
+def program_data(
+    logs: Sequence[str], program: str, prefixes: frozenset[str], *, check_emitter: bool = True
+) -> Iterator[bytes]:
+    """Payloads of `Program data:` lines that `program` itself emitted and whose discriminator is wanted.
+
+    The base64 prefix filter skips other events without decoding them; the emitter check means another
+    program's event with a colliding discriminator is never taken for this one's (callers that know no
+    other event-emitting program ran may skip it). Bad base64 raises LayoutError.
+    """
+    for i, line in enumerate(logs):
+        if line.startswith(_DATA) and line[14:24] in prefixes and (not check_emitter or emitter(logs, i) == program):
+            try:
+                yield base64.b64decode(line[14:], validate=True)
+            except (binascii.Error, ValueError):
+                raise LayoutError("bad_base64", "Program data line") from None
+
+
+EVENT_PREFIXES: frozenset[str] = frozenset({b64_prefix(PUMP_CREATE_EVENT), b64_prefix(PUMP_TRADE_EVENT)})
+"""Base64 prefixes of the pump.fun events quantbot decodes."""

@@ -139,17 +139,50 @@ def decode_document(raw: bytes | str | Mapping[str, Any]) -> TxResult:
     return result
 
 
-@dataclass(slots=True)
 class Ix:
-    """One executed instruction: top level (`inner` False) or inner, with its top-level parent's program."""
+    """One executed instruction: top level (`inner` False) or inner, with its top-level parent's program.
 
-    program: str
-    accounts: list[str]
-    data: str | bytes | None
-    parsed: Any
-    top: int
-    inner: bool
-    parent_program: str
+    Accounts are resolved against the key list on first use: most instructions are never looked at.
+    """
+
+    __slots__ = ("_accounts", "_keys", "data", "inner", "parent_program", "parsed", "program", "top")
+
+    def __init__(
+        self,
+        program: str,
+        accounts: list[str | int] | list[str] | list[int],
+        keys: list[str],
+        data: str | bytes | None,
+        parsed: Any,
+        top: int,
+        inner: bool,
+        parent_program: str,
+    ) -> None:
+        self.program = program
+        self._accounts = accounts
+        self._keys = keys
+        self.data = data
+        self.parsed = parsed
+        self.top = top
+        self.inner = inner
+        self.parent_program = parent_program
+
+    @property
+    def accounts(self) -> list[str]:
+        """Account addresses. Raises LayoutError for an index outside the key list."""
+        raw = self._accounts
+        keys = self._keys
+        n = len(keys)
+        out: list[str] = []
+        for a in raw:
+            if isinstance(a, str):
+                out.append(a)
+            elif 0 <= a < n:
+                out.append(keys[a])
+            else:
+                raise LayoutError("bad_account_index", str(a))
+        self._accounts = out
+        return out
 
     def raw(self) -> bytes:
         """Instruction data bytes (base58 in json/jsonParsed). Raises LayoutError."""
@@ -159,9 +192,11 @@ class Ix:
         if isinstance(data, bytes):
             return data
         try:
-            return bytes(based58.b58decode(data.encode()))
+            decoded = bytes(based58.b58decode(data.encode()))
         except ValueError:
             raise LayoutError("bad_base58", "instruction data") from None
+        self.data = decoded
+        return decoded
 
 
 @dataclass(slots=True)
@@ -175,19 +210,8 @@ class TxView:
     signers: list[str]
     ixs: list[Ix]
     meta: Meta
-
-
-def _resolve(accounts: list[str | int], keys: list[str]) -> list[str]:
-    out: list[str] = []
-    n = len(keys)
-    for a in accounts:
-        if isinstance(a, str):
-            out.append(a)
-        elif 0 <= a < n:
-            out.append(keys[a])
-        else:
-            raise LayoutError("bad_account_index", str(a))
-    return out
+    programs: set[str]
+    """Every program id invoked (top level or inner)."""
 
 
 def _program(ix: Instruction, keys: list[str]) -> str:
@@ -207,7 +231,7 @@ def view(result: TxResult) -> TxView:
     tx = result.transaction
     loaded = meta.loaded_addresses
     extra = (loaded.writable + loaded.readonly) if loaded is not None else []
-    top: list[tuple[str, list[str], str | bytes | None, Any]] = []
+    top: list[tuple[str, list[str | int] | list[int], str | bytes | None, Any]] = []
     if isinstance(tx, Transaction):
         if not tx.signatures:
             raise LayoutError("no_signature")
@@ -228,7 +252,7 @@ def view(result: TxResult) -> TxView:
             signers = keys[:1]  # the fee payer always signs
         keys.extend(extra)
         for ix in msg.instructions:
-            top.append((_program(ix, keys), _resolve(ix.accounts, keys), ix.data, ix.parsed))
+            top.append((_program(ix, keys), ix.accounts, ix.data, ix.parsed))
     elif isinstance(tx, list) and len(tx) == 2 and tx[1] == "base64":
         try:
             vtx = VersionedTransaction.from_bytes(base64.b64decode(tx[0], validate=True))
@@ -245,7 +269,7 @@ def view(result: TxResult) -> TxView:
             pi = cix.program_id_index
             if pi >= len(keys):
                 raise LayoutError("bad_program_index", str(pi))
-            top.append((keys[pi], _resolve(list(bytes(cix.accounts)), keys), bytes(cix.data), None))
+            top.append((keys[pi], list(bytes(cix.accounts)), bytes(cix.data), None))
     else:
         raise LayoutError("unsupported_encoding", "transaction is neither an object nor [base64, 'base64']")
     if len(meta.pre_balances) != len(keys) or len(meta.post_balances) != len(keys):
@@ -255,9 +279,11 @@ def view(result: TxResult) -> TxView:
         inner.setdefault(group.index, []).extend(group.instructions)
     ixs: list[Ix] = []
     for i, (program, accounts, data, parsed) in enumerate(top):
-        ixs.append(Ix(program, accounts, data, parsed, i, False, program))
+        ixs.append(Ix(program, accounts, keys, data, parsed, i, False, program))
         for iix in inner.get(i, ()):
-            ixs.append(Ix(_program(iix, keys), _resolve(iix.accounts, keys), iix.data, iix.parsed, i, True, program))
+            pid = iix.program_id if iix.program_id is not None else _program(iix, keys)
+            ixs.append(Ix(pid, iix.accounts, keys, iix.data, iix.parsed, i, True, program))
+    programs = {ix.program for ix in ixs}
     block_time = None
     if result.block_time is not None:
         try:
@@ -274,4 +300,5 @@ def view(result: TxResult) -> TxView:
         signers=signers,
         ixs=ixs,
         meta=meta,
+        programs=programs,
     )
