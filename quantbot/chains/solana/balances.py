@@ -2,9 +2,10 @@
 
 SOL value of a wallet = its lamports + the lamports of every token account it owns (so wrapping SOL,
 paying rent for a new token account or getting it back on close moves nothing), plus the transaction
-fee when it paid it, plus plain SOL tips it sent at top level (system transfers to an account that no
-token instruction touches). Token deltas are per mint over the accounts it owns; wrapped SOL is in
-the SOL figure, not a token. A multi-hop route therefore collapses to what left and what arrived.
+fee when it paid it, plus plain SOL tips it sent at top level (system transfers to an account that
+still holds lamports afterwards, i.e. not a temporary wrapped-SOL account). Token deltas are per mint
+over the accounts it owns; wrapped SOL is in the SOL figure, not a token. A multi-hop route therefore
+collapses to what left and what arrived.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from quantbot.chains.solana.programs import (
     SOL_DECIMALS,
     SYSTEM_PROGRAM,
     SYSTEM_TRANSFER_TAG,
-    TOKEN_PROGRAMS,
 )
 from quantbot.chains.solana.txmodel import Ix, TxView
 
@@ -109,17 +109,6 @@ class Balances:
         return self.by_owner.get(wallet, set())
 
 
-def token_touched(view: TxView) -> set[str]:
-    touched: set[str] = set()
-    for ix in view.ixs:
-        if ix.program in TOKEN_PROGRAMS:
-            touched.update(ix.accounts)
-            info = ix.parsed.get("info") if isinstance(ix.parsed, dict) else None
-            if isinstance(info, dict):
-                touched.update(v for v in info.values() if isinstance(v, str))
-    return touched
-
-
 def system_transfer(ix_parsed: Any, accounts: list[str], data: bytes | None) -> tuple[str, str, int] | None:
     """(source, destination, lamports) of a System `transfer`, parsed or raw; None if it is not one."""
     if isinstance(ix_parsed, dict):
@@ -147,8 +136,12 @@ def system_transfer_of(ix: Ix) -> tuple[str, str, int] | None:
 
 
 def _tips(view: TxView, wallet: str, owned_addresses: set[str]) -> int:
+    """SOL the wallet sent at top level to other accounts that still hold it at the end of the tx.
+
+    That excludes wrapping (funding its own token accounts, listed or opened-and-closed in the tx:
+    a closed account ends with 0 lamports) and leaves tips, platform fees and payments.
+    """
     total = 0
-    touched: set[str] | None = None
     for ix in view.ixs:
         if ix.inner or ix.program != SYSTEM_PROGRAM:
             continue
@@ -156,13 +149,17 @@ def _tips(view: TxView, wallet: str, owned_addresses: set[str]) -> int:
         if t is None:
             continue
         src, dst, lamports = t
-        if src != wallet or dst == wallet or dst in owned_addresses:
-            continue
-        if touched is None:
-            touched = token_touched(view)
-        if dst not in touched:
+        if src == wallet and dst != wallet and dst not in owned_addresses and still_funded(view, dst):
             total += lamports
     return total
+
+
+def still_funded(view: TxView, address: str) -> bool:
+    """True when `address` holds lamports after the transaction (it was not a temporary account)."""
+    try:
+        return view.meta.post_balances[view.keys.index(address)] > 0
+    except ValueError:
+        return False
 
 
 def net_trades(view: TxView, balances: Balances) -> list[NetTrade]:

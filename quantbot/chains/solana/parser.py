@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from quantbot.chains.solana import launches
-from quantbot.chains.solana.balances import Balances, net_trades, system_transfer_of, token_touched
+from quantbot.chains.solana.balances import Balances, net_trades, still_funded, system_transfer_of
 from quantbot.chains.solana.layout import LayoutError
 from quantbot.chains.solana.programs import (
     AGGREGATORS,
@@ -143,7 +143,6 @@ class SolanaParser:
     def _transfers(self, tx: TxView, balances: Balances, liquidity: set[str]) -> list[Event]:
         out: list[Event] = []
         trade = not _TRADE_PROGRAMS.isdisjoint(tx.programs)
-        touched: set[str] | None = None
         for ix in tx.ixs:
             if ix.inner and trade:
                 continue  # a leg of the trade, which the Swap reports
@@ -153,11 +152,8 @@ class SolanaParser:
                     continue
                 src, dst, amount = t
                 dst_account = balances.accounts.get(dst)
-                if dst_account is None:
-                    if touched is None:
-                        touched = token_touched(tx)
-                    if dst in touched:
-                        continue  # funding a token account opened and closed in this tx (wrapping SOL)
+                if dst_account is None and not still_funded(tx, dst):
+                    continue  # funding a temporary account closed again in this tx (wrapping SOL)
                 dst_owner = dst_account.owner if dst_account is not None else dst
                 mint, decimals = NATIVE_MINT, SOL_DECIMALS
                 src_owner = src
