@@ -10,6 +10,7 @@ import re
 import struct
 from typing import Final
 
+import msgspec
 from solders.pubkey import Pubkey
 
 MAX_STRING: Final = 1024
@@ -30,6 +31,18 @@ class LayoutError(ValueError):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+
+
+class DecodeError(ValueError):
+    """An account's data is not what the decoder reads; `reason` is a short stable label for counters."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+class Frozen(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of the decoded account structs."""
 
 
 def pubkey_str(raw: bytes) -> str:
