@@ -26,6 +26,7 @@ from quantbot.chains.solana.accounts import (
     decode_token_account,
     mint_from_parsed,
 )
+from quantbot.chains.solana.pools import PUMPSWAP_POOL_ACCOUNT
 from quantbot.chains.solana.programs import (
     METAPLEX_METADATA_PROGRAM,
     NATIVE_MINT,
@@ -33,7 +34,6 @@ from quantbot.chains.solana.programs import (
     TOKEN_2022_PROGRAM,
     TOKEN_PROGRAM,
 )
-from quantbot.chains.solana.pools import PUMPSWAP_POOL_ACCOUNT
 
 
 def load(folder: Path, name: str) -> dict[str, Any]:
