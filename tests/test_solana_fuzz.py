@@ -38,6 +38,7 @@ from quantbot.events import Event, PumpTrade, Swap, Transfer, encode
 from .test_solana_parser import TRANSACTIONS
 
 EXAMPLES = int(os.environ.get("QUANTBOT_FUZZ_EXAMPLES") or (10_000 if os.environ.get("CI") == "true" else 300))
+pytestmark = pytest.mark.timeout(max(120, EXAMPLES // 20))  # the suite's 120 s default fits ~2000 examples
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
