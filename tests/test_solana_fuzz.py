@@ -9,6 +9,7 @@ import base64
 import json
 import logging
 import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,54 @@ def test_fuzz_byte_mangled_transactions_never_raise(data: st.DataObject) -> None
         raw[at : at + data.draw(st.integers(0, 8))] = data.draw(st.binary(max_size=8))
     parser = SolanaParser()
     _check(parser.parse_transaction(bytes(raw)), parser)
+
+
+NASTY: list[Any] = [
+    None, True, 0, -1, 2**63, 2**64, -(2**63) - 1, 10**30, 1.5, "", "x", "\x00", "\u202e", "9" * 40,
+    [], {}, [0], {"a": 1}, "legacy", "base64", ["AAAA", "base64"], "11111111111111111111111111111111",
+]  # fmt: skip
+
+
+def _random_value(rng: random.Random) -> Any:
+    pick = rng.random()
+    if pick < 0.6:
+        return rng.choice(NASTY)
+    if pick < 0.8:
+        return rng.randint(-(2**65), 2**65)
+    return "".join(chr(rng.randint(0, 0x2FF)) for _ in range(rng.randint(0, 20)))
+
+
+def _mutate(doc: Any, paths: list[tuple[Any, ...]], rng: random.Random) -> Any:
+    for _ in range(rng.randint(1, 5)):
+        path = rng.choice(paths)
+        if not _exists(doc, path):
+            continue
+        if path and rng.random() < 0.3:
+            doc = _replace(doc, path, None, delete=True)
+        else:
+            doc = _replace(doc, path, _random_value(rng), delete=False)
+    return doc
+
+
+@needs_fixtures
+@FUZZ
+@given(seed=st.integers(0, 2**64 - 1))
+def test_fuzz_seeded_transaction_mutations_never_raise(seed: int) -> None:
+    """Cheap per example (the mutations come from a seeded PRNG), so it scales to a million runs."""
+    rng = random.Random(seed)
+    i = rng.randrange(len(DOCS))
+    doc = _mutate(DOCS[i], PATHS[i], rng)
+    parser = SolanaParser()
+    raw: Any = doc
+    mode = rng.random()
+    if mode < 0.4:
+        raw = msgspec.json.encode(doc)
+    elif mode < 0.55:
+        mangled = bytearray(msgspec.json.encode(doc))
+        at = rng.randrange(len(mangled))
+        mangled[at : at + rng.randint(0, 6)] = rng.randbytes(rng.randint(0, 6))
+        raw = bytes(mangled)
+    _check(parser.parse_transaction(raw), parser)
 
 
 @FUZZ
