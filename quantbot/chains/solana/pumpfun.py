@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
+import operator
 import struct
 from collections.abc import Iterator, Sequence
 
@@ -139,6 +141,8 @@ def _flag(value: int) -> bool:
 
 
 _TRADE_FIXED = struct.Struct("<32sQQB32sqQQQQ")
+_TRADE_FEES = struct.Struct("<32sQQ32sQQ")
+_QUOTE_TAIL = struct.Struct("<32sQQQ")
 
 
 def decode_trade_event(body: bytes) -> TradeEvent:
@@ -160,29 +164,33 @@ def decode_trade_event(body: bytes) -> TradeEvent:
         "real_sol_reserves": rsol,
         "real_token_reserves": rtok,
     }
-    r = Reader(body, _TRADE_FIXED.size)
-    if r.remaining >= 112:
-        fields["fee_recipient"] = r.pubkey()
-        fields["fee_basis_points"] = r.u64()
-        fields["fee"] = r.u64()
-        fields["creator"] = r.pubkey()
-        fields["creator_fee_basis_points"] = r.u64()
-        fields["creator_fee"] = r.u64()
-    if r.remaining >= 33:  # track_volume, total_unclaimed/claimed_tokens, current_sol_volume, last_update_timestamp
-        r.raw(33)
-    if r.remaining >= 4:
+    at, n = _TRADE_FIXED.size, len(body)
+    if n - at >= _TRADE_FEES.size:
+        recipient, fields["fee_basis_points"], fields["fee"], creator, fields["creator_fee_basis_points"], fee = (
+            _TRADE_FEES.unpack_from(body, at)
+        )
+        fields["fee_recipient"], fields["creator"], fields["creator_fee"] = (
+            pubkey_str(recipient),
+            pubkey_str(creator),
+            fee,
+        )
+        at += _TRADE_FEES.size
+    if n - at >= 33:  # track_volume, total_unclaimed/claimed_tokens, current_sol_volume, last_update_timestamp
+        at += 33
+    if n - at >= 4:
+        r = Reader(body, at)
         fields["ix_name"] = r.string(max_len=64)
-    if r.remaining >= 37:  # mayhem_mode, cashback bps/amount, buyback bps/amount
-        r.raw(33)
-        count = r.u32()
+        at = r.offset
+    if n - at >= 37:  # mayhem_mode, cashback bps/amount, buyback bps/amount, then the shareholders vec
+        count = int.from_bytes(body[at + 33 : at + 37], "little")
         if count > _MAX_SHAREHOLDERS:
             raise LayoutError("bad_length", f"{count} shareholders")
-        r.raw(count * _SHAREHOLDER_SIZE)
-        if r.remaining >= 56:
-            fields["quote_mint"] = r.pubkey()
-            fields["quote_amount"] = r.u64()
-            fields["virtual_quote_reserves"] = r.u64()
-            fields["real_quote_reserves"] = r.u64()
+        at += 37 + count * _SHAREHOLDER_SIZE
+        if n - at >= _QUOTE_TAIL.size:
+            quote, fields["quote_amount"], fields["virtual_quote_reserves"], fields["real_quote_reserves"] = (
+                _QUOTE_TAIL.unpack_from(body, at)
+            )
+            fields["quote_mint"] = pubkey_str(quote)
     return TradeEvent(**fields)  # type: ignore[arg-type]
 
 
@@ -240,12 +248,17 @@ def program_data(
     program's event with a colliding discriminator is never taken for this one's (callers that know no
     other event-emitting program ran may skip it). Bad base64 raises LayoutError.
     """
-    for i, line in enumerate(logs):
-        if line.startswith(_DATA) and line[14:24] in prefixes and (not check_emitter or emitter(logs, i) == program):
+    for i in itertools.compress(itertools.count(), map(_is_data, logs)):
+        line = logs[i]
+        if line[14:24] in prefixes and (not check_emitter or emitter(logs, i) == program):
             try:
                 yield base64.b64decode(line[14:], validate=True)
             except (binascii.Error, ValueError):
                 raise LayoutError("bad_base64", "Program data line") from None
+
+
+_is_data = operator.methodcaller("startswith", _DATA)
+"""C-level prefix test: the scan over every log line is the hot loop."""
 
 
 EVENT_PREFIXES: frozenset[str] = frozenset({b64_prefix(PUMP_CREATE_EVENT), b64_prefix(PUMP_TRADE_EVENT)})

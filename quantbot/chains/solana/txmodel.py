@@ -139,39 +139,27 @@ def decode_document(raw: bytes | str | Mapping[str, Any]) -> TxResult:
     return result
 
 
-class Ix:
+class Ix(msgspec.Struct):
     """One executed instruction: top level (`inner` False) or inner, with its top-level parent's program.
 
     Accounts are resolved against the key list on first use: most instructions are never looked at.
+    (A msgspec Struct because building one is C-fast; there are dozens per transaction.)
     """
 
-    __slots__ = ("_accounts", "_keys", "data", "inner", "parent_program", "parsed", "program", "top")
-
-    def __init__(
-        self,
-        program: str,
-        accounts: list[str | int] | list[str] | list[int],
-        keys: list[str],
-        data: str | bytes | None,
-        parsed: Any,
-        top: int,
-        inner: bool,
-        parent_program: str,
-    ) -> None:
-        self.program = program
-        self._accounts = accounts
-        self._keys = keys
-        self.data = data
-        self.parsed = parsed
-        self.top = top
-        self.inner = inner
-        self.parent_program = parent_program
+    program: str
+    raw_accounts: list[str | int] | list[str] | list[int]
+    keys: list[str]
+    data: str | bytes | None
+    parsed: Any
+    top: int
+    inner: bool
+    parent_program: str
 
     @property
     def accounts(self) -> list[str]:
         """Account addresses. Raises LayoutError for an index outside the key list."""
-        raw = self._accounts
-        keys = self._keys
+        raw = self.raw_accounts
+        keys = self.keys
         n = len(keys)
         out: list[str] = []
         for a in raw:
@@ -181,7 +169,7 @@ class Ix:
                 out.append(keys[a])
             else:
                 raise LayoutError("bad_account_index", str(a))
-        self._accounts = out
+        self.raw_accounts = out
         return out
 
     def raw(self) -> bytes:
