@@ -325,7 +325,7 @@ def _parsed_mint_fields(value: Mapping[str, Any]) -> dict[str, Any]:
         raise DecodeError("not_a_mint", f"parsed type {parsed.get('type')!r}")
     info = parsed["info"]
     supply = info["supply"]
-    if not isinstance(supply, str) or not supply.isdigit() or len(supply) > 24:
+    if not isinstance(supply, str) or not (supply.isascii() and supply.isdigit()) or len(supply) > 24:
         raise DecodeError("garbage", "supply")
     fields: dict[str, Any] = {
         "program": value.get("owner") or TOKEN_PROGRAM,

@@ -56,7 +56,7 @@ class NetTrade:
 class Balances:
     """Token balances of one transaction, indexed by account index, by owner and (lazily) by address."""
 
-    __slots__ = ("_accounts", "_decimals", "by_owner", "post", "pre", "view")
+    __slots__ = ("_decimals", "by_owner", "post", "pre", "view")
 
     def __init__(self, view: TxView) -> None:
         self.view = view
@@ -71,28 +71,27 @@ class Balances:
                     raise LayoutError("bad_account_index", f"token balance index {i}")
                 ui = tb.ui_token_amount
                 raw = ui.amount
-                if not raw.isdigit() or len(raw) > 24:
+                if not (raw.isascii() and raw.isdigit()) or len(raw) > 24:
                     raise LayoutError("bad_token_amount", raw[:40])
+                if not 0 <= ui.decimals <= 255:
+                    raise LayoutError("bad_decimals", str(ui.decimals))
                 table[i] = (tb.mint, tb.owner, int(raw), ui.decimals)
                 by_owner.setdefault(tb.owner, set()).add(i)
             tables.append(table)
         self.pre, self.post = tables
         self.by_owner = by_owner
-        self._accounts: dict[str, TokenAccount] | None = None
         self._decimals: dict[str, int] | None = None
 
-    @property
-    def accounts(self) -> dict[str, TokenAccount]:
-        """Token account address -> (owner, mint, decimals)."""
-        if self._accounts is None:
-            keys = self.view.keys
-            self._accounts = {
-                keys[i]: TokenAccount(owner, mint, decimals)
-                for table in (self.pre, self.post)
-                for i, (mint, owner, _, decimals) in table.items()
-                if owner is not None
-            }
-        return self._accounts
+    def account(self, address: str) -> TokenAccount | None:
+        """The token account at `address` (owner, mint, decimals), if the balances list it with an owner."""
+        try:
+            i = self.view.keys.index(address)
+        except ValueError:
+            return None
+        row = self.post.get(i) or self.pre.get(i)
+        if row is None or row[1] is None:
+            return None
+        return TokenAccount(row[1], row[0], row[3])
 
     @property
     def decimals(self) -> dict[str, int]:

@@ -87,7 +87,7 @@ class SolanaParser:
         except LayoutError as exc:
             self._reject(exc.reason, str(exc))
             return []
-        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
             self._reject("malformed", repr(exc))
             return []
         if tx.err is not None:
@@ -95,15 +95,14 @@ class SolanaParser:
             return []
         try:
             balances = Balances(tx)
-        except LayoutError as exc:
-            self._reject(exc.reason, str(exc), tx.signature)
-            return []
-        events: list[Event] = []
-        try:
             pools = list(launches.pool_launches(tx, balances.decimals))
         except LayoutError as exc:
             self._reject(exc.reason, str(exc), tx.signature)
-            pools = []
+            return []
+        except (ValueError, TypeError, KeyError, IndexError, ArithmeticError) as exc:
+            self._reject("malformed", repr(exc), tx.signature)
+            return []
+        events: list[Event] = []
         # A pool creator's deposit (both sides in, LP tokens out) is liquidity, not a trade.
         liquidity = {p.creator for p in pools}
         for step in (self._swaps, self._transfers, self._pump_events):
@@ -111,7 +110,7 @@ class SolanaParser:
                 events.extend(step(tx, balances, liquidity))
             except LayoutError as exc:
                 self._reject(exc.reason, str(exc), tx.signature)
-            except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+            except (ValueError, TypeError, KeyError, IndexError, ArithmeticError) as exc:
                 self._reject("malformed", repr(exc), tx.signature)
         events.extend(pools)
         return events
@@ -151,7 +150,7 @@ class SolanaParser:
                 if t is None:
                     continue
                 src, dst, amount = t
-                dst_account = balances.accounts.get(dst)
+                dst_account = balances.account(dst)
                 if dst_account is None and not still_funded(tx, dst):
                     continue  # funding a temporary account closed again in this tx (wrapping SOL)
                 dst_owner = dst_account.owner if dst_account is not None else dst
@@ -162,7 +161,7 @@ class SolanaParser:
                 if tt is None:
                     continue
                 src, dst, amount, mint_hint, decimals_hint = tt
-                src_acc, dst_acc = balances.accounts.get(src), balances.accounts.get(dst)
+                src_acc, dst_acc = balances.account(src), balances.account(dst)
                 if src_acc is None or dst_acc is None:
                     self.skipped["transfer_unresolved_owner"] += 1
                     continue
@@ -289,11 +288,17 @@ def _token_transfer(ix: Ix) -> tuple[str, str, int, str | None, int | None] | No
             if not isinstance(ta, dict):
                 raise LayoutError("bad_parsed", "transferChecked without tokenAmount")
             amount_raw, mint, decimals = ta.get("amount"), info.get("mint"), ta.get("decimals")
-        if not (isinstance(src, str) and isinstance(dst, str) and isinstance(amount_raw, str) and amount_raw.isdigit()):
+        if not (
+            isinstance(src, str)
+            and isinstance(dst, str)
+            and isinstance(amount_raw, str)
+            and amount_raw.isascii()
+            and amount_raw.isdigit()
+        ):
             raise LayoutError("bad_parsed", "token transfer fields")
         if mint is not None and not isinstance(mint, str):
             raise LayoutError("bad_parsed", "token transfer mint")
-        if decimals is not None and type(decimals) is not int:
+        if decimals is not None and (type(decimals) is not int or not 0 <= decimals <= 255):
             raise LayoutError("bad_parsed", "token transfer decimals")
         return src, dst, int(amount_raw[:24]), mint, decimals
     if parsed is not None:
