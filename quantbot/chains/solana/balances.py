@@ -203,6 +203,9 @@ def _pick(wallet: str, deltas: dict[str, int], decimals: dict[str, int], fee: in
         return None  # nothing traded, or several in and several out: not one trade we can name
 
     def best(side: dict[str, int]) -> Leg:
+        if len(side) == 1:
+            ((mint, amount),) = side.items()
+            return Leg(mint, amount, decimals.get(mint))
         quotes = [m for m in side if m in QUOTE_MINTS]
         if quotes:
             mint = max(quotes, key=lambda m: side[m] / 10 ** decimals.get(m, SOL_DECIMALS))

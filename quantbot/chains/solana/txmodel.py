@@ -225,15 +225,9 @@ def view(result: TxResult) -> TxView:
             raise LayoutError("no_signature")
         signature = tx.signatures[0]
         msg = tx.message
-        keys: list[str] = []
-        signers: list[str] = []
-        for k in msg.account_keys:
-            if isinstance(k, str):
-                keys.append(k)
-            else:
-                keys.append(k.pubkey)
-                if k.signer:
-                    signers.append(k.pubkey)
+        raw_keys = msg.account_keys
+        keys = [k if isinstance(k, str) else k.pubkey for k in raw_keys]
+        signers = [k.pubkey for k in raw_keys if not isinstance(k, str) and k.signer]
         if msg.header is not None:
             signers = keys[: msg.header.num_required_signatures]
         elif not signers and keys:
