@@ -371,3 +371,54 @@ def test_control_characters_in_a_token_name_drop_the_launch_with_a_reason(
     events = parser.parse_logs(signature="s", slot=1, logs=logs)
     assert [type(e) for e in events] == [PumpTrade]
     assert parser.rejected == {"pump_event_bad_string": 1}
+
+
+def _pool_instruction(doc: dict[str, Any], program: str, accounts: list[str], data: bytes) -> dict[str, Any]:
+    """The recorded Raydium initialize2 transaction with its pool instruction swapped for another program's."""
+    import based58
+
+    ixs = doc["result"]["transaction"]["message"]["instructions"]
+    i = next(n for n, ix in enumerate(ixs) if ix.get("programId") == "675kPX9MHTjS2zt1qfr1NYHuzeLXfQM9H24wFSUt1Mp8")
+    ixs[i] = {"programId": program, "accounts": accounts, "data": based58.b58encode(data).decode(), "stackHeight": None}
+    return doc
+
+
+def test_pumpswap_create_pool_is_a_launch_with_its_seed_amounts(solana_fixtures: Path, parser: SolanaParser) -> None:
+    """Account order and args from the pump_amm IDL (pool, global_config, creator, base_mint, quote_mint...)."""
+    doc = load(solana_fixtures, "raydium_v4_initialize2_gettransaction_jsonparsed.json")
+    mint = "6Ed5YTw9AoUhr5VcsjZdGHqpdruqgCaZcLv7WU6npump"
+    creator = "39azUYFWPz3VHgKCf3VChUwbpURdCHRxjWVowf5jUJjg"
+    pool = "6DrWmJAVcCLUTHzgdMoKroZCwdcS8sodLgctiBqvyys6"
+    data = bytes.fromhex("e992d18ecf6840bc") + (0).to_bytes(2, "little")
+    data += (206_900_000_000_000).to_bytes(8, "little") + (84_990_359_954).to_bytes(8, "little") + bytes(32)
+    accounts = [pool, "ADyA8hdefvWN2dbGGWFotbzWxrAvLW83WG6QCVXvJKqw", creator, mint, NATIVE_MINT]
+    events = parser.parse_transaction(
+        _pool_instruction(doc, "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA", accounts, data)
+    )
+    [launch] = of_type(events, TokenLaunch)
+    assert (launch.source, launch.pool, launch.creator) == ("PumpSwap", pool, creator)
+    assert (launch.mint, launch.quote_mint) == (mint, NATIVE_MINT)
+    assert (launch.base_amount, launch.quote_amount, launch.decimals) == (206_900_000_000_000, 84_990_359_954, 6)
+    assert not parser.rejected
+
+
+def test_raydium_cpmm_initialize_with_sol_as_token0_launches_token1(
+    solana_fixtures: Path, parser: SolanaParser
+) -> None:
+    doc = load(solana_fixtures, "raydium_v4_initialize2_gettransaction_jsonparsed.json")
+    mint, creator = "6Ed5YTw9AoUhr5VcsjZdGHqpdruqgCaZcLv7WU6npump", "39azUYFWPz3VHgKCf3VChUwbpURdCHRxjWVowf5jUJjg"
+    pool = "6DrWmJAVcCLUTHzgdMoKroZCwdcS8sodLgctiBqvyys6"
+    data = bytes.fromhex("afaf6d1f0d989bed") + (5_000_000_000).to_bytes(8, "little")
+    data += (1_000_000_000_000).to_bytes(8, "little") + (0).to_bytes(8, "little")
+    accounts = [creator, "D4FPEruKEHrG5TenZ2mpDGEfu1iUvTiqBxvpU8HLBvC2", "GpMZbSM2GgvTKHJirzeGfMFoaZ8UR2X7F4v8vHTvxFbL"]
+    accounts += [pool, NATIVE_MINT, mint]
+    events = parser.parse_transaction(
+        _pool_instruction(doc, "CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C", accounts, data)
+    )
+    [launch] = of_type(events, TokenLaunch)
+    assert (launch.source, launch.pool, launch.creator, launch.mint) == ("Raydium CPMM", pool, creator, mint)
+    assert (launch.base_amount, launch.quote_amount, launch.quote_mint) == (
+        1_000_000_000_000,
+        5_000_000_000,
+        NATIVE_MINT,
+    )
