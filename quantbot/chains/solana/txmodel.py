@@ -25,7 +25,7 @@ MAX_TX_BYTES = 4 * 1024 * 1024
 """A getTransaction response larger than this is refused before decoding (real ones are < 100 KiB)."""
 
 
-class _S(msgspec.Struct, rename="camel"):
+class _S(msgspec.Struct, rename="camel", gc=False):
     pass
 
 
@@ -139,7 +139,7 @@ def decode_document(raw: bytes | str | Mapping[str, Any]) -> TxResult:
     return result
 
 
-class Ix(msgspec.Struct):
+class Ix(msgspec.Struct, gc=False):
     """One executed instruction: top level (`inner` False) or inner, with its top-level parent's program.
 
     Accounts are resolved against the key list on first use: most instructions are never looked at.
