@@ -97,10 +97,8 @@ class Balances:
     def decimals(self) -> dict[str, int]:
         """Mint -> decimals, from the token balances (and the well-known quote mints)."""
         if self._decimals is None:
-            decimals = dict(KNOWN_DECIMALS)
-            for table in (self.pre, self.post):
-                for mint, _, _, d in table.values():
-                    decimals.setdefault(mint, d)
+            decimals = {row[0]: row[3] for table in (self.post, self.pre) for row in table.values()}
+            decimals.update(KNOWN_DECIMALS)
             self._decimals = decimals
         return self._decimals
 

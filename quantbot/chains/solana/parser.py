@@ -95,7 +95,7 @@ class SolanaParser:
             return []
         try:
             balances = Balances(tx)
-            pools = list(launches.pool_launches(tx, balances.decimals))
+            pools = list(launches.pool_launches(tx, balances))
         except LayoutError as exc:
             self._reject(exc.reason, str(exc), tx.signature)
             return []
