@@ -76,7 +76,10 @@ class SolanaParser:
 
     def _reject(self, reason: str, detail: str = "", signature: str = "") -> None:
         self.rejected[reason] += 1
-        log.warning("solana.parse_rejected", reason=reason, detail=detail[:200], signature=signature)
+        # ascii(): hostile strings (control characters, bidi overrides) must not reach the log verbatim
+        log.warning(
+            "solana.parse_rejected", reason=reason, detail=ascii(detail[:200]), signature=ascii(signature[:100])
+        )
 
     # --- getTransaction -------------------------------------------------------------------------
 
