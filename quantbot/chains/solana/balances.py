@@ -66,16 +66,11 @@ class Balances:
         for rows in (view.meta.pre_token_balances, view.meta.post_token_balances):
             table: dict[int, tuple[str, str | None, int, int]] = {}
             for tb in rows or ():
-                i = tb.account_index
-                if not 0 <= i < n:
+                i = tb.account_index  # amount digits, decimals range: checked while decoding
+                if i >= n:
                     raise LayoutError("bad_account_index", f"token balance index {i}")
                 ui = tb.ui_token_amount
-                raw = ui.amount
-                if not (raw.isascii() and raw.isdigit()) or len(raw) > 24:
-                    raise LayoutError("bad_token_amount", raw[:40])
-                if not 0 <= ui.decimals <= 255:
-                    raise LayoutError("bad_decimals", str(ui.decimals))
-                table[i] = (tb.mint, tb.owner, int(raw), ui.decimals)
+                table[i] = (tb.mint, tb.owner, int(ui.amount), ui.decimals)
                 by_owner.setdefault(tb.owner, set()).add(i)
             tables.append(table)
         self.pre, self.post = tables

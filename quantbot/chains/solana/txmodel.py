@@ -13,7 +13,7 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import based58
 import msgspec
@@ -29,13 +29,19 @@ class _S(msgspec.Struct, rename="camel", gc=False):
     pass
 
 
+Amount = Annotated[str, msgspec.Meta(pattern="^[0-9]{1,24}$")]
+"""A raw token amount: ASCII digits (u64 fits in 20; a little headroom), checked while decoding."""
+Decimals = Annotated[int, msgspec.Meta(ge=0, le=255)]
+Lamports = Annotated[int, msgspec.Meta(ge=0)]
+
+
 class UiTokenAmount(_S):
-    amount: str
-    decimals: int
+    amount: Amount
+    decimals: Decimals
 
 
 class TokenBalance(_S):
-    account_index: int
+    account_index: Annotated[int, msgspec.Meta(ge=0)]
     mint: str
     ui_token_amount: UiTokenAmount
     owner: str | None = None
@@ -64,9 +70,9 @@ class LoadedAddresses(_S):
 
 class Meta(_S):
     err: Any = None
-    fee: int = 0
-    pre_balances: list[int] = []
-    post_balances: list[int] = []
+    fee: Lamports = 0
+    pre_balances: list[Lamports] = []
+    post_balances: list[Lamports] = []
     inner_instructions: list[InnerGroup] | None = None
     log_messages: list[str] | None = None
     pre_token_balances: list[TokenBalance] | None = None
