@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import based58
 import msgspec
@@ -208,6 +209,9 @@ class TxView:
     """Every program id invoked (top level or inner)."""
 
 
+_PUBKEY = operator.attrgetter("pubkey")
+
+
 def _program(ix: Instruction, keys: list[str]) -> str:
     if ix.program_id is not None:
         return ix.program_id
@@ -232,8 +236,19 @@ def view(result: TxResult) -> TxView:
         signature = tx.signatures[0]
         msg = tx.message
         raw_keys = msg.account_keys
-        keys = [k if isinstance(k, str) else k.pubkey for k in raw_keys]
-        signers = [k.pubkey for k in raw_keys if not isinstance(k, str) and k.signer]
+        kinds = set(map(type, raw_keys))
+        signers: list[str] = []
+        keys: list[str]
+        if kinds == {AccountKey}:  # jsonParsed: objects; signers come first (the message format puts them there)
+            keys = list(map(_PUBKEY, raw_keys))
+            for k in raw_keys:
+                if not k.signer:  # type: ignore[union-attr]
+                    break
+                signers.append(k.pubkey)  # type: ignore[union-attr]
+        elif kinds <= {str}:  # json: plain addresses
+            keys = cast(list[str], list(raw_keys))
+        else:
+            raise LayoutError("mixed_account_keys", "accountKeys mixes strings and objects")
         if msg.header is not None:
             signers = keys[: msg.header.num_required_signatures]
         elif not signers and keys:
@@ -250,7 +265,7 @@ def view(result: TxResult) -> TxView:
             raise LayoutError("no_signature")
         signature = str(vtx.signatures[0])
         vmsg = vtx.message
-        keys = [str(k) for k in vmsg.account_keys]
+        keys = list(map(str, vmsg.account_keys))
         signers = keys[: vmsg.header.num_required_signatures]
         keys.extend(extra)
         for cix in vmsg.instructions:
