@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from quantbot.chains.solana.parser import SolanaParser
 from quantbot.chains.solana.programs import NATIVE_MINT, PUMP_FUN_PROGRAM, TOKEN_2022_PROGRAM, USDC_MINT
@@ -443,3 +445,15 @@ def test_parse_logs_matches_the_pump_events_of_the_full_transaction(
     strip = {"tx": "sig", "slot": 7, "block_time": None}
     assert from_logs == [msgspec.structs.replace(e, **strip) for e in from_tx]
     assert not parser.rejected
+
+
+@given(lamports=st.integers(0, 2**64 - 1), decimals=st.integers(0, 255))
+def test_base58_shortcuts_hold_for_every_amount(lamports: int, decimals: int) -> None:
+    """The parser skips decoding instructions whose base58 data cannot be a transfer; never a real one."""
+    import based58
+
+    amount = lamports.to_bytes(8, "little")
+    system = based58.b58encode(bytes([2, 0, 0, 0]) + amount).decode()
+    assert len(system) == 16 and system.startswith("3Bxs")
+    assert len(based58.b58encode(bytes([3]) + amount)) == 12
+    assert len(based58.b58encode(bytes([12]) + amount + bytes([decimals]))) == 13

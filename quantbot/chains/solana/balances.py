@@ -25,8 +25,9 @@ from quantbot.chains.solana.programs import (
 from quantbot.chains.solana.txmodel import Ix, TxView
 
 _TRANSFER_TAG = SYSTEM_TRANSFER_TAG.to_bytes(4, "little")
-_MAX_TRANSFER_B58 = 17
-"""A System transfer's 12 data bytes are at most 17 base58 characters."""
+_TRANSFER_B58_PREFIX = "3Bxs"
+"""Every System transfer's data (u32 2 + u64) is 16 base58 characters starting with this (checked over
+the whole u64 range), so other instructions are ruled out without decoding them."""
 SOL_DUST = 10_000_000
 """|SOL change| below 0.01 SOL on a side that also moved a token is account rent or fees, not the trade."""
 
@@ -122,8 +123,13 @@ def system_transfer(ix_parsed: Any, accounts: list[str], data: bytes | None) -> 
 
 def system_transfer_of(ix: Ix) -> tuple[str, str, int] | None:
     """`system_transfer` for an instruction, skipping the base58 decode when the data cannot be one."""
-    if ix.parsed is None and (not isinstance(ix.data, str | bytes) or len(ix.data) > _MAX_TRANSFER_B58):
-        return None
+    if ix.parsed is None:
+        data = ix.data
+        if isinstance(data, str):
+            if len(data) != 16 or not data.startswith(_TRANSFER_B58_PREFIX):
+                return None
+        elif not isinstance(data, bytes) or len(data) != 12:
+            return None
     return system_transfer(ix.parsed, ix.accounts, None if ix.parsed is not None else ix.raw())
 
 
