@@ -166,16 +166,15 @@ class Ix(msgspec.Struct, gc=False):
     def accounts(self) -> list[str]:
         """Account addresses. Raises LayoutError for an index outside the key list."""
         raw = self.raw_accounts
-        keys = self.keys
-        n = len(keys)
-        out: list[str] = []
-        for a in raw:
-            if isinstance(a, str):
-                out.append(a)
-            elif 0 <= a < n:
-                out.append(keys[a])
-            else:
-                raise LayoutError("bad_account_index", str(a))
+        if not raw:
+            return []
+        kinds = set(map(type, raw))
+        if kinds == {str}:
+            return cast(list[str], raw)  # jsonParsed: already addresses
+        indices = cast(list[int], raw)
+        if kinds != {int} or min(indices) < 0 or max(indices) >= len(self.keys):
+            raise LayoutError("bad_account_index", "instruction account index outside the key list")
+        out = list(map(self.keys.__getitem__, indices))
         self.raw_accounts = out
         return out
 
@@ -254,8 +253,7 @@ def view(result: TxResult) -> TxView:
         elif not signers and keys:
             signers = keys[:1]  # the fee payer always signs
         keys.extend(extra)
-        for ix in msg.instructions:
-            top.append((_program(ix, keys), ix.accounts, ix.data, ix.parsed))
+        top = [(_program(ix, keys), ix.accounts, ix.data, ix.parsed) for ix in msg.instructions]
     elif isinstance(tx, list) and len(tx) == 2 and tx[1] == "base64":
         try:
             vtx = VersionedTransaction.from_bytes(base64.b64decode(tx[0], validate=True))
@@ -283,9 +281,9 @@ def view(result: TxResult) -> TxView:
     ixs: list[Ix] = []
     for i, (program, accounts, data, parsed) in enumerate(top):
         ixs.append(Ix(program, accounts, keys, data, parsed, i, False, program))
-        for iix in inner.get(i, ()):
-            pid = iix.program_id if iix.program_id is not None else _program(iix, keys)
-            ixs.append(Ix(pid, iix.accounts, keys, iix.data, iix.parsed, i, True, program))
+        nested = inner.get(i)
+        if nested:
+            ixs.extend([Ix(_program(x, keys), x.accounts, keys, x.data, x.parsed, i, True, program) for x in nested])
     programs = {ix.program for ix in ixs}
     block_time = None
     if result.block_time is not None:
