@@ -253,7 +253,7 @@ def view(result: TxResult) -> TxView:
         elif not signers and keys:
             signers = keys[:1]  # the fee payer always signs
         keys.extend(extra)
-        top = [(_program(ix, keys), ix.accounts, ix.data, ix.parsed) for ix in msg.instructions]
+        top = [(ix.program_id or _program(ix, keys), ix.accounts, ix.data, ix.parsed) for ix in msg.instructions]
     elif isinstance(tx, list) and len(tx) == 2 and tx[1] == "base64":
         try:
             vtx = VersionedTransaction.from_bytes(base64.b64decode(tx[0], validate=True))
@@ -283,7 +283,12 @@ def view(result: TxResult) -> TxView:
         ixs.append(Ix(program, accounts, keys, data, parsed, i, False, program))
         nested = inner.get(i)
         if nested:
-            ixs.extend([Ix(_program(x, keys), x.accounts, keys, x.data, x.parsed, i, True, program) for x in nested])
+            ixs.extend(
+                [
+                    Ix(x.program_id or _program(x, keys), x.accounts, keys, x.data, x.parsed, i, True, program)
+                    for x in nested
+                ]
+            )
     programs = {ix.program for ix in ixs}
     block_time = None
     if result.block_time is not None:
