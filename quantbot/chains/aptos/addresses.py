@@ -136,6 +136,14 @@ def normalize_type(value: str) -> str:
     return _format_type(value, short=False, depth=0)
 
 
+def canonical_type(value: str) -> str:
+    """`normalize_type`, or the value unchanged when it is not a Move type (an unknown event stays unknown)."""
+    try:
+        return normalize_type(value)
+    except AddressError:
+        return value
+
+
 def short_type(value: str) -> str:
     """The type string with addresses in the REST API's short form (input of the paired-FA hash)."""
     return _format_type(value, short=True, depth=0)

@@ -2,10 +2,11 @@
 
 The watcher follows `/v1/transactions` (every transaction on chain) and keeps only those touching a
 watched wallet. Candidates are: the sender, the fee payer, secondary signers, the accounts of v1
-event handles, the `account` of coin module events, the `store_owner`/`owner` of stablecoin and
-store-deletion events, and the owners of fungible stores written by the transaction (`ObjectCore`
-next to a `FungibleStore`) and of written `CoinStore`s. Each candidate is normalised (cached) and
-looked up in a set: O(1) per candidate, whatever the number of watched wallets.
+event handles, any event's `account`/`store_owner`/`owner` field (coin module events, USDC's
+stablecoin events, store deletions; a superset is harmless in a pre-filter), the owners of fungible
+stores the transaction wrote (`ObjectCore` next to a `FungibleStore`) and of written `CoinStore`s.
+Each candidate is normalised (cached) and looked up in a set: O(1) per candidate, whatever the
+number of watched wallets.
 """
 
 from __future__ import annotations
@@ -13,17 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from quantbot.chains.aptos.addresses import is_address, normalize_address
+from quantbot.chains.aptos.addresses import canonical_type, is_address, normalize_address
 
 _NO_ACCOUNT = "0x0"
 _DATA_OWNER_KEYS = ("account", "store_owner", "owner")
-_OWNER_EVENTS = frozenset(
-    {
-        "0x1::coin::CoinWithdraw",
-        "0x1::coin::CoinDeposit",
-        "0x1::fungible_asset::FungibleStoreDeletion",
-    }
-)
 
 
 def _candidates(tx: Mapping[str, Any]) -> Iterator[Any]:
@@ -44,11 +38,11 @@ def _candidates(tx: Mapping[str, Any]) -> Iterator[Any]:
                 account = guid.get("account_address")
                 if account != _NO_ACCOUNT:
                     yield account
-            kind = event.get("type")
             data = event.get("data")
-            if isinstance(data, Mapping) and (kind in _OWNER_EVENTS or "store_owner" in data):
+            if isinstance(data, Mapping):
                 for key in _DATA_OWNER_KEYS:
-                    yield data.get(key)
+                    if key in data:
+                        yield data[key]
     changes = tx.get("changes")
     if isinstance(changes, list):
         stores: set[Any] = set()
@@ -60,6 +54,8 @@ def _candidates(tx: Mapping[str, Any]) -> Iterator[Any]:
             if not isinstance(resource, Mapping):
                 continue
             kind = resource.get("type")
+            if isinstance(kind, str) and not kind.startswith("0x1::"):
+                kind = canonical_type(kind)
             if kind == "0x1::fungible_asset::FungibleStore":
                 stores.add(change.get("address"))
             elif kind == "0x1::object::ObjectCore":

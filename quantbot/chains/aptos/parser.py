@@ -32,7 +32,16 @@ import structlog
 
 from quantbot.chains.aptos import ledger
 from quantbot.chains.aptos.addresses import APT, APT_DECIMALS, AddressError, normalize_address, struct_base
-from quantbot.chains.aptos.rest import Leg, Rejected, UserTransaction, WriteSet, balance_legs, drop_gas_leg, u64
+from quantbot.chains.aptos.rest import (
+    Leg,
+    Rejected,
+    UserTransaction,
+    WriteSet,
+    balance_legs,
+    canonical_events,
+    drop_gas_leg,
+    u64,
+)
 from quantbot.chains.aptos.venues import VenueBook
 from quantbot.events import EPOCH, Event, Swap, Transfer
 
@@ -76,7 +85,7 @@ class AptosParser:
         """One REST transaction (or a block / JSON array of them) -> events. Never raises."""
         try:
             data: Any = _json.decode(raw) if isinstance(raw, bytes | str) else raw
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             return self._reject("invalid_json", str(exc))
         if isinstance(data, list):
             if len(data) > _MAX_BATCH:
@@ -126,7 +135,7 @@ class AptosParser:
                 return self._reject("grpc_protojson", "Transaction Stream protobuf-JSON is not the REST shape")
             return self._reject("not_a_transaction", f"type={str(kind)[:64]}")
         try:
-            tx = msgspec.convert(data, UserTransaction)
+            tx = canonical_events(msgspec.convert(data, UserTransaction))
         except msgspec.ValidationError as exc:
             return self._reject("schema", str(exc), data)
         try:

@@ -21,7 +21,7 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 
-from quantbot.chains.aptos.addresses import APT, AssetNamer, normalize_address, normalize_type
+from quantbot.chains.aptos.addresses import APT, AssetNamer, canonical_type, normalize_address, normalize_type
 
 U64 = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,20}$")]
 Addr = Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{1,64}$")]
@@ -203,6 +203,12 @@ class Leg(msgspec.Struct, frozen=True):
     delta: int
 
 
+def canonical_events(tx: UserTransaction) -> UserTransaction:
+    """The transaction with every event type in canonical spelling (`0x0001::coin::…` is `0x1::coin::…`)."""
+    events = [msgspec.structs.replace(e, type=canonical_type(e.type)) for e in tx.events]
+    return msgspec.structs.replace(tx, events=events)
+
+
 class WriteSet:
     """What the transaction's write set says about stores, coin handles and decimals."""
 
@@ -217,7 +223,7 @@ class WriteSet:
             if change.type != "write_resource" or change.address is None:
                 continue
             resource = _convert(change.data, Resource, "change")
-            kind = resource.type
+            kind = canonical_type(resource.type)
             if kind == "0x1::object::ObjectCore":
                 owner = _convert(resource.data, _ObjectCore, "change").owner
                 self.store_owner[normalize_address(change.address)] = normalize_address(owner)

@@ -1,0 +1,186 @@
+"""Hostile input never raises out of the Aptos parser; every event it still emits is well formed.
+
+`max_examples` comes from QUANTBOT_FUZZ_EXAMPLES (default 10000, what CI runs; set it lower locally).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from quantbot.chains.aptos.addresses import asset_name, normalize_address
+from quantbot.chains.aptos.parser import AptosParser
+from quantbot.events import Event, Swap, Transfer, decode, encode
+
+EXAMPLES = int(os.environ.get("QUANTBOT_FUZZ_EXAMPLES", "10000"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+SMALL_FIXTURES = [
+    "pancakeswap_swap_exact_input_v223495386.json",
+    "cellana_router_swap_route_entry_usdc_usdt_v3541198895.json",
+    "thala_v2_pool_swap_exact_in_weighted_entry_v3541198894.json",
+    "hyperion_router_v3_swap_batch_v3541198897.json",
+    "coin_apt_transfer_aptos_account_transfer_mainnet_v1747361321.json",
+    "fa_primary_fungible_store_transfer_mainnet_v1642580695.json",
+    "fa_transfer_feepayer_v3665938237.json",
+    "fa_transfer_coins_testfaucetcoin_v6717630095.json",
+]
+HASH_KEYS = frozenset(
+    {
+        "hash",
+        "state_change_hash",
+        "event_root_hash",
+        "accumulator_root_hash",
+        "state_checkpoint_hash",
+        "state_key_hash",
+        "signature",
+        "public_key",
+        "authentication_key",
+        "emoji_bytes",
+    }
+)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    max_leaves=25,
+)
+nasty_strings = st.sampled_from(
+    [
+        "",
+        "-1",
+        "1e3",
+        " 1",
+        "18446744073709551616",
+        "99999999999999999999999",
+        "0x",
+        "0xzz",
+        "0x" + "f" * 65,
+        "0x1::coin::Coin<",
+        "0x1::a::B<" * 20,
+        "\x00",
+        "0x0",
+    ]
+)
+mutant_values = json_values | nasty_strings | st.integers(min_value=-(2**70), max_value=2**70)
+
+
+@pytest.fixture(scope="module")
+def fixtures(aptos_fixtures: Path) -> list[dict[str, Any]]:
+    return [json.loads((aptos_fixtures / name).read_text()) for name in SMALL_FIXTURES]
+
+
+def assert_well_formed(events: list[Event]) -> None:
+    for event in events:
+        assert isinstance(event, Swap | Transfer)
+        assert event.chain == "aptos" and event.slot >= 0
+        if isinstance(event, Swap):
+            assert event.amount_in > 0 and event.amount_out > 0 and event.mint_in != event.mint_out
+            assert normalize_address(event.wallet) == event.wallet
+            assert asset_name(event.mint_in) == event.mint_in and asset_name(event.mint_out) == event.mint_out
+        else:
+            assert event.amount > 0 and event.source != event.destination
+            assert asset_name(event.mint) == event.mint
+        assert decode(encode(event)) == event
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found.extend(_paths(value, (*prefix, key)))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found.extend(_paths(value, (*prefix, index)))
+    return found
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_fixtures_never_raise_and_emit_only_well_formed_events(
+    fixtures: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    tx = copy.deepcopy(data.draw(st.sampled_from(fixtures)))
+    for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
+        paths = [p for p in _paths(tx) if p]
+        path = data.draw(st.sampled_from(paths))
+        parent = tx
+        for step in path[:-1]:
+            parent = parent[step]
+        if data.draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = data.draw(mutant_values)
+    parser = AptosParser()
+    events = parser.parse_transaction(tx)
+    assert_well_formed(events)
+    assert parser.parse_transaction(json.dumps(tx)) == events
+    assert isinstance(parser.touches(tx, {"0x1"}), bool)
+
+
+@FUZZ
+@given(value=json_values)
+def test_random_json_never_raises(value: Any) -> None:
+    parser = AptosParser()
+    assert_well_formed(parser.parse_transaction(json.dumps(value)))
+    if isinstance(value, dict):
+        assert isinstance(parser.touches(value, {"0x1"}), bool)
+
+
+@FUZZ
+@given(raw=st.binary(max_size=200) | st.text(max_size=200))
+def test_random_bytes_are_rejected_with_a_counted_reason(raw: bytes | str) -> None:
+    parser = AptosParser()
+    assert parser.parse_transaction(raw) == []
+    try:
+        empty_batch = json.loads(raw) == []
+    except ValueError:
+        empty_batch = False
+    assert empty_batch or sum(parser.rejected.values()) >= 1
+
+
+@settings(max_examples=min(EXAMPLES, 500), deadline=None)
+@given(data=st.data())
+def test_events_do_not_depend_on_how_addresses_are_spelled(fixtures: list[dict[str, Any]], data: st.DataObject) -> None:
+    """Leading zeros stripped (REST), padded (indexer) or upper-cased: the same events come out."""
+    tx = data.draw(st.sampled_from(fixtures))
+    style = data.draw(st.sampled_from(["long", "short", "upper"]))
+
+    def respell(match: re.Match[str]) -> str:
+        digits = match.group(1)
+        if style == "long":
+            return "0x" + digits.rjust(64, "0")
+        if style == "short":
+            return "0x" + (digits.lstrip("0") or "0")
+        return "0x" + digits.upper()
+
+    def walk(node: Any, key: Any = None) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, key) for v in node]
+        if isinstance(node, str) and key not in HASH_KEYS:
+            return re.sub(r"0x([0-9a-fA-F]{1,64})(?![0-9a-fA-F])", respell, node)
+        return node
+
+    original = AptosParser().parse_transaction(tx)
+    assert original
+    assert AptosParser().parse_transaction(walk(tx)) == original
+
+
+def test_deeply_nested_json_is_rejected_not_a_recursion_error() -> None:
+    parser = AptosParser()
+    assert parser.parse_transaction("[" * 100_000 + "]" * 100_000) == []
+    assert parser.parse_transaction({"type": "user_transaction", "events": [[[[[]]]]]}) == []
+    assert sum(parser.rejected.values()) == 2
