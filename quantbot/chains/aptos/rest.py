@@ -203,9 +203,20 @@ class Leg(msgspec.Struct, frozen=True):
     delta: int
 
 
+def framework_type(kind: str) -> str:
+    """Canonical spelling where it matters for matching: `0x0001::coin::…` is `0x1::coin::…`.
+
+    Nodes print `0x1::…`; only a zero-padded address can spell a framework type differently, so
+    other types are left as they are (venue matching normalises them itself).
+    """
+    return canonical_type(kind) if kind.startswith("0x0") else kind
+
+
 def canonical_events(tx: UserTransaction) -> UserTransaction:
-    """The transaction with every event type in canonical spelling (`0x0001::coin::…` is `0x1::coin::…`)."""
-    events = [msgspec.structs.replace(e, type=canonical_type(e.type)) for e in tx.events]
+    """The transaction with every event type in canonical spelling."""
+    if not any(e.type.startswith("0x0") for e in tx.events):
+        return tx
+    events = [msgspec.structs.replace(e, type=framework_type(e.type)) for e in tx.events]
     return msgspec.structs.replace(tx, events=events)
 
 
@@ -222,8 +233,15 @@ class WriteSet:
         for change in tx.changes:
             if change.type != "write_resource" or change.address is None:
                 continue
-            resource = _convert(change.data, Resource, "change")
-            kind = canonical_type(resource.type)
+            data = change.data
+            if type(data) is not dict:
+                resource = _convert(data, Resource, "change")  # raises a precise reason
+            else:
+                kind = data.get("type")
+                if not isinstance(kind, str) or not kind.startswith(("0x1::", "0x0")):
+                    continue  # not a framework resource: nothing this parser reads
+                resource = Resource(type=kind, data=data.get("data"))
+            kind = framework_type(resource.type)
             if kind == "0x1::object::ObjectCore":
                 owner = _convert(resource.data, _ObjectCore, "change").owner
                 self.store_owner[normalize_address(change.address)] = normalize_address(owner)
