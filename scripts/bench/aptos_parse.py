@@ -83,29 +83,36 @@ def main() -> int:
     print(f"parse from bytes:   {rate(parse_raw, args.seconds):>10,.0f} tx/s")
     print(f"parse from objects: {rate(parse_decoded, args.seconds):>10,.0f} tx/s")
 
-    rng = random.Random(7)
-    per_tx: dict[int, list[float]] = {}
-    for size in (10, 10_000, 100_000):
-        watched = normalize_addresses(f"0x{rng.getrandbits(256):064x}" for _ in range(size))
-
-        def filter_warm(watched: frozenset[str] = watched) -> int:
-            for tx in txs:
-                aptos.touches(tx, watched)
-            return len(txs)
-
-        def filter_cold(watched: frozenset[str] = watched) -> int:
-            normalize_address.cache_clear()
-            return filter_warm(watched)
-
-        warm = 1e6 / rate(filter_warm, args.seconds)
-        cold = 1e6 / rate(filter_cold, args.seconds)
-        per_tx[size] = [warm, cold]
-        print(f"touches, {size:>7,} watched: {warm:6.2f} µs/tx (address cache warm), {cold:6.2f} µs/tx (cold)")
-    for label, column in (("warm", 0), ("cold", 1)):
-        values = [v[column] for v in per_tx.values()]
+    rng = random.Random(7)  # noqa: S311  (reproducible watch lists, nothing secret)
+    sizes = (10, 10_000, 100_000)
+    lists = {n: normalize_addresses(f"0x{rng.getrandbits(256):064x}" for _ in range(n)) for n in sizes}
+    # Interleave the sizes round by round and keep each size's best pass, so load from other
+    # processes on the machine does not favour one size.
+    best: dict[tuple[int, bool], float] = {}
+    deadline = time.perf_counter() + args.seconds * 3
+    while time.perf_counter() < deadline:
+        for cold in (False, True):
+            for size in sizes:
+                watched = lists[size]
+                if cold:
+                    normalize_address.cache_clear()
+                start = time.perf_counter()
+                for tx in txs:
+                    aptos.touches(tx, watched)
+                per_tx = (time.perf_counter() - start) / len(txs) * 1e6
+                best[(size, cold)] = min(best.get((size, cold), per_tx), per_tx)
+    for size in sizes:
+        print(
+            f"touches, {size:>7,} watched: {best[(size, False)]:6.2f} µs/tx (address cache warm), "
+            f"{best[(size, True)]:6.2f} µs/tx (cold)"
+        )
+    for label, cold in (("warm", False), ("cold", True)):
+        values = [best[(size, cold)] for size in sizes]
         spread = (max(values) - min(values)) / statistics.mean(values) * 100
         print(f"touches spread across watch-list sizes ({label}): {spread:.1f}% (target <= 10%)")
-    assert not aptos.rejected, aptos.rejected
+    if aptos.rejected:
+        print(f"unexpected rejections: {dict(aptos.rejected)}")
+        return 1
     return 0
 
 
