@@ -53,9 +53,9 @@ async def test_a_file_that_is_not_json_is_a_clear_error(tmp_path: Path) -> None:
 
 
 async def test_a_file_in_another_format_names_the_reason(aptos_fixtures: Path) -> None:
-    grpc = aptos_fixtures / "grpc_protojson_apt_transfer_coins_fa_events_v119309341.json"
-    with pytest.raises(AptosInspectError, match="rejected: grpc_protojson"):
-        await inspect_aptos(str(grpc), config=OFFLINE)
+    rows = aptos_fixtures / "indexer_rows_fungible_asset_activities_cellana_swap_v999929475.json"
+    with pytest.raises(AptosInspectError, match="rejected: indexer_row"):
+        await inspect_aptos(str(rows), config=OFFLINE)
 
 
 async def test_a_target_that_is_neither_file_version_nor_hash_is_a_clear_error(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from datetime import UTC, datetime
@@ -355,7 +356,6 @@ def test_failed_transaction_yields_nothing(aptos_fixtures: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
-        ("grpc_protojson_apt_transfer_coins_fa_events_v119309341.json", "grpc_protojson"),
         ("indexer_rows_fungible_asset_activities_cellana_swap_v999929475.json", "indexer_row"),
         ("indexer_rows_current_fungible_asset_balances_v999929475.json", "not_a_transaction"),
     ],
@@ -368,6 +368,32 @@ def test_files_that_are_not_rest_transactions_are_rejected_with_their_reason(
     assert parser.parse_transaction(json.dumps(data)) == []
     rows = len(data) if isinstance(data, list) else 1
     assert parser.rejected == {reason: rows}
+
+
+def test_transaction_stream_protojson_is_parsed_like_its_rest_form(aptos_fixtures: Path) -> None:
+    """gRPC shape: base64 hash, {seconds, nanos} timestamp, event data as JSON strings (aptos.md §6)."""
+    data = load(aptos_fixtures, "grpc_protojson_apt_transfer_coins_fa_events_v119309341.json")
+    parser = AptosParser()
+    transfer = only(parser.parse_transaction(data), Transfer)
+    assert (transfer.source, transfer.destination, transfer.mint, transfer.amount, transfer.decimals) == (
+        "0x11111121810b0dd82da7fe72abc0972cb087cd8f37b55367a8fb0b2faead0763",
+        "0x79e9f7c949bc47254ee4a881f424d0eaba65a0071cf6e8faa5c081599f44519d",
+        APT,
+        10_000,
+        8,
+    )
+    assert transfer.tx == "0x" + base64.b64decode(data["info"]["hash"]).hex()
+    assert transfer.slot == 119_309_341
+    assert transfer.block_time == datetime(2025, 5, 9, 23, 46, 22, 648852, tzinfo=UTC)
+    assert parser.touches(data, {"0x79e9f7c949bc47254ee4a881f424d0eaba65a0071cf6e8faa5c081599f44519d"})
+
+
+def test_malformed_protojson_is_rejected_with_its_reason(aptos_fixtures: Path) -> None:
+    data = load(aptos_fixtures, "grpc_protojson_apt_transfer_coins_fa_events_v119309341.json")
+    data["info"]["hash"] = "not base64!"
+    parser = AptosParser()
+    assert parser.parse_transaction(data) == []
+    assert parser.rejected == {"bad_protojson": 1}
 
 
 def test_an_fa_event_whose_store_is_missing_from_the_write_set_rejects_the_transaction(aptos_fixtures: Path) -> None:

@@ -34,6 +34,7 @@ SMALL_FIXTURES = [
     "fa_primary_fungible_store_transfer_mainnet_v1642580695.json",
     "fa_transfer_feepayer_v3665938237.json",
     "fa_transfer_coins_testfaucetcoin_v6717630095.json",
+    "grpc_protojson_apt_transfer_coins_fa_events_v119309341.json",
 ]
 HASH_KEYS = frozenset(
     {

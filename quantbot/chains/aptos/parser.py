@@ -1,7 +1,9 @@
 """Aptos REST transactions -> normalized `Swap` and `Transfer` events.
 
 One transaction in (REST API v1 JSON: a `user_transaction`, a block with `transactions`, or a JSON
-array of transactions such as an account-transactions page), events out. Never raises: anything it
+array of transactions such as an account-transactions page; Transaction Stream protobuf-JSON is
+converted to that shape first, see grpc.py), events out. Indexer rows are not transactions and are
+rejected (`indexer_row`). Never raises: anything it
 cannot parse safely is dropped and counted in `rejected` by reason; benign skips (failed
 transactions, block metadata, checkpoints) are counted in `skipped`.
 
@@ -32,6 +34,7 @@ import structlog
 
 from quantbot.chains.aptos import ledger
 from quantbot.chains.aptos.addresses import APT, APT_DECIMALS, AddressError, normalize_address, struct_base
+from quantbot.chains.aptos.grpc import ProtoJsonError, is_protojson, rest_from_protojson
 from quantbot.chains.aptos.rest import (
     Leg,
     Rejected,
@@ -91,7 +94,7 @@ class AptosParser:
             if len(data) > _MAX_BATCH:
                 return self._reject("batch_too_large", f"{len(data)} transactions")
             return [event for item in data for event in self._parse_one(item)]
-        if isinstance(data, Mapping) and "transactions" in data and "block_height" in data:
+        if isinstance(data, Mapping) and "transactions" in data and ("block_height" in data or "chainId" in data):
             txs = data["transactions"]
             if not isinstance(txs, list) or len(txs) > _MAX_BATCH:
                 return self._reject("bad_block", "transactions is not a list of at most 10000")
@@ -104,6 +107,8 @@ class AptosParser:
         Each candidate address is one set look-up, so the cost does not grow with the watch list.
         """
         try:
+            if is_protojson(tx):
+                tx = rest_from_protojson(tx)
             return any(address in watched for address in ledger.iter_touched(tx))
         except Exception as exc:  # noqa: BLE001  (hostile JSON must not stop the ledger stream)
             self.rejected["touches_malformed"] += 1
@@ -113,6 +118,8 @@ class AptosParser:
     def touched_addresses(self, tx: Mapping[str, Any]) -> set[str]:
         """Every address the transaction involves (canonical form); empty for malformed input."""
         try:
+            if is_protojson(tx):
+                tx = rest_from_protojson(tx)
             return set(ledger.iter_touched(tx))
         except Exception:  # noqa: BLE001  (same contract as touches)
             self.rejected["touches_malformed"] += 1
@@ -123,6 +130,11 @@ class AptosParser:
     def _parse_one(self, data: Any) -> list[Event]:
         if not isinstance(data, Mapping):
             return self._reject("not_an_object", type(data).__name__)
+        if is_protojson(data):
+            try:
+                data = rest_from_protojson(data)
+            except ProtoJsonError as exc:
+                return self._reject("bad_protojson", str(exc), data)
         kind = data.get("type")
         if kind != "user_transaction":
             if isinstance(kind, str) and kind in _OTHER_TX_TYPES:
@@ -131,8 +143,6 @@ class AptosParser:
             if "transaction_version" in data and "owner_address" in data:
                 # Indexer rows (fungible_asset_activities etc.) are per-leg, not transactions.
                 return self._reject("indexer_row", "indexer rows are not REST transactions")
-            if ("info" in data and "user" in data) or (isinstance(kind, str) and kind.startswith("TRANSACTION_TYPE_")):
-                return self._reject("grpc_protojson", "Transaction Stream protobuf-JSON is not the REST shape")
             return self._reject("not_a_transaction", f"type={str(kind)[:64]}")
         try:
             tx = canonical_events(msgspec.convert(data, UserTransaction))
