@@ -33,7 +33,14 @@ import msgspec
 import structlog
 
 from quantbot.chains.aptos import ledger
-from quantbot.chains.aptos.addresses import APT, APT_DECIMALS, AddressError, normalize_address, struct_base
+from quantbot.chains.aptos.addresses import (
+    APT,
+    APT_DECIMALS,
+    AddressError,
+    long_address,
+    normalize_address,
+    struct_base,
+)
 from quantbot.chains.aptos.grpc import ProtoJsonError, is_protojson, rest_from_protojson
 from quantbot.chains.aptos.rest import (
     Leg,
@@ -109,7 +116,12 @@ class AptosParser:
         try:
             if is_protojson(tx):
                 tx = rest_from_protojson(tx)
-            return any(address in watched for address in ledger.iter_touched(tx))
+            for address in ledger.iter_touched(tx):
+                # Special addresses (0x0..0xf) are short in canonical form; accept a watch list
+                # that spells them long (0x + 64 digits) too.
+                if address in watched or (len(address) < 66 and long_address(address) in watched):
+                    return True
+            return False
         except Exception as exc:  # noqa: BLE001  (hostile JSON must not stop the ledger stream)
             self.rejected["touches_malformed"] += 1
             log.warning("aptos.touches_malformed", error=type(exc).__name__)
