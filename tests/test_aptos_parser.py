@@ -13,6 +13,7 @@ import pytest
 
 from quantbot.chains.aptos.addresses import APT, asset_name, normalize_address, normalize_type
 from quantbot.chains.aptos.parser import AptosParser
+from quantbot.chains.aptos.rest import FEE_STATEMENT
 from quantbot.events import Swap, Transfer
 
 USDC = "0xbae207659db88bea0cbead6da0ed00aac12edcdda169e591cd41c94180b46f3b"
@@ -411,6 +412,26 @@ def test_a_coin_event_without_its_coin_store_rejects_the_transaction(aptos_fixtu
     parser = AptosParser()
     assert parser.parse_transaction(tx) == []
     assert parser.rejected == {"unresolved_coin_store": 1}
+
+
+def test_a_withdraw_of_the_fee_amount_is_gas_only_when_the_fee_statement_follows(aptos_fixtures: Path) -> None:
+    tx = load(aptos_fixtures, "fa_primary_fungible_store_transfer_mainnet_v1642580695.json")
+    assert [e["type"] for e in tx["events"]][-2:] == ["0x1::fungible_asset::Withdraw", FEE_STATEMENT]
+    assert [e.amount for e in AptosParser().parse_transaction(tx)] == [10_000]  # 54_500 of gas dropped
+
+    # A 2025 swap of APT (no gas event) with a 2024-style gas Withdraw added before its FeeStatement:
+    swap_tx = load(aptos_fixtures, "thala_v2_pool_swap_exact_in_weighted_entry_v3541198894.json")
+    apt_store = swap_tx["events"][0]["data"]["store"]  # the trader's APT store, sold from
+    fee = int(swap_tx["gas_used"]) * int(swap_tx["gas_unit_price"])
+    gas = {"guid": {"creation_number": "0", "account_address": "0x0"}, "sequence_number": "0"}
+    gas |= {"type": "0x1::fungible_asset::Withdraw", "data": {"amount": str(fee), "store": apt_store}}
+    charged = copy.deepcopy(swap_tx)
+    charged["events"].insert(len(charged["events"]) - 1, gas)
+    assert only(AptosParser().parse_transaction(charged), Swap).amount_in == 39_856_517
+    # The same withdraw anywhere else is a real outflow of the trader's APT.
+    moved = copy.deepcopy(swap_tx)
+    moved["events"].append(gas)
+    assert only(AptosParser().parse_transaction(moved), Swap).amount_in == 39_856_517 + fee
 
 
 def test_apt_moved_as_coin_and_as_fa_nets_to_one_asset(aptos_fixtures: Path) -> None:

@@ -188,7 +188,7 @@ class AptosParser:
         fee = u64(tx.gas_used) * u64(tx.gas_unit_price)
         writes = WriteSet(tx)
         legs, _ = balance_legs(tx, writes)
-        legs = drop_gas_leg(legs, payer, fee)
+        legs = drop_gas_leg(legs, tx.events, payer, fee)
         nets, order = _net(legs)
         common: dict[str, Any] = {"chain": "aptos", "tx": tx.hash, "slot": version, "block_time": block_time}
 

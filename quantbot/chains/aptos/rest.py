@@ -331,14 +331,19 @@ def balance_legs(tx: UserTransaction, writes: WriteSet) -> tuple[list[Leg], Asse
     return legs, namer
 
 
-def drop_gas_leg(legs: list[Leg], payer: str, fee: int) -> list[Leg]:
+FEE_STATEMENT = "0x1::transaction_fee::FeeStatement"
+
+
+def drop_gas_leg(legs: list[Leg], events: list[RawEvent], payer: str, fee: int) -> list[Leg]:
     """Remove the gas charge when it was emitted as a Withdraw (2024 framework; aptos.md §2.5).
 
     The charge is the payer's APT withdraw of exactly gas_used * gas_unit_price that is the last
-    balance event of the transaction (the framework charges gas after the payload ran).
+    balance event and is immediately followed by the `FeeStatement` (the framework charges gas
+    after the payload ran, then states the fee).
     """
     if fee > 0 and legs:
         last = legs[-1]
-        if last.owner == payer and last.asset == APT and last.delta == -fee:
+        follower = events[last.index + 1].type if last.index + 1 < len(events) else ""
+        if last.owner == payer and last.asset == APT and last.delta == -fee and follower == FEE_STATEMENT:
             return legs[:-1]
     return legs
