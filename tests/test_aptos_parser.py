@@ -242,6 +242,14 @@ def test_a_failing_decimals_lookup_leaves_decimals_unknown_and_is_counted(aptos_
     assert parser.rejected["decimals_lookup_failed"] == 2
 
 
+def test_a_decimals_lookup_answering_nonsense_is_ignored_and_counted(aptos_fixtures: Path) -> None:
+    parser = AptosParser(decimals=lambda asset: "6" if asset == USDC else -1)  # type: ignore[arg-type,return-value]
+    tx = load(aptos_fixtures, "cellana_router_swap_route_entry_usdc_usdt_v3541198895.json")
+    swap = only(parser.parse_transaction(tx), Swap)
+    assert (swap.decimals_in, swap.decimals_out) == (None, None)
+    assert parser.rejected["decimals_lookup_invalid"] == 2
+
+
 def test_sponsored_swap_charges_no_fee_to_the_trader(aptos_fixtures: Path) -> None:
     tx = load(aptos_fixtures, "cellana_router_swap_route_entry_usdc_usdt_v3541198895.json")
     tx["signature"] = {

@@ -262,11 +262,16 @@ class AptosParser:
         if known is not None or self._decimals is None:
             return known
         try:
-            return self._decimals(asset)
+            found = self._decimals(asset)
         except Exception as exc:  # noqa: BLE001  (the caller's lookup failing leaves decimals unknown)
             self.rejected["decimals_lookup_failed"] += 1
             log.warning("aptos.decimals_lookup_failed", asset=asset, error=type(exc).__name__)
             return None
+        if found is None or (type(found) is int and 0 <= found <= 255):
+            return found
+        self.rejected["decimals_lookup_invalid"] += 1
+        log.warning("aptos.decimals_lookup_invalid", asset=asset, value=repr(found)[:40])
+        return None
 
 
 def _net(legs: list[Leg]) -> tuple[dict[tuple[str, str], int], list[str]]:
