@@ -52,6 +52,13 @@ async def test_a_file_that_is_not_json_is_a_clear_error(tmp_path: Path) -> None:
         await inspect_aptos(str(bad), config=OFFLINE)
 
 
+async def test_a_file_with_invalid_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "tx.json"
+    bad.write_bytes(b'{"type": "\x98"}')
+    with pytest.raises(AptosInspectError, match=r"tx\.json: not JSON"):
+        await inspect_aptos(str(bad), config=OFFLINE)
+
+
 async def test_a_file_in_another_format_names_the_reason(aptos_fixtures: Path) -> None:
     rows = aptos_fixtures / "indexer_rows_fungible_asset_activities_cellana_swap_v999929475.json"
     with pytest.raises(AptosInspectError, match="rejected: indexer_row"):

@@ -64,7 +64,7 @@ def inspect_file(path: Path) -> list[Event]:
         raise AptosInspectError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         data = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
         raise AptosInspectError(f"{path}: not JSON ({exc})") from None
     return _parse(data, str(path), AptosParser())
 

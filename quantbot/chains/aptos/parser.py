@@ -95,7 +95,7 @@ class AptosParser:
         """One REST transaction (or a block / JSON array of them) -> events. Never raises."""
         try:
             data: Any = _json.decode(raw) if isinstance(raw, bytes | str) else raw
-        except (msgspec.DecodeError, RecursionError) as exc:
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
             return self._reject("invalid_json", str(exc))
         if isinstance(data, list):
             if len(data) > _MAX_BATCH:
