@@ -405,6 +405,34 @@ def test_malformed_protojson_is_rejected_with_its_reason(aptos_fixtures: Path) -
     assert parser.rejected == {"bad_protojson": 1}
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("timestamp", "18446744073709551615", "bad_timestamp"),
+        ("hash", "0x1234", "schema"),
+        ("version", "-1", "schema"),
+        ("gas_used", "18446744073709551616", "bad_number"),
+        ("sender", "0xnothex", "schema"),
+        ("events", {"not": "a list"}, "schema"),
+    ],
+)
+def test_out_of_range_or_malformed_fields_are_rejected_with_their_reason(
+    aptos_fixtures: Path, field: str, value: Any, reason: str
+) -> None:
+    tx = load(aptos_fixtures, "coin_apt_transfer_aptos_account_transfer_v3509309.json")
+    tx[field] = value
+    parser = AptosParser()
+    assert parser.parse_transaction(tx) == []
+    assert parser.rejected == {reason: 1}
+
+
+def test_the_last_representable_timestamp_still_parses(aptos_fixtures: Path) -> None:
+    tx = load(aptos_fixtures, "coin_apt_transfer_aptos_account_transfer_v3509309.json")
+    tx["timestamp"] = "253402300799999999"
+    transfer = only(AptosParser().parse_transaction(tx), Transfer)
+    assert transfer.block_time == datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
 def test_an_fa_event_whose_store_is_missing_from_the_write_set_rejects_the_transaction(aptos_fixtures: Path) -> None:
     tx = load(aptos_fixtures, "cellana_router_swap_route_entry_usdc_usdt_v3541198895.json")
     store = tx["events"][0]["data"]["store"]

@@ -68,6 +68,7 @@ _OTHER_TX_TYPES = frozenset(
     }
 )
 _MAX_BATCH = 10_000
+_MAX_TIMESTAMP_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z, the last datetime
 _json = msgspec.json.Decoder()
 
 
@@ -181,7 +182,10 @@ class AptosParser:
 
     def _events(self, tx: UserTransaction) -> list[Event]:
         version = u64(tx.version)
-        block_time = EPOCH + timedelta(microseconds=u64(tx.timestamp))
+        micros = u64(tx.timestamp)
+        if micros > _MAX_TIMESTAMP_US:
+            raise Rejected("bad_timestamp", f"{micros} µs is after the year 9999")
+        block_time = EPOCH + timedelta(microseconds=micros)
         sender = normalize_address(tx.sender)
         signature = tx.signature
         payer = normalize_address(signature.fee_payer_address) if signature and signature.fee_payer_address else sender

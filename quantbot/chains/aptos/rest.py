@@ -25,6 +25,7 @@ from quantbot.chains.aptos.addresses import APT, AssetNamer, canonical_type, nor
 
 U64 = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,20}$")]
 Addr = Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{1,64}$")]
+TxHash = Annotated[str, msgspec.Meta(pattern=r"^0x[0-9a-fA-F]{64}$")]
 MAX_U64 = 2**64 - 1
 
 
@@ -81,7 +82,7 @@ class Payload(msgspec.Struct, frozen=True):
 class UserTransaction(msgspec.Struct, frozen=True):
     type: str
     version: U64
-    hash: str
+    hash: TxHash
     success: bool
     sender: Addr
     gas_used: U64
