@@ -19,6 +19,10 @@ Rules (see rest.py for how balance legs are resolved):
   is positive are destinations; they are paired in order of first appearance, splitting amounts
   (one source paying two recipients is two Transfers). Amount minted or burnt (a deposit with no
   withdraw of that asset) has no counterpart and is not a Transfer.
+
+Known limits: a swap whose output is sent to a recipient other than the sender (an aggregator's
+`recipient` argument) is reported as the flows it is (Transfers), not as a Swap; so is an
+emojicoin arena trade, whose coins belong to the arena escrow, not to the sender.
 """
 
 from __future__ import annotations
