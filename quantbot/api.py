@@ -18,6 +18,17 @@ import msgspec
 import structlog
 
 from quantbot.bus import compile_pattern
+from quantbot.candidates import (
+    CreatorInfo,
+    Holder,
+    HoldersInfo,
+    LiquidityInfo,
+    LpInfo,
+    MetadataInfo,
+    MintInfo,
+    MomentumInfo,
+    TokenCandidate,
+)
 from quantbot.clock import Clock
 from quantbot.events import (
     AccountUpdate,
@@ -60,6 +71,7 @@ __all__ = [
     "Chain",
     "Clock",
     "ConfigReloaded",
+    "CreatorInfo",
     "EquityUpdate",
     "Event",
     "ExecutionReport",
@@ -67,6 +79,13 @@ __all__ = [
     "Fill",
     "Filter",
     "FilterVerdict",
+    "Holder",
+    "HoldersInfo",
+    "LiquidityInfo",
+    "LpInfo",
+    "MetadataInfo",
+    "MintInfo",
+    "MomentumInfo",
     "Notifier",
     "OrderApproved",
     "OrderExpired",
@@ -94,6 +113,7 @@ __all__ = [
     "Swap",
     "Tick",
     "TokenAccepted",
+    "TokenCandidate",
     "TokenLaunch",
     "TokenRejected",
     "TokenRugWarning",
@@ -174,13 +194,18 @@ class Plugin:
 
 
 class Filter(Plugin):
-    """Judges a launched token. A filter that raises counts as a failure and rejects the token."""
+    """Judges a launched token from the scanner's `TokenCandidate` (the launch and every measured feature).
 
-    async def check(self, launch: TokenLaunch) -> FilterVerdict:
+    A filter that raises counts as a failure and rejects the token. A feature that is None could not be
+    measured (`candidate.why_missing(name)` says why): decide explicitly whether that passes.
+    """
+
+    async def check(self, candidate: TokenCandidate) -> FilterVerdict:
         raise NotImplementedError
 
-    def verdict(self, passed: bool, reason: str = "") -> FilterVerdict:
-        return FilterVerdict(filter=self.id, passed=passed, reason=reason)
+    def verdict(self, passed: bool, reason: str = "", value: object = "") -> FilterVerdict:
+        """`value` is what was measured (any value; kept as its string form)."""
+        return FilterVerdict(filter=self.id, passed=passed, reason=reason, value="" if value is None else str(value))
 
 
 class StrategyContext(Protocol):
