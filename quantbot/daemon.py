@@ -19,7 +19,7 @@ import msgspec
 import structlog
 
 from quantbot import __version__
-from quantbot.api import Executor, Filter, Plugin, PluginConfig, PluginEnv
+from quantbot.api import Executor, Filter, Plugin, PluginConfig, PluginEnv, PriceView
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock, WallClock
 from quantbot.config import Config, ConfigError, LoadedConfig, PluginSpec, changed_sections, load_config
@@ -93,6 +93,60 @@ def build_solana(config: Config, *, bus: EventBus, store: Store, clock: Clock) -
     pool = SolanaRpcPool(endpoints=sc.endpoints, clock=clock, commitment=sc.commitment)
     watcher = SolanaWatcher(bus=bus, rpc=pool, parser=SolanaParser(), store=store, clock=clock, config=sc)
     return [pool, watcher]
+
+
+def build_scanner(
+    config: Config,
+    *,
+    bus: EventBus,
+    filters: FilterStage,
+    clock: Clock,
+    store: Store,
+    writer: WriteBehind,
+    rpc: Component | None,
+    prices: PriceView | None,
+) -> list[Component]:
+    """The MemeScanner, its rug watch and (when `scanner.pumpportal_url` is set) the PumpPortal feed."""
+    from quantbot.chains.solana.rpc import SolanaRpcPool
+    from quantbot.creators import CreatorHistory
+    from quantbot.enrich import SolanaEnricher
+    from quantbot.launchfeed import PumpPortalFeed
+    from quantbot.retry import Backoff
+    from quantbot.rugwatch import RugWatch
+    from quantbot.scanner import MemeScanner
+
+    sc = config.scanner
+    enricher = (
+        SolanaEnricher(
+            rpc=rpc,
+            clock=clock,
+            timeout=sc.lookup_timeout_s,
+            static_ttl=sc.static_cache_ttl_s,
+            state_ttl=sc.state_cache_ttl_s,
+            prices=prices,
+        )
+        if isinstance(rpc, SolanaRpcPool)
+        else None
+    )
+    history = CreatorHistory(store=store, writer=writer, clock=clock, keep=sc.creator_history_keep)
+    scanner = MemeScanner(
+        bus=bus, filters=filters, config=sc, clock=clock, history=history, enricher=enricher, writer=writer
+    )
+    parts: list[Component] = [
+        scanner,
+        RugWatch(
+            bus=bus,
+            clock=clock,
+            creator_of=scanner.creator_of,
+            creator_sell_pct=sc.rug_creator_sell_pct,
+            liquidity_drop_pct=sc.rug_liquidity_drop_pct,
+            window_s=sc.rug_window_s,
+        ),
+    ]
+    if sc.pumpportal_url:
+        reconnect = Backoff(base=0.5, cap=sc.pumpportal_reconnect_max_s)
+        parts.append(PumpPortalFeed(bus=bus, url=sc.pumpportal_url, clock=clock, reconnect=reconnect))
+    return parts
 
 
 def open_store(config: Config) -> Store:
@@ -175,6 +229,7 @@ class Daemon:
         self.router: OrderRouter | None = None
         self.portfolio: Portfolio | None = None
         self.exits: ExitManager | None = None
+        self.scanner: Component | None = None
         self.started_components: set[str] = set()
         self.controller: Controller | None = None
         self.http: HttpServer | None = None
@@ -289,8 +344,25 @@ class Daemon:
             filters=[
                 p for p in build_plugins(self.loaded, self.catalog, "filters", self.clock) if isinstance(p, Filter)
             ],
-            timeout=cfg.bus.handler_timeout,
+            timeout=cfg.scanner.filter_timeout_s,
+            evaluate_all=cfg.scanner.evaluate_all,
         )
+        solana_parts = build_solana(cfg, bus=bus, store=self.store, clock=self.clock) if cfg.solana.enabled else []
+        scanner_parts = (
+            build_scanner(
+                cfg,
+                bus=bus,
+                filters=self.filters,
+                clock=self.clock,
+                store=self.store,
+                writer=self.writer,
+                rpc=solana_parts[0] if solana_parts else None,
+                prices=prices,
+            )
+            if cfg.scanner.enabled
+            else []
+        )
+        self.scanner = next((c for c in scanner_parts if c.name == "scanner"), None)
         self.strategies = PluginHost(
             bus=bus,
             section="strategies",
@@ -316,13 +388,15 @@ class Daemon:
             self.router,
             self.exits,
             self.filters,
+            *[c for c in scanner_parts if c.name != "pumpportal"],
             self.strategies,
             self.notifiers,
             *([self.jobs] if self.jobs else []),
         ]
         # Watchers start last (every subscriber exists before the first chain event) and stop first.
         if cfg.solana.enabled:
-            self.components += build_solana(cfg, bus=bus, store=self.store, clock=self.clock)
+            self.components += solana_parts
+        self.components += [c for c in scanner_parts if c.name == "pumpportal"]
         if cfg.aptos.enabled:
             self.aptos = build_aptos_watcher(cfg, bus=bus, store=self.store, clock=self.clock)
             self.components.append(self.aptos)

@@ -37,6 +37,8 @@ COMPONENTS = [
     "orders",
     "exits",
     "filters",
+    "scanner",
+    "scanner.rugwatch",
     "strategies",
     "notifiers",
     "jobs",
