@@ -68,6 +68,12 @@ class Features:
     creator: str = ""
     creator_holding: int | None = None
     missing: dict[str, str] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
+    """Features whose look-up failed (not those that do not apply, like LP on a bonding curve)."""
+
+    def fail(self, feature: str, reason: object) -> None:
+        self.missing[feature] = str(reason)
+        self.failed.add(feature)
 
 
 class TtlCache:
@@ -167,6 +173,13 @@ class SolanaEnricher:
 
     async def enrich(self, launch: TokenLaunch) -> Features:
         mint = launch.mint
+        bad = _invalid_address(launch)
+        if bad:
+            out = Features(creator=launch.creator)
+            for name in ("mint", "metadata", "liquidity", "lp", "holders", "creator_holding"):
+                out.fail(name, bad)
+            self.failures["invalid_address"] += 1
+            return out
         programs = (launch.token_program,) if launch.token_program else (TOKEN_PROGRAM, TOKEN_2022_PROGRAM)
         pool_address = launch.bonding_curve or launch.pool
         creator = launch.creator
@@ -203,9 +216,7 @@ class SolanaEnricher:
         await self._liquidity_and_lp(out, launch, pool, pool_address)
         self._holders(out, mint_state, largest_r, launch, pool, programs)
         self._creator(out, creator_r)
-        for name in ("mint", "metadata", "liquidity", "lp", "holders"):
-            if getattr(out, name) is None and name in out.missing:
-                self.failures[name] += 1
+        self.failures.update(out.failed)
         return out
 
     # --- features ------------------------------------------------------------------------------
@@ -217,7 +228,7 @@ class SolanaEnricher:
                 raise LookupFailed("mint account not found")
             mint = decode_mint(account.data, owner=account.owner)
         except (LookupFailed, DecodeError) as exc:
-            out.missing["mint"] = str(exc)
+            out.fail("mint", exc)
             return None
         out.mint = MintInfo(
             program=mint.program,
@@ -253,7 +264,7 @@ class SolanaEnricher:
                 raise LookupFailed("no Metaplex metadata account and no TokenMetadata extension")
             meta = decode_metaplex_metadata(account.data, owner=account.owner)
         except (LookupFailed, DecodeError) as exc:
-            out.missing["metadata"] = str(exc)
+            out.fail("metadata", exc)
             return
         out.metadata = MetadataInfo(
             source="metaplex",
@@ -273,8 +284,8 @@ class SolanaEnricher:
                 raise LookupFailed(f"pool account {address} not found")
             return _decode_pool(account)
         except (LookupFailed, DecodeError) as exc:
-            out.missing["liquidity"] = str(exc)
-            out.missing["lp"] = str(exc)
+            out.fail("liquidity", exc)
+            out.fail("lp", exc)
             return None
 
     async def _liquidity_and_lp(
@@ -320,7 +331,7 @@ class SolanaEnricher:
             reserve = decode_token_account(account.data, owner=account.owner).amount
             out.liquidity = self._liquidity(venue, address, quote_mint, reserve)
         except (LookupFailed, DecodeError) as exc:
-            out.missing["liquidity"] = str(exc)
+            out.fail("liquidity", exc)
         try:
             account = _ok(lp_r)
             if account is None:
@@ -328,7 +339,7 @@ class SolanaEnricher:
             lp = decode_mint(account.data, owner=account.owner)
             out.lp = LpInfo(lp_mint=lp_mint, minted=minted, supply=lp.supply, decimals=lp.decimals)
         except (LookupFailed, DecodeError) as exc:
-            out.missing["lp"] = str(exc)
+            out.fail("lp", exc)
 
     def _liquidity(
         self, venue: str, pool: str, quote_mint: str, reserve: int, *, curve: bool = False, complete: bool = False
@@ -371,7 +382,7 @@ class SolanaEnricher:
                 raise result
             holdings: list[TokenHolding] = result  # type: ignore[assignment]
         except LookupFailed as exc:
-            out.missing["holders"] = str(exc)
+            out.fail("holders", exc)
             return
         excluded = set(_pool_accounts(launch, pool))
         for owner in (launch.bonding_curve, launch.pool):
@@ -397,7 +408,22 @@ class SolanaEnricher:
                 decode_token_account(a.data, owner=a.owner).amount for a in accounts if a is not None
             )
         except (LookupFailed, DecodeError) as exc:
-            out.missing["creator_holding"] = str(exc)
+            out.fail("creator_holding", exc)
+
+
+def _invalid_address(launch: TokenLaunch) -> str:
+    for what, address in (
+        ("mint", launch.mint),
+        ("creator", launch.creator),
+        ("bonding curve", launch.bonding_curve),
+        ("pool", launch.pool),
+    ):
+        if address:
+            try:
+                Pubkey.from_string(address)
+            except ValueError:
+                return f"invalid {what} address {address[:64]!r}"
+    return ""
 
 
 def _ok(result: object) -> Any:

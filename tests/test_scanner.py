@@ -1,0 +1,208 @@
+"""MemeScanner end to end against the local Solana endpoint: a recorded pump.fun create_v2 is announced
+to a running SolanaWatcher (real parser), the recorded accounts are served where the launch points,
+and the candidate's features and the filters' verdicts follow from those accounts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+from solders.keypair import Keypair
+
+from quantbot.config import ScannerConfig
+from quantbot.creators import RECORD_KIND
+from quantbot.events import TokenAccepted, TokenRejected
+from quantbot.localnet.solana import LocalSolana
+from quantbot.store.sqlite import SqliteStore
+from quantbot.testing import make_plugin, token_launch
+from quantbot_filters.blocklist import BlocklistFilter
+from quantbot_filters.burn import BurnFilter
+from quantbot_filters.creator_history import CreatorHistoryFilter
+from quantbot_filters.holders import HoldersFilter
+from quantbot_filters.mutable import MutableFilter
+from quantbot_filters.pool_size import PoolSizeFilter
+from quantbot_filters.renounced import RenouncedFilter
+from quantbot_filters.token2022 import Token2022Filter
+from tests.scanner_chain import (
+    CREATE_V2,
+    CREATOR,
+    CURVE,
+    MINT,
+    MINT_SUPPLY,
+    amount,
+    scanning,
+    serve_launch_accounts,
+)
+
+OTHERS = [str(Keypair().pubkey()) for _ in range(3)]
+
+
+def chain_of_filters() -> list[object]:
+    return [
+        make_plugin(BlocklistFilter, id="blocklist", name_patterns=["rug"]),
+        make_plugin(RenouncedFilter, id="renounced"),
+        make_plugin(MutableFilter, id="mutable"),
+        make_plugin(Token2022Filter, id="token2022_extensions", max_transfer_fee_bps=100),
+        make_plugin(PoolSizeFilter, id="pool_size", min_native=Decimal("0.5"), max_native=100),
+        make_plugin(HoldersFilter, id="holders", top_n=10, max_share=Decimal("0.3")),
+        make_plugin(BurnFilter, id="burn"),
+        make_plugin(CreatorHistoryFilter, id="creator_history", max_launches=3),
+    ]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    async with SqliteStore(tmp_path / "q.db") as s:
+        yield s
+
+
+async def test_a_recorded_pumpfun_create_is_enriched_from_the_recorded_accounts_and_judged(
+    local_solana: LocalSolana, store: SqliteStore, solana_fixtures: Path
+) -> None:
+    holders = serve_launch_accounts(local_solana, solana_fixtures, others=OTHERS)
+    async with scanning(local_solana, store, chain_of_filters()) as s:  # type: ignore[arg-type]
+        sig = local_solana.load_transaction(solana_fixtures / CREATE_V2)
+        await local_solana.announce(sig)
+        await s.until(lambda ev: any(isinstance(e, TokenRejected | TokenAccepted) for e in ev))
+        await s.settled()
+        [verdict] = [e for e in s.events if isinstance(e, TokenRejected | TokenAccepted)]
+        assert isinstance(verdict, TokenRejected)
+        assert verdict.launch.mint == MINT and verdict.launch.tx == sig
+        by_filter = {v.filter: v for v in verdict.verdicts}
+        assert [v.filter for v in verdict.verdicts] == [f.id for f in chain_of_filters()]  # type: ignore[attr-defined]
+        assert {k for k, v in by_filter.items() if not v.passed} == {"renounced", "mutable", "token2022_extensions"}
+        # Reasons and measured values come from the recorded accounts.
+        assert (
+            by_filter["renounced"].reason == "mint authority not revoked (7MyTjmRygJoCuDBUtAuSugiYZFULD2SWaoUTmtjtRDzD)"
+        )
+        assert by_filter["mutable"].reason == (
+            "metaplex metadata is mutable (update authority 3sJDa9yoaPGiCdCMUxPVqKractvrBoxt7NnBUktcR7Bs)"
+        )
+        assert by_filter["token2022_extensions"].reason == "transfer fee 690 bps above 100 bps"
+        assert by_filter["pool_size"].value == "0.789008086"  # the curve's real_sol_reserves, in SOL
+        top = sum(amount(p) for p in (10, 8, 5, 2))  # the curve's 60 % is excluded
+        assert Decimal(by_filter["holders"].value) == Decimal(top) / Decimal(MINT_SUPPLY)
+        assert by_filter["burn"].reason == "bonding curve: no LP tokens"
+        assert by_filter["creator_history"].value == "1"
+        assert verdict.score is not None and 0 < verdict.score < 1
+
+        stats = s.scanner.stats()
+        assert stats["rejected"] == 1 and stats["accepted"] == 0
+        assert stats["rejections"] == {"renounced": 1, "mutable": 1, "token2022_extensions": 1}
+
+        await s.writer.flush()
+        row = await store.get_verdict("solana", MINT)
+        assert row is not None and row[0] is False
+        saved = json.loads(row[1])
+        c = saved["candidate"]
+        assert c["mint"]["supply"] == MINT_SUPPLY and c["mint"]["decimals"] == 5
+        assert c["mint"]["program"] == "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
+        assert c["mint"]["extensions"] == ["transferFeeConfig"] and c["mint"]["transfer_fee_bps"] == 690
+        assert c["metadata"]["name"] == "Gooberg #2235" and c["metadata"]["is_mutable"] is True
+        assert c["liquidity"]["pool"] == CURVE and c["liquidity"]["quote_reserve"] == 789_008_086
+        assert c["liquidity"]["bonding_curve"] is True and c["liquidity"]["complete"] is False
+        assert c["lp"] is None and c["missing"]["lp"] == "bonding curve: no LP mint"
+        assert c["holders"]["excluded"] == [holders["curve"]]
+        assert [h["account"] for h in c["holders"]["top"]] == [
+            holders["w1"],
+            holders["w2"],
+            holders["creator"],
+            holders["w3"],
+        ]
+        assert c["creator"]["address"] == CREATOR and c["creator"]["holding"] == amount(5)
+        # The dev buy in the same transaction is the first trade flow.
+        assert c["momentum"]["buys"] == 1 and c["momentum"]["buyers"] == 1
+        assert c["momentum"]["net_native_in"] == 2_962_962_962
+        assert [v["filter"] for v in saved["verdicts"]] == [v.filter for v in verdict.verdicts]
+        assert await store.get_record(RECORD_KIND, f"solana:{CREATOR}") is not None
+
+
+async def test_a_slow_lookup_leaves_only_its_feature_missing_with_the_reason(
+    local_solana: LocalSolana, store: SqliteStore, solana_fixtures: Path
+) -> None:
+    serve_launch_accounts(local_solana, solana_fixtures, others=OTHERS)
+    local_solana.faults.delay = 1.0
+    local_solana.faults.only_methods = frozenset({"getTokenLargestAccounts"})
+    async with scanning(
+        local_solana,
+        store,
+        [make_plugin(HoldersFilter, id="holders"), make_plugin(PoolSizeFilter, id="pool_size")],
+        lookup_timeout=0.2,
+    ) as s:  # type: ignore[arg-type]
+        await local_solana.announce(local_solana.load_transaction(solana_fixtures / CREATE_V2))
+        await s.until(lambda ev: any(isinstance(e, TokenRejected | TokenAccepted) for e in ev))
+        [verdict] = [e for e in s.events if isinstance(e, TokenRejected | TokenAccepted)]
+        assert isinstance(verdict, TokenRejected)
+        holders, pool = verdict.verdicts
+        assert (holders.passed, holders.reason) == (False, "holders unknown: timeout after 0.2s")
+        assert pool.passed and pool.value == "0.789008086"
+        assert s.scanner.stats()["lookup_failures"] == {"holders": 1}
+
+
+async def test_the_same_mint_from_two_sources_is_judged_once(
+    local_solana: LocalSolana, store: SqliteStore, solana_fixtures: Path
+) -> None:
+    serve_launch_accounts(local_solana, solana_fixtures, others=OTHERS)
+    async with scanning(local_solana, store, [make_plugin(BlocklistFilter, id="blocklist")]) as s:  # type: ignore[arg-type]
+        sig = local_solana.load_transaction(solana_fixtures / CREATE_V2)
+        await local_solana.announce(sig)
+        await s.bus.publish(token_launch(mint=MINT, source="pumpportal", creator=CREATOR))
+        await s.until(lambda ev: any(isinstance(e, TokenRejected | TokenAccepted) for e in ev))
+        await s.settled()
+        judged = [e for e in s.events if isinstance(e, TokenRejected | TokenAccepted)]
+        assert len(judged) == 1 and isinstance(judged[0], TokenAccepted)
+        assert s.scanner.stats()["duplicates"] == 1
+
+
+async def test_stopping_at_the_first_failure_reports_only_the_filters_that_ran(
+    local_solana: LocalSolana, store: SqliteStore, solana_fixtures: Path
+) -> None:
+    serve_launch_accounts(local_solana, solana_fixtures, others=OTHERS)
+    config = ScannerConfig(evaluate_all=False)
+    async with scanning(local_solana, store, chain_of_filters(), config=config) as s:  # type: ignore[arg-type]
+        await local_solana.announce(local_solana.load_transaction(solana_fixtures / CREATE_V2))
+        await s.until(lambda ev: any(isinstance(e, TokenRejected) for e in ev))
+        [verdict] = [e for e in s.events if isinstance(e, TokenRejected)]
+        assert [(v.filter, v.passed) for v in verdict.verdicts] == [("blocklist", True), ("renounced", False)]
+
+
+async def test_creator_launch_history_survives_a_restart(
+    local_solana: LocalSolana, tmp_path: Path, solana_fixtures: Path
+) -> None:
+    serve_launch_accounts(local_solana, solana_fixtures, others=OTHERS)
+    limit = [make_plugin(CreatorHistoryFilter, id="creator_history", max_launches=1)]
+    async with SqliteStore(tmp_path / "q.db") as store:
+        async with scanning(local_solana, store, limit, watch=False) as s:  # type: ignore[arg-type]
+            await s.bus.publish(token_launch(mint=str(Keypair().pubkey()), creator=CREATOR))
+            await s.until(lambda ev: any(isinstance(e, TokenAccepted) for e in ev))
+            await s.settled()
+    async with SqliteStore(tmp_path / "q.db") as store:
+        async with scanning(local_solana, store, limit, watch=False) as s:  # type: ignore[arg-type]
+            await s.bus.publish(token_launch(mint=MINT, creator=CREATOR, bonding_curve=CURVE))
+            await s.until(lambda ev: any(isinstance(e, TokenRejected) for e in ev))
+            [verdict] = [e for e in s.events if isinstance(e, TokenRejected)]
+            assert verdict.verdicts[0].value == "2"
+            assert "launched 2 tokens" in verdict.verdicts[0].reason
+
+
+def test_a_candidate_round_trips_through_json() -> None:
+    from quantbot.candidates import TokenCandidate
+    from quantbot.testing import holders_info, liquidity_info, mint_info, token_candidate
+
+    c = token_candidate(mint=mint_info(), holders=holders_info(supply=10, top=[3]), liquidity=liquidity_info())
+    assert msgspec.json.decode(msgspec.json.encode(c), type=TokenCandidate) == c
+
+
+async def test_a_launch_with_a_malformed_address_is_rejected_with_the_reason_not_dropped(
+    local_solana: LocalSolana, store: SqliteStore
+) -> None:
+    async with scanning(local_solana, store, [make_plugin(RenouncedFilter, id="renounced")], watch=False) as s:  # type: ignore[arg-type]
+        await s.bus.publish(token_launch(mint="not-a-base58-address!", creator=CREATOR))
+        await s.until(lambda ev: any(isinstance(e, TokenRejected) for e in ev))
+        [verdict] = [e for e in s.events if isinstance(e, TokenRejected)]
+        assert verdict.verdicts[0].reason == "mint account unknown: invalid mint address 'not-a-base58-address!'"
+        assert s.scanner.stats()["lookup_failures"]["invalid_address"] == 1
