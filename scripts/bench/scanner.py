@@ -62,7 +62,7 @@ async def main(delay: float, runs: int, fixtures: Path) -> int:
                     return 1
     trip, took = statistics.median(trips), statistics.median(enrich)
     ratio = took / trip
-    print(f"requests per launch: 5 (mint, metadata, bonding curve, largest accounts, creator accounts)")
+    print("requests per launch: 5 (mint, metadata, bonding curve, largest accounts, creator accounts)")
     print(f"one round trip (median of {runs}): {trip * 1000:.1f} ms  (endpoint delay {delay * 1000:.0f} ms)")
     print(f"enrichment, cold cache (median of {runs}): {took * 1000:.1f} ms  (max {max(enrich) * 1000:.1f} ms)")
     print(f"ratio: {ratio:.3f}  (target <= 1.2) {'OK' if ratio <= 1.2 else 'MISSED'}")
