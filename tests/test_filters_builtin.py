@@ -225,6 +225,17 @@ async def test_creator_history_counts_this_launch_and_only_launches_inside_the_w
     assert not v3.passed and v3.reason == "creator Dev1 launched 4 tokens within 86400s" and v3.value == "4"
 
 
+async def test_creator_history_does_not_judge_the_pumpfun_raydium_migrator() -> None:
+    migrator = CreatorInfo(address="39azUYFWPz3VHgKCf3VChUwbpURdCHRxjWVowf5jUJjg", previous_launches=(NOW,) * 40)
+    f = make_plugin(CreatorHistoryFilter, max_launches=3)
+    v = await check_filter(f, msgspec.structs.replace(token_candidate(creator=migrator), observed_at=NOW))
+    assert v.passed and "ignored" in v.reason
+    strict = make_plugin(CreatorHistoryFilter, max_launches=3, ignore_creators=[])
+    assert not (
+        await check_filter(strict, msgspec.structs.replace(token_candidate(creator=migrator), observed_at=NOW))
+    ).passed
+
+
 async def test_creator_history_fails_closed_without_a_creator() -> None:
     v = await check_filter(make_plugin(CreatorHistoryFilter), token_candidate(missing={"creator": "no creator"}))
     assert not v.passed

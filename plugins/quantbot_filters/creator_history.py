@@ -10,12 +10,19 @@ import msgspec
 from quantbot.api import Filter, FilterVerdict, PluginConfig, TokenCandidate
 from quantbot_filters._common import OnMissing, missing_verdict
 
+PUMP_RAYDIUM_MIGRATOR = "39azUYFWPz3VHgKCf3VChUwbpURdCHRxjWVowf5jUJjg"
+"""Signs every pump.fun -> Raydium v4 migration (`initialize2`): the pool's "creator", not the coin's."""
+
 
 class CreatorHistoryConfig(PluginConfig, frozen=True, kw_only=True):
     max_launches: Annotated[
         int, msgspec.Meta(ge=1, description="most launches by one creator within the window, this one included")
     ] = 3
     window_s: Annotated[float, msgspec.Meta(gt=0, description="the window, in seconds (default one day)")] = 86_400.0
+    ignore_creators: Annotated[
+        tuple[str, ...],
+        msgspec.Meta(description="addresses that launch for others (migrators); their history is not judged"),
+    ] = (PUMP_RAYDIUM_MIGRATOR,)
     on_missing: OnMissing = "fail"
 
 
@@ -27,6 +34,8 @@ class CreatorHistoryFilter(Filter):
         creator, c = candidate.creator, self.config
         if creator is None:
             return missing_verdict(self.id, candidate, "creator", c.on_missing, "creator history")
+        if creator.address in c.ignore_creators:
+            return self.verdict(True, f"creator {creator.address} launches for others (ignored)", creator.address)
         now = candidate.observed_at or candidate.launch.block_time
         previous = (
             creator.launches_since(now - timedelta(seconds=c.window_s))
