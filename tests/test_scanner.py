@@ -13,9 +13,11 @@ import msgspec
 import pytest
 from solders.keypair import Keypair
 
+from quantbot.chains.solana.parser import SolanaParser
 from quantbot.config import ScannerConfig
 from quantbot.creators import RECORD_KIND
 from quantbot.events import TokenAccepted, TokenRejected
+from quantbot.events import TokenLaunch as TokenLaunchEvent
 from quantbot.localnet.solana import LocalSolana
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import make_plugin, token_launch
@@ -206,3 +208,85 @@ async def test_a_launch_with_a_malformed_address_is_rejected_with_the_reason_not
         [verdict] = [e for e in s.events if isinstance(e, TokenRejected)]
         assert verdict.verdicts[0].reason == "mint account unknown: invalid mint address 'not-a-base58-address!'"
         assert s.scanner.stats()["lookup_failures"]["invalid_address"] == 1
+
+
+# --- AMM pools: the second look-up round (quote vault, LP mint) ------------------------------------
+
+RAYDIUM_INIT = "raydium_v4_initialize2_gettransaction_jsonparsed.json"
+POOL = "6DrWmJAVcCLUTHzgdMoKroZCwdcS8sodLgctiBqvyys6"
+MEME = "6Ed5YTw9AoUhr5VcsjZdGHqpdruqgCaZcLv7WU6npump"
+WSOL = "So11111111111111111111111111111111111111112"
+COIN_VAULT, PC_VAULT, LP_MINT = (
+    "9JQ4n7s9xnJvbmaG9wtkUiC8qLUR2MR4LQeJw1ka7X77",
+    "Dn1NMgHneoKZvtgec5Pnv336qGVV6AyPuqS5rNvNAFa1",
+    "EQRWgCWEwXD2QADZNE9nviKRqDeK3GnibLTnTdq8H2SA",
+)
+LP_MINTED = 4_042_044_507_682  # LP the initialize2 transaction minted to the migrator (its post token balance)
+
+
+def raydium_pool_state() -> bytes:
+    """An AMM v4 pool state (752 bytes, LIQUIDITY_STATE_LAYOUT_V4 offsets) naming the recorded pool's accounts.
+
+    No recorded pool account exists in the fixtures; the addresses and amounts are the initialize2 transaction's.
+    """
+    from solders.pubkey import Pubkey
+
+    data = bytearray(752)
+    data[0:8] = (6).to_bytes(8, "little")
+    data[32:40] = (9).to_bytes(8, "little")
+    data[40:48] = (6).to_bytes(8, "little")
+    for at, key in ((336, COIN_VAULT), (368, PC_VAULT), (400, WSOL), (432, MEME), (464, LP_MINT)):
+        data[at : at + 32] = bytes(Pubkey.from_string(key))
+    data[720:728] = LP_MINTED.to_bytes(8, "little")
+    return bytes(data)
+
+
+def spl_mint(supply: int, decimals: int) -> bytes:
+    from solders.token.state import Mint
+
+    return bytes(
+        Mint(mint_authority=None, supply=supply, decimals=decimals, is_initialized=True, freeze_authority=None)
+    )
+
+
+async def test_a_raydium_pool_launch_measures_sol_liquidity_lp_burn_and_excludes_the_pool_vault(
+    local_solana: LocalSolana, store: SqliteStore, solana_fixtures: Path
+) -> None:
+    from quantbot.chains.solana.programs import RAYDIUM_AMM_V4_AUTHORITY, RAYDIUM_AMM_V4_PROGRAM, TOKEN_PROGRAM
+    from tests.scanner_chain import token_account
+
+    ledger = local_solana.ledger
+    ledger.set_account(POOL, data=raydium_pool_state(), owner=RAYDIUM_AMM_V4_PROGRAM)
+    ledger.set_account(
+        COIN_VAULT, data=token_account(WSOL, RAYDIUM_AMM_V4_AUTHORITY, 79_005_359_551), owner=TOKEN_PROGRAM
+    )
+    ledger.set_account(
+        PC_VAULT, data=token_account(MEME, RAYDIUM_AMM_V4_AUTHORITY, 206_900_000_000_000), owner=TOKEN_PROGRAM
+    )
+    ledger.set_account(LP_MINT, data=spl_mint(LP_MINTED // 20, 9), owner=TOKEN_PROGRAM)  # 95 % of the LP burned
+    ledger.set_account(MEME, data=spl_mint(10**15, 6), owner=TOKEN_PROGRAM)
+    holder = str(Keypair().pubkey())
+    ledger.set_account(str(Keypair().pubkey()), data=token_account(MEME, holder, 5 * 10**13), owner=TOKEN_PROGRAM)
+    filters = [
+        make_plugin(BurnFilter, id="burn", min_burned=Decimal("0.95")),
+        make_plugin(PoolSizeFilter, id="pool_size", min_native=50),
+        make_plugin(HoldersFilter, id="holders", top_n=10, max_share=Decimal("0.05")),
+        make_plugin(CreatorHistoryFilter, id="creator_history"),
+    ]
+    async with scanning(local_solana, store, filters, watch=False) as s:  # type: ignore[arg-type]
+        [launch] = [
+            e
+            for e in SolanaParser().parse_transaction((solana_fixtures / RAYDIUM_INIT).read_bytes())
+            if isinstance(e, TokenLaunchEvent)
+        ]
+        await s.bus.publish(launch)
+        await s.until(lambda ev: any(isinstance(e, TokenAccepted | TokenRejected) for e in ev))
+        [verdict] = [e for e in s.events if isinstance(e, TokenAccepted | TokenRejected)]
+        assert isinstance(verdict, TokenAccepted), verdict.verdicts
+        burn, pool, holders, history = verdict.verdicts
+        burned = Decimal(LP_MINTED - LP_MINTED // 20) / Decimal(LP_MINTED)
+        assert Decimal(burn.value) == burned and burn.reason == "95.00% of LP burned"
+        assert pool.value == "79.005359551"  # WSOL is the coin side here: the vault that does not hold the meme
+        assert holders.value == "0.05"  # the pool's meme vault (20.69 % of supply) is left out
+        assert "launches for others" in history.reason
+        assert local_solana.calls["getAccountInfo"] >= 5  # mint, metadata, pool; then vault and LP mint
