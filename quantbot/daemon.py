@@ -107,17 +107,18 @@ def build_scanner(
     prices: PriceView | None,
 ) -> list[Component]:
     """The MemeScanner, its rug watch and (when `scanner.pumpportal_url` is set) the PumpPortal feed."""
-    from quantbot.chains.solana.rpc import SolanaRpcPool
     from quantbot.creators import CreatorHistory
-    from quantbot.enrich import SolanaEnricher
-    from quantbot.launchfeed import PumpPortalFeed
-    from quantbot.retry import Backoff
     from quantbot.rugwatch import RugWatch
     from quantbot.scanner import MemeScanner
 
     sc = config.scanner
-    enricher = (
-        SolanaEnricher(
+    enricher = None
+    if rpc is not None:  # the Solana client stack is imported only when Solana is enabled
+        from quantbot.chains.solana.rpc import SolanaRpcPool
+        from quantbot.enrich import SolanaEnricher
+
+        assert isinstance(rpc, SolanaRpcPool)  # noqa: S101  (build_solana puts the pool first)
+        enricher = SolanaEnricher(
             rpc=rpc,
             clock=clock,
             timeout=sc.lookup_timeout_s,
@@ -125,9 +126,6 @@ def build_scanner(
             state_ttl=sc.state_cache_ttl_s,
             prices=prices,
         )
-        if isinstance(rpc, SolanaRpcPool)
-        else None
-    )
     history = CreatorHistory(store=store, writer=writer, clock=clock, keep=sc.creator_history_keep)
     scanner = MemeScanner(
         bus=bus, filters=filters, config=sc, clock=clock, history=history, enricher=enricher, writer=writer
@@ -144,6 +142,9 @@ def build_scanner(
         ),
     ]
     if sc.pumpportal_url:
+        from quantbot.launchfeed import PumpPortalFeed
+        from quantbot.retry import Backoff
+
         reconnect = Backoff(base=0.5, cap=sc.pumpportal_reconnect_max_s)
         parts.append(PumpPortalFeed(bus=bus, url=sc.pumpportal_url, clock=clock, reconnect=reconnect))
     return parts

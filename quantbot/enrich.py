@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -44,6 +43,7 @@ from quantbot.chains.solana.programs import (
 from quantbot.chains.solana.rpc import AccountData, RpcUnavailable, SolanaRpcError, SolanaRpcPool, TokenHolding
 from quantbot.clock import Clock
 from quantbot.events import TokenLaunch
+from quantbot.features import Features
 
 log = structlog.get_logger(component="scanner.enrich")
 
@@ -54,26 +54,6 @@ Pool = BondingCurve | PumpSwapPool | RaydiumV4Pool
 
 class LookupFailed(Exception):
     """A look-up gave no usable answer; the message is the reason recorded on the candidate."""
-
-
-@dataclass
-class Features:
-    """What the enricher measured; `missing` explains every feature left None."""
-
-    mint: MintInfo | None = None
-    metadata: MetadataInfo | None = None
-    liquidity: LiquidityInfo | None = None
-    lp: LpInfo | None = None
-    holders: HoldersInfo | None = None
-    creator: str = ""
-    creator_holding: int | None = None
-    missing: dict[str, str] = field(default_factory=dict)
-    failed: set[str] = field(default_factory=set)
-    """Features whose look-up failed (not those that do not apply, like LP on a bonding curve)."""
-
-    def fail(self, feature: str, reason: object) -> None:
-        self.missing[feature] = str(reason)
-        self.failed.add(feature)
 
 
 class TtlCache:

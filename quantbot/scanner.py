@@ -13,7 +13,7 @@ import asyncio
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -23,10 +23,13 @@ from quantbot.candidates import CreatorInfo, MomentumInfo, TokenCandidate
 from quantbot.clock import Clock
 from quantbot.config import ScannerConfig
 from quantbot.creators import CreatorHistory
-from quantbot.enrich import Features, SolanaEnricher
 from quantbot.events import Event, FilterVerdict, PumpTrade, TokenAccepted, TokenLaunch, TokenRejected
+from quantbot.features import Features
 from quantbot.filtering import FilterStage
 from quantbot.store.writer import WriteBehind
+
+if TYPE_CHECKING:  # the Solana client stack is imported only when Solana is enabled
+    from quantbot.enrich import SolanaEnricher
 
 log = structlog.get_logger(component="scanner")
 

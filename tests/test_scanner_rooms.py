@@ -10,7 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 ORDER_PATH = ("quantbot.risk", "quantbot.orders", "quantbot.portfolio", "quantbot.exits", "quantbot.sizing")
-INTELLIGENCE = ["scanner", "enrich", "rugwatch", "creators", "launchfeed", "candidates"]
+INTELLIGENCE = ["scanner", "enrich", "features", "rugwatch", "creators", "launchfeed", "candidates"]
 
 
 def imports(path: Path) -> set[str]:
