@@ -290,3 +290,27 @@ async def test_a_raydium_pool_launch_measures_sol_liquidity_lp_burn_and_excludes
         assert holders.value == "0.05"  # the pool's meme vault (20.69 % of supply) is left out
         assert "launches for others" in history.reason
         assert local_solana.calls["getAccountInfo"] >= 5  # mint, metadata, pool; then vault and LP mint
+
+
+async def test_trades_inside_the_momentum_window_are_part_of_the_candidate(
+    local_solana: LocalSolana, store: SqliteStore, solana_fixtures: Path
+) -> None:
+    from tests.test_rugwatch import trade
+
+    serve_launch_accounts(local_solana, solana_fixtures, others=OTHERS)
+    config = ScannerConfig(momentum_window_s=1.5)
+    async with scanning(
+        local_solana, store, [make_plugin(BlocklistFilter, id="blocklist")], config=config, watch=False
+    ) as s:  # type: ignore[arg-type]
+        await s.bus.publish(token_launch(mint=MINT, creator=CREATOR, bonding_curve=CURVE))
+        buyers = [str(Keypair().pubkey()) for _ in range(2)]
+        for user in buyers:
+            await s.bus.publish(trade(user=user, is_buy=True, tokens=10**9, reserves=10**9, mint=MINT))
+        await s.bus.publish(trade(user=buyers[0], is_buy=False, tokens=10**9, reserves=10**9, mint=MINT))
+        await s.until(lambda ev: any(isinstance(e, TokenAccepted) for e in ev))
+        await s.writer.flush()
+        row = await store.get_verdict("solana", MINT)
+        assert row is not None
+        momentum = json.loads(row[1])["candidate"]["momentum"]
+        assert (momentum["buys"], momentum["sells"], momentum["buyers"]) == (2, 1, 2)
+        assert momentum["net_native_in"] == 10**8 and momentum["window_s"] == 1.5
