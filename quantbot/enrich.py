@@ -88,6 +88,42 @@ class TtlCache:
         future.set_result(value)
         return value
 
+    async def get_many(
+        self, keys: dict[str, float], fetch: Callable[[list[str]], Awaitable[list[Any]]]
+    ) -> dict[str, Any]:
+        """Several keys (key -> ttl) at once: the missing ones fetched in one call, `fetch(keys) -> values`."""
+        now = self.clock.monotonic()
+        loop = asyncio.get_running_loop()
+        futures: dict[str, asyncio.Future[Any]] = {}
+        todo: list[str] = []
+        for key, ttl in keys.items():
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] > now and not (entry[1].done() and entry[1].exception() is not None):
+                self.hits += 1
+                self._entries.move_to_end(key)
+                futures[key] = entry[1]
+                continue
+            futures[key] = loop.create_future()
+            self._entries[key] = (now + ttl, futures[key])
+            todo.append(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        if todo:
+            try:
+                values = await fetch(todo)
+                if len(values) != len(todo):
+                    raise LookupFailed(f"asked for {len(todo)} accounts, got {len(values)}")
+            except BaseException as exc:
+                for key in todo:
+                    self._entries.pop(key, None)
+                    if not futures[key].done():
+                        futures[key].set_exception(exc if isinstance(exc, Exception) else LookupFailed("cancelled"))
+                        futures[key].exception()  # retrieved: nobody else may be waiting
+                raise
+            for key, value in zip(todo, values, strict=True):
+                futures[key].set_result(value)
+        return {key: await asyncio.shield(f) for key, f in futures.items()}
+
 
 def metadata_pda(mint: str) -> str:
     program = Pubkey.from_string(METAPLEX_METADATA_PROGRAM)
@@ -138,9 +174,10 @@ class SolanaEnricher:
         self.failures: Counter[str] = Counter()
 
     async def _lookup(self, feature: str, key: str, ttl: float, fetch: Callable[[], Awaitable[T]]) -> T:
+        """`fetch()` through the cache (`key`; "" = the fetch does its own caching), timed out, errors as reasons."""
         try:
             async with asyncio.timeout(self.timeout):
-                return await self.cache.get(key, ttl, fetch)
+                return await (self.cache.get(key, ttl, fetch) if key else fetch())
         except TimeoutError:
             raise LookupFailed(f"timeout after {self.timeout:g}s") from None
         except RpcUnavailable as exc:
@@ -148,8 +185,15 @@ class SolanaEnricher:
         except SolanaRpcError as exc:
             raise LookupFailed(f"rpc error: {exc}") from None
 
-    def _account(self, feature: str, address: str, ttl: float) -> Awaitable[AccountData | None]:
-        return self._lookup(feature, f"account:{address}", ttl, lambda: self.rpc.get_account_info(address))
+    async def _accounts(self, addresses: dict[str, float]) -> dict[str, AccountData | None]:
+        """Accounts by address (address -> cache ttl), the uncached ones in one getMultipleAccounts."""
+
+        async def fetch(keys: list[str]) -> list[AccountData | None]:
+            return await self.rpc.get_multiple_accounts([k.removeprefix("account:") for k in keys])
+
+        keys = {f"account:{a}": ttl for a, ttl in addresses.items()}
+        found = await self._lookup("accounts", "", 0, lambda: self.cache.get_many(keys, fetch))
+        return {k.removeprefix("account:"): v for k, v in found.items()}
 
     async def enrich(self, launch: TokenLaunch) -> Features:
         mint = launch.mint
@@ -165,30 +209,31 @@ class SolanaEnricher:
         creator = launch.creator
         creator_atas = [ata(creator, mint, p) for p in programs] if creator else []
 
-        async def none() -> None:
-            return None
-
+        pda = metadata_pda(mint)
+        wanted = {mint: self.static_ttl, pda: self.static_ttl}
+        wanted.update(dict.fromkeys([a for a in (pool_address, *creator_atas) if a], self.state_ttl))
+        # Two requests in flight at once: every account in one getMultipleAccounts, and the largest holders.
         round1 = await asyncio.gather(
-            self._account("mint", mint, self.static_ttl),
-            self._account("metadata", metadata_pda(mint), self.static_ttl),
-            self._account("liquidity", pool_address, self.state_ttl) if pool_address else none(),
+            self._accounts(wanted),
             self._lookup(
                 "holders", f"largest:{mint}", self.state_ttl, lambda: self.rpc.get_token_largest_accounts(mint)
             ),
-            self._lookup(
-                "creator",
-                f"accounts:{','.join(creator_atas)}",
-                self.state_ttl,
-                lambda: self.rpc.get_multiple_accounts(creator_atas),
-            )
-            if creator_atas
-            else none(),
             return_exceptions=True,
         )
-        mint_r, meta_r, pool_r, largest_r, creator_r = round1
         for r in round1:
             if isinstance(r, BaseException) and not isinstance(r, Exception):
                 raise r  # cancellation
+        accounts, largest_r = round1
+        mint_r: object
+        meta_r: object
+        pool_r: object
+        creator_r: object
+        if isinstance(accounts, BaseException):
+            mint_r = meta_r = pool_r = creator_r = accounts
+        else:
+            mint_r, meta_r = accounts[mint], accounts[pda]
+            pool_r = accounts.get(pool_address or "")
+            creator_r = [accounts[a] for a in creator_atas] if creator_atas else None
         out = Features(creator=creator)
         mint_state = self._mint(out, mint_r)
         self._metadata(out, mint_state, meta_r)
@@ -299,11 +344,12 @@ class SolanaEnricher:
             quote_mint = pool.quote_mint if meme_is_base else pool.base_mint
             vault = pool.quote_vault if meme_is_base else pool.base_vault
             venue, lp_mint, minted = "Raydium AMM v4", pool.lp_mint, pool.lp_reserve
-        vault_r, lp_r = await asyncio.gather(
-            self._account("liquidity", vault, self.state_ttl),
-            self._account("lp", lp_mint, self.state_ttl),
-            return_exceptions=True,
-        )
+        try:
+            second = await self._accounts({vault: self.state_ttl, lp_mint: self.state_ttl})
+            vault_r: object = second[vault]
+            lp_r: object = second[lp_mint]
+        except LookupFailed as exc:
+            vault_r = lp_r = exc
         try:
             account = _ok(vault_r)
             if account is None:

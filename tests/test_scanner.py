@@ -289,7 +289,8 @@ async def test_a_raydium_pool_launch_measures_sol_liquidity_lp_burn_and_excludes
         assert pool.value == "79.005359551"  # WSOL is the coin side here: the vault that does not hold the meme
         assert holders.value == "0.05"  # the pool's meme vault (20.69 % of supply) is left out
         assert "launches for others" in history.reason
-        assert local_solana.calls["getAccountInfo"] >= 5  # mint, metadata, pool; then vault and LP mint
+        # Mint, metadata, pool and creator accounts in one request; then the vault and LP mint in a second.
+        assert local_solana.calls["getMultipleAccounts"] == 2
 
 
 async def test_trades_inside_the_momentum_window_are_part_of_the_candidate(

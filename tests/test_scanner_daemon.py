@@ -67,6 +67,7 @@ async def test_the_daemon_logs_a_scanned_launch_as_rejected_with_its_reasons(
     line = await asyncio.to_thread(d.wait_for, "scanner.rejected", 30.0, mint=MINT)
     assert line["reasons"] == ["renounced: mint authority not revoked (7MyTjmRygJoCuDBUtAuSugiYZFULD2SWaoUTmtjtRDzD)"]
     assert line["source"] == "pump.fun" and 0 < line["score"] < 1
-    assert local_solana.calls["getAccountInfo"] >= 3 and local_solana.calls["getTokenLargestAccounts"] == 1
+    # One getMultipleAccounts (mint, metadata, curve, creator accounts) next to getTokenLargestAccounts.
+    assert local_solana.calls["getMultipleAccounts"] == 1 and local_solana.calls["getTokenLargestAccounts"] == 1
     d.proc.terminate()
     assert await asyncio.to_thread(d.wait) == 0

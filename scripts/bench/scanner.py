@@ -2,8 +2,9 @@
 """Benchmark the latency enrichment adds to one launch, against the local Solana endpoint.
 
 The endpoint delays every request by a fixed time (its `delay` fault), so one round trip costs about
-that much. A pump.fun launch needs five look-ups (mint, metadata PDA, bonding curve, largest holders,
-creator token accounts); issued concurrently they should cost one round trip. Reports the median
+that much. A pump.fun launch needs five look-ups (mint, metadata PDA, bonding curve, creator token
+accounts: one getMultipleAccounts; largest holders: getTokenLargestAccounts), issued as two concurrent
+requests: they should cost one round trip. Reports the median
 round trip, the median enrichment (cold cache) and their ratio. Target ratio <= 1.2.
 
     .venv/bin/python scripts/bench/scanner.py [--delay 0.1] [--runs 20] [--fixtures ../shared/fixtures/solana]
@@ -62,7 +63,8 @@ async def main(delay: float, runs: int, fixtures: Path) -> int:
                     return 1
     trip, took = statistics.median(trips), statistics.median(enrich)
     ratio = took / trip
-    print("requests per launch: 5 (mint, metadata, bonding curve, largest accounts, creator accounts)")
+    print("requests per launch: 2 concurrent (getMultipleAccounts: mint, metadata, curve, creator ATAs;")
+    print("                     getTokenLargestAccounts)")
     print(f"one round trip (median of {runs}): {trip * 1000:.1f} ms  (endpoint delay {delay * 1000:.0f} ms)")
     print(f"enrichment, cold cache (median of {runs}): {took * 1000:.1f} ms  (max {max(enrich) * 1000:.1f} ms)")
     print(f"ratio: {ratio:.3f}  (target <= 1.2) {'OK' if ratio <= 1.2 else 'MISSED'}")
