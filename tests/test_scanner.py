@@ -315,3 +315,32 @@ async def test_trades_inside_the_momentum_window_are_part_of_the_candidate(
         momentum = json.loads(row[1])["candidate"]["momentum"]
         assert (momentum["buys"], momentum["sells"], momentum["buyers"]) == (2, 1, 2)
         assert momentum["net_native_in"] == 10**8 and momentum["window_s"] == 1.5
+
+
+async def test_concurrent_lookups_of_one_launch_share_requests_and_failures_are_not_cached(
+    local_solana: LocalSolana, solana_fixtures: Path
+) -> None:
+    import asyncio
+
+    from quantbot.chains.solana.rpc import SolanaRpcPool
+    from quantbot.clock import WallClock
+    from quantbot.config import SolanaEndpointConfig
+    from quantbot.enrich import SolanaEnricher
+    from quantbot.retry import Backoff
+
+    serve_launch_accounts(local_solana, solana_fixtures, others=OTHERS)
+    launch = token_launch(mint=MINT, creator=CREATOR, bonding_curve=CURVE)
+    endpoint = SolanaEndpointConfig(http=local_solana.http_url, timeout=5.0, rps=0)
+    async with SolanaRpcPool(endpoints=[endpoint], clock=WallClock(), rounds=1, backoff=Backoff(0.01, 0.01)) as pool:
+        enricher = SolanaEnricher(rpc=pool, clock=WallClock(), state_ttl=600)
+        local_solana.faults.server_errors = 1
+        local_solana.faults.only_methods = frozenset({"getMultipleAccounts"})
+        failed = await enricher.enrich(launch)
+        assert failed.mint is None and failed.missing["mint"].startswith("rpc unavailable")
+        a, b = await asyncio.gather(enricher.enrich(launch), enricher.enrich(launch))
+        assert a.mint == b.mint and a.mint is not None and a.mint.supply == MINT_SUPPLY
+        assert a.holders == b.holders and a.holders is not None
+        # The failed batch was not kept; the two concurrent look-ups shared one batch and one holders request.
+        assert (local_solana.calls["503"], local_solana.calls["getMultipleAccounts"]) == (1, 1)
+        assert local_solana.calls["getTokenLargestAccounts"] == 1  # answered in the first run, cached since
+        assert enricher.cache.hits >= 5
