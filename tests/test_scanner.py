@@ -344,3 +344,26 @@ async def test_concurrent_lookups_of_one_launch_share_requests_and_failures_are_
         assert (local_solana.calls["503"], local_solana.calls["getMultipleAccounts"]) == (1, 1)
         assert local_solana.calls["getTokenLargestAccounts"] == 1  # answered in the first run, cached since
         assert enricher.cache.hits >= 5
+
+
+def test_liquidity_is_valued_in_sol_and_usd_from_the_price_view_for_sol_and_usdc_quotes() -> None:
+    from typing import Any, cast
+
+    from quantbot.clock import WallClock
+    from quantbot.enrich import SolanaEnricher
+
+    class Prices:
+        def price_native(self, chain: str, token: str) -> Decimal | None:
+            return None
+
+        def usd_per_native(self, chain: str) -> Decimal | None:
+            return Decimal(150) if chain == "solana" else None
+
+    enricher = SolanaEnricher(rpc=cast(Any, None), clock=WallClock(), prices=Prices())
+    sol = enricher._liquidity("pump.fun", "Curve", "So11111111111111111111111111111111111111112", 2 * 10**9)
+    assert (sol.native, sol.usd, sol.quote_decimals) == (Decimal(2), Decimal(300), 9)
+    usdc = enricher._liquidity("pump.fun", "Curve", "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", 300 * 10**6)
+    assert (usdc.native, usdc.usd, usdc.quote_decimals) == (Decimal(2), Decimal(300), 6)
+    blind = SolanaEnricher(rpc=cast(Any, None), clock=WallClock())
+    usdc_blind = blind._liquidity("pump.fun", "Curve", "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", 300 * 10**6)
+    assert (usdc_blind.native, usdc_blind.usd) == (None, Decimal(300))
