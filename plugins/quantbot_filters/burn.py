@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from quantbot.api import Filter, FilterVerdict, PluginConfig, TokenCandidate
-from quantbot_filters._common import OnMissing, check_share, missing_verdict, pct
+
+from ._common import OnMissing, check_share, missing_verdict, pct
 
 
 class BurnConfig(PluginConfig, frozen=True, kw_only=True):

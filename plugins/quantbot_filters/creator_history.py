@@ -8,7 +8,8 @@ from typing import Annotated
 import msgspec
 
 from quantbot.api import Filter, FilterVerdict, PluginConfig, TokenCandidate
-from quantbot_filters._common import OnMissing, missing_verdict
+
+from ._common import OnMissing, missing_verdict
 
 PUMP_RAYDIUM_MIGRATOR = "39azUYFWPz3VHgKCf3VChUwbpURdCHRxjWVowf5jUJjg"
 """Signs every pump.fun -> Raydium v4 migration (`initialize2`): the pool's "creator", not the coin's."""

@@ -8,7 +8,8 @@ from typing import Annotated
 import msgspec
 
 from quantbot.api import Filter, FilterVerdict, PluginConfig, TokenCandidate
-from quantbot_filters._common import OnMissing, check_share, missing_verdict, pct
+
+from ._common import OnMissing, check_share, missing_verdict, pct
 
 LARGEST_ACCOUNTS = 20
 """getTokenLargestAccounts answers with at most 20 accounts."""

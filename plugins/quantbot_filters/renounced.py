@@ -7,7 +7,8 @@ from typing import Annotated
 import msgspec
 
 from quantbot.api import Filter, FilterVerdict, PluginConfig, TokenCandidate
-from quantbot_filters._common import OnMissing, missing_verdict
+
+from ._common import OnMissing, missing_verdict
 
 
 class RenouncedConfig(PluginConfig, frozen=True, kw_only=True):

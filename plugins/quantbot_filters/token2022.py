@@ -7,7 +7,8 @@ from typing import Annotated
 import msgspec
 
 from quantbot.api import Filter, FilterVerdict, PluginConfig, TokenCandidate
-from quantbot_filters._common import OnMissing, missing_verdict
+
+from ._common import OnMissing, missing_verdict
 
 TOKEN_2022 = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"  # noqa: S105  (a program id, not a password)
 
