@@ -342,6 +342,17 @@ def test_parse_logs_ignores_pump_shaped_data_from_another_program(solana_fixture
         ),
         (b'{"result":{"transaction":5,"meta":{}}}', "schema"),
         (b"[1,2,3]", "schema"),
+        (
+            b'{"result":{"transaction":{"signatures":["s"],"message":{"accountKeys":["a",{"pubkey":"b"}],'
+            b'"instructions":[]}},"meta":{"preBalances":[0,0],"postBalances":[0,0]}}}',
+            "mixed_account_keys",
+        ),
+        (
+            b'{"result":{"transaction":{"signatures":["s"],"message":{"accountKeys":["a"],"instructions":[]}},'
+            b'"meta":{"preBalances":[0],"postBalances":[0],"preTokenBalances":[{"accountIndex":0,"mint":"m",'
+            b'"uiTokenAmount":{"amount":"\xc2\xb2","decimals":6}}]}}}',
+            "schema",
+        ),
         (12345, "bad_type"),
     ],
 )
