@@ -18,6 +18,17 @@ import msgspec
 import structlog
 
 from quantbot.bus import compile_pattern, topic_matches
+from quantbot.candidates import (
+    CreatorInfo,
+    Holder,
+    HoldersInfo,
+    LiquidityInfo,
+    LpInfo,
+    MetadataInfo,
+    MintInfo,
+    MomentumInfo,
+    TokenCandidate,
+)
 from quantbot.clock import Clock
 from quantbot.events import (
     EVENT_TYPES,
@@ -65,6 +76,7 @@ __all__ = [
     "Chain",
     "Clock",
     "ConfigReloaded",
+    "CreatorInfo",
     "EquityUpdate",
     "Event",
     "ExecutionReport",
@@ -72,6 +84,13 @@ __all__ = [
     "Fill",
     "Filter",
     "FilterVerdict",
+    "Holder",
+    "HoldersInfo",
+    "LiquidityInfo",
+    "LpInfo",
+    "MetadataInfo",
+    "MintInfo",
+    "MomentumInfo",
     "Notifier",
     "OrderApproved",
     "OrderExpired",
@@ -99,6 +118,7 @@ __all__ = [
     "Swap",
     "Tick",
     "TokenAccepted",
+    "TokenCandidate",
     "TokenLaunch",
     "TokenRejected",
     "TokenRugWarning",
@@ -181,13 +201,18 @@ class Plugin:
 
 
 class Filter(Plugin):
-    """Judges a launched token. A filter that raises counts as a failure and rejects the token."""
+    """Judges a launched token from the scanner's `TokenCandidate` (the launch and every measured feature).
 
-    async def check(self, launch: TokenLaunch) -> FilterVerdict:
+    A filter that raises counts as a failure and rejects the token. A feature that is None could not be
+    measured (`candidate.why_missing(name)` says why): decide explicitly whether that passes.
+    """
+
+    async def check(self, candidate: TokenCandidate) -> FilterVerdict:
         raise NotImplementedError
 
-    def verdict(self, passed: bool, reason: str = "") -> FilterVerdict:
-        return FilterVerdict(filter=self.id, passed=passed, reason=reason)
+    def verdict(self, passed: bool, reason: str = "", value: object = "") -> FilterVerdict:
+        """`value` is what was measured (any value; kept as its string form)."""
+        return FilterVerdict(filter=self.id, passed=passed, reason=reason, value="" if value is None else str(value))
 
 
 class StrategyContext(Protocol):

@@ -411,6 +411,42 @@ class PluginSpec(_Section, frozen=True, kw_only=True):
         return self.id or self.use
 
 
+class ScannerWeights(_Section, frozen=True, kw_only=True):
+    """Weight of each feature's sub-score (each in [0, 1]) in the scanner's score; 0 leaves it out."""
+
+    liquidity: NonNegativeFloat = 1.0
+    momentum: NonNegativeFloat = 1.0
+    holders: NonNegativeFloat = 1.0
+    lp_burned: NonNegativeFloat = 0.5
+    immutable: NonNegativeFloat = 0.5
+    renounced: NonNegativeFloat = 0.5
+    creator_fresh: NonNegativeFloat = 0.5
+
+
+class ScannerConfig(_Section, frozen=True, kw_only=True):
+    """MemeScanner: launch -> enrichment -> [[filters]] -> token.accepted / token.rejected."""
+
+    enabled: bool = True
+    lookup_timeout_s: Positive = 5.0
+    static_cache_ttl_s: NonNegativeFloat = 300.0
+    state_cache_ttl_s: NonNegativeFloat = 2.0
+    momentum_window_s: NonNegativeFloat = 0.0
+    evaluate_all: bool = True
+    filter_timeout_s: Positive = 5.0
+    min_score: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    max_pending: PositiveInt = 64
+    dedup_window: PositiveInt = 10_000
+    creator_history_keep: PositiveInt = 50
+    liquidity_target_sol: Positive = 10.0
+    momentum_target_buyers: PositiveInt = 20
+    weights: ScannerWeights = ScannerWeights()
+    pumpportal_url: str = ""
+    pumpportal_reconnect_max_s: Positive = 30.0
+    rug_creator_sell_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] = 50.0
+    rug_liquidity_drop_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] = 50.0
+    rug_window_s: Positive = 300.0
+
+
 class Config(_Section, frozen=True, kw_only=True):
     mode: Literal["paper", "live"] = "paper"
     instance: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "quantbot"
@@ -435,6 +471,7 @@ class Config(_Section, frozen=True, kw_only=True):
     portfolio: PortfolioConfig = PortfolioConfig()
     mqtt: MqttConfig = MqttConfig()
     cluster: ClusterConfig = ClusterConfig()
+    scanner: ScannerConfig = ScannerConfig()
 
 
 class PluginSchemas(typing.Protocol):

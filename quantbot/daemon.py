@@ -103,6 +103,61 @@ def build_solana(config: Config, *, bus: EventBus, store: Store, clock: Clock) -
     return pool, watcher
 
 
+def build_scanner(
+    config: Config,
+    *,
+    bus: EventBus,
+    filters: FilterStage,
+    clock: Clock,
+    store: Store,
+    writer: WriteBehind,
+    rpc: Component | None,
+    prices: PriceView | None,
+) -> list[Component]:
+    """The MemeScanner, its rug watch and (when `scanner.pumpportal_url` is set) the PumpPortal feed."""
+    from quantbot.creators import CreatorHistory
+    from quantbot.rugwatch import RugWatch
+    from quantbot.scanner import MemeScanner
+
+    sc = config.scanner
+    enricher = None
+    if rpc is not None:  # the Solana client stack is imported only when Solana is enabled
+        from quantbot.chains.solana.rpc import SolanaRpcPool
+        from quantbot.enrich import SolanaEnricher
+
+        assert isinstance(rpc, SolanaRpcPool)  # noqa: S101  (build_solana puts the pool first)
+        enricher = SolanaEnricher(
+            rpc=rpc,
+            clock=clock,
+            timeout=sc.lookup_timeout_s,
+            static_ttl=sc.static_cache_ttl_s,
+            state_ttl=sc.state_cache_ttl_s,
+            prices=prices,
+        )
+    history = CreatorHistory(store=store, writer=writer, clock=clock, keep=sc.creator_history_keep)
+    scanner = MemeScanner(
+        bus=bus, filters=filters, config=sc, clock=clock, history=history, enricher=enricher, writer=writer
+    )
+    parts: list[Component] = [
+        scanner,
+        RugWatch(
+            bus=bus,
+            clock=clock,
+            creator_of=scanner.creator_of,
+            creator_sell_pct=sc.rug_creator_sell_pct,
+            liquidity_drop_pct=sc.rug_liquidity_drop_pct,
+            window_s=sc.rug_window_s,
+        ),
+    ]
+    if sc.pumpportal_url:
+        from quantbot.launchfeed import PumpPortalFeed
+        from quantbot.retry import Backoff
+
+        reconnect = Backoff(base=0.5, cap=sc.pumpportal_reconnect_max_s)
+        parts.append(PumpPortalFeed(bus=bus, url=sc.pumpportal_url, clock=clock, reconnect=reconnect))
+    return parts
+
+
 def open_store(config: Config) -> Store:
     """The configured store (not yet opened)."""
     sc = config.store
@@ -183,6 +238,7 @@ class Daemon:
         self.router: OrderRouter | None = None
         self.portfolio: Portfolio | None = None
         self.exits: ExitManager | None = None
+        self.scanner: Component | None = None
         self.started_components: set[str] = set()
         self.controller: Controller | None = None
         self.http: HttpServer | None = None
@@ -311,8 +367,24 @@ class Daemon:
                 for p in build_plugins(self.loaded, self.catalog, "filters", self.clock, self.prices)
                 if isinstance(p, Filter)
             ],
-            timeout=cfg.bus.handler_timeout,
+            timeout=cfg.scanner.filter_timeout_s,
+            evaluate_all=cfg.scanner.evaluate_all,
         )
+        scanner_parts = (
+            build_scanner(
+                cfg,
+                bus=bus,
+                filters=self.filters,
+                clock=self.clock,
+                store=self.store,
+                writer=self.writer,
+                rpc=solana[0] if solana else None,
+                prices=self.prices,
+            )
+            if cfg.scanner.enabled
+            else []
+        )
+        self.scanner = next((c for c in scanner_parts if c.name == "scanner"), None)
         self.strategies = PluginHost(
             bus=bus,
             section="strategies",
@@ -340,22 +412,39 @@ class Daemon:
             self.router,
             self.exits,
             self.filters,
+            *[c for c in scanner_parts if c.name != "pumpportal"],
             self.strategies,
             self.notifiers,
             *([self.jobs] if self.jobs else []),
         ]
         self._wire_ops(
             bus,
-            trading=[self.portfolio, executor_host, self.risk, self.router, self.exits, self.filters, self.strategies],
+            trading=[
+                self.portfolio,
+                executor_host,
+                self.risk,
+                self.router,
+                self.exits,
+                self.filters,
+                *scanner_parts,
+                self.strategies,
+            ],
         )
         # Watchers start last (every subscriber, the cluster transport included, exists before the first chain
-        # event) and stop first. In a multi-host cluster only the watchers role runs them.
+        # event) and stop first. In a multi-host cluster only the watchers role runs them; a trading instance
+        # still runs the Solana RPC pool when its scanner enriches launches through it.
         if role_runs(cfg.cluster.role, "watchers"):
             if solana:
                 self.components += solana
+            self.components += [c for c in scanner_parts if c.name == "pumpportal"]
             if cfg.aptos.enabled:
                 self.aptos = build_aptos_watcher(cfg, bus=bus, store=self.store, clock=self.clock)
                 self.components.append(self.aptos)
+        else:
+            # Whale signals arrive from the watchers instance; a second tracker here would repeat them.
+            self.components.remove(self.whales)
+            if solana and scanner_parts:
+                self.components.insert(self.components.index(self.portfolio), solana[0])
 
         loop = asyncio.get_running_loop()
         signals = {

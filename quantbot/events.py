@@ -153,6 +153,8 @@ class FilterVerdict(msgspec.Struct, frozen=True, kw_only=True):
     filter: str
     passed: bool
     reason: str = ""
+    value: str = ""
+    """What the filter measured (e.g. "0.42" for a top-holder share), empty when nothing was measured."""
 
 
 class TokenAccepted(Event, frozen=True, kw_only=True):

@@ -1,8 +1,8 @@
-"""FilterStage: runs every enabled filter plugin on each `token.launch`, publishes the verdict.
+"""FilterStage: runs the configured filter plugins, in config order, on one `TokenCandidate`.
 
-Fail closed: a filter that raises, times out or has been disabled for repeated failures rejects
-the token (with that reason), because a safety filter that silently stops would let rugs through.
-The scanner issue puts enrichment in front of this stage.
+The MemeScanner owns the flow (launch -> enrich -> judge -> publish) and asks this stage for the
+verdicts. Fail closed: a filter that raises, times out or has been disabled for repeated failures
+rejects the token (with that reason), because a safety filter that silently stops would let rugs through.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import msgspec
 import structlog
 
 from quantbot.api import Filter
-from quantbot.bus import EventBus, Overflow, PluginRef
-from quantbot.events import Event, FilterVerdict, TokenAccepted, TokenLaunch, TokenRejected
+from quantbot.bus import EventBus, PluginRef
+from quantbot.candidates import TokenCandidate
+from quantbot.events import FilterVerdict
 
 log = structlog.get_logger(component="filters")
 
@@ -22,15 +23,16 @@ log = structlog.get_logger(component="filters")
 class FilterStage:
     name = "filters"
 
-    def __init__(self, *, bus: EventBus, filters: list[Filter], timeout: float) -> None:
+    def __init__(self, *, bus: EventBus, filters: list[Filter], timeout: float, evaluate_all: bool = True) -> None:
         self.bus = bus
         self.filters = filters
         self.timeout = timeout
+        self.evaluate_all = evaluate_all
+        """True: every filter judges every token (concurrently). False: stop at the first failure."""
 
     async def start(self) -> None:
         for f in self.filters:
             await self._start_one(f)
-        self.bus.subscribe("token.launch", self._on_launch, name="filters", overflow=Overflow.BLOCK)
 
     async def stop(self) -> None:
         for f in reversed(self.filters):
@@ -56,28 +58,32 @@ class FilterStage:
             await self.bus.report_failure(ref, exc, event=None, subscriber="filters")
             await self.bus.disable_plugin(ref, failures=1, error=f"start failed: {type(exc).__name__}: {exc}")
 
-    async def _on_launch(self, event: Event) -> None:
-        assert isinstance(event, TokenLaunch)  # noqa: S101  (the subscription guarantees it)
+    async def judge(self, candidate: TokenCandidate) -> tuple[FilterVerdict, ...]:
+        """Every filter's verdict in config order (up to the first failure unless `evaluate_all`)."""
         filters = list(self.filters)
-        verdicts = await asyncio.gather(*(self._run(f, event) for f in filters))
-        if all(v.passed for v in verdicts):
-            await self.bus.publish(TokenAccepted(launch=event, verdicts=tuple(verdicts)))
-        else:
-            await self.bus.publish(TokenRejected(launch=event, verdicts=tuple(verdicts)))
+        if self.evaluate_all:
+            return tuple(await asyncio.gather(*(self._run(f, candidate) for f in filters)))
+        verdicts: list[FilterVerdict] = []
+        for f in filters:
+            verdict = await self._run(f, candidate)
+            verdicts.append(verdict)
+            if not verdict.passed:
+                break
+        return tuple(verdicts)
 
-    async def _run(self, f: Filter, launch: TokenLaunch) -> FilterVerdict:
+    async def _run(self, f: Filter, candidate: TokenCandidate) -> FilterVerdict:
         ref = PluginRef("filters", f.id)
         if ref in self.bus.health.disabled:
             return FilterVerdict(filter=f.id, passed=False, reason="filter disabled after repeated failures")
         try:
             async with asyncio.timeout(self.timeout):
-                verdict = await f.check(launch)
+                verdict = await f.check(candidate)
             if not isinstance(verdict, FilterVerdict):
                 raise TypeError(f"check() returned {type(verdict).__name__}, not FilterVerdict")
         except Exception as exc:  # noqa: BLE001  (a plugin's failure is contained and counted)
             if isinstance(exc, TimeoutError):
                 exc = TimeoutError(f"filter did not answer within {self.timeout}s")
-            await self.bus.report_failure(ref, exc, event=launch, subscriber="filters")
+            await self.bus.report_failure(ref, exc, event=candidate.launch, subscriber="filters")
             return FilterVerdict(filter=f.id, passed=False, reason=f"filter error: {type(exc).__name__}")
         self.bus.report_success(ref)
         return verdict

@@ -1,9 +1,9 @@
 """The harness plugin authors test with: build a plugin from params as the daemon would, a context
 that records submitted intents, and event builders with sensible defaults.
 
-    from quantbot.testing import make_plugin, RecordingContext, token_launch, feed, check_filter
-    f = make_plugin(MyFilter, max_holders=10)
-    assert (await check_filter(f, token_launch(name="PEPE"))).passed
+    from quantbot.testing import make_plugin, RecordingContext, token_candidate, feed, check_filter
+    f = make_plugin(MyFilter, max_share=0.3)
+    assert (await check_filter(f, token_candidate(name="PEPE", holders=holders_info(supply=100, top=[10])))).passed
     intents = await feed(make_plugin(MyStrategy, amount=5), [price_update(price_native=Decimal(2))])
 """
 
@@ -18,15 +18,24 @@ from typing import Any, TypeVar
 import msgspec
 
 from quantbot.api import (
+    CreatorInfo,
     Event,
     Filter,
     FilterVerdict,
+    Holder,
+    HoldersInfo,
+    LiquidityInfo,
+    LpInfo,
+    MetadataInfo,
+    MintInfo,
+    MomentumInfo,
     OrderIntent,
     Plugin,
     PriceUpdate,
     Strategy,
     Swap,
     TokenAccepted,
+    TokenCandidate,
     TokenLaunch,
     WhaleSignal,
 )
@@ -155,13 +164,85 @@ async def feed(strategy: Strategy, events: Iterable[Event], ctx: RecordingContex
     return ctx.intents[before:]
 
 
-async def check_filter(f: Filter, launch: TokenLaunch, *, timeout: float = 5.0) -> FilterVerdict:  # noqa: ASYNC109
-    """Run one filter as the daemon's filter stage does: bounded in time, an exception fails the token."""
+async def check_filter(
+    f: Filter,
+    candidate: TokenCandidate | TokenLaunch,
+    *,
+    timeout: float = 5.0,  # noqa: ASYNC109
+) -> FilterVerdict:
+    """Run one filter as the daemon's filter stage does: bounded in time, an exception fails the token.
+
+    A bare TokenLaunch is judged as a candidate whose features were not measured.
+    """
+    if isinstance(candidate, TokenLaunch):
+        candidate = TokenCandidate(launch=candidate)
     try:
         async with asyncio.timeout(timeout):
-            verdict = await f.check(launch)
+            verdict = await f.check(candidate)
     except Exception as exc:  # noqa: BLE001  (the stage fails closed; so does the harness)
         return FilterVerdict(filter=f.id, passed=False, reason=f"filter error: {type(exc).__name__}")
     if not isinstance(verdict, FilterVerdict):
         raise TypeError(f"{type(f).__name__}.check() returned {type(verdict).__name__}, not FilterVerdict")
     return verdict
+
+
+_UNMEASURED = "not measured (test candidate)"
+_FEATURE_TYPES: dict[str, type[Any]] = {
+    "mint": MintInfo,
+    "metadata": MetadataInfo,
+    "liquidity": LiquidityInfo,
+    "lp": LpInfo,
+    "holders": HoldersInfo,
+    "creator": CreatorInfo,
+    "momentum": MomentumInfo,
+}
+
+
+def token_candidate(launch: TokenLaunch | None = None, **fields: Any) -> TokenCandidate:
+    """A candidate for filter tests: `mint=mint_info(...)`, `holders=holders_info(...)`... and launch fields
+
+    (a str `mint=`/`creator=` is the launch's mint/creator address; a MintInfo/CreatorInfo is the feature).
+
+    Features not given are None with `missing[name]` = "not measured (test candidate)"; pass
+    `missing={"lp": "timeout"}` to state why. Other keyword arguments are TokenLaunch fields.
+    """
+    # `mint` and `creator` are both launch fields (str) and features (MintInfo, CreatorInfo): the type decides.
+    features = {k: fields.pop(k) for k in list(fields) if isinstance(fields[k], _FEATURE_TYPES.get(k, ()))}
+    missing: dict[str, str] = fields.pop("missing", {})
+    launch = launch or token_launch(**fields)
+    absent = {k: missing.get(k, _UNMEASURED) for k in _FEATURE_TYPES if features.get(k) is None}
+    return TokenCandidate(launch=launch, **features, missing=absent)
+
+
+def mint_info(**fields: Any) -> MintInfo:
+    """A renounced, unfreezable SPL mint of 1e9 tokens with 6 decimals unless told otherwise."""
+    defaults: dict[str, Any] = {
+        "program": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA",
+        "supply": 10**15,
+        "decimals": 6,
+        "mint_authority": None,
+        "freeze_authority": None,
+    }
+    return MintInfo(**(defaults | fields))
+
+
+def holders_info(*, supply: int, top: Iterable[int], excluded: Iterable[str] = ()) -> HoldersInfo:
+    """Holders with the given amounts (biggest first after sorting), accounts named H0, H1..."""
+    amounts = sorted(top, reverse=True)
+    return HoldersInfo(
+        supply=supply, top=tuple(Holder(f"H{i}", a) for i, a in enumerate(amounts)), excluded=tuple(excluded)
+    )
+
+
+def liquidity_info(**fields: Any) -> LiquidityInfo:
+    """A SOL-quoted pump.fun bonding curve with 10 SOL unless told otherwise."""
+    defaults: dict[str, Any] = {
+        "venue": "pump.fun",
+        "pool": "Curve111111111111111111111111111111111111111",
+        "quote_mint": "So11111111111111111111111111111111111111112",
+        "quote_reserve": 10 * 10**9,
+        "quote_decimals": 9,
+        "native": Decimal(10),
+        "bonding_curve": True,
+    }
+    return LiquidityInfo(**(defaults | fields))

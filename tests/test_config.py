@@ -23,7 +23,17 @@ def problems(tmp_path: Path, text: str, environ: dict[str, str] | None = None, n
 def test_shipped_config_is_valid_and_in_paper_mode() -> None:
     loaded = load_config([REPO / "config" / "quantbot.toml"], environ={}, plugins=PluginCatalog.discover())
     assert loaded.config.mode == "paper"
-    assert [f.use for f in loaded.config.filters] == ["blocklist"]
+    assert [f.use for f in loaded.config.filters] == [
+        "blocklist",
+        "renounced",
+        "mutable",
+        "token2022_extensions",
+        "pool_size",
+        "holders",
+        "burn",
+        "creator_history",
+    ]
+    assert loaded.config.scanner.enabled
 
 
 def test_defaults_without_any_key_are_paper_mode(tmp_path: Path) -> None:
@@ -204,7 +214,8 @@ def test_live_mode_without_a_key_is_refused(tmp_path: Path) -> None:
 
 def test_unknown_plugin_lists_installed_names(tmp_path: Path) -> None:
     assert problems(tmp_path, '[[filters]]\nuse = "blocklst"\n') == [
-        "q.toml: filters[0].use: unknown plugin 'blocklst' (did you mean 'blocklist'?); installed: blocklist"
+        "q.toml: filters[0].use: unknown plugin 'blocklst' (did you mean 'blocklist'?); installed: blocklist, burn, "
+        "creator_history, holders, mutable, pool_size, renounced, token2022_extensions"
     ]
 
 

@@ -39,6 +39,8 @@ COMPONENTS = [
     "orders",
     "exits",
     "filters",
+    "scanner",
+    "scanner.rugwatch",
     "strategies",
     "notifiers",
     "jobs",

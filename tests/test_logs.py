@@ -14,7 +14,7 @@ from quantbot.clock import SimClock
 from quantbot.filtering import FilterStage
 from quantbot.logs import setup_logging
 from quantbot.secrets import Redactor, Secret
-from quantbot.testing import make_plugin, token_launch
+from quantbot.testing import make_plugin, token_candidate
 
 SECRET = "sk_live_5f9a2c7e1b"
 
@@ -99,7 +99,7 @@ async def test_a_plugin_error_carrying_a_secret_reaches_the_log_redacted(plugin_
     async with EventBus(clock=SimClock()) as bus:
         stage = FilterStage(bus=bus, filters=[f], timeout=1)
         await stage.start()
-        await bus.publish(token_launch())
+        await stage.judge(token_candidate())
         await bus.drain(5)
     text = out.getvalue()
     assert SECRET not in text

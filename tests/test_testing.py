@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from quantbot.api import Event, Filter, FilterVerdict, OrderIntent, Strategy, StrategyContext, TokenLaunch
+from quantbot.api import Event, Filter, FilterVerdict, OrderIntent, Strategy, StrategyContext, TokenCandidate
 from quantbot.testing import (
     check_filter,
     feed,
@@ -33,12 +33,12 @@ class EchoBuys(Strategy):
 
 
 class Raises(Filter):
-    async def check(self, launch: TokenLaunch) -> FilterVerdict:
+    async def check(self, candidate: TokenCandidate) -> FilterVerdict:
         raise RuntimeError("boom")
 
 
 class Hangs(Filter):
-    async def check(self, launch: TokenLaunch) -> FilterVerdict:
+    async def check(self, candidate: TokenCandidate) -> FilterVerdict:
         await asyncio.sleep(60)
         return self.verdict(True)
 
@@ -71,3 +71,15 @@ def test_event_builders_make_real_typed_events() -> None:
 def test_make_plugin_refuses_unknown_parameters() -> None:
     with pytest.raises(Exception, match="unknown field"):
         make_plugin(BlocklistFilter, name_paterns=["x"])
+
+
+async def test_token_candidate_builds_features_and_explains_the_unmeasured_ones() -> None:
+    from quantbot.testing import holders_info, mint_info, token_candidate
+
+    c = token_candidate(name="Pepe", mint=mint_info(supply=100), holders=holders_info(supply=100, top=[5, 30]))
+    assert c.launch.name == "Pepe" and c.mint is not None and c.mint.supply == 100
+    assert c.holders is not None and [h.amount for h in c.holders.top] == [30, 5]
+    assert c.liquidity is None and c.why_missing("liquidity") == "not measured (test candidate)"
+    addressed = token_candidate(mint="Mint1", creator="Dev1", missing={"lp": "timeout"})
+    assert (addressed.launch.mint, addressed.launch.creator, addressed.mint) == ("Mint1", "Dev1", None)
+    assert addressed.why_missing("lp") == "timeout"

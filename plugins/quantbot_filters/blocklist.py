@@ -8,7 +8,7 @@ from typing import Annotated
 
 import msgspec
 
-from quantbot.api import Filter, FilterVerdict, PluginConfig, TokenLaunch
+from quantbot.api import Filter, FilterVerdict, PluginConfig, TokenCandidate
 
 
 class BlocklistConfig(PluginConfig, frozen=True, kw_only=True):
@@ -54,14 +54,17 @@ class BlocklistFilter(Filter):
         self._symbols = [re.compile(p, flags) for p in self.config.symbol_patterns]
         self._creators = frozenset(self.config.creators)
 
-    async def check(self, launch: TokenLaunch) -> FilterVerdict:
+    async def check(self, candidate: TokenCandidate) -> FilterVerdict:
+        launch, meta = candidate.launch, candidate.metadata
         if launch.creator and launch.creator in self._creators:
-            return self.verdict(False, f"creator {launch.creator} is blocklisted")
-        name, symbol = normalise(launch.name), normalise(launch.symbol)
+            return self.verdict(False, f"creator {launch.creator} is blocklisted", launch.creator)
+        # Pool launches carry no name; the metadata look-up does.
+        name = normalise(launch.name or (meta.name if meta else ""))
+        symbol = normalise(launch.symbol or (meta.symbol if meta else ""))
         for rx in self._names:
             if rx.search(name):
-                return self.verdict(False, f"name matches /{rx.pattern}/")
+                return self.verdict(False, f"name matches /{rx.pattern}/", name)
         for rx in self._symbols:
             if rx.search(symbol):
-                return self.verdict(False, f"symbol matches /{rx.pattern}/")
+                return self.verdict(False, f"symbol matches /{rx.pattern}/", symbol)
         return self.verdict(True)

@@ -111,6 +111,7 @@ class Metrics(Collector):
         yield from self._watchers()
         yield from self._orders()
         yield from self._pnl()
+        yield from self._scanner()
         for extra in self.extra:
             yield from extra()
 
@@ -161,6 +162,23 @@ class Metrics(Collector):
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     family.add_metric([component], float(value))
             yield family
+
+    def _scanner(self) -> Iterator[Metric]:
+        """The scanner's verdicts and rejection reasons, from any component whose stats() has `rejections`."""
+        tokens = CounterMetricFamily("quantbot_scanner_tokens", "Launches judged, by verdict.", labels=["verdict"])
+        rejections = CounterMetricFamily(
+            "quantbot_scanner_rejections", "Tokens each filter rejected.", labels=["filter"]
+        )
+        for values in component_stats(self.components()).values():
+            reasons = values.get("rejections")
+            if not isinstance(reasons, dict):
+                continue
+            for verdict in ("accepted", "rejected"):
+                tokens.add_metric([verdict], float(values.get(verdict, 0)))
+            for name, n in sorted(reasons.items()):
+                rejections.add_metric([str(name)], float(n))
+        yield tokens
+        yield rejections
 
     def _orders(self) -> Iterator[Metric]:
         orders = GaugeMetricFamily("quantbot_orders", "Journaled orders, by status.", labels=["status"])

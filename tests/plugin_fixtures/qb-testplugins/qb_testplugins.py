@@ -16,7 +16,7 @@ from quantbot.api import (
     Strategy,
     StrategyContext,
     TokenAccepted,
-    TokenLaunch,
+    TokenCandidate,
 )
 
 
@@ -62,13 +62,13 @@ class ExplodingFilter(Filter):
     Config = ExplodingConfig
     config: ExplodingConfig
 
-    async def check(self, launch: TokenLaunch) -> FilterVerdict:
+    async def check(self, candidate: TokenCandidate) -> FilterVerdict:
         token = self.config.api_token.reveal() if self.config.api_token else "none"
         raise RuntimeError(f"GET https://api.example/v1?key={token} failed")
 
 
 class HangingFilter(Filter):
-    async def check(self, launch: TokenLaunch) -> FilterVerdict:
+    async def check(self, candidate: TokenCandidate) -> FilterVerdict:
         await asyncio.sleep(3600)
         raise AssertionError("unreachable")
 
