@@ -30,8 +30,9 @@ from tests.conftest import DaemonProcess, cli_env, write
 COMPONENTS = [
     "store",
     "http",
-    "portfolio",
+    "store.writer",
     "executors",
+    "portfolio",
     "risk",
     "orders",
     "exits",
