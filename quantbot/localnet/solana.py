@@ -92,6 +92,7 @@ class LocalSolana:
             "getSignatureStatuses": self._get_signature_statuses,
             "sendTransaction": self._send_transaction,
             "getTokenLargestAccounts": self._get_token_largest_accounts,
+            "getTokenAccountsByOwner": self._get_token_accounts_by_owner,
             "getSlot": self._get_slot,
             "getBlockHeight": self._get_block_height,
             "getHealth": self._get_health,
@@ -317,6 +318,20 @@ class LocalSolana:
 
     async def _get_token_largest_accounts(self, params: list[Any]) -> object:
         return self._context(self.ledger.token_largest(pubkey_of(params[0])))
+
+    async def _get_token_accounts_by_owner(self, params: list[Any]) -> object:
+        owner, selector = pubkey_of(params[0]), params[1]
+        encoding = _config(params, 2).get("encoding", "base64")
+        if not isinstance(selector, dict) or not ({"mint", "programId"} & selector.keys()):
+            raise RpcError(-32602, "Invalid params: expected a {mint} or {programId} filter")
+        return self._context(
+            [
+                {"pubkey": address, "account": encode_account(account, encoding)}
+                for address, account in self.ledger.token_accounts(
+                    owner, mint=selector.get("mint"), program=selector.get("programId")
+                )
+            ]
+        )
 
     async def _get_slot(self, params: list[Any]) -> object:
         return self.ledger.slot
