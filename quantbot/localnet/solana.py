@@ -24,6 +24,7 @@ import based58
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
 
 from quantbot.clock import Clock, WallClock
 from quantbot.localnet.solana_ledger import (
@@ -309,7 +310,15 @@ class LocalSolana:
         except ValueError:
             raise RpcError(-32602, f"invalid transaction: invalid {encoding} encoding") from None
         self.ledger.now = int(self.clock.now().timestamp())
-        landed = self.ledger.send(raw, skip_preflight=bool(config.get("skipPreflight", False)))
+        skip_preflight = bool(config.get("skipPreflight", False))
+        try:
+            landed = self.ledger.send(raw, skip_preflight=skip_preflight)
+        except RpcError as exc:
+            if not (skip_preflight and isinstance(exc.data, dict) and exc.data.get("err") == "BlockhashNotFound"):
+                raise
+            # Without preflight mainnet takes it, forwards it and the leader drops it: a signature, never a status.
+            self.calls["dropped"] += 1
+            return str(VersionedTransaction.from_bytes(raw).signatures[0])
         log.debug("localnet.landed", signature=landed.signature, slot=landed.slot, err=landed.err)
         await self._notify_slot(landed.slot)
         await self._notify_logs(landed)
