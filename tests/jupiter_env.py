@@ -49,6 +49,11 @@ class Env:
             **({"rpc_url": self.node.http_url, "url": self.jup.pumpportal_url} | FAST | params),
         )
 
+    def keyed(self, ex: Any) -> Any:
+        """With the wallet key, not started (the order path attaches and starts executors itself)."""
+        ex.use_wallet_key(self.key)
+        return ex
+
     async def started(self, ex: Any, *, key: SigningKey | None = None) -> Any:
         ex.use_wallet_key(key or self.key)
         ex.attach(PluginEnv(clock=WallClock(), data_dir=self.tmp / "executors" / ex.id))

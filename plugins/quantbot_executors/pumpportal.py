@@ -21,11 +21,16 @@ class PumpPortalConfig(SolanaSwapConfig, frozen=True, kw_only=True):
     url: str = "https://pumpportal.fun/api/trade-local"
     slippage_pct: Annotated[int, msgspec.Meta(ge=0, le=100)] = 10
     """Slippage tolerance in percent; capped by the order's approved max_slippage_bps."""
-    priority_fee_sol: Annotated[Decimal, msgspec.Meta(ge=0, le=Decimal("0.1"))] = Decimal("0.00005")
+    priority_fee_sol: Decimal = Decimal("0.00005")
+    """Priority fee PumpPortal adds, in SOL (0 to 0.1)."""
     pool: str = "auto"
     """Which venue PumpPortal trades on: pump, raydium, pump-amm, launchlab, raydium-cpmm, bonk, auto."""
     token_decimals: Annotated[int, msgspec.Meta(ge=0, le=18)] = 6
     """Decimals of the tokens sold (pump.fun mints have 6); sells are sent in whole tokens."""
+
+    def __post_init__(self) -> None:
+        if not Decimal(0) <= self.priority_fee_sol <= Decimal("0.1"):
+            raise ValueError(f"priority_fee_sol must be between 0 and 0.1 SOL, not {self.priority_fee_sol}")
 
 
 class PumpPortalExecutor(SolanaSwapExecutor):
