@@ -200,3 +200,28 @@ async def test_without_a_wallet_key_nothing_is_sent(tmp_path: Path) -> None:
         report = await ex.execute(approved(str(env.pool.mint), amount=10**8))
         await ex.stop()
     assert report.outcome is Outcome.FAILED and env.jup.requests.quotes == []
+
+
+def test_shipped_config_documents_every_jupiter_and_pumpportal_key_with_its_default() -> None:
+    import tomllib
+
+    from quantbot.config import load_config
+    from quantbot.plugins import PluginCatalog
+    from quantbot_executors.jupiter import JupiterConfig
+    from quantbot_executors.pumpportal import PumpPortalConfig
+    from tests.conftest import REPO
+
+    path = REPO / "config" / "quantbot.toml"
+    loaded = load_config([path], environ={}, plugins=PluginCatalog.discover())
+    assert loaded.config.orders.solana == ("paper",)  # shipped: paper mode, live executors off
+    shipped = {e["use"]: e for e in tomllib.loads(path.read_text())["executors"]}
+    text = path.read_text()
+    for use, config in (("jupiter", JupiterConfig()), ("pumpportal", PumpPortalConfig())):
+        assert shipped[use]["enabled"] is False
+        for key in config.__struct_fields__:
+            value = getattr(config, key)
+            if key in shipped[use]:
+                want = list(value) if isinstance(value, tuple) else value
+                assert shipped[use][key] == (float(want) if isinstance(want, Decimal) else want), (use, key)
+            else:
+                assert key in text, (use, key)
