@@ -225,3 +225,19 @@ def test_shipped_config_documents_every_jupiter_and_pumpportal_key_with_its_defa
                 assert shipped[use][key] == (float(want) if isinstance(want, Decimal) else want), (use, key)
             else:
                 assert key in text, (use, key)
+
+
+def test_wallet_key_reads_keygen_json_and_base58_and_a_bad_one_is_refused_without_quoting_it() -> None:
+    import pytest
+    from solders.keypair import Keypair
+
+    from quantbot_executors.solana_swap import load_keypair
+
+    kp = Keypair()
+    assert load_keypair(kp.to_json() + "\n", "file k.json").pubkey() == kp.pubkey()
+    assert load_keypair(str(kp), "credential sol").pubkey() == kp.pubkey()
+    broken = kp.to_json()[:-9] + "]"  # a truncated keygen file: still secret material
+    with pytest.raises(ValueError, match=r"wallet key from file k\.json is neither") as err:
+        load_keypair(broken, "file k.json")
+    assert broken[1:30] not in str(err.value) and err.value.__cause__ is None and err.value.__context__ is not None
+    assert broken[1:30] not in repr(err.value.__context__) or err.value.__suppress_context__
