@@ -11,7 +11,6 @@ import logging
 import os
 import random
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -36,6 +35,7 @@ from quantbot.chains.solana.parser import SolanaParser
 from quantbot.chains.solana.programs import PUMP_CREATE_EVENT, PUMP_FUN_PROGRAM, PUMP_TRADE_EVENT
 from quantbot.events import Event, PumpTrade, Swap, Transfer, encode
 
+from .conftest import SHARED_FIXTURES
 from .test_solana_parser import TRANSACTIONS
 
 EXAMPLES = int(os.environ.get("QUANTBOT_FUZZ_EXAMPLES") or (10_000 if os.environ.get("CI") == "true" else 300))
@@ -62,7 +62,7 @@ DECODERS = (
     decode_raydium_v4_pool,
     decode_pumpswap_pool,
 )
-FIXTURES = Path(os.environ.get("QUANTBOT_FIXTURES", Path(__file__).parents[2] / "shared" / "fixtures")) / "solana"
+FIXTURES = SHARED_FIXTURES / "solana"
 
 
 def _load(names: tuple[str, ...]) -> list[Any]:

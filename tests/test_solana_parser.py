@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from quantbot.chains.solana.parser import SolanaParser
 from quantbot.chains.solana.programs import NATIVE_MINT, PUMP_FUN_PROGRAM, TOKEN_2022_PROGRAM, USDC_MINT
@@ -422,3 +424,36 @@ def test_raydium_cpmm_initialize_with_sol_as_token0_launches_token1(
         5_000_000_000,
         NATIVE_MINT,
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("pumpfun_buy_gettransaction_jsonparsed.json", [PumpTrade]),  # pump.fun CPI'd from a router
+        ("pumpfun_buy_legacy_2024_gettransaction_jsonparsed.json", [PumpTrade, PumpTrade]),
+        ("pumpfun_create_blocksubscribe_base64.json", [TokenLaunch, PumpTrade]),
+        ("jupiter_v6_route_via_raydium_gettransaction_jsonparsed.json", []),
+    ],
+)
+def test_parse_logs_matches_the_pump_events_of_the_full_transaction(
+    solana_fixtures: Path, parser: SolanaParser, name: str, expected: list[type[Event]]
+) -> None:
+    r = result_of(load(solana_fixtures, name))
+    from_logs = parser.parse_logs(signature="sig", slot=7, logs=r["meta"]["logMessages"])
+    assert [type(e) for e in from_logs] == expected
+    from_tx = [e for e in parser.parse_transaction(r) if isinstance(e, PumpTrade | TokenLaunch)]
+    strip = {"tx": "sig", "slot": 7, "block_time": None}
+    assert from_logs == [msgspec.structs.replace(e, **strip) for e in from_tx]
+    assert not parser.rejected
+
+
+@given(lamports=st.integers(0, 2**64 - 1), decimals=st.integers(0, 255))
+def test_base58_shortcuts_hold_for_every_amount(lamports: int, decimals: int) -> None:
+    """The parser skips decoding instructions whose base58 data cannot be a transfer; never a real one."""
+    import based58
+
+    amount = lamports.to_bytes(8, "little")
+    system = based58.b58encode(bytes([2, 0, 0, 0]) + amount).decode()
+    assert len(system) == 16 and system.startswith("3Bxs")
+    assert len(based58.b58encode(bytes([3]) + amount)) == 12
+    assert len(based58.b58encode(bytes([12]) + amount + bytes([decimals]))) == 13

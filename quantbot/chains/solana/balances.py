@@ -25,8 +25,9 @@ from quantbot.chains.solana.programs import (
 from quantbot.chains.solana.txmodel import Ix, TxView
 
 _TRANSFER_TAG = SYSTEM_TRANSFER_TAG.to_bytes(4, "little")
-_MAX_TRANSFER_B58 = 17
-"""A System transfer's 12 data bytes are at most 17 base58 characters."""
+_TRANSFER_B58_PREFIX = "3Bxs"
+"""Every System transfer's data (u32 2 + u64) is 16 base58 characters starting with this (checked over
+the whole u64 range), so other instructions are ruled out without decoding them."""
 SOL_DUST = 10_000_000
 """|SOL change| below 0.01 SOL on a side that also moved a token is account rent or fees, not the trade."""
 
@@ -66,16 +67,11 @@ class Balances:
         for rows in (view.meta.pre_token_balances, view.meta.post_token_balances):
             table: dict[int, tuple[str, str | None, int, int]] = {}
             for tb in rows or ():
-                i = tb.account_index
-                if not 0 <= i < n:
+                i = tb.account_index  # amount digits, decimals range: checked while decoding
+                if i >= n:
                     raise LayoutError("bad_account_index", f"token balance index {i}")
                 ui = tb.ui_token_amount
-                raw = ui.amount
-                if not (raw.isascii() and raw.isdigit()) or len(raw) > 24:
-                    raise LayoutError("bad_token_amount", raw[:40])
-                if not 0 <= ui.decimals <= 255:
-                    raise LayoutError("bad_decimals", str(ui.decimals))
-                table[i] = (tb.mint, tb.owner, int(raw), ui.decimals)
+                table[i] = (tb.mint, tb.owner, int(ui.amount), ui.decimals)
                 by_owner.setdefault(tb.owner, set()).add(i)
             tables.append(table)
         self.pre, self.post = tables
@@ -97,10 +93,8 @@ class Balances:
     def decimals(self) -> dict[str, int]:
         """Mint -> decimals, from the token balances (and the well-known quote mints)."""
         if self._decimals is None:
-            decimals = dict(KNOWN_DECIMALS)
-            for table in (self.pre, self.post):
-                for mint, _, _, d in table.values():
-                    decimals.setdefault(mint, d)
+            decimals = {row[0]: row[3] for table in (self.post, self.pre) for row in table.values()}
+            decimals.update(KNOWN_DECIMALS)
             self._decimals = decimals
         return self._decimals
 
@@ -129,8 +123,13 @@ def system_transfer(ix_parsed: Any, accounts: list[str], data: bytes | None) -> 
 
 def system_transfer_of(ix: Ix) -> tuple[str, str, int] | None:
     """`system_transfer` for an instruction, skipping the base58 decode when the data cannot be one."""
-    if ix.parsed is None and (not isinstance(ix.data, str | bytes) or len(ix.data) > _MAX_TRANSFER_B58):
-        return None
+    if ix.parsed is None:
+        data = ix.data
+        if isinstance(data, str):
+            if len(data) != 16 or not data.startswith(_TRANSFER_B58_PREFIX):
+                return None
+        elif not isinstance(data, bytes) or len(data) != 12:
+            return None
     return system_transfer(ix.parsed, ix.accounts, None if ix.parsed is not None else ix.raw())
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from quantbot.chains.solana.balances import Balances
 from quantbot.chains.solana.layout import Reader
 from quantbot.chains.solana.programs import (
     PUMPSWAP_CREATE_POOL_IX,
@@ -29,7 +30,7 @@ _MAX_DATA_B58 = 180
 _PROGRAMS = frozenset({PUMPSWAP_PROGRAM, RAYDIUM_AMM_V4_PROGRAM, RAYDIUM_CPMM_PROGRAM})
 
 
-def pool_launches(tx: TxView, decimals: dict[str, int]) -> Iterator[TokenLaunch]:
+def pool_launches(tx: TxView, balances: Balances) -> Iterator[TokenLaunch]:
     """Every pool-creating instruction (top level or CPI, e.g. pump.fun `migrate`) in `tx`."""
     if _PROGRAMS.isdisjoint(tx.programs):
         return
@@ -57,7 +58,7 @@ def pool_launches(tx: TxView, decimals: dict[str, int]) -> Iterator[TokenLaunch]
             quote_mint=mint_b,
             base_amount=amount_a,
             quote_amount=amount_b,
-            decimals=decimals.get(mint_a),
+            decimals=balances.decimals.get(mint_a),
         )
 
 

@@ -44,6 +44,8 @@ from quantbot.events import Event, PumpTrade, Swap, TokenLaunch, Transfer
 
 log = structlog.get_logger("quantbot.chains.solana.parser")
 
+_TOKEN_TRANSFER_B58_LENGTHS = (12, 13)
+"""Base58 lengths of transfer (tag 3 + u64) and transferChecked (tag 12 + u64 + u8) data, over all amounts."""
 _TRADE_PROGRAMS = frozenset(AGGREGATORS) | frozenset(VENUES)
 """When one of these runs, inner transfers are legs of a trade, reported as the Swap instead."""
 
@@ -76,7 +78,10 @@ class SolanaParser:
 
     def _reject(self, reason: str, detail: str = "", signature: str = "") -> None:
         self.rejected[reason] += 1
-        log.warning("solana.parse_rejected", reason=reason, detail=detail[:200], signature=signature)
+        # ascii(): hostile strings (control characters, bidi overrides) must not reach the log verbatim
+        log.warning(
+            "solana.parse_rejected", reason=reason, detail=ascii(detail[:200]), signature=ascii(signature[:100])
+        )
 
     # --- getTransaction -------------------------------------------------------------------------
 
@@ -95,7 +100,7 @@ class SolanaParser:
             return []
         try:
             balances = Balances(tx)
-            pools = list(launches.pool_launches(tx, balances.decimals))
+            pools = list(launches.pool_launches(tx, balances))
         except LayoutError as exc:
             self._reject(exc.reason, str(exc), tx.signature)
             return []
@@ -303,6 +308,8 @@ def _token_transfer(ix: Ix) -> tuple[str, str, int, str | None, int | None] | No
         return src, dst, int(amount_raw[:24]), mint, decimals
     if parsed is not None:
         return None
+    if isinstance(ix.data, str) and len(ix.data) not in _TOKEN_TRANSFER_B58_LENGTHS:
+        return None  # not 9 or 10 bytes: neither transfer nor transferChecked, no need to decode it
     data = ix.raw()
     if len(data) == 9 and data[0] == TOKEN_TRANSFER_TAG and len(ix.accounts) >= 3:
         return ix.accounts[0], ix.accounts[1], int.from_bytes(data[1:9], "little"), None, None

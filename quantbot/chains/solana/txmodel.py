@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, cast
 
 import based58
 import msgspec
@@ -25,17 +26,23 @@ MAX_TX_BYTES = 4 * 1024 * 1024
 """A getTransaction response larger than this is refused before decoding (real ones are < 100 KiB)."""
 
 
-class _S(msgspec.Struct, rename="camel"):
+class _S(msgspec.Struct, rename="camel", gc=False):
     pass
 
 
+Amount = Annotated[str, msgspec.Meta(pattern="^[0-9]{1,24}$")]
+"""A raw token amount: ASCII digits (u64 fits in 20; a little headroom), checked while decoding."""
+Decimals = Annotated[int, msgspec.Meta(ge=0, le=255)]
+Lamports = Annotated[int, msgspec.Meta(ge=0)]
+
+
 class UiTokenAmount(_S):
-    amount: str
-    decimals: int
+    amount: Amount
+    decimals: Decimals
 
 
 class TokenBalance(_S):
-    account_index: int
+    account_index: Annotated[int, msgspec.Meta(ge=0)]
     mint: str
     ui_token_amount: UiTokenAmount
     owner: str | None = None
@@ -64,9 +71,9 @@ class LoadedAddresses(_S):
 
 class Meta(_S):
     err: Any = None
-    fee: int = 0
-    pre_balances: list[int] = []
-    post_balances: list[int] = []
+    fee: Lamports = 0
+    pre_balances: list[Lamports] = []
+    post_balances: list[Lamports] = []
     inner_instructions: list[InnerGroup] | None = None
     log_messages: list[str] | None = None
     pre_token_balances: list[TokenBalance] | None = None
@@ -139,7 +146,7 @@ def decode_document(raw: bytes | str | Mapping[str, Any]) -> TxResult:
     return result
 
 
-class Ix(msgspec.Struct):
+class Ix(msgspec.Struct, gc=False):
     """One executed instruction: top level (`inner` False) or inner, with its top-level parent's program.
 
     Accounts are resolved against the key list on first use: most instructions are never looked at.
@@ -159,16 +166,15 @@ class Ix(msgspec.Struct):
     def accounts(self) -> list[str]:
         """Account addresses. Raises LayoutError for an index outside the key list."""
         raw = self.raw_accounts
-        keys = self.keys
-        n = len(keys)
-        out: list[str] = []
-        for a in raw:
-            if isinstance(a, str):
-                out.append(a)
-            elif 0 <= a < n:
-                out.append(keys[a])
-            else:
-                raise LayoutError("bad_account_index", str(a))
+        if not raw:
+            return []
+        kinds = set(map(type, raw))
+        if kinds == {str}:
+            return cast(list[str], raw)  # jsonParsed: already addresses
+        indices = cast(list[int], raw)
+        if kinds != {int} or min(indices) < 0 or max(indices) >= len(self.keys):
+            raise LayoutError("bad_account_index", "instruction account index outside the key list")
+        out = list(map(self.keys.__getitem__, indices))
         self.raw_accounts = out
         return out
 
@@ -202,6 +208,9 @@ class TxView:
     """Every program id invoked (top level or inner)."""
 
 
+_PUBKEY = operator.attrgetter("pubkey")
+
+
 def _program(ix: Instruction, keys: list[str]) -> str:
     if ix.program_id is not None:
         return ix.program_id
@@ -226,15 +235,25 @@ def view(result: TxResult) -> TxView:
         signature = tx.signatures[0]
         msg = tx.message
         raw_keys = msg.account_keys
-        keys = [k if isinstance(k, str) else k.pubkey for k in raw_keys]
-        signers = [k.pubkey for k in raw_keys if not isinstance(k, str) and k.signer]
+        kinds = set(map(type, raw_keys))
+        signers: list[str] = []
+        keys: list[str]
+        if kinds == {AccountKey}:  # jsonParsed: objects; signers come first (the message format puts them there)
+            keys = list(map(_PUBKEY, raw_keys))
+            for k in raw_keys:
+                if not k.signer:  # type: ignore[union-attr]
+                    break
+                signers.append(k.pubkey)  # type: ignore[union-attr]
+        elif kinds <= {str}:  # json: plain addresses
+            keys = cast(list[str], list(raw_keys))
+        else:
+            raise LayoutError("mixed_account_keys", "accountKeys mixes strings and objects")
         if msg.header is not None:
             signers = keys[: msg.header.num_required_signatures]
         elif not signers and keys:
             signers = keys[:1]  # the fee payer always signs
         keys.extend(extra)
-        for ix in msg.instructions:
-            top.append((_program(ix, keys), ix.accounts, ix.data, ix.parsed))
+        top = [(ix.program_id or _program(ix, keys), ix.accounts, ix.data, ix.parsed) for ix in msg.instructions]
     elif isinstance(tx, list) and len(tx) == 2 and tx[1] == "base64":
         try:
             vtx = VersionedTransaction.from_bytes(base64.b64decode(tx[0], validate=True))
@@ -244,7 +263,7 @@ def view(result: TxResult) -> TxView:
             raise LayoutError("no_signature")
         signature = str(vtx.signatures[0])
         vmsg = vtx.message
-        keys = [str(k) for k in vmsg.account_keys]
+        keys = list(map(str, vmsg.account_keys))
         signers = keys[: vmsg.header.num_required_signatures]
         keys.extend(extra)
         for cix in vmsg.instructions:
@@ -262,9 +281,14 @@ def view(result: TxResult) -> TxView:
     ixs: list[Ix] = []
     for i, (program, accounts, data, parsed) in enumerate(top):
         ixs.append(Ix(program, accounts, keys, data, parsed, i, False, program))
-        for iix in inner.get(i, ()):
-            pid = iix.program_id if iix.program_id is not None else _program(iix, keys)
-            ixs.append(Ix(pid, iix.accounts, keys, iix.data, iix.parsed, i, True, program))
+        nested = inner.get(i)
+        if nested:
+            ixs.extend(
+                [
+                    Ix(x.program_id or _program(x, keys), x.accounts, keys, x.data, x.parsed, i, True, program)
+                    for x in nested
+                ]
+            )
     programs = {ix.program for ix in ixs}
     block_time = None
     if result.block_time is not None:
