@@ -25,21 +25,22 @@ def wallet_deltas(tx: bytes | str | Mapping[str, Any], wallet: str) -> dict[str,
     v = view(decode_document(tx))
     balances = Balances(v)
     meta = v.meta
-    owned = balances.owned(wallet)
     deltas: dict[str, int] = {}
-    for i in owned:
+    sol = 0
+    for i in balances.owned(wallet):  # owned before, after, or both (an owner change counts on its side only)
         pre, post = balances.pre.get(i), balances.post.get(i)
-        row = post or pre
+        before = pre if pre is not None and pre[1] == wallet else None
+        after = post if post is not None and post[1] == wallet else None
+        sol += (meta.post_balances[i] if after else 0) - (meta.pre_balances[i] if before else 0)
+        row = after or before
         if row is None or row[0] == NATIVE_MINT:
             continue
-        deltas[row[0]] = deltas.get(row[0], 0) + (post[2] if post else 0) - (pre[2] if pre else 0)
-    sol = 0
+        deltas[row[0]] = deltas.get(row[0], 0) + (after[2] if after else 0) - (before[2] if before else 0)
     if wallet in v.keys:
         wi = v.keys.index(wallet)
-        sol = meta.post_balances[wi] - meta.pre_balances[wi]
+        sol += meta.post_balances[wi] - meta.pre_balances[wi]
         if wi == 0:
             sol += meta.fee
-    sol += sum(meta.post_balances[i] - meta.pre_balances[i] for i in owned)
     deltas[NATIVE_MINT] = sol
     return {mint: d for mint, d in deltas.items() if d}
 
