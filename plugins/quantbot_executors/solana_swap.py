@@ -221,7 +221,11 @@ class SolanaSwapExecutor(Executor):
         c = self.config
         signature = str(tx.signatures[0])
         if last_valid is None:  # the venue did not say: bound it by the blockhash's lifetime
-            last_valid = await self.rpc.block_height(c.commitment) + BLOCKHASH_WINDOW
+            try:
+                last_valid = await self.rpc.block_height(c.commitment) + BLOCKHASH_WINDOW
+            except (HttpFailed, RpcRefused) as exc:
+                refused.append(f"block height unknown, not sent: {exc}")
+                return None
         await self._record(SentEntry(order.order_id, signature, last_valid))
         raw = base64.b64encode(bytes(tx)).decode()
         try:
