@@ -106,6 +106,7 @@ class SolanaSwapExecutor(Executor):
     def __init__(self, *, id: str, config: PluginConfig) -> None:
         super().__init__(id=id, config=config)
         self.keypair: Keypair | None = None
+        self._pubkey: Pubkey | None = None
         self.http: Http | None = None
         self.rpc: SolanaRpc | None = None
         self._sent: dict[str, list[SentEntry]] = {}
@@ -120,7 +121,8 @@ class SolanaSwapExecutor(Executor):
     async def start(self) -> None:
         if self.wallet_key is not None:
             self.keypair = load_keypair(self.wallet_key.reveal(), self.wallet_key.source)
-            self.log.info("executor.wallet", wallet=str(self.keypair.pubkey()))
+            self._pubkey = self.keypair.pubkey()  # derived once: solders derives it on every call
+            self.log.info("executor.wallet", wallet=str(self._pubkey))
         c = self.config
         self.http = Http(
             clock=self.env.clock,
@@ -151,7 +153,9 @@ class SolanaSwapExecutor(Executor):
     def wallet(self) -> Pubkey:
         if self.keypair is None:
             raise RuntimeError("no wallet key")
-        return self.keypair.pubkey()
+        if self._pubkey is None:
+            self._pubkey = self.keypair.pubkey()
+        return self._pubkey
 
     # --- the venue's half ----------------------------------------------------------------------
 
@@ -204,7 +208,7 @@ class SolanaSwapExecutor(Executor):
             raise ValueError(f"venue sent an undecodable transaction: {exc}") from None
         message = unsigned.message
         signers = list(message.account_keys[: message.header.num_required_signatures])
-        me = self.keypair.pubkey()
+        me = self.wallet
         if me not in signers:
             raise ValueError(f"venue transaction does not need the wallet {me} to sign: refused")
         if signers[0] != me:
@@ -345,7 +349,7 @@ class SolanaSwapExecutor(Executor):
         """SOL (lamports, under NATIVE_TOKEN) and every token the wallet holds, by mint."""
         if self.keypair is None or self.rpc is None:
             return None
-        owner = str(self.keypair.pubkey())
+        owner = str(self.wallet)
         out: dict[str, int] = {SOL: int((await self.rpc.call("getBalance", [owner]))["value"])}
         for program in TOKEN_PROGRAMS:
             result = await self.rpc.call(
