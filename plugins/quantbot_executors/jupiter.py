@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from quantbot.api import ApprovedOrder, ExecutionReport, Outcome, RejectReason, Secret
-from quantbot_executors.solana_swap import SOL, Built, Requote, SolanaSwapConfig, SolanaSwapExecutor, as_dict, b64
+
+from .solana_swap import SOL, Built, Requote, SolanaSwapConfig, SolanaSwapExecutor, as_dict, b64
 
 Bps = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
 

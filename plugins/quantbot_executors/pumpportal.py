@@ -14,7 +14,8 @@ from typing import Annotated
 import msgspec
 
 from quantbot.api import ApprovedOrder, ExecutionReport, Outcome, RejectReason
-from quantbot_executors.solana_swap import Built, SolanaSwapConfig, SolanaSwapExecutor
+
+from .solana_swap import Built, SolanaSwapConfig, SolanaSwapExecutor
 
 
 class PumpPortalConfig(SolanaSwapConfig, frozen=True, kw_only=True):

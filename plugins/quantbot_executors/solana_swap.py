@@ -39,7 +39,8 @@ from quantbot.api import (
     RejectReason,
     solana_wallet_deltas,
 )
-from quantbot_executors.http import Http, HttpFailed, HttpRefused, RpcRefused, SolanaRpc
+
+from .http import Http, HttpFailed, HttpRefused, RpcRefused, SolanaRpc
 
 SOL = NATIVE_TOKEN["solana"]
 BLOCKHASH_WINDOW = 150
