@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import msgspec
 import structlog
@@ -127,6 +127,7 @@ __all__ = [
     "WhaleSignal",
     "check_topic_pattern",
     "retry_after",
+    "solana_wallet_deltas",
     "topic_matches",
 ]
 
@@ -147,6 +148,18 @@ class PriceView(Protocol):
     def usd_per_native(self, chain: str) -> Decimal | None:
         """USD per whole SOL / APT."""
         ...
+
+
+def solana_wallet_deltas(tx: bytes | str | Mapping[str, Any], wallet: str) -> dict[str, int]:
+    """Mint -> signed base-unit change for `wallet` in a Solana getTransaction response (json or jsonParsed).
+
+    SOL (wrapped included) is under NATIVE_TOKEN["solana"], net of the fee the wallet paid (read `meta.fee`);
+    rent for token accounts it opens or closes cancels out. The executors' way to read a real fill.
+    Raises ValueError on a response that is not a transaction.
+    """
+    from quantbot.chains.solana.fills import wallet_deltas  # on demand: the order path never loads chains/
+
+    return wallet_deltas(tx, wallet)
 
 
 def check_topic_pattern(pattern: str) -> None:

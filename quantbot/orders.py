@@ -190,7 +190,8 @@ class OrderRouter:
                 log.error("order.executor_error", order_id=order.order_id, executor=name, exc_info=exc)
                 await self._apply(order, name, ExecutionReport(outcome=Outcome.SUBMITTED, detail=str(exc)))
                 return
-            if report.outcome in (Outcome.FAILED, Outcome.NOT_SENT):
+            if report.outcome in (Outcome.FAILED, Outcome.NOT_SENT, Outcome.EXPIRED):
+                # provably did not and cannot execute (EXPIRED: sent, but can never land): try the next one
                 log.info("order.executor_refused", order_id=order.order_id, executor=name, reason=report.reason)
                 last = report
                 continue

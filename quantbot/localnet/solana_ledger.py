@@ -252,6 +252,23 @@ class SolanaLedger:
         holders.sort(key=lambda h: (-h[0], h[1]))
         return [{"address": a, **ui_amount(n, decimals)} for n, a in holders[:20]]
 
+    def token_accounts(
+        self, owner: str, *, mint: str | None = None, program: str | None = None
+    ) -> list[tuple[str, Account]]:
+        """getTokenAccountsByOwner: token accounts of `owner`, of one mint or one token program."""
+        programs = [program] if program is not None else list(TOKEN_PROGRAMS)
+        out = []
+        for prog in programs:
+            if prog not in TOKEN_PROGRAMS:
+                raise RpcError(-32602, "Invalid param: unrecognized Token program id")
+            for address, acc in self.svm.get_program_accounts(Pubkey.from_string(prog)):
+                data = bytes(acc.data)
+                if len(data) < TOKEN_ACCOUNT_LEN or data[32:64] != bytes(Pubkey.from_string(owner)):
+                    continue
+                if mint is None or data[:32] == bytes(Pubkey.from_string(mint)):
+                    out.append((str(address), acc))
+        return sorted(out, key=lambda t: t[0])
+
     # --- sending -----------------------------------------------------------------------------
 
     def send(self, raw: bytes, *, skip_preflight: bool) -> Landed:

@@ -15,6 +15,7 @@ from quantbot.api import (
     Secret,
     Strategy,
     StrategyContext,
+    Swap,
     TokenAccepted,
     TokenCandidate,
 )
@@ -141,3 +142,36 @@ class GatedStartNotifier(Notifier):
 
     async def notify(self, event: Event) -> None:
         pass
+
+
+class FollowConfig(PluginConfig, frozen=True, kw_only=True):
+    token: str
+    """What to buy when a watched wallet swaps (tests point it at a local pool's mint)."""
+    amount: int = 100_000_000
+    notional_usd: Decimal = Decimal(10)
+
+
+class FollowSwapStrategy(Strategy):
+    """Buys `token` once for every swap a watched wallet makes (a stand-in for the real copy strategies)."""
+
+    Config = FollowConfig
+    config: FollowConfig
+
+    def topics(self) -> tuple[str, ...]:
+        return ("chain.*.swap",)
+
+    async def on_event(self, event: Event, ctx: StrategyContext) -> None:
+        assert isinstance(event, Swap)
+        await ctx.submit(
+            OrderIntent(
+                chain=event.chain,
+                intent_id=f"follow-{event.tx}",
+                strategy="follow_swap",
+                side="buy",
+                token=self.config.token,
+                amount=self.config.amount,
+                notional_usd=self.config.notional_usd,
+                reason=f"{event.wallet} swapped",
+                leader=event.wallet,
+            )
+        )

@@ -1,0 +1,145 @@
+"""HTTP and Solana JSON-RPC calls for the live executors: one aiohttp session, timeouts, backoff, Retry-After.
+
+Every call has a timeout; 429 and the retryable 5xx statuses (and transport errors) are retried with
+quantbot's shared Backoff, waiting at least what Retry-After asks. A JSON-RPC error in a 200 answer
+is the node's deliberate refusal and is raised at once as `RpcRefused`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from quantbot.api import RETRYABLE_STATUS, Backoff, Clock, retry_after
+
+
+class HttpFailed(Exception):
+    """Every attempt failed (transport errors, timeouts, retryable statuses): the outcome is unknown."""
+
+
+class HttpRefused(Exception):
+    """The peer answered with a non-retryable status: it deliberately refused the request."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body[:300]}")
+        self.status = status
+        self.body = body
+
+
+class RpcRefused(Exception):
+    """The node answered the JSON-RPC call with an error object."""
+
+    def __init__(self, code: int, message: str, data: object = None) -> None:
+        super().__init__(f"RPC error {code}: {message}")
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+class Http:
+    """Requests with timeout and retries. `attempts` counts tries in all (1 = no retry)."""
+
+    def __init__(
+        self, *, clock: Clock, timeout: float, attempts: int, backoff: Backoff, headers: dict[str, str] | None = None
+    ) -> None:
+        self.clock = clock
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.attempts = attempts
+        self.backoff = backoff
+        self.headers = headers or {}
+        self.session: aiohttp.ClientSession | None = None
+        self.retries = 0
+
+    async def start(self) -> None:
+        if self.session is None:
+            self.session = aiohttp.ClientSession(timeout=self.timeout, headers=self.headers)
+
+    async def stop(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    async def request(
+        self, method: str, url: str, *, params: dict[str, str] | None = None, json: object = None
+    ) -> tuple[bytes, str]:
+        """(body, content type) of the first acceptable answer; HttpRefused / HttpFailed otherwise."""
+        if self.session is None:
+            raise RuntimeError("Http used before start()")
+        data = msgspec.json.encode(json) if json is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        last = "no attempt made"
+        for attempt in itertools.count():
+            wait: float | None = None
+            try:
+                async with self.session.request(method, url, params=params, data=data, headers=headers) as resp:
+                    body = await resp.read()
+                    if resp.status < 300:
+                        return body, resp.content_type
+                    text = body.decode(errors="replace")
+                    if resp.status not in RETRYABLE_STATUS:
+                        raise HttpRefused(resp.status, text)
+                    last = f"HTTP {resp.status}"
+                    wait = retry_after(resp.headers)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            if attempt + 1 >= self.attempts:
+                raise HttpFailed(f"{method} {url}: {last} after {self.attempts} attempts")
+            self.retries += 1
+            await self.clock.sleep(max(wait or 0.0, self.backoff.delay(attempt)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def json(self, method: str, url: str, **kwargs: Any) -> Any:
+        body, _ = await self.request(method, url, **kwargs)
+        try:
+            return msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            raise HttpFailed(f"{method} {url}: answer is not JSON: {body[:120]!r}") from None
+
+
+class SolanaRpc:
+    """Solana JSON-RPC 2.0 over `Http`."""
+
+    def __init__(self, http: Http, url: str) -> None:
+        self.http = http
+        self.url = url
+        self._ids = itertools.count(1)
+
+    async def call(self, method: str, params: list[Any]) -> Any:
+        rid = next(self._ids)
+        body = await self.http.json(
+            "POST", self.url, json={"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+        )
+        if not isinstance(body, dict):
+            raise HttpFailed(f"{method}: malformed JSON-RPC answer")
+        err = body.get("error")
+        if err is not None:
+            if isinstance(err, dict):
+                raise RpcRefused(int(err.get("code", 0)), str(err.get("message", "")), err.get("data"))
+            raise RpcRefused(0, str(err))
+        if "result" not in body:
+            raise HttpFailed(f"{method}: JSON-RPC answer without result")
+        return body["result"]
+
+    async def block_height(self, commitment: str) -> int:
+        return int(await self.call("getBlockHeight", [{"commitment": commitment}]))
+
+    async def signature_status(self, signature: str) -> dict[str, Any] | None:
+        result = await self.call("getSignatureStatuses", [[signature], {"searchTransactionHistory": True}])
+        value = result["value"][0]
+        return value if isinstance(value, dict) else None
+
+    async def transaction(self, signature: str, commitment: str) -> dict[str, Any] | None:
+        config = {"encoding": "json", "maxSupportedTransactionVersion": 0, "commitment": commitment}
+        result = await self.call("getTransaction", [signature, config])
+        return result if isinstance(result, dict) else None
+
+    async def send(self, raw_base64: str, *, skip_preflight: bool, max_retries: int | None, commitment: str) -> str:
+        config: dict[str, Any] = {"encoding": "base64", "skipPreflight": skip_preflight}
+        if not skip_preflight:
+            config["preflightCommitment"] = commitment
+        if max_retries is not None:
+            config["maxRetries"] = max_retries
+        return str(await self.call("sendTransaction", [raw_base64, config]))
