@@ -29,9 +29,10 @@ from tests.conftest import DaemonProcess, cli_env, write
 
 COMPONENTS = [
     "store",
+    "store.writer",
     "http",
-    "portfolio",
     "executors",
+    "portfolio",
     "risk",
     "orders",
     "exits",
