@@ -268,6 +268,61 @@ class JobsConfig(_Section, frozen=True, kw_only=True):
     """Record kind -> days kept (used when the store has no `apply_retention`)."""
 
 
+class PriceSourceConfig(_Section, frozen=True, kw_only=True):
+    """One HTTP price source: `kind` picks the wire format, `base_url` where to send it."""
+
+    kind: Literal["jupiter", "dexscreener", "coingecko"]
+    base_url: str = ""
+    """Default per kind: https://api.jup.ag, https://api.dexscreener.com, https://api.coingecko.com/api/v3."""
+    api_key: Secret | None = None
+    poll_interval_s: Positive = 30.0
+    timeout_s: Positive = 10.0
+    attempts: PositiveInt = 3
+
+
+class PricesConfig(_Section, frozen=True, kw_only=True):
+    """The PriceBook: prices from observed swaps, pump.fun curves, pool vaults and optional HTTP sources."""
+
+    max_age_s: Positive = 120.0
+    vwap_window_s: Positive = 60.0
+    max_deviation_pct: PositiveDecimal = Decimal(20)
+    publish_min_interval_s: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    publish_min_change_pct: NonNegativeDecimal = Decimal("0.5")
+    min_trade_native: Annotated[int, msgspec.Meta(ge=0)] = 10_000_000
+    sources: tuple[PriceSourceConfig, ...] = ()
+
+
+class WhaleWallet(_Section, frozen=True, kw_only=True):
+    """One watched wallet."""
+
+    chain: Literal["solana", "aptos"]
+    address: str
+    label: str = ""
+
+
+class WhalesConfig(_Section, frozen=True, kw_only=True):
+    """The WhaleTracker: who counts as a whale and when a signal fires."""
+
+    wallets: tuple[WhaleWallet, ...] = ()
+    discover: bool = False
+    discover_usd: PositiveDecimal = Decimal(5000)
+    discover_sol: PositiveDecimal = Decimal(25)
+    discover_apt: PositiveDecimal = Decimal(500)
+    max_auto_wallets: PositiveInt = 100_000
+    large_usd: PositiveDecimal = Decimal(10000)
+    large_sol: PositiveDecimal = Decimal(50)
+    large_apt: PositiveDecimal = Decimal(1000)
+    accumulation_buys: Annotated[int, msgspec.Meta(ge=2)] = 3
+    accumulation_window_s: Positive = 3600.0
+    cluster_whales: Annotated[int, msgspec.Meta(ge=2)] = 3
+    cluster_window_s: Positive = 900.0
+    dump_pct: PositiveDecimal = Decimal(50)
+    max_signal_age_s: Positive = 300.0
+    max_tokens_per_wallet: PositiveInt = 64
+    flush_interval_s: Positive = 5.0
+    flush_batch: PositiveInt = 100
+
+
 class PluginSpec(_Section, frozen=True, kw_only=True):
     """One `[[filters]]` (etc.) table: the entry-point name, an instance id, and its parameters."""
 
@@ -301,6 +356,8 @@ class Config(_Section, frozen=True, kw_only=True):
     notifiers: tuple[PluginSpec, ...] = ()
     sizing: SizingConfig = SizingConfig()
     portfolio: PortfolioConfig = PortfolioConfig()
+    prices: PricesConfig = PricesConfig()
+    whales: WhalesConfig = WhalesConfig()
 
 
 class PluginSchemas(typing.Protocol):

@@ -1,6 +1,6 @@
 """Daemon: the one place that knows every room. Builds, starts, reloads and stops the components.
 
-Start order: clock -> bus -> store -> portfolio -> executors -> risk engine -> order router
+Start order: clock -> bus -> store -> prices -> whales -> portfolio -> executors -> risk engine -> order router
 (reconciles) -> exit manager -> filter stage -> strategies -> notifiers.
 Stop: drain the bus, then stop components in reverse order, all within `daemon.shutdown_timeout`.
 """
@@ -35,6 +35,7 @@ from quantbot.ops.metrics import Metrics
 from quantbot.orders import OrderRouter, Sealer
 from quantbot.plugins import PluginCatalog
 from quantbot.portfolio import Portfolio
+from quantbot.prices import AccountWatcher, PriceBook
 from quantbot.risk import RiskEngine
 from quantbot.sdnotify import Notifier as SdNotifier
 from quantbot.secrets import Redactor
@@ -46,6 +47,7 @@ from quantbot.store.writer import WriteBehind
 
 if TYPE_CHECKING:
     from quantbot.chains.aptos.watcher import AptosWatcher
+from quantbot.whales import WhaleTracker
 
 log = structlog.get_logger(component="daemon")
 
@@ -183,6 +185,8 @@ class Daemon:
         self.aptos: AptosWatcher | None = None
         self.writer: WriteBehind | None = None
         self.sizer: Sizer | None = None
+        self.prices: PriceBook | None = None
+        self.whales: WhaleTracker | None = None
 
     @property
     def config(self) -> Config:
@@ -211,6 +215,12 @@ class Daemon:
         )
         self.bus = bus
         self.store = open_store(cfg)
+        # Intelligence: started after the store, before the strategies that act on its events.
+        # LEAD: when solana.enabled, the SolanaWatcher is the AccountWatcher (assigning
+        # `self.prices.watcher = watcher` after build_solana and before start works too).
+        account_watcher: AccountWatcher | None = None
+        self.prices = PriceBook(bus=bus, clock=self.clock, config=cfg.prices, watcher=account_watcher, store=self.store)
+        self.whales = WhaleTracker(bus=bus, clock=self.clock, config=cfg.whales, prices=self.prices, store=self.store)
         executors = {
             p.id: p
             for p in build_plugins(self.loaded, self.catalog, "executors", self.clock)
@@ -309,6 +319,8 @@ class Daemon:
         self.components = [
             self.store,
             self.writer,
+            self.prices,
+            self.whales,
             *ops,
             executor_host,
             self.portfolio,

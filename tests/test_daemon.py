@@ -30,6 +30,8 @@ from tests.conftest import DaemonProcess, cli_env, write
 COMPONENTS = [
     "store",
     "store.writer",
+    "prices",
+    "whales",
     "http",
     "executors",
     "portfolio",

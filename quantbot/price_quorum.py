@@ -1,0 +1,99 @@
+"""Observations of one price from several sources, and the rule that turns them into one answer.
+
+Only fresh observations (at most `max_age_s` old) count. With three or more, those further than
+`max_dev` percent from their median are outliers; two further apart than that disagree and give
+no answer (fail closed). Among the rest, the first in SOURCE_ORDER answers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from statistics import median
+
+SOURCE_ORDER = ("curve", "pool", "swap", "swap_usd", "jupiter", "dexscreener", "coingecko")
+"""Preference among agreeing fresh sources: on-chain state first, then trades, then HTTP."""
+MAX_TRADES = 256
+"""Trades kept per VWAP window, whatever the window."""
+
+Candidate = tuple[str, Decimal, datetime]
+
+
+@dataclass(slots=True)
+class Observation:
+    at: datetime
+    native: Decimal | None = None
+    """Native base units per token base unit."""
+    usd: Decimal | None = None
+    """USD per token base unit (for the native coin's own book: USD per whole coin)."""
+
+
+@dataclass(slots=True)
+class Verdict:
+    best: Candidate | None
+    dropped: list[str] = field(default_factory=list)
+    """Outliers dropped (or, with no answer, the sources that disagreed)."""
+    stale: bool = False
+    """Nothing fresh, but something too old was there."""
+
+
+@dataclass(slots=True)
+class Observations:
+    """Every source's latest observation of one price, and the recent trades behind the swap VWAP."""
+
+    obs: dict[str, Observation] = field(default_factory=dict)
+    trades: deque[tuple[datetime, int, int]] = field(default_factory=deque)
+    decimals: int | None = None
+    published: Decimal | None = None
+    published_at: float | None = None
+
+    def add_trade(self, at: datetime, quote: Decimal, base: Decimal, *, horizon: float) -> tuple[datetime, Decimal]:
+        """Add a trade of `base` for `quote`; return (latest trade time, VWAP quote per base) since `horizon`."""
+        trades = self.trades
+        trades.append((at, int(quote.scaleb(18)), int(base.scaleb(18))))
+        while len(trades) > 1 and (trades[0][0].timestamp() < horizon or len(trades) > MAX_TRADES):
+            trades.popleft()
+        latest = max(t[0] for t in trades)
+        return latest, Decimal(sum(t[1] for t in trades)) / Decimal(sum(t[2] for t in trades))
+
+    def verdict(
+        self, *, now: datetime, max_age_s: float, max_dev: Decimal, value: Callable[[Observation], Decimal | None]
+    ) -> Verdict:
+        """The answer from the fresh observations, with `value` reading (or converting) each one."""
+        candidates: list[Candidate] = []
+        stale = False
+        for source, ob in self.obs.items():
+            if (now - ob.at).total_seconds() > max_age_s:
+                stale = True
+                continue
+            v = value(ob)
+            if v is not None and v > 0:
+                candidates.append((source, v, ob.at))
+        if not candidates:
+            return Verdict(best=None, stale=stale)
+        kept, dropped = pick(candidates, max_dev)
+        if not kept:
+            return Verdict(best=None, dropped=dropped)
+        rank = {s: i for i, s in enumerate(SOURCE_ORDER)}
+        best = min(
+            (c for c in candidates if c[0] in kept), key=lambda c: (rank.get(c[0], len(rank)), -c[2].timestamp())
+        )
+        return Verdict(best=best, dropped=dropped)
+
+
+def pick(candidates: Sequence[Candidate], max_dev: Decimal) -> tuple[list[str], list[str]]:
+    """Median-based agreement: (sources kept, sources dropped). Two that disagree: none kept."""
+    if len(candidates) <= 1:
+        return [c[0] for c in candidates], []
+    values = [c[1] for c in candidates]
+    mid = median(values)
+    bound = mid * max_dev / 100
+    if len(candidates) == 2:
+        if abs(values[0] - values[1]) > bound * 2:
+            return [], [c[0] for c in candidates]
+        return [c[0] for c in candidates], []
+    kept = [c[0] for c in candidates if abs(c[1] - mid) <= bound]
+    return kept, [c[0] for c in candidates if c[0] not in kept]
