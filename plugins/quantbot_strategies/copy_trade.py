@@ -1,0 +1,339 @@
+"""copy_trade: copy listed leader wallets' swaps on Solana and Aptos, and mirror their sells.
+
+A leader's buy (native in, token out, seen as `chain.<chain>.swap`) becomes a buy of `copy_pct`% of
+what the leader spent, capped per trade (`max_buy`) and by what this leader's open copies may hold
+(`max_open`). A leader's sell of a fraction of the holding we watched it build sells the same fraction
+of what this strategy bought for it (reduce-only; counted from its own `order.filled` events).
+`pause_after` failed or rejected copies in a row pause the leader's buys for `pause_s` (its sells are
+still mirrored). Intent ids derive from the leader's transaction, so a swap replayed after a restart is
+refused by the risk engine as a duplicate.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+from typing import Annotated
+
+import msgspec
+
+from quantbot.api import (
+    Event,
+    OrderApproved,
+    OrderExpired,
+    OrderFailed,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    PluginConfig,
+    Strategy,
+    StrategyContext,
+    Swap,
+)
+from quantbot_strategies._common import NATIVE_ASSETS, Bounded, ChainName, check_bps
+
+__all__ = ["CopyTrade", "CopyTradeConfig", "Leader"]
+
+SOLANA_ADDRESS = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{32,44}$")
+APTOS_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
+HUNDRED = Decimal(100)
+
+
+def normal_address(chain: str, address: str) -> str:
+    """Aptos addresses compared in long lower-case form (0x + 64 hex digits); Solana's as written."""
+    return "0x" + address[2:].lower().zfill(64) if chain == "aptos" else address
+
+
+class Leader(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    chain: ChainName
+    address: str
+    label: str = ""
+    copy_pct: Decimal | None = None
+    """Percent of the leader's spend to copy; default: the strategy's copy_pct."""
+    max_buy: int | None = None
+    """Most native base units (lamports / octas) one copied buy spends; default: no cap of its own."""
+    max_open: int | None = None
+    """Most native base units spent on this leader's copies still held or in flight; default: no cap."""
+
+    def __post_init__(self) -> None:
+        pattern = SOLANA_ADDRESS if self.chain == "solana" else APTOS_ADDRESS
+        if not pattern.match(self.address):
+            raise ValueError(f"leader {self.address!r} is not a {self.chain} address")
+        if self.copy_pct is not None and not 0 < self.copy_pct <= HUNDRED:
+            raise ValueError(f"leader {self.address}: copy_pct must be in (0, 100], got {self.copy_pct}")
+        for name in ("max_buy", "max_open"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"leader {self.address}: {name} must be > 0 base units, got {value}")
+
+
+class CopyTradeConfig(PluginConfig, frozen=True, kw_only=True):
+    leaders: tuple[Leader, ...] = ()
+    """The wallets to copy: [[strategies.leaders]] tables with chain, address and optional caps."""
+    copy_pct: Decimal = Decimal(10)
+    """Percent of a leader's spend each copy spends (a leader's own copy_pct wins)."""
+    min_buy: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Copies smaller than this many native base units are skipped (dust)."""
+    pause_after: Annotated[int, msgspec.Meta(ge=1)] = 3
+    """Failed or rejected copies in a row that pause a leader."""
+    pause_s: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
+    """How long a paused leader's buys are not copied."""
+    leader_exit: bool = False
+    """Also name the leader on the intent so the ExitManager sells the whole position on its large
+    sell or dump (off: this strategy mirrors sells proportionally itself)."""
+    max_slippage_bps: int | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] = 10_000
+    """How many (leader, token) holdings and orders in flight are remembered (bounded state)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.copy_pct <= HUNDRED:
+            raise ValueError(f"copy_pct must be in (0, 100], got {self.copy_pct}")
+        seen: set[tuple[str, str]] = set()
+        for leader in self.leaders:
+            key = (leader.chain, normal_address(leader.chain, leader.address))
+            if key in seen:
+                raise ValueError(f"leader {leader.address} ({leader.chain}) is listed twice")
+            seen.add(key)
+        check_bps("max_slippage_bps", self.max_slippage_bps)
+
+
+@dataclass
+class Holding:
+    """This strategy's copies of one leader's token."""
+
+    quantity: int = 0
+    """Token base units filled and not sold."""
+    spent: int = 0
+    """Native base units in copies held or in flight (what max_open caps)."""
+    selling: int = 0
+    """Token base units in mirrored sells in flight."""
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One of our intents, remembered until its order ends."""
+
+    leader: tuple[str, str]
+    token: str
+    side: str
+    amount: int
+
+
+class CopyTrade(Strategy):
+    """Leaders' swaps in, proportional copies out; its own order results keep the books."""
+
+    Config = CopyTradeConfig
+    config: CopyTradeConfig
+
+    def __init__(self, *, id: str, config: PluginConfig) -> None:
+        super().__init__(id=id, config=config)
+        limit = self.config.max_tokens
+        self._leaders: dict[tuple[str, str], Leader] = {}
+        self._leader_holds: Bounded[tuple[str, str, str], int] = Bounded(limit)
+        self._own: Bounded[tuple[str, str, str], Holding] = Bounded(limit)
+        self._copies: Bounded[str, Copy] = Bounded(limit)
+        self._order_ids: Bounded[str, str] = Bounded(limit)
+        self._failures: dict[tuple[str, str], int] = {}
+        self._paused_until: dict[tuple[str, str], datetime] = {}
+        self.skipped = 0
+        self._index()
+
+    def _index(self) -> None:
+        self._leaders = {(x.chain, normal_address(x.chain, x.address)): x for x in self.config.leaders}
+        for b in (self._leader_holds, self._own, self._copies, self._order_ids):
+            b.limit = self.config.max_tokens
+
+    def reconfigure(self, config: PluginConfig) -> None:
+        super().reconfigure(config)
+        self._index()
+
+    def topics(self) -> tuple[str, ...]:
+        return ("chain.*.swap", "order.approved", "order.rejected", "order.filled", "order.failed", "order.expired")
+
+    def paused(self, chain: str, address: str, now: datetime) -> bool:
+        """Whether the leader's buys are paused at `now` (a pause that has run out is lifted here)."""
+        key = (chain, normal_address(chain, address))
+        until = self._paused_until.get(key)
+        if until is None:
+            return False
+        if now < until:
+            return True
+        del self._paused_until[key]
+        self.log.info("copy_trade.leader_resumed", chain=chain, leader=address)
+        return False
+
+    def holding(self, chain: str, address: str, token: str) -> Holding:
+        """What this strategy holds of `token` from copying that leader (empty when nothing)."""
+        return self._own.get((chain, normal_address(chain, address), token)) or Holding()
+
+    async def on_event(self, event: Event, ctx: StrategyContext) -> None:
+        if isinstance(event, Swap):
+            await self._on_swap(event, ctx)
+        elif isinstance(event, OrderApproved):
+            if event.intent.intent_id in self._copies:
+                self._order_ids[event.order_id] = event.intent.intent_id
+        elif isinstance(event, OrderRejected):
+            copy = self._copies.pop(event.intent.intent_id, None)
+            if copy is not None:
+                self._release(copy)
+                self._failed(copy, ctx.clock.now(), f"rejected: {event.reason.value}")
+        elif isinstance(event, OrderFilled):
+            copy = self._end(event.order_id)
+            if copy is not None:
+                self._filled(copy, event)
+        elif isinstance(event, OrderFailed | OrderExpired):
+            copy = self._end(event.order_id)
+            if copy is not None:
+                self._release(copy)
+                if isinstance(event, OrderFailed):
+                    self._failed(copy, ctx.clock.now(), f"failed: {event.reason}")
+
+    # --- the leader's trades ---------------------------------------------------------------------
+
+    async def _on_swap(self, swap: Swap, ctx: StrategyContext) -> None:
+        lkey = (swap.chain, normal_address(swap.chain, swap.wallet))
+        leader = self._leaders.get(lkey)
+        if leader is None:
+            return
+        native = NATIVE_ASSETS[swap.chain]
+        if swap.mint_in in native and swap.mint_out not in native:
+            hkey = (*lkey, swap.mint_out)
+            self._leader_holds[hkey] = self._leader_holds.get(hkey, 0) + swap.amount_out
+            await self._copy_buy(leader, lkey, swap, ctx)
+        elif swap.mint_out in native and swap.mint_in not in native:
+            await self._mirror_sell(leader, lkey, swap, ctx)
+        else:
+            self.skipped += 1
+            self.log.debug("copy_trade.not_a_native_trade", leader=swap.wallet, tx=swap.tx)
+
+    async def _copy_buy(self, leader: Leader, lkey: tuple[str, str], swap: Swap, ctx: StrategyContext) -> None:
+        if self.paused(swap.chain, swap.wallet, ctx.clock.now()):
+            self.skipped += 1
+            self.log.info("copy_trade.skipped", leader=swap.wallet, token=swap.mint_out, why="leader paused")
+            return
+        pct = leader.copy_pct if leader.copy_pct is not None else self.config.copy_pct
+        amount = int((swap.amount_in * pct / HUNDRED).to_integral_value(ROUND_FLOOR))
+        if leader.max_buy is not None:
+            amount = min(amount, leader.max_buy)
+        token = swap.mint_out
+        held = self._own.get((*lkey, token)) or Holding()
+        if leader.max_open is not None:
+            open_spent = sum(h.spent for k, h in self._own.items() if k[:2] == lkey)
+            amount = min(amount, leader.max_open - open_spent)
+        if amount <= 0 or amount < self.config.min_buy:
+            self.skipped += 1
+            self.log.info("copy_trade.skipped", leader=swap.wallet, token=token, why="below min_buy or at max_open")
+            return
+        intent_id = f"{ctx.strategy_id}-{swap.chain}-{swap.tx}-buy"
+        held.spent += amount
+        self._own[(*lkey, token)] = held
+        self._copies[intent_id] = Copy(leader=lkey, token=token, side="buy", amount=amount)
+        await ctx.submit(
+            OrderIntent(
+                chain=swap.chain,
+                intent_id=intent_id,
+                strategy=ctx.strategy_id,
+                side="buy",
+                token=token,
+                amount=amount,
+                price_native=Decimal(swap.amount_in) / swap.amount_out if swap.amount_out else None,
+                leader=swap.wallet if self.config.leader_exit else None,
+                leader_amount=swap.amount_in,
+                max_slippage_bps=self.config.max_slippage_bps,
+                reason=f"copy {pct}% of {leader.label or swap.wallet} buy {swap.tx}",
+            )
+        )
+        self.log.info("copy_trade.buy", leader=swap.wallet, token=token, amount=amount, leader_spent=swap.amount_in)
+
+    async def _mirror_sell(self, leader: Leader, lkey: tuple[str, str], swap: Swap, ctx: StrategyContext) -> None:
+        token = swap.mint_in
+        hkey = (*lkey, token)
+        before = self._leader_holds.get(hkey, 0)
+        self._leader_holds[hkey] = max(0, before - swap.amount_in)
+        held = self._own.get(hkey)
+        if held is None or held.quantity - held.selling <= 0:
+            return
+        if before <= 0:
+            self.skipped += 1
+            self.log.warning("copy_trade.sell_unmatched", leader=swap.wallet, token=token, tx=swap.tx)
+            return
+        available = held.quantity - held.selling
+        if swap.amount_in >= before:
+            quantity = available
+        else:
+            quantity = min(available, held.quantity * swap.amount_in // before)
+        if quantity <= 0:
+            return
+        intent_id = f"{ctx.strategy_id}-{swap.chain}-{swap.tx}-sell"
+        held.selling += quantity
+        self._copies[intent_id] = Copy(leader=lkey, token=token, side="sell", amount=quantity)
+        fraction = min(Decimal(1), Decimal(swap.amount_in) / before)
+        await ctx.submit(
+            OrderIntent(
+                chain=swap.chain,
+                intent_id=intent_id,
+                strategy=ctx.strategy_id,
+                side="sell",
+                token=token,
+                amount=quantity,
+                price_native=Decimal(swap.amount_out) / swap.amount_in if swap.amount_in else None,
+                reduce_only=True,
+                max_slippage_bps=self.config.max_slippage_bps,
+                reason=f"mirror {fraction:.2%} sell by {leader.label or swap.wallet} {swap.tx}",
+            )
+        )
+        self.log.info("copy_trade.sell", leader=swap.wallet, token=token, quantity=quantity, fraction=str(fraction))
+
+    # --- our own orders --------------------------------------------------------------------------
+
+    def _end(self, order_id: str) -> Copy | None:
+        intent_id = self._order_ids.pop(order_id, None)
+        return self._copies.pop(intent_id, None) if intent_id is not None else None
+
+    def _filled(self, copy: Copy, fill: OrderFilled) -> None:
+        key = (*copy.leader, copy.token)
+        held = self._own.get(key) or Holding()
+        self._failures.pop(copy.leader, None)
+        if copy.side == "buy":
+            held.quantity += fill.amount_out
+            held.spent += fill.amount_in - copy.amount  # the real spend replaces the reservation
+        else:
+            sold = min(fill.amount_in, held.quantity)
+            held.spent -= held.spent * sold // held.quantity if held.quantity else held.spent
+            held.quantity -= sold
+            held.selling = max(0, held.selling - copy.amount)
+        if held.quantity <= 0 and held.selling <= 0 and held.spent <= 0:
+            self._own.pop(key, None)
+        else:
+            self._own[key] = held
+
+    def _release(self, copy: Copy) -> None:
+        """Give back what an order that ended unfilled held (a buy's spend, a sell's quantity)."""
+        key = (*copy.leader, copy.token)
+        held = self._own.get(key)
+        if held is None:
+            return
+        if copy.side == "buy":
+            held.spent = max(0, held.spent - copy.amount)
+        else:
+            held.selling = max(0, held.selling - copy.amount)
+        if held.quantity <= 0 and held.selling <= 0 and held.spent <= 0:
+            self._own.pop(key, None)
+
+    def _failed(self, copy: Copy, now: datetime, why: str) -> None:
+        n = self._failures.get(copy.leader, 0) + 1
+        self._failures[copy.leader] = n
+        self.log.info("copy_trade.copy_failed", leader=copy.leader[1], token=copy.token, why=why, in_a_row=n)
+        if n >= self.config.pause_after:
+            until = now + timedelta(seconds=self.config.pause_s)
+            self._paused_until[copy.leader] = until
+            self._failures[copy.leader] = 0
+            self.log.warning(
+                "copy_trade.leader_paused",
+                chain=copy.leader[0],
+                leader=copy.leader[1],
+                failures=n,
+                until=until.isoformat(),
+            )
