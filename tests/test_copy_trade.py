@@ -236,3 +236,15 @@ async def test_mirrored_sells_track_the_leaders_remaining_share_and_never_overse
         assert (left - 1 - i) * held < leader_left * ours, "at most one base unit per sell behind the leader"
         if leader_left == 0:
             assert left == 0
+
+
+async def test_a_swap_delivered_twice_counts_once_and_a_duplicate_refusal_is_not_a_failure() -> None:
+    s = plugin(pause_after=1)
+    c = ctx()
+    (buy,) = await feed(s, [leader_buy(10**9, 100, "t1"), leader_buy(10**9, 100, "t1")], c)
+    await feed(s, [OrderRejected(intent=buy, reason=RejectReason.DUPLICATE_INTENT)], c)
+    assert not s.paused("solana", LEADER, c.clock.now()), "a replay refused as a duplicate is not a failed copy"
+    (again,) = await feed(s, [leader_buy(10**9, 100, "t2")], c)
+    await feed(s, fills(again, "o", amount_in=10**8, amount_out=10), c)
+    (sell,) = await feed(s, [leader_sell(100, 1, "s1")], c)
+    assert sell.amount == 5, "the leader held 200 (not 300): it sold half"

@@ -28,6 +28,7 @@ from quantbot.api import (
     OrderIntent,
     OrderRejected,
     PluginConfig,
+    RejectReason,
     Strategy,
     StrategyContext,
     Swap,
@@ -135,6 +136,7 @@ class CopyTrade(Strategy):
         self._own: Bounded[tuple[str, str, str], Holding] = Bounded(limit)
         self._copies: Bounded[str, Copy] = Bounded(limit)
         self._order_ids: Bounded[str, str] = Bounded(limit)
+        self._seen: Bounded[tuple[str, str, str], None] = Bounded(limit)
         self._failures: dict[tuple[str, str], int] = {}
         self._paused_until: dict[tuple[str, str], datetime] = {}
         self.skipped = 0
@@ -142,7 +144,7 @@ class CopyTrade(Strategy):
 
     def _index(self) -> None:
         self._leaders = {(x.chain, normal_address(x.chain, x.address)): x for x in self.config.leaders}
-        for b in (self._leader_holds, self._own, self._copies, self._order_ids):
+        for b in (self._leader_holds, self._own, self._copies, self._order_ids, self._seen):
             b.limit = self.config.max_tokens
 
     def reconfigure(self, config: PluginConfig) -> None:
@@ -178,7 +180,8 @@ class CopyTrade(Strategy):
             copy = self._copies.pop(event.intent.intent_id, None)
             if copy is not None:
                 self._release(copy)
-                self._failed(copy, ctx.clock.now(), f"rejected: {event.reason.value}")
+                if event.reason is not RejectReason.DUPLICATE_INTENT:  # a replay of a copy already made
+                    self._failed(copy, ctx.clock.now(), f"rejected: {event.reason.value}")
         elif isinstance(event, OrderFilled):
             copy = self._end(event.order_id)
             if copy is not None:
@@ -197,6 +200,10 @@ class CopyTrade(Strategy):
         leader = self._leaders.get(lkey)
         if leader is None:
             return
+        seen = (swap.tx, swap.mint_in, swap.mint_out)
+        if seen in self._seen:
+            return  # the same swap delivered twice must not count twice in the leader's holding
+        self._seen[seen] = None
         native = NATIVE_ASSETS[swap.chain]
         if swap.mint_in in native and swap.mint_out not in native:
             hkey = (*lkey, swap.mint_out)
