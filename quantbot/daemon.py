@@ -19,7 +19,7 @@ import msgspec
 import structlog
 
 from quantbot import __version__
-from quantbot.api import Executor, Filter, Plugin, PluginConfig, PluginEnv
+from quantbot.api import Executor, Filter, Plugin, PluginConfig, PluginEnv, PriceView
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock, WallClock
 from quantbot.config import Config, ConfigError, LoadedConfig, PluginSpec, changed_sections, load_config
@@ -70,7 +70,9 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
-def build_plugins(loaded: LoadedConfig, catalog: PluginCatalog, section: str, clock: Clock) -> list[Plugin]:
+def build_plugins(
+    loaded: LoadedConfig, catalog: PluginCatalog, section: str, clock: Clock, prices: PriceView | None = None
+) -> list[Plugin]:
     """One instance per enabled `[[section]]` table, built from its validated parameters."""
     specs: tuple[PluginSpec, ...] = getattr(loaded.config, section)
     data_dir = Path(loaded.config.daemon.data_dir)
@@ -80,7 +82,7 @@ def build_plugins(loaded: LoadedConfig, catalog: PluginCatalog, section: str, cl
             continue
         cls = catalog.get(section, spec.use).load()
         plugin = cls(id=spec.key, config=loaded.plugin_params[(section, spec.key)])
-        plugin.attach(PluginEnv(clock=clock, data_dir=data_dir / section / spec.key))
+        plugin.attach(PluginEnv(clock=clock, data_dir=data_dir / section / spec.key, prices=prices))
         out.append(plugin)
     return out
 
@@ -223,7 +225,7 @@ class Daemon:
         self.whales = WhaleTracker(bus=bus, clock=self.clock, config=cfg.whales, prices=self.prices, store=self.store)
         executors = {
             p.id: p
-            for p in build_plugins(self.loaded, self.catalog, "executors", self.clock)
+            for p in build_plugins(self.loaded, self.catalog, "executors", self.clock, self.prices)
             if isinstance(p, Executor)
         }
         for chain, key in (("solana", cfg.wallet.solana_keypair), ("aptos", cfg.wallet.aptos_private_key)):
@@ -235,7 +237,7 @@ class Daemon:
         )
         sealer = Sealer()
         self.writer = WriteBehind(store=self.store, clock=self.clock, interval=cfg.store.flush_interval_s)
-        prices = None  # LEAD: pass the PriceBook here (and in PluginEnv) once wt/whales merges
+        prices = self.prices  # the PriceBook values intents (USD limits), marks positions, prices paper fills
         self.portfolio = Portfolio(
             store=self.store,
             clock=self.clock,
