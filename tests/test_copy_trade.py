@@ -4,6 +4,7 @@ from the strategy's own fills, a leader paused after repeated failures and resum
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -18,6 +19,7 @@ from quantbot.api import (
     OrderFilled,
     OrderIntent,
     OrderRejected,
+    PositionUpdate,
     RejectReason,
     Swap,
 )
@@ -248,3 +250,17 @@ async def test_a_swap_delivered_twice_counts_once_and_a_duplicate_refusal_is_not
     await feed(s, fills(again, "o", amount_in=10**8, amount_out=10), c)
     (sell,) = await feed(s, [leader_sell(100, 1, "s1")], c)
     assert sell.amount == 5, "the leader held 200 (not 300): it sold half"
+
+
+async def test_a_position_sold_elsewhere_shrinks_what_we_mirror() -> None:
+    s = plugin()
+    c = ctx()
+    (buy,) = await feed(s, [leader_buy(10**9, 1_000, "b1")], c)
+    await feed(s, fills(buy, "o1", amount_in=10**8, amount_out=100), c)
+    update = PositionUpdate(chain="solana", token=MINT, quantity=40, avg_cost_native=Decimal(1))
+    await feed(s, [update], c)  # e.g. the ExitManager's stop-loss sold 60 of our 100
+    assert s.holding("solana", LEADER, MINT).quantity == 40
+    (sell,) = await feed(s, [leader_sell(500, 1, "s1")], c)
+    assert sell.amount == 20, "half of the 40 still held, not of the 100 bought"
+    await feed(s, [msgspec.structs.replace(update, quantity=0)], c)
+    assert await feed(s, [leader_sell(500, 1, "s2")], c) == [], "nothing left after the position closed"

@@ -28,6 +28,7 @@ from quantbot.api import (
     OrderIntent,
     OrderRejected,
     PluginConfig,
+    PositionUpdate,
     RejectReason,
     Strategy,
     StrategyContext,
@@ -152,7 +153,15 @@ class CopyTrade(Strategy):
         self._index()
 
     def topics(self) -> tuple[str, ...]:
-        return ("chain.*.swap", "order.approved", "order.rejected", "order.filled", "order.failed", "order.expired")
+        return (
+            "chain.*.swap",
+            "order.approved",
+            "order.rejected",
+            "order.filled",
+            "order.failed",
+            "order.expired",
+            "position.update",
+        )
 
     def paused(self, chain: str, address: str, now: datetime) -> bool:
         """Whether the leader's buys are paused at `now` (a pause that has run out is lifted here)."""
@@ -186,6 +195,8 @@ class CopyTrade(Strategy):
             copy = self._end(event.order_id)
             if copy is not None:
                 self._filled(copy, event)
+        elif isinstance(event, PositionUpdate):
+            self._clamp(event)
         elif isinstance(event, OrderFailed | OrderExpired):
             copy = self._end(event.order_id)
             if copy is not None:
@@ -315,6 +326,21 @@ class CopyTrade(Strategy):
             self._own.pop(key, None)
         else:
             self._own[key] = held
+
+    def _clamp(self, pos: PositionUpdate) -> None:
+        """Never count more of a token than the portfolio holds: another strategy's sell, an exit rule
+        or a chain correction may have sold what our copies bought (scaled down alike per leader)."""
+        keys = [k for k in self._own if k[0] == pos.chain and k[2] == pos.token]
+        total = sum(self._own[k].quantity for k in keys)
+        if total <= pos.quantity:
+            return
+        for k in keys:
+            held = self._own[k]
+            kept = held.quantity * max(0, pos.quantity) // total
+            self.log.info("copy_trade.holding_reduced", leader=k[1], token=pos.token, was=held.quantity, now=kept)
+            held.spent = held.spent * kept // held.quantity if held.quantity else held.spent
+            held.quantity = kept
+            held.selling = min(held.selling, kept)
 
     def _release(self, copy: Copy) -> None:
         """Give back what an order that ended unfilled held (a buy's spend, a sell's quantity)."""
