@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from quantbot.api import (
     Event,
@@ -19,6 +21,7 @@ from quantbot.api import (
     OrderFilled,
     OrderIntent,
     OrderRejected,
+    PluginEnv,
     PositionUpdate,
     RejectReason,
     Swap,
@@ -26,6 +29,7 @@ from quantbot.api import (
 from quantbot.clock import SimClock
 from quantbot.testing import RecordingContext, feed, make_plugin, swap
 from quantbot_strategies.copy_trade import CopyTrade
+from tests.conftest import write
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 WSOL = "So11111111111111111111111111111111111111112"
@@ -264,3 +268,30 @@ async def test_a_position_sold_elsewhere_shrinks_what_we_mirror() -> None:
     assert sell.amount == 20, "half of the 40 still held, not of the 100 bought"
     await feed(s, [msgspec.structs.replace(update, quantity=0)], c)
     assert await feed(s, [leader_sell(500, 1, "s2")], c) == [], "nothing left after the position closed"
+
+
+async def test_after_a_restart_the_leaders_sells_are_still_mirrored_from_the_saved_holdings(tmp_path: Path) -> None:
+    env = PluginEnv(clock=SimClock(T0), data_dir=tmp_path / "copy")
+    first = plugin()
+    first.attach(env)
+    await first.start()
+    c = ctx()
+    (buy,) = await feed(first, [leader_buy(10**9, 1_000, "b1")], c)
+    await feed(first, fills(buy, "o1", amount_in=10**8, amount_out=100), c)
+    await first.stop()
+
+    again = plugin()
+    again.attach(env)
+    await again.start()
+    (sell,) = await feed(again, [leader_sell(250, 1, "s1")], ctx())
+    assert (sell.side, sell.amount) == ("sell", 25), "a quarter of our 100, as the leader sold a quarter of 1000"
+
+
+async def test_an_unreadable_state_file_is_logged_and_the_strategy_starts_empty(tmp_path: Path) -> None:
+    write(tmp_path / "copy" / "copy_trade.json", "{not json")
+    s = plugin()
+    s.attach(PluginEnv(clock=SimClock(T0), data_dir=tmp_path / "copy"))
+    with capture_logs() as logs:
+        await s.start()
+    assert [e["event"] for e in logs] == ["copy_trade.state_unreadable"]
+    assert len(await feed(s, [leader_buy(10**9, 10, "t1")], ctx())) == 1

@@ -6,7 +6,9 @@ what the leader spent, capped per trade (`max_buy`) and by what this leader's op
 of what this strategy bought for it (reduce-only; counted from its own `order.filled` events).
 `pause_after` failed or rejected copies in a row pause the leader's buys for `pause_s` (its sells are
 still mirrored). Intent ids derive from the leader's transaction, so a swap replayed after a restart is
-refused by the risk engine as a duplicate.
+refused by the risk engine as a duplicate. The books are saved in the plugin's data directory after
+every change and loaded at start, so sells after a restart are still mirrored. Holdings never exceed
+the portfolio's position (`position.update`): an exit rule selling them shrinks what is mirrored.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from quantbot.api import (
     Swap,
 )
 from quantbot_strategies._common import NATIVE_ASSETS, Bounded, ChainName, check_bps
+from quantbot_strategies._copy_state import STATE_FILE, Holding, StateError, load, save
 
 __all__ = ["CopyTrade", "CopyTradeConfig", "Leader"]
 
@@ -101,18 +104,6 @@ class CopyTradeConfig(PluginConfig, frozen=True, kw_only=True):
         check_bps("max_slippage_bps", self.max_slippage_bps)
 
 
-@dataclass
-class Holding:
-    """This strategy's copies of one leader's token."""
-
-    quantity: int = 0
-    """Token base units filled and not sold."""
-    spent: int = 0
-    """Native base units in copies held or in flight (what max_open caps)."""
-    selling: int = 0
-    """Token base units in mirrored sells in flight."""
-
-
 @dataclass(frozen=True)
 class Copy:
     """One of our intents, remembered until its order ends."""
@@ -152,6 +143,29 @@ class CopyTrade(Strategy):
         super().reconfigure(config)
         self._index()
 
+    async def start(self) -> None:
+        """Load the holdings saved by the previous run, so sells after a restart are still mirrored."""
+        if self._env is None:
+            return
+        try:
+            leaders, own = await load(self._env.data_dir / STATE_FILE)
+        except StateError as exc:
+            self.log.error("copy_trade.state_unreadable", error=str(exc))
+            return
+        for key, held in leaders.items():
+            self._leader_holds[key] = held
+        for key, holding in own.items():
+            self._own[key] = holding
+        self.log.info("copy_trade.state_loaded", leaders=len(leaders), holdings=len(own))
+
+    async def _save(self) -> None:
+        if self._env is None:
+            return
+        try:
+            await save(self._env.data_dir / STATE_FILE, self._leader_holds, self._own)
+        except OSError as exc:
+            self.log.error("copy_trade.state_not_saved", error=str(exc))
+
     def topics(self) -> tuple[str, ...]:
         return (
             "chain.*.swap",
@@ -181,7 +195,8 @@ class CopyTrade(Strategy):
 
     async def on_event(self, event: Event, ctx: StrategyContext) -> None:
         if isinstance(event, Swap):
-            await self._on_swap(event, ctx)
+            if await self._on_swap(event, ctx):
+                await self._save()
         elif isinstance(event, OrderApproved):
             if event.intent.intent_id in self._copies:
                 self._order_ids[event.order_id] = event.intent.intent_id
@@ -195,8 +210,10 @@ class CopyTrade(Strategy):
             copy = self._end(event.order_id)
             if copy is not None:
                 self._filled(copy, event)
+                await self._save()
         elif isinstance(event, PositionUpdate):
-            self._clamp(event)
+            if self._clamp(event):
+                await self._save()
         elif isinstance(event, OrderFailed | OrderExpired):
             copy = self._end(event.order_id)
             if copy is not None:
@@ -206,25 +223,28 @@ class CopyTrade(Strategy):
 
     # --- the leader's trades ---------------------------------------------------------------------
 
-    async def _on_swap(self, swap: Swap, ctx: StrategyContext) -> None:
+    async def _on_swap(self, swap: Swap, ctx: StrategyContext) -> bool:
+        """Act on a leader's swap; True when it changed what is saved."""
         lkey = (swap.chain, normal_address(swap.chain, swap.wallet))
         leader = self._leaders.get(lkey)
         if leader is None:
-            return
+            return False
         seen = (swap.tx, swap.mint_in, swap.mint_out)
         if seen in self._seen:
-            return  # the same swap delivered twice must not count twice in the leader's holding
+            return False  # the same swap delivered twice must not count twice in the leader's holding
         self._seen[seen] = None
         native = NATIVE_ASSETS[swap.chain]
         if swap.mint_in in native and swap.mint_out not in native:
             hkey = (*lkey, swap.mint_out)
             self._leader_holds[hkey] = self._leader_holds.get(hkey, 0) + swap.amount_out
             await self._copy_buy(leader, lkey, swap, ctx)
-        elif swap.mint_out in native and swap.mint_in not in native:
+            return True
+        if swap.mint_out in native and swap.mint_in not in native:
             await self._mirror_sell(leader, lkey, swap, ctx)
-        else:
-            self.skipped += 1
-            self.log.debug("copy_trade.not_a_native_trade", leader=swap.wallet, tx=swap.tx)
+            return True
+        self.skipped += 1
+        self.log.debug("copy_trade.not_a_native_trade", leader=swap.wallet, tx=swap.tx)
+        return False
 
     async def _copy_buy(self, leader: Leader, lkey: tuple[str, str], swap: Swap, ctx: StrategyContext) -> None:
         if self.paused(swap.chain, swap.wallet, ctx.clock.now()):
@@ -327,13 +347,13 @@ class CopyTrade(Strategy):
         else:
             self._own[key] = held
 
-    def _clamp(self, pos: PositionUpdate) -> None:
+    def _clamp(self, pos: PositionUpdate) -> bool:
         """Never count more of a token than the portfolio holds: another strategy's sell, an exit rule
         or a chain correction may have sold what our copies bought (scaled down alike per leader)."""
         keys = [k for k in self._own if k[0] == pos.chain and k[2] == pos.token]
         total = sum(self._own[k].quantity for k in keys)
         if total <= pos.quantity:
-            return
+            return False
         for k in keys:
             held = self._own[k]
             kept = held.quantity * max(0, pos.quantity) // total
@@ -341,6 +361,7 @@ class CopyTrade(Strategy):
             held.spent = held.spent * kept // held.quantity if held.quantity else held.spent
             held.quantity = kept
             held.selling = min(held.selling, kept)
+        return True
 
     def _release(self, copy: Copy) -> None:
         """Give back what an order that ended unfilled held (a buy's spend, a sell's quantity)."""
