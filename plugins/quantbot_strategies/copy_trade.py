@@ -75,22 +75,38 @@ class Leader(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 class CopyTradeConfig(PluginConfig, frozen=True, kw_only=True):
-    leaders: tuple[Leader, ...] = ()
-    """The wallets to copy: [[strategies.leaders]] tables with chain, address and optional caps."""
-    copy_pct: Decimal = Decimal(10)
-    """Percent of a leader's spend each copy spends (a leader's own copy_pct wins)."""
-    min_buy: Annotated[int, msgspec.Meta(ge=0)] = 0
-    """Copies smaller than this many native base units are skipped (dust)."""
-    pause_after: Annotated[int, msgspec.Meta(ge=1)] = 3
-    """Failed or rejected copies in a row that pause a leader."""
-    pause_s: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
-    """How long a paused leader's buys are not copied."""
-    leader_exit: bool = False
-    """Also name the leader on the intent so the ExitManager sells the whole position on its large
-    sell or dump (off: this strategy mirrors sells proportionally itself)."""
-    max_slippage_bps: int | None = None
-    max_tokens: Annotated[int, msgspec.Meta(ge=1)] = 10_000
-    """How many (leader, token) holdings and orders in flight are remembered (bounded state)."""
+    leaders: Annotated[
+        tuple[Leader, ...],
+        msgspec.Meta(
+            description="the wallets to copy: [[strategies.leaders]] tables with chain, address and optional caps"
+        ),
+    ] = ()
+    copy_pct: Annotated[
+        Decimal, msgspec.Meta(description="percent of a leader's spend each copy spends (a leader's own copy_pct wins)")
+    ] = Decimal(10)
+    min_buy: Annotated[
+        int, msgspec.Meta(ge=0, description="copies smaller than this many native base units are skipped (dust)")
+    ] = 0
+    pause_after: Annotated[
+        int, msgspec.Meta(ge=1, description="failed or rejected copies in a row that pause a leader")
+    ] = 3
+    pause_s: Annotated[float, msgspec.Meta(gt=0, description="how long a paused leader's buys are not copied")] = 3600.0
+    leader_exit: Annotated[
+        bool,
+        msgspec.Meta(
+            description="name the leader on the intent: its large sell or dump exits the whole position "
+            "(off: sells are mirrored in proportion only)"
+        ),
+    ] = False
+    max_slippage_bps: Annotated[
+        int | None, msgspec.Meta(description="slippage tolerance sent with the order, in bps (default: the executor's)")
+    ] = None
+    max_tokens: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1, description="how many (leader, token) holdings and orders in flight are remembered (bounded state)"
+        ),
+    ] = 10_000
 
     def __post_init__(self) -> None:
         if not 0 < self.copy_pct <= HUNDRED:

@@ -39,14 +39,23 @@ class Band(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 
 
 class SniperConfig(PluginConfig, frozen=True, kw_only=True):
-    bands: tuple[Band, ...] = ()
-    """Score bands, e.g. [{min_score = 0.6, amount = 50000000}, {min_score = 0.8, equity_pct = 2}]."""
-    min_score: float = 0.0
-    """Tokens scoring below this (or without a score) are not bought."""
-    chains: tuple[ChainName, ...] = ("solana", "aptos")
-    max_slippage_bps: int | None = None
-    max_tokens: Annotated[int, msgspec.Meta(ge=1)] = 10_000
-    """How many bought tokens are remembered so none is bought twice (bounded state)."""
+    bands: Annotated[
+        tuple[Band, ...],
+        msgspec.Meta(
+            description="score bands, e.g. [{min_score = 0.6, amount = 50000000}, {min_score = 0.8, equity_pct = 2}]"
+        ),
+    ] = ()
+    min_score: Annotated[
+        float, msgspec.Meta(description="tokens scoring below this (or without a score) are not bought")
+    ] = 0.0
+    chains: Annotated[tuple[ChainName, ...], msgspec.Meta(description="chains to act on")] = ("solana", "aptos")
+    max_slippage_bps: Annotated[
+        int | None, msgspec.Meta(description="slippage tolerance sent with the order, in bps (default: the executor's)")
+    ] = None
+    max_tokens: Annotated[
+        int,
+        msgspec.Meta(ge=1, description="how many bought tokens are remembered so none is bought twice (bounded state)"),
+    ] = 10_000
 
     def __post_init__(self) -> None:
         if not self.bands:

@@ -24,23 +24,41 @@ SELL_KINDS = ("large_sell", "dump")
 
 
 class WhaleFollowConfig(PluginConfig, frozen=True, kw_only=True):
-    kinds: tuple[str, ...] = ("large_buy", "accumulation", "cluster")
-    """Signal kinds that buy: any of large_buy, accumulation, cluster."""
-    min_confidence: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.8
-    """Signals below this confidence (0..1) are ignored."""
-    min_size_usd: Decimal = Decimal(0)
-    """Ignore signals whose trade was worth less than this many USD (0: no floor; a signal without a
-    USD value passes only when this is 0)."""
-    chains: tuple[ChainName, ...] = ("solana", "aptos")
-    sizing: SizingHint = "fixed"
-    """How the risk engine sizes the buy: fixed, equity_pct, kelly, or copy (a share of the whale's spend)."""
-    follow_leader: bool = True
-    """Name the whale as the position's leader: its large sell or dump then exits the position."""
-    rebuy_after_s: Annotated[float, msgspec.Meta(ge=0)] = 3600.0
-    """Seconds before the same token may be bought again on a new signal."""
-    max_slippage_bps: int | None = None
-    max_tokens: Annotated[int, msgspec.Meta(ge=1)] = 10_000
-    """How many recently bought tokens are remembered (bounded state)."""
+    kinds: Annotated[
+        tuple[str, ...], msgspec.Meta(description="signal kinds that buy: any of large_buy, accumulation, cluster")
+    ] = ("large_buy", "accumulation", "cluster")
+    min_confidence: Annotated[
+        float, msgspec.Meta(ge=0, le=1, description="signals below this confidence (0..1) are ignored")
+    ] = 0.8
+    min_size_usd: Annotated[
+        Decimal,
+        msgspec.Meta(
+            description="ignore signals under this many USD (0: no floor; without a USD value a signal "
+            "passes only at 0)"
+        ),
+    ] = Decimal(0)
+    chains: Annotated[tuple[ChainName, ...], msgspec.Meta(description="chains to act on")] = ("solana", "aptos")
+    sizing: Annotated[
+        SizingHint,
+        msgspec.Meta(
+            description="how the risk engine sizes the buy: fixed, equity_pct, kelly, copy (share of the whale's spend)"
+        ),
+    ] = "fixed"
+    follow_leader: Annotated[
+        bool,
+        msgspec.Meta(
+            description="name the whale as the position's leader: its large sell or dump then exits the position"
+        ),
+    ] = True
+    rebuy_after_s: Annotated[
+        float, msgspec.Meta(ge=0, description="seconds before the same token may be bought again on a new signal")
+    ] = 3600.0
+    max_slippage_bps: Annotated[
+        int | None, msgspec.Meta(description="slippage tolerance sent with the order, in bps (default: the executor's)")
+    ] = None
+    max_tokens: Annotated[
+        int, msgspec.Meta(ge=1, description="how many recently bought tokens are remembered (bounded state)")
+    ] = 10_000
 
     def __post_init__(self) -> None:
         if not self.kinds:
