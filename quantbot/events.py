@@ -323,6 +323,12 @@ class PositionUpdate(_ChainEvent, frozen=True, kw_only=True):
     quantity: int
     avg_cost_native: Decimal
     realised_pnl_native: Decimal = Decimal(0)
+    mark_native: Decimal | None = None
+    """The last `price.update` price (native base units per token base unit), if any."""
+    unrealised_pnl_native: Decimal | None = None
+    realised_pnl_usd: Decimal | None = None
+    unrealised_pnl_usd: Decimal | None = None
+    """USD figures only where a fresh USD price for the chain's native coin is known."""
 
     @property
     def topic(self) -> str:

@@ -234,12 +234,18 @@ class Portfolio:
         )
 
     def _update(self, pos: Position) -> PositionUpdate:
+        mark = self.mark(pos.chain, pos.token)
+        unrealised = self.unrealised_pnl(pos.chain, pos.token) if mark is not None else None
         return PositionUpdate(
             chain=pos.chain,  # type: ignore[arg-type]
             token=pos.token,
             quantity=pos.quantity,
             avg_cost_native=pos.avg_cost(),
             realised_pnl_native=Decimal(pos.realised_pnl_native),
+            mark_native=mark,
+            unrealised_pnl_native=None if unrealised is None else Decimal(unrealised),
+            realised_pnl_usd=self.to_usd(pos.chain, pos.realised_pnl_native),
+            unrealised_pnl_usd=None if unrealised is None else self.to_usd(pos.chain, unrealised),
         )
 
     # --- marks and equity --------------------------------------------------------------------------

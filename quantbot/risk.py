@@ -46,6 +46,7 @@ from quantbot.events import (
     OrderIntent,
     OrderRejected,
     RejectReason,
+    TradingStateChanged,
 )
 from quantbot.execution import ApprovedOrder
 from quantbot.orders import OrderRouter, Sealer, UnsealedOrder
@@ -140,6 +141,7 @@ class RiskEngine:
         self._recent: deque[datetime] = deque()
         self._last_by_token: dict[tuple[str, str], datetime] = {}
         self._last_intent: dict[tuple[str, str, str, str], datetime] = {}
+        self._state: TradingState | None = None
         self._sells: dict[str, str] = {}
         """Unfinished sells -> their reason (a filled stop-loss feeds the stop-loss guard)."""
 
@@ -334,10 +336,13 @@ class RiskEngine:
             await self._reject(intent, refused.reason, refused.detail)
             return None
         # Read per intent, so `quantbot halt` from another process takes effect on the very next one.
-        verdict = self.evaluate(intent, await read_trading_state(self.store))
+        state = await read_trading_state(self.store)
+        if state is not self._state:
+            await self._announce(state)
+        verdict = self.evaluate(intent, state)
         if verdict is not None:
             if verdict[0] is RejectReason.DRAWDOWN:
-                await self.breakers.trip_drawdown(intent.chain, self._drawdown(intent.chain))
+                self._state = await self.breakers.trip_drawdown(intent.chain, self._drawdown(intent.chain))
             await self._reject(intent, *verdict)
             return None
         now = self.clock.now()
@@ -382,6 +387,15 @@ class RiskEngine:
         log.info("order.approved", order_id=order.order_id, strategy=intent.strategy, token=intent.token)
         return order
 
+    async def _announce(self, state: TradingState) -> None:
+        """Publish a state change made elsewhere (`quantbot halt`/`resume`), once, when first seen."""
+        first, self._state = self._state is None, state
+        if first and state is TradingState.ACTIVE:
+            return
+        reason = await self.store.get_state(REASON_KEY) or ""
+        log.warning("risk.trading_state", state=state.value, reason=reason)
+        await self.bus.publish(TradingStateChanged(state=state.value, reason=reason, source="store"))
+
     def _drawdown(self, chain: str) -> Decimal:
         start = self.portfolio.day_start.get(chain)
         equity = self.portfolio.equity_native(chain)
@@ -395,7 +409,7 @@ class RiskEngine:
         async with self._lock:
             dd = self.breakers.drawdown_exceeded(event.day_start_native, event.equity_native)
             if dd is not None:
-                await self.breakers.trip_drawdown(event.chain, dd)
+                self._state = await self.breakers.trip_drawdown(event.chain, dd)
 
     async def _reject(self, intent: OrderIntent, reason: RejectReason, detail: str) -> None:
         log.info("order.rejected", strategy=intent.strategy, token=intent.token, reason=reason.value, detail=detail)

@@ -11,7 +11,7 @@ from pathlib import Path
 from quantbot.api import NATIVE_TOKEN
 from quantbot.clock import SimClock
 from quantbot.config import RiskConfig
-from quantbot.events import EquityUpdate, PositionCorrected, PriceUpdate, Tick
+from quantbot.events import EquityUpdate, PositionCorrected, PositionUpdate, PriceUpdate, Tick
 from quantbot.testing import make_plugin, order_intent
 from quantbot_executors.paper import PaperExecutor
 from tests.orderpath import OrderPath, order_path
@@ -58,6 +58,11 @@ async def test_marks_give_unrealised_pnl_and_equity_in_native_and_usd(tmp_path: 
         assert pf.equity_native("solana") == 10 * SOL + SOL // 2
         assert pf.to_usd("solana", pf.unrealised_pnl("solana", "A")) == Decimal(100)
         assert pf.equity_native("aptos") == 100 * 10**8, "the paper ledger's APT"
+        await buy(path, "A", strategy="again")  # another fill: its position.update carries the mark and USD
+    update = [e for e in path.events if isinstance(e, PositionUpdate)][-1]
+    assert (update.quantity, update.mark_native) == (2_000_000, Decimal(1500))
+    assert update.unrealised_pnl_native == SOL  # 2e6 units at 1500 = 3 SOL, cost 2 SOL
+    assert update.unrealised_pnl_usd == Decimal(200)
 
 
 async def test_equity_history_has_interval_rows_and_one_daily_snapshot_per_utc_day(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from quantbot.api import NATIVE_TOKEN, ApprovedOrder, ExecutionReport, Executor, Outcome, PluginConfig
 from quantbot.clock import SimClock
@@ -268,3 +270,21 @@ async def test_concurrent_hinted_intents_never_overspend_the_balance(tmp_path: P
         balances = await paper.balances()
     assert balances[NATIVE_TOKEN["solana"]] >= 0
     assert sorted(reasons(path).values()) == [RejectReason.INSUFFICIENT_BALANCE] * 2  # 0.1 + reserves each
+
+
+@given(
+    amount=st.integers(min_value=1, max_value=2 * SOL),
+    reserve=st.integers(min_value=0, max_value=200 * SOL),
+    balance_sol=st.integers(min_value=0, max_value=3),
+    impact_cap=st.integers(min_value=0, max_value=2000),
+)
+def test_an_approved_buy_respects_liquidity_impact_and_balance(
+    amount: int, reserve: int, balance_sol: int, impact_cap: int
+) -> None:
+    limits = RiskConfig(max_order_sol=Decimal(2), max_exposure_sol=Decimal(2), max_price_impact_bps=impact_cap)
+    e = engine(limits, sol=balance_sol)
+    if e.evaluate(buy(amount=amount, pool_liquidity_native=reserve)) is None:
+        assert reserve >= 20 * SOL
+        assert amount * 10_000 <= impact_cap * (reserve + amount)
+        assert amount + 1_000_000 + 2_039_280 <= balance_sol * SOL
+        assert amount * 100 <= 25 * balance_sol * SOL

@@ -20,9 +20,9 @@ from typing import Annotated
 import msgspec
 
 from quantbot.api import (
+    NATIVE_TOKEN,
     ApprovedOrder,
     ExecutionReport,
-    NATIVE_TOKEN,
     Executor,
     Fill,
     Outcome,
