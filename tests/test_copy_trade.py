@@ -295,3 +295,14 @@ async def test_an_unreadable_state_file_is_logged_and_the_strategy_starts_empty(
         await s.start()
     assert [e["event"] for e in logs] == ["copy_trade.state_unreadable"]
     assert len(await feed(s, [leader_buy(10**9, 10, "t1")], ctx())) == 1
+
+
+async def test_the_leaders_holding_of_a_token_we_hold_is_never_forgotten_by_the_bounded_books() -> None:
+    s = plugin(max_tokens=2, leaders=[{"chain": "solana", "address": LEADER, "max_open": 10**8}])
+    c = ctx()
+    (buy,) = await feed(s, [leader_buy(10**9, 1_000, "a")], c)
+    await feed(s, fills(buy, "o1", amount_in=10**8, amount_out=100), c)
+    others = [leader_buy(10**9, 1_000, f"x{n}", token=f"Other{n}" + "1" * 38) for n in range(5)]
+    assert await feed(s, others, c) == [], "at max_open: the leader's other buys are watched, not copied"
+    (sell,) = await feed(s, [leader_sell(500, 1, "s")], c)
+    assert sell.amount == 50

@@ -29,13 +29,16 @@ class Holding:
     """Native base units in copies held or in flight (what max_open caps)."""
     selling: int = 0
     """Token base units in mirrored sells in flight."""
+    leader_held: int = 0
+    """The leader's holding of the token as watched from its swaps (kept here, not in the bounded map
+    of tokens we hold none of, so it is never forgotten while we hold copies)."""
 
 
 class _State(msgspec.Struct, frozen=True):
     leaders: list[tuple[str, str, str, int]] = []
     """(chain, leader, token, the leader's holding)"""
-    own: list[tuple[str, str, str, int, int]] = []
-    """(chain, leader, token, our quantity, native spent on it)"""
+    own: list[tuple[str, str, str, int, int, int]] = []
+    """(chain, leader, token, our quantity, native spent on it, the leader's holding)"""
 
 
 class StateError(Exception):
@@ -51,7 +54,7 @@ async def load(path: Path) -> tuple[dict[Key, int], dict[Key, Holding]]:
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise StateError(f"{path}: {exc}") from exc
     leaders = {(c, w, t): held for c, w, t, held in state.leaders}
-    own = {(c, w, t): Holding(quantity=q, spent=s) for c, w, t, q, s in state.own}
+    own = {(c, w, t): Holding(quantity=q, spent=s, leader_held=h) for c, w, t, q, s, h in state.own}
     return leaders, own
 
 
@@ -59,7 +62,7 @@ async def save(path: Path, leaders: Mapping[Key, int], own: Mapping[Key, Holding
     """Write the books atomically (a temporary file renamed over the old one). Raises OSError."""
     state = _State(
         leaders=[(*k, v) for k, v in leaders.items() if v > 0],
-        own=[(*k, h.quantity, h.spent) for k, h in own.items() if h.quantity > 0],
+        own=[(*k, h.quantity, h.spent, h.leader_held) for k, h in own.items() if h.quantity > 0],
     )
     await asyncio.to_thread(_write_atomically, path, msgspec.json.encode(state))
 

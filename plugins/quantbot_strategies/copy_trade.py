@@ -37,7 +37,7 @@ from quantbot.api import (
     Swap,
 )
 from quantbot_strategies._common import NATIVE_ASSETS, Bounded, ChainName, check_bps
-from quantbot_strategies._copy_state import STATE_FILE, Holding, StateError, load, save
+from quantbot_strategies._copy_state import STATE_FILE, Holding, Key, StateError, load, save
 
 __all__ = ["CopyTrade", "CopyTradeConfig", "Leader"]
 
@@ -140,8 +140,8 @@ class CopyTrade(Strategy):
         super().__init__(id=id, config=config)
         limit = self.config.max_tokens
         self._leaders: dict[tuple[str, str], Leader] = {}
-        self._leader_holds: Bounded[tuple[str, str, str], int] = Bounded(limit)
-        self._own: Bounded[tuple[str, str, str], Holding] = Bounded(limit)
+        self._leader_holds: Bounded[Key, int] = Bounded(limit)
+        self._own: Bounded[Key, Holding] = Bounded(limit)
         self._copies: Bounded[str, Copy] = Bounded(limit)
         self._order_ids: Bounded[str, str] = Bounded(limit)
         self._seen: Bounded[tuple[str, str, str], None] = Bounded(limit)
@@ -252,7 +252,7 @@ class CopyTrade(Strategy):
         native = NATIVE_ASSETS[swap.chain]
         if swap.mint_in in native and swap.mint_out not in native:
             hkey = (*lkey, swap.mint_out)
-            self._leader_holds[hkey] = self._leader_holds.get(hkey, 0) + swap.amount_out
+            self._set_leader_held(hkey, self._leader_held(hkey) + swap.amount_out)
             await self._copy_buy(leader, lkey, swap, ctx)
             return True
         if swap.mint_out in native and swap.mint_in not in native:
@@ -272,7 +272,6 @@ class CopyTrade(Strategy):
         if leader.max_buy is not None:
             amount = min(amount, leader.max_buy)
         token = swap.mint_out
-        held = self._own.get((*lkey, token)) or Holding()
         if leader.max_open is not None:
             open_spent = sum(h.spent for k, h in self._own.items() if k[:2] == lkey)
             amount = min(amount, leader.max_open - open_spent)
@@ -281,8 +280,7 @@ class CopyTrade(Strategy):
             self.log.info("copy_trade.skipped", leader=swap.wallet, token=token, why="below min_buy or at max_open")
             return
         intent_id = f"{ctx.strategy_id}-{swap.chain}-{swap.tx}-buy"
-        held.spent += amount
-        self._own[(*lkey, token)] = held
+        self._holding((*lkey, token)).spent += amount
         self._copies[intent_id] = Copy(leader=lkey, token=token, side="buy", amount=amount)
         await ctx.submit(
             OrderIntent(
@@ -304,8 +302,8 @@ class CopyTrade(Strategy):
     async def _mirror_sell(self, leader: Leader, lkey: tuple[str, str], swap: Swap, ctx: StrategyContext) -> None:
         token = swap.mint_in
         hkey = (*lkey, token)
-        before = self._leader_holds.get(hkey, 0)
-        self._leader_holds[hkey] = max(0, before - swap.amount_in)
+        before = self._leader_held(hkey)
+        self._set_leader_held(hkey, max(0, before - swap.amount_in))
         held = self._own.get(hkey)
         if held is None or held.quantity - held.selling <= 0:
             return
@@ -342,13 +340,38 @@ class CopyTrade(Strategy):
 
     # --- our own orders --------------------------------------------------------------------------
 
+    def _leader_held(self, key: Key) -> int:
+        held = self._own.get(key)
+        return held.leader_held if held is not None else self._leader_holds.get(key, 0)
+
+    def _set_leader_held(self, key: Key, value: int) -> None:
+        held = self._own.get(key)
+        if held is not None:
+            held.leader_held = value
+        elif value > 0:
+            self._leader_holds[key] = value
+        else:
+            self._leader_holds.pop(key, None)
+
+    def _holding(self, key: Key) -> Holding:
+        """Our holding of the leader's token, opened (adopting the leader's watched holding) if new."""
+        held = self._own.get(key)
+        if held is None:
+            held = self._own[key] = Holding(leader_held=self._leader_holds.pop(key, 0))
+        return held
+
+    def _drop(self, key: Key) -> None:
+        held = self._own.pop(key, None)
+        if held is not None and held.leader_held > 0:
+            self._leader_holds[key] = held.leader_held
+
     def _end(self, order_id: str) -> Copy | None:
         intent_id = self._order_ids.pop(order_id, None)
         return self._copies.pop(intent_id, None) if intent_id is not None else None
 
     def _filled(self, copy: Copy, fill: OrderFilled) -> None:
         key = (*copy.leader, copy.token)
-        held = self._own.get(key) or Holding()
+        held = self._holding(key)
         self._failures.pop(copy.leader, None)
         if copy.side == "buy":
             held.quantity += fill.amount_out
@@ -359,9 +382,9 @@ class CopyTrade(Strategy):
             held.quantity -= sold
             held.selling = max(0, held.selling - copy.amount)
         if held.quantity <= 0 and held.selling <= 0 and held.spent <= 0:
-            self._own.pop(key, None)
+            self._drop(key)
         else:
-            self._own[key] = held
+            self._own[key] = held  # most recently used: the last to be forgotten
 
     def _clamp(self, pos: PositionUpdate) -> bool:
         """Never count more of a token than the portfolio holds: another strategy's sell, an exit rule
@@ -390,7 +413,7 @@ class CopyTrade(Strategy):
         else:
             held.selling = max(0, held.selling - copy.amount)
         if held.quantity <= 0 and held.selling <= 0 and held.spent <= 0:
-            self._own.pop(key, None)
+            self._drop(key)
 
     def _failed(self, copy: Copy, now: datetime, why: str) -> None:
         n = self._failures.get(copy.leader, 0) + 1
