@@ -37,6 +37,7 @@ APT = "0x1::aptos_coin::AptosCoin"
 LEADER = "Leader1111111111111111111111111111111111111"
 OTHER = "Other11111111111111111111111111111111111111"
 APTOS_LEADER = "0xabc"
+SECOND = "Second111111111111111111111111111111111111"
 MINT = "Mint111111111111111111111111111111111111111"
 
 
@@ -306,3 +307,14 @@ async def test_the_leaders_holding_of_a_token_we_hold_is_never_forgotten_by_the_
     assert await feed(s, others, c) == [], "at max_open: the leader's other buys are watched, not copied"
     (sell,) = await feed(s, [leader_sell(500, 1, "s")], c)
     assert sell.amount == 50
+
+
+async def test_reconfiguring_changes_the_leaders_and_keeps_the_books() -> None:
+    s = plugin()
+    c = ctx()
+    (buy,) = await feed(s, [leader_buy(10**9, 100, "b1")], c)
+    await feed(s, fills(buy, "o1", amount_in=10**8, amount_out=10), c)
+    s.reconfigure(msgspec.convert({"leaders": [{"chain": "solana", "address": SECOND}]}, CopyTrade.Config))
+    assert await feed(s, [leader_buy(10**9, 100, "b2")], c) == [], "no longer a leader"
+    assert len(await feed(s, [leader_buy(10**9, 100, "b3", wallet=SECOND)], c)) == 1
+    assert s.holding("solana", LEADER, MINT).quantity == 10, "what we hold from the old leader is kept"
