@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from quantbot.api import TokenAccepted, TokenRejected
 from quantbot.testing import RecordingContext, feed, make_plugin, token_accepted, token_launch
@@ -82,3 +84,22 @@ async def test_each_token_is_bought_once_and_rejected_tokens_and_other_chains_ne
 def test_bad_parameters_are_refused_with_a_reason(params: dict[str, object], message: str) -> None:
     with pytest.raises(msgspec.ValidationError, match=message):
         make_plugin(Sniper, **params)
+
+
+@given(
+    scores=st.lists(st.floats(min_value=0, max_value=1), min_size=1, max_size=6, unique=True),
+    score=st.floats(min_value=-1, max_value=2),
+    floor=st.floats(min_value=0, max_value=1),
+)
+async def test_a_buy_uses_the_highest_band_the_score_reaches_and_nothing_below_the_floor(
+    scores: list[float], score: float, floor: float
+) -> None:
+    assume(max(scores) >= floor)
+    bands = [{"min_score": s, "amount": n + 1} for n, s in enumerate(scores)]
+    intents = await feed(make_plugin(Sniper, bands=bands, min_score=floor), [accepted(score)])
+    reached = [n + 1 for n, s in enumerate(scores) if score >= s]
+    if score < floor or not reached:
+        assert intents == []
+    else:
+        (buy,) = intents
+        assert buy.amount == max(reached, key=lambda amount: scores[amount - 1])
