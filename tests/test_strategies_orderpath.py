@@ -164,3 +164,24 @@ async def test_sniper_bands_are_sized_by_the_engine_and_its_own_stop_loss_exits(
         assert path.portfolio.position("solana", tokens[0.9]).open
     fills = [e for e in path.events if isinstance(e, OrderFilled)]
     assert len(fills) == 3
+
+
+async def test_copy_trade_follows_an_aptos_leader_through_the_engine(tmp_path: Path) -> None:
+    apt, token, leader = "0x1::aptos_coin::AptosCoin", "0xcafe::meme::MEME", "0x" + "ab" * 32
+    prices = Prices(native={("aptos", token): Decimal(50)}, usd={"aptos": Decimal(8)})
+    s = make_plugin(CopyTrade, id="copy", leaders=[{"chain": "aptos", "address": "0xabab" + "ab" * 30}], copy_pct=10)
+    buy = swap(
+        chain="aptos", wallet=leader, mint_in=apt, amount_in=10**9, mint_out=token, amount_out=2 * 10**7, tx="a1"
+    )
+    sell = swap(chain="aptos", wallet=leader, mint_in=token, amount_in=10**7, mint_out="0xa", amount_out=1, tx="a2")
+    async with running(tmp_path, s, prices, limits=LIMITS) as path:
+        await send(path, buy)
+        bought = path.portfolio.position("aptos", token).quantity
+        await send(path, sell)
+        left = path.portfolio.position("aptos", token).quantity
+        rows = await path.store.orders()
+    assert bought > 0 and left == bought - bought // 2, "the leader sold half: so did we"
+    assert sorted((r.chain, r.side, r.amount, r.status) for r in rows) == [
+        ("aptos", "buy", 10**8, "filled"),
+        ("aptos", "sell", bought // 2, "filled"),
+    ]
