@@ -202,3 +202,19 @@ async def test_in_the_daemon_the_strategies_trade_through_the_risk_engine(tmp_pa
     assert amounts["whales"] == 2 * 10**8, "sized by the engine: [sizing] equity_pct 2% of the 10 SOL paper equity"
     usd = {s: d.intent.notional_usd for s, d in decided.items()}
     assert usd == {"copier": Decimal("7.5"), "snipe": Decimal("4.5"), "whales": Decimal(30)}, "valued by the PriceBook"
+
+
+def test_the_commented_examples_in_quantbot_toml_are_a_valid_config(tmp_path: Path) -> None:
+    """Uncommenting the documented strategies and [exits.strategies.sniper] gives a config that loads."""
+    text = (Path(__file__).parent.parent / "config" / "quantbot.toml").read_text()
+    start = text.index("# whale_follow: buy on whale signals")
+    block = text[start : text.index("# Its exits: [exits.strategies.sniper]", start)]
+    lines = [ln[2:] for ln in block.splitlines() if ln.startswith("# ") and not ln.startswith("# #")]
+    example = "\n".join(ln for ln in lines if "=" in ln or ln.startswith(("[", "{", "]", " ")))
+    example = example.replace("<base58 wallet>", LEADER).replace("0x<wallet>", "0xabc")
+    exits = text[text.index("# [exits.strategies.sniper]") :].split("\n\n", 1)[0]
+    example += "\n" + "\n".join(ln[2:] for ln in exits.splitlines())
+    loaded = load_config([write(tmp_path / "example.toml", example)], environ={}, plugins=PluginCatalog.discover())
+    assert [s.use for s in loaded.config.strategies] == ["whale_follow", "copy_trade", "sniper"]
+    assert len(loaded.plugin_params[("strategies", "copy_trade")].leaders) == 2  # type: ignore[attr-defined]
+    assert loaded.config.exits.strategies["sniper"].max_hold_s == 3600
