@@ -365,10 +365,10 @@ class Config(_Section, frozen=True, kw_only=True):
     strategies: tuple[PluginSpec, ...] = ()
     executors: tuple[PluginSpec, ...] = ()
     notifiers: tuple[PluginSpec, ...] = ()
-    sizing: SizingConfig = SizingConfig()
-    portfolio: PortfolioConfig = PortfolioConfig()
     prices: PricesConfig = PricesConfig()
     whales: WhalesConfig = WhalesConfig()
+    sizing: SizingConfig = SizingConfig()
+    portfolio: PortfolioConfig = PortfolioConfig()
 
 
 class PluginSchemas(typing.Protocol):

@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -44,10 +44,12 @@ from quantbot.store import Store
 from quantbot.store.postgres import PostgresStore
 from quantbot.store.sqlite import SqliteStore
 from quantbot.store.writer import WriteBehind
+from quantbot.whales import WhaleTracker
 
 if TYPE_CHECKING:
     from quantbot.chains.aptos.watcher import AptosWatcher
-from quantbot.whales import WhaleTracker
+    from quantbot.chains.solana.rpc import SolanaRpcPool
+    from quantbot.chains.solana.watcher import SolanaWatcher
 
 log = structlog.get_logger(component="daemon")
 
@@ -87,7 +89,7 @@ def build_plugins(
     return out
 
 
-def build_solana(config: Config, *, bus: EventBus, store: Store, clock: Clock) -> list[Component]:
+def build_solana(config: Config, *, bus: EventBus, store: Store, clock: Clock) -> tuple[SolanaRpcPool, SolanaWatcher]:
     """The Solana RPC pool and watcher (when `solana.enabled`), in start order."""
     from quantbot.chains.solana.parser import SolanaParser  # type: ignore[import-not-found, unused-ignore]
     from quantbot.chains.solana.rpc import SolanaRpcPool
@@ -96,7 +98,7 @@ def build_solana(config: Config, *, bus: EventBus, store: Store, clock: Clock) -
     sc = config.solana
     pool = SolanaRpcPool(endpoints=sc.endpoints, clock=clock, commitment=sc.commitment)
     watcher = SolanaWatcher(bus=bus, rpc=pool, parser=SolanaParser(), store=store, clock=clock, config=sc)
-    return [pool, watcher]
+    return pool, watcher
 
 
 def open_store(config: Config) -> Store:
@@ -185,10 +187,10 @@ class Daemon:
         self.jobs: Jobs | None = None
         """Scheduled jobs; components built in `run` may register theirs with `self.jobs.add(...)`."""
         self.aptos: AptosWatcher | None = None
-        self.writer: WriteBehind | None = None
-        self.sizer: Sizer | None = None
         self.prices: PriceBook | None = None
         self.whales: WhaleTracker | None = None
+        self.writer: WriteBehind | None = None
+        self.sizer: Sizer | None = None
 
     @property
     def config(self) -> Config:
@@ -217,12 +219,16 @@ class Daemon:
         )
         self.bus = bus
         self.store = open_store(cfg)
-        # Intelligence: started after the store, before the strategies that act on its events.
-        # LEAD: when solana.enabled, the SolanaWatcher is the AccountWatcher (assigning
-        # `self.prices.watcher = watcher` after build_solana and before start works too).
-        account_watcher: AccountWatcher | None = None
+        # Chain watchers are built first but start last (every subscriber exists before the first chain event).
+        solana = build_solana(cfg, bus=bus, store=self.store, clock=self.clock) if cfg.solana.enabled else None
+        # Intelligence: started after the store, before the strategies that act on its events. The Solana
+        # watcher subscribes to the accounts the PriceBook prices held tokens from.
+        account_watcher: AccountWatcher | None = solana[1] if solana else None
+        self.writer = WriteBehind(store=self.store, clock=self.clock, interval=cfg.store.flush_interval_s)
         self.prices = PriceBook(bus=bus, clock=self.clock, config=cfg.prices, watcher=account_watcher, store=self.store)
-        self.whales = WhaleTracker(bus=bus, clock=self.clock, config=cfg.whales, prices=self.prices, store=self.store)
+        self.whales = WhaleTracker(
+            bus=bus, clock=self.clock, config=cfg.whales, prices=self.prices, store=self.store, writer=self.writer
+        )
         executors = {
             p.id: p
             for p in build_plugins(self.loaded, self.catalog, "executors", self.clock, self.prices)
@@ -236,15 +242,13 @@ class Daemon:
             bus=bus, section="executors", plugins=list(executors.values()), overflow=Overflow.BLOCK
         )
         sealer = Sealer()
-        self.writer = WriteBehind(store=self.store, clock=self.clock, interval=cfg.store.flush_interval_s)
-        prices = self.prices  # the PriceBook values intents (USD limits), marks positions, prices paper fills
         self.portfolio = Portfolio(
             store=self.store,
             clock=self.clock,
             bus=bus,
             executors=executors,
             routes=cfg.orders,
-            prices=prices,
+            prices=self.prices,
             config=cfg.portfolio,
             writer=self.writer,
         )
@@ -292,27 +296,29 @@ class Daemon:
             store=self.store,
             portfolio=self.portfolio,
             mode=cfg.mode,
-            prices=prices,
+            prices=self.prices,
             sizer=self.sizer,
         )
         self.exits = ExitManager(bus=bus, store=self.store, portfolio=self.portfolio, rules=cfg.exits, clock=self.clock)
         self.filters = FilterStage(
             bus=bus,
             filters=[
-                p for p in build_plugins(self.loaded, self.catalog, "filters", self.clock) if isinstance(p, Filter)
+                p
+                for p in build_plugins(self.loaded, self.catalog, "filters", self.clock, self.prices)
+                if isinstance(p, Filter)
             ],
             timeout=cfg.bus.handler_timeout,
         )
         self.strategies = PluginHost(
             bus=bus,
             section="strategies",
-            plugins=build_plugins(self.loaded, self.catalog, "strategies", self.clock),
+            plugins=build_plugins(self.loaded, self.catalog, "strategies", self.clock, self.prices),
             overflow=Overflow.BLOCK,
         )
         self.notifiers = PluginHost(
             bus=bus,
             section="notifiers",
-            plugins=build_plugins(self.loaded, self.catalog, "notifiers", self.clock),
+            plugins=build_plugins(self.loaded, self.catalog, "notifiers", self.clock, self.prices),
             overflow=Overflow.DROP_OLDEST,
         )
         # The risk engine subscribes to order results before the router reconciles, so budgets
@@ -321,9 +327,9 @@ class Daemon:
         self.components = [
             self.store,
             self.writer,
+            *ops,
             self.prices,
             self.whales,
-            *ops,
             executor_host,
             self.portfolio,
             self.risk,
@@ -335,8 +341,8 @@ class Daemon:
             *([self.jobs] if self.jobs else []),
         ]
         # Watchers start last (every subscriber exists before the first chain event) and stop first.
-        if cfg.solana.enabled:
-            self.components += build_solana(cfg, bus=bus, store=self.store, clock=self.clock)
+        if solana:
+            self.components += solana
         if cfg.aptos.enabled:
             self.aptos = build_aptos_watcher(cfg, bus=bus, store=self.store, clock=self.clock)
             self.components.append(self.aptos)
@@ -408,12 +414,23 @@ class Daemon:
         self.sd.stopping("stopping")
         log.info("daemon.stopping", timeout_s=timeout)
         deadline = loop_time() + timeout
-        clean = await bus.drain(timeout)
-        if not clean:
+        # Sources (chain watchers, launch feeds) stop first: a drain cannot finish while they still publish.
+        sources = [c for c in started if getattr(c, "is_source", False)]
+        clean = await self._stop_each(reversed(sources), deadline, timeout)
+        drained = await bus.drain(max(deadline - loop_time(), STOP_GRACE_S))
+        if not drained:
             log.error("daemon.shutdown_timeout", timeout_s=timeout, stage="drain", pending=bus.queue_depths())
-        # Each component gets what is left of the budget, but at least a short grace, so one that
-        # hangs cannot keep the next (ultimately the store) from closing.
-        for c in reversed(started):
+        rest = [c for c in started if c not in sources]
+        clean = await self._stop_each(reversed(rest), deadline, timeout) and clean and drained
+        await bus.aclose()
+        log.info("daemon.stopped", clean=clean, bus=bus.stats()["published"])
+        return 0 if clean else 1
+
+    async def _stop_each(self, components: Iterable[Component], deadline: float, bound_s: float) -> bool:
+        """Stop in the given order; each gets what is left of the budget, but at least a short grace, so one
+        that hangs cannot keep the next (ultimately the store) from closing."""
+        clean = True
+        for c in components:
             budget = max(deadline - loop_time(), STOP_GRACE_S)
             try:
                 async with asyncio.timeout(budget):
@@ -422,13 +439,11 @@ class Daemon:
                 log.info("component.stopped", name=c.name)
             except TimeoutError:
                 clean = False
-                log.error("daemon.shutdown_timeout", timeout_s=timeout, stage=c.name)
+                log.error("daemon.shutdown_timeout", timeout_s=bound_s, stage=c.name)
             except Exception as exc:
                 clean = False
                 log.error("component.stop_failed", name=c.name, exc_info=exc)
-        await bus.aclose()
-        log.info("daemon.stopped", clean=clean, bus=bus.stats()["published"])
-        return 0 if clean else 1
+        return clean
 
     # --- reload ----------------------------------------------------------------------------------
 
@@ -495,7 +510,11 @@ class Daemon:
                 cls = self.catalog.get("filters", spec.use).load()
                 built = cls(id=spec.key, config=params)
                 built.attach(
-                    PluginEnv(clock=self.clock, data_dir=Path(new.config.daemon.data_dir) / "filters" / spec.key)
+                    PluginEnv(
+                        clock=self.clock,
+                        data_dir=Path(new.config.daemon.data_dir) / "filters" / spec.key,
+                        prices=self.prices,
+                    )
                 )
                 assert isinstance(built, Filter)  # noqa: S101  (the catalog checked the base class)
                 out.append(built)

@@ -30,9 +30,9 @@ from tests.conftest import DaemonProcess, cli_env, write
 COMPONENTS = [
     "store",
     "store.writer",
+    "http",
     "prices",
     "whales",
-    "http",
     "executors",
     "portfolio",
     "risk",

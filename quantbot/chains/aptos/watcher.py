@@ -61,6 +61,8 @@ class AptosWatcher:
     """Publishes the parser's events for transactions of watched addresses, resuming from cursors."""
 
     name = "aptos"
+    is_source = True
+    """Publishes outside input: the daemon stops it before draining the bus."""
 
     def __init__(
         self,
@@ -171,7 +173,7 @@ class AptosWatcher:
         return {
             "source": self.source,
             "node": self.rest.node,
-            "lag_seconds": self._lag_s,
+            "lag_s": self._lag_s,
             "versions_behind": behind,
             "cursor": self.next_version if self.source == "ledger" else dict(self.next_sequence),
             "polls": self._counts["polls"],
@@ -181,6 +183,8 @@ class AptosWatcher:
             "published": self._counts["published"],
             "gaps": self._counts["gaps"],
             "errors": self._counts["errors"] + self.rest.stats.errors,
+            "rpc_errors": self.rest.stats.errors,
+            "reconnects": self.rest.stats.failovers,
             "rate_limited": self.rest.stats.rate_limited,
             "failovers": self.rest.stats.failovers,
             "rejected": sum(self.rejected.values()) + sum(self.parser.rejected.values()),

@@ -75,6 +75,8 @@ class SolanaWatcher:
     """Publishes parsed chain events and AccountUpdates on the bus. `start()` returns at once."""
 
     name = "solana"
+    is_source = True
+    """Publishes outside input: the daemon stops it before draining the bus."""
 
     def __init__(
         self,
