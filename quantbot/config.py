@@ -107,6 +107,15 @@ class RiskConfig(_Section, frozen=True, kw_only=True):
 NonNegativeDecimal = Annotated[Decimal, Range(ge=Decimal(0))]
 
 
+class ExitRule(_Section, frozen=True, kw_only=True):
+    """One strategy's own price and time exit rules; a key left out keeps the global [exits] value."""
+
+    take_profit_pct: NonNegativeDecimal | None = None
+    stop_loss_pct: NonNegativeDecimal | None = None
+    trailing_stop_pct: NonNegativeDecimal | None = None
+    max_hold_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
 class ExitsConfig(_Section, frozen=True, kw_only=True):
     """Exit rules for every position; 0 turns a rule off."""
 
@@ -116,6 +125,8 @@ class ExitsConfig(_Section, frozen=True, kw_only=True):
     max_hold_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     follow_leader: bool = True
     rug_warning: bool = True
+    strategies: dict[str, ExitRule] = {}
+    """Strategy id -> its own rules, for the positions that strategy opened ([exits.strategies.<id>])."""
 
 
 class RetentionConfig(_Section, frozen=True, kw_only=True):

@@ -302,6 +302,8 @@ class OrderIntent(_ChainEvent, frozen=True, kw_only=True):
     """The wallet whose trade this follows: its large sell or dump exits the position."""
     leader_amount: int | None = None
     """Native base units the leader spent (copy sizing)."""
+    equity_pct: Decimal | None = None
+    """For `equity_pct` sizing: this share of equity (percent) instead of the [sizing] rule's."""
 
     @property
     def topic(self) -> str:

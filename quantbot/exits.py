@@ -1,6 +1,9 @@
 """ExitManager: take-profit, stop-loss, trailing stop, max hold, follow-the-leader, rug warnings and
 operator flatten.
 
+Price and time rules are the global [exits] ones, or, for a position opened by a strategy with an
+[exits.strategies.<id>] table, those with its keys laid over them.
+
 Follow-the-leader: a `whale.signal` of kind large_sell or dump from the wallet whose trade opened a
 position (the opening intent's `leader`) sells that position. A `token.rug_warning` for a held
 token sells it.
@@ -18,6 +21,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
+import msgspec
 import structlog
 
 from quantbot.bus import EventBus, Overflow
@@ -66,6 +70,7 @@ class ExitManager:
         """Position -> intent id of the exit in flight."""
         self._by_intent: dict[str, tuple[str, str]] = {}
         self._order_to_key: dict[str, tuple[str, str]] = {}
+        self._merged: dict[str, ExitsConfig] = {}
 
     async def start(self) -> None:
         for row in await self.store.unfinished_orders():
@@ -89,6 +94,18 @@ class ExitManager:
 
     def set_rules(self, rules: ExitsConfig) -> None:
         self.rules = rules
+        self._merged.clear()
+
+    def rules_for(self, strategy: str) -> ExitsConfig:
+        """The global rules with the opening strategy's own ([exits.strategies.<id>]) laid over them."""
+        own = self.rules.strategies.get(strategy)
+        if own is None:
+            return self.rules
+        merged = self._merged.get(strategy)
+        if merged is None:
+            changes = {k: v for k, v in msgspec.structs.asdict(own).items() if v is not None}
+            merged = self._merged[strategy] = msgspec.structs.replace(self.rules, **changes)
+        return merged
 
     # --- triggers --------------------------------------------------------------------------------
 
@@ -112,7 +129,7 @@ class ExitManager:
         if cost <= 0:
             return ""
         change_pct = (price / cost - 1) * HUNDRED
-        r = self.rules
+        r = self.rules_for(pos.strategy)
         if r.stop_loss_pct and change_pct <= -r.stop_loss_pct:
             return "stop_loss"
         if r.take_profit_pct and change_pct >= r.take_profit_pct:
@@ -138,10 +155,11 @@ class ExitManager:
 
     async def _on_tick(self, event: Event) -> None:
         assert isinstance(event, Tick)  # noqa: S101
-        if self.rules.max_hold_s:
+        if self.rules.max_hold_s or self.rules.strategies:
             now = self.clock.now()
             for pos in list(self.portfolio.positions.values()):
-                if pos.open and pos.opened_at and (now - pos.opened_at).total_seconds() >= self.rules.max_hold_s:
+                hold = self.rules_for(pos.strategy).max_hold_s
+                if hold and pos.open and pos.opened_at and (now - pos.opened_at).total_seconds() >= hold:
                     await self.exit(pos, "max_hold")
         await self._flatten_requests()
 

@@ -90,7 +90,10 @@ class Sizer:
         if equity is None or equity <= 0:
             raise SizingError(f"{method} sizing needs the {intent.chain} equity, which is not known yet")
         if method == "equity_pct":
-            return _units(equity * rule.equity_pct / HUNDRED), f"{rule.equity_pct}% of equity {equity}"
+            pct = rule.equity_pct if intent.equity_pct is None else intent.equity_pct
+            if not 0 < pct <= HUNDRED:
+                raise SizingError(f"equity_pct must be in (0, 100], got {pct}")
+            return _units(equity * pct / HUNDRED), f"{pct}% of equity {equity}"
         win_rate, payoff, source = await self.stats(intent.strategy, rule)
         share = kelly_fraction(win_rate, payoff, fraction=rule.kelly_fraction, cap_pct=rule.kelly_cap_pct)
         if share <= 0:

@@ -27,7 +27,7 @@ def test_plugins_lists_every_group_including_empty_ones() -> None:
     out = result.stdout
     for group in GROUPS:
         assert f"{group}:\n" in out
-    assert "quantbot.strategies:\n  (none installed)" in out
+    assert "quantbot.strategies:\n  copy_trade  (quantbot " in out
     assert "  paper  (quantbot " in out
     assert "  blocklist  (quantbot " in out
     assert "    name_patterns: array of string, default [] - regexes;" in out

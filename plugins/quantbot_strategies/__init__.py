@@ -1,0 +1,1 @@
+"""First-party strategies: whale_follow, copy_trade, sniper. Registered through entry points like any plugin."""

@@ -1,0 +1,74 @@
+"""copy_trade's books and the file they survive a restart in (`<data_dir>/copy_trade.json`).
+
+Saved: each leader's holding of a token as watched from its swaps, and the quantity and spend of our
+filled copies. Not saved: orders in flight (their results after a restart are not ours to count).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+STATE_FILE = "copy_trade.json"
+Key = tuple[str, str, str]
+"""(chain, leader address in its compared form, token)"""
+
+
+@dataclass
+class Holding:
+    """This strategy's copies of one leader's token."""
+
+    quantity: int = 0
+    """Token base units filled and not sold."""
+    spent: int = 0
+    """Native base units in copies held or in flight (what max_open caps)."""
+    selling: int = 0
+    """Token base units in mirrored sells in flight."""
+    leader_held: int = 0
+    """The leader's holding of the token as watched from its swaps (kept here, not in the bounded map
+    of tokens we hold none of, so it is never forgotten while we hold copies)."""
+
+
+class _State(msgspec.Struct, frozen=True):
+    leaders: list[tuple[str, str, str, int]] = []
+    """(chain, leader, token, the leader's holding)"""
+    own: list[tuple[str, str, str, int, int, int]] = []
+    """(chain, leader, token, our quantity, native spent on it, the leader's holding)"""
+
+
+class StateError(Exception):
+    """The saved file exists but cannot be read or decoded."""
+
+
+async def load(path: Path) -> tuple[dict[Key, int], dict[Key, Holding]]:
+    """The saved books (empty when nothing was saved yet). Raises StateError."""
+    try:
+        state = msgspec.json.decode(await asyncio.to_thread(path.read_bytes), type=_State)
+    except FileNotFoundError:
+        return {}, {}
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise StateError(f"{path}: {exc}") from exc
+    leaders = {(c, w, t): held for c, w, t, held in state.leaders}
+    own = {(c, w, t): Holding(quantity=q, spent=s, leader_held=h) for c, w, t, q, s, h in state.own}
+    return leaders, own
+
+
+async def save(path: Path, leaders: Mapping[Key, int], own: Mapping[Key, Holding]) -> None:
+    """Write the books atomically (a temporary file renamed over the old one). Raises OSError."""
+    state = _State(
+        leaders=[(*k, v) for k, v in leaders.items() if v > 0],
+        own=[(*k, h.quantity, h.spent, h.leader_held) for k, h in own.items() if h.quantity > 0],
+    )
+    await asyncio.to_thread(_write_atomically, path, msgspec.json.encode(state))
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

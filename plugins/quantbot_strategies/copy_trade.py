@@ -1,0 +1,353 @@
+"""copy_trade: copy listed leader wallets' swaps on Solana and Aptos, and mirror their sells.
+
+A leader's buy (native in, token out, seen as `chain.<chain>.swap`) becomes a buy of `copy_pct`% of
+what the leader spent, capped per trade (`max_buy`) and by what this leader's open copies may hold
+(`max_open`). A leader's sell of a fraction of the holding we watched it build sells the same fraction
+of what this strategy bought for it (reduce-only; counted from its own `order.filled` events).
+`pause_after` failed or rejected copies in a row pause the leader's buys for `pause_s` (its sells are
+still mirrored). Intent ids derive from the leader's transaction, so a swap replayed after a restart is
+refused by the risk engine as a duplicate. The books are saved in the plugin's data directory after
+every change and loaded at start, so sells after a restart are still mirrored. Holdings never exceed
+the portfolio's position (`position.update`): an exit rule selling them shrinks what is mirrored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+
+from quantbot.api import (
+    Event,
+    OrderApproved,
+    OrderExpired,
+    OrderFailed,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    PluginConfig,
+    PositionUpdate,
+    RejectReason,
+    Strategy,
+    StrategyContext,
+    Swap,
+)
+from quantbot_strategies._common import NATIVE_ASSETS, Bounded
+from quantbot_strategies._copy_config import CopyTradeConfig, Leader, normal_address
+from quantbot_strategies._copy_state import STATE_FILE, Holding, Key, StateError, load, save
+
+__all__ = ["CopyTrade", "CopyTradeConfig", "Leader"]
+
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One of our intents, remembered until its order ends."""
+
+    leader: tuple[str, str]
+    token: str
+    side: str
+    amount: int
+
+
+class CopyTrade(Strategy):
+    """Leaders' swaps in, proportional copies out; its own order results keep the books."""
+
+    Config = CopyTradeConfig
+    config: CopyTradeConfig
+
+    def __init__(self, *, id: str, config: PluginConfig) -> None:
+        super().__init__(id=id, config=config)
+        limit = self.config.max_tokens
+        self._leaders: dict[tuple[str, str], Leader] = {}
+        self._leader_holds: Bounded[Key, int] = Bounded(limit)
+        self._own: Bounded[Key, Holding] = Bounded(limit)
+        self._copies: Bounded[str, Copy] = Bounded(limit)
+        self._order_ids: Bounded[str, str] = Bounded(limit)
+        self._seen: Bounded[tuple[str, str, str], None] = Bounded(limit)
+        self._failures: dict[tuple[str, str], int] = {}
+        self._paused_until: dict[tuple[str, str], datetime] = {}
+        self.skipped = 0
+        self._index()
+
+    def _index(self) -> None:
+        self._leaders = {(x.chain, normal_address(x.chain, x.address)): x for x in self.config.leaders}
+        for b in (self._leader_holds, self._own, self._copies, self._order_ids, self._seen):
+            b.limit = self.config.max_tokens
+
+    def reconfigure(self, config: PluginConfig) -> None:
+        super().reconfigure(config)
+        self._index()
+
+    async def start(self) -> None:
+        """Load the holdings saved by the previous run, so sells after a restart are still mirrored."""
+        if self._env is None:
+            return
+        try:
+            leaders, own = await load(self._env.data_dir / STATE_FILE)
+        except StateError as exc:
+            self.log.error("copy_trade.state_unreadable", error=str(exc))
+            return
+        for key, held in leaders.items():
+            self._leader_holds[key] = held
+        for key, holding in own.items():
+            self._own[key] = holding
+        self.log.info("copy_trade.state_loaded", leaders=len(leaders), holdings=len(own))
+
+    async def _save(self) -> None:
+        if self._env is None:
+            return
+        try:
+            await save(self._env.data_dir / STATE_FILE, self._leader_holds, self._own)
+        except OSError as exc:
+            self.log.error("copy_trade.state_not_saved", error=str(exc))
+
+    def topics(self) -> tuple[str, ...]:
+        return (
+            "chain.*.swap",
+            "order.approved",
+            "order.rejected",
+            "order.filled",
+            "order.failed",
+            "order.expired",
+            "position.update",
+        )
+
+    def paused(self, chain: str, address: str, now: datetime) -> bool:
+        """Whether the leader's buys are paused at `now` (a pause that has run out is lifted here)."""
+        key = (chain, normal_address(chain, address))
+        until = self._paused_until.get(key)
+        if until is None:
+            return False
+        if now < until:
+            return True
+        del self._paused_until[key]
+        self.log.info("copy_trade.leader_resumed", chain=chain, leader=address)
+        return False
+
+    def holding(self, chain: str, address: str, token: str) -> Holding:
+        """What this strategy holds of `token` from copying that leader (empty when nothing)."""
+        return self._own.get((chain, normal_address(chain, address), token)) or Holding()
+
+    async def on_event(self, event: Event, ctx: StrategyContext) -> None:
+        if isinstance(event, Swap):
+            if await self._on_swap(event, ctx):
+                await self._save()
+        elif isinstance(event, OrderApproved):
+            if event.intent.intent_id in self._copies:
+                self._order_ids[event.order_id] = event.intent.intent_id
+        elif isinstance(event, OrderRejected):
+            copy = self._copies.pop(event.intent.intent_id, None)
+            if copy is not None:
+                self._release(copy)
+                if event.reason is not RejectReason.DUPLICATE_INTENT:  # a replay of a copy already made
+                    self._failed(copy, ctx.clock.now(), f"rejected: {event.reason.value}")
+        elif isinstance(event, OrderFilled):
+            copy = self._end(event.order_id)
+            if copy is not None:
+                self._filled(copy, event)
+                await self._save()
+        elif isinstance(event, PositionUpdate):
+            if self._clamp(event):
+                await self._save()
+        elif isinstance(event, OrderFailed | OrderExpired):
+            copy = self._end(event.order_id)
+            if copy is not None:
+                self._release(copy)
+                if isinstance(event, OrderFailed):
+                    self._failed(copy, ctx.clock.now(), f"failed: {event.reason}")
+
+    # --- the leader's trades ---------------------------------------------------------------------
+
+    async def _on_swap(self, swap: Swap, ctx: StrategyContext) -> bool:
+        """Act on a leader's swap; True when it changed what is saved."""
+        lkey = (swap.chain, normal_address(swap.chain, swap.wallet))
+        leader = self._leaders.get(lkey)
+        if leader is None:
+            return False
+        seen = (swap.tx, swap.mint_in, swap.mint_out)
+        if seen in self._seen:
+            return False  # the same swap delivered twice must not count twice in the leader's holding
+        self._seen[seen] = None
+        native = NATIVE_ASSETS[swap.chain]
+        if swap.mint_in in native and swap.mint_out not in native:
+            hkey = (*lkey, swap.mint_out)
+            self._set_leader_held(hkey, self._leader_held(hkey) + swap.amount_out)
+            await self._copy_buy(leader, lkey, swap, ctx)
+            return True
+        if swap.mint_out in native and swap.mint_in not in native:
+            await self._mirror_sell(leader, lkey, swap, ctx)
+            return True
+        self.skipped += 1
+        self.log.debug("copy_trade.not_a_native_trade", leader=swap.wallet, tx=swap.tx)
+        return False
+
+    async def _copy_buy(self, leader: Leader, lkey: tuple[str, str], swap: Swap, ctx: StrategyContext) -> None:
+        if self.paused(swap.chain, swap.wallet, ctx.clock.now()):
+            self.skipped += 1
+            self.log.info("copy_trade.skipped", leader=swap.wallet, token=swap.mint_out, why="leader paused")
+            return
+        pct = leader.copy_pct if leader.copy_pct is not None else self.config.copy_pct
+        amount = int((swap.amount_in * pct / HUNDRED).to_integral_value(ROUND_FLOOR))
+        if leader.max_buy is not None:
+            amount = min(amount, leader.max_buy)
+        token = swap.mint_out
+        if leader.max_open is not None:
+            open_spent = sum(h.spent for k, h in self._own.items() if k[:2] == lkey)
+            amount = min(amount, leader.max_open - open_spent)
+        if amount <= 0 or amount < self.config.min_buy:
+            self.skipped += 1
+            self.log.info("copy_trade.skipped", leader=swap.wallet, token=token, why="below min_buy or at max_open")
+            return
+        intent_id = f"{ctx.strategy_id}-{swap.chain}-{swap.tx}-buy"
+        self._holding((*lkey, token)).spent += amount
+        self._copies[intent_id] = Copy(leader=lkey, token=token, side="buy", amount=amount)
+        await ctx.submit(
+            OrderIntent(
+                chain=swap.chain,
+                intent_id=intent_id,
+                strategy=ctx.strategy_id,
+                side="buy",
+                token=token,
+                amount=amount,
+                price_native=Decimal(swap.amount_in) / swap.amount_out if swap.amount_out else None,
+                leader=swap.wallet if self.config.leader_exit else None,
+                leader_amount=swap.amount_in,
+                max_slippage_bps=self.config.max_slippage_bps,
+                reason=f"copy {pct}% of {leader.label or swap.wallet} buy {swap.tx}",
+            )
+        )
+        self.log.info("copy_trade.buy", leader=swap.wallet, token=token, amount=amount, leader_spent=swap.amount_in)
+
+    async def _mirror_sell(self, leader: Leader, lkey: tuple[str, str], swap: Swap, ctx: StrategyContext) -> None:
+        token = swap.mint_in
+        hkey = (*lkey, token)
+        before = self._leader_held(hkey)
+        self._set_leader_held(hkey, max(0, before - swap.amount_in))
+        held = self._own.get(hkey)
+        if held is None or held.quantity - held.selling <= 0:
+            return
+        if before <= 0:
+            self.skipped += 1
+            self.log.warning("copy_trade.sell_unmatched", leader=swap.wallet, token=token, tx=swap.tx)
+            return
+        available = held.quantity - held.selling
+        if swap.amount_in >= before:
+            quantity = available
+        else:
+            quantity = min(available, held.quantity * swap.amount_in // before)
+        if quantity <= 0:
+            return
+        intent_id = f"{ctx.strategy_id}-{swap.chain}-{swap.tx}-sell"
+        held.selling += quantity
+        self._copies[intent_id] = Copy(leader=lkey, token=token, side="sell", amount=quantity)
+        fraction = min(Decimal(1), Decimal(swap.amount_in) / before)
+        await ctx.submit(
+            OrderIntent(
+                chain=swap.chain,
+                intent_id=intent_id,
+                strategy=ctx.strategy_id,
+                side="sell",
+                token=token,
+                amount=quantity,
+                price_native=Decimal(swap.amount_out) / swap.amount_in if swap.amount_in else None,
+                reduce_only=True,
+                max_slippage_bps=self.config.max_slippage_bps,
+                reason=f"mirror {fraction:.2%} sell by {leader.label or swap.wallet} {swap.tx}",
+            )
+        )
+        self.log.info("copy_trade.sell", leader=swap.wallet, token=token, quantity=quantity, fraction=str(fraction))
+
+    # --- our own orders --------------------------------------------------------------------------
+
+    def _leader_held(self, key: Key) -> int:
+        held = self._own.get(key)
+        return held.leader_held if held is not None else self._leader_holds.get(key, 0)
+
+    def _set_leader_held(self, key: Key, value: int) -> None:
+        held = self._own.get(key)
+        if held is not None:
+            held.leader_held = value
+        elif value > 0:
+            self._leader_holds[key] = value
+        else:
+            self._leader_holds.pop(key, None)
+
+    def _holding(self, key: Key) -> Holding:
+        """Our holding of the leader's token, opened (adopting the leader's watched holding) if new."""
+        held = self._own.get(key)
+        if held is None:
+            held = self._own[key] = Holding(leader_held=self._leader_holds.pop(key, 0))
+        return held
+
+    def _drop(self, key: Key) -> None:
+        held = self._own.pop(key, None)
+        if held is not None and held.leader_held > 0:
+            self._leader_holds[key] = held.leader_held
+
+    def _end(self, order_id: str) -> Copy | None:
+        intent_id = self._order_ids.pop(order_id, None)
+        return self._copies.pop(intent_id, None) if intent_id is not None else None
+
+    def _filled(self, copy: Copy, fill: OrderFilled) -> None:
+        key = (*copy.leader, copy.token)
+        held = self._holding(key)
+        self._failures.pop(copy.leader, None)
+        if copy.side == "buy":
+            held.quantity += fill.amount_out
+            held.spent += fill.amount_in - copy.amount  # the real spend replaces the reservation
+        else:
+            sold = min(fill.amount_in, held.quantity)
+            held.spent -= held.spent * sold // held.quantity if held.quantity else held.spent
+            held.quantity -= sold
+            held.selling = max(0, held.selling - copy.amount)
+        if held.quantity <= 0 and held.selling <= 0 and held.spent <= 0:
+            self._drop(key)
+        else:
+            self._own[key] = held  # most recently used: the last to be forgotten
+
+    def _clamp(self, pos: PositionUpdate) -> bool:
+        """Never count more of a token than the portfolio holds: another strategy's sell, an exit rule
+        or a chain correction may have sold what our copies bought (scaled down alike per leader)."""
+        keys = [k for k in self._own if k[0] == pos.chain and k[2] == pos.token]
+        total = sum(self._own[k].quantity for k in keys)
+        if total <= pos.quantity:
+            return False
+        for k in keys:
+            held = self._own[k]
+            kept = held.quantity * max(0, pos.quantity) // total
+            self.log.info("copy_trade.holding_reduced", leader=k[1], token=pos.token, was=held.quantity, now=kept)
+            held.spent = held.spent * kept // held.quantity if held.quantity else held.spent
+            held.quantity = kept
+            held.selling = min(held.selling, kept)
+        return True
+
+    def _release(self, copy: Copy) -> None:
+        """Give back what an order that ended unfilled held (a buy's spend, a sell's quantity)."""
+        key = (*copy.leader, copy.token)
+        held = self._own.get(key)
+        if held is None:
+            return
+        if copy.side == "buy":
+            held.spent = max(0, held.spent - copy.amount)
+        else:
+            held.selling = max(0, held.selling - copy.amount)
+        if held.quantity <= 0 and held.selling <= 0 and held.spent <= 0:
+            self._drop(key)
+
+    def _failed(self, copy: Copy, now: datetime, why: str) -> None:
+        n = self._failures.get(copy.leader, 0) + 1
+        self._failures[copy.leader] = n
+        self.log.info("copy_trade.copy_failed", leader=copy.leader[1], token=copy.token, why=why, in_a_row=n)
+        if n >= self.config.pause_after:
+            until = now + timedelta(seconds=self.config.pause_s)
+            self._paused_until[copy.leader] = until
+            self._failures[copy.leader] = 0
+            self.log.warning(
+                "copy_trade.leader_paused",
+                chain=copy.leader[0],
+                leader=copy.leader[1],
+                failures=n,
+                until=until.isoformat(),
+            )
