@@ -8,7 +8,9 @@ Strategies get a `StrategyContext` with `submit(intent)`: never an executor, nev
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -21,6 +23,7 @@ from quantbot.events import (
     AccountUpdate,
     Chain,
     ConfigReloaded,
+    EquityUpdate,
     Event,
     FilterVerdict,
     OrderApproved,
@@ -31,6 +34,7 @@ from quantbot.events import (
     OrderRejected,
     OrderSubmitted,
     PluginDisabled,
+    PositionCorrected,
     PositionUpdate,
     PriceUpdate,
     RejectReason,
@@ -41,6 +45,7 @@ from quantbot.events import (
     TokenLaunch,
     TokenRejected,
     TokenRugWarning,
+    TradingStateChanged,
     Transfer,
     WhaleSignal,
 )
@@ -48,11 +53,13 @@ from quantbot.execution import ApprovedOrder, ExecutionReport, Fill, Outcome
 from quantbot.secrets import Secret, SigningKey
 
 __all__ = [
+    "NATIVE_TOKEN",
     "AccountUpdate",
     "ApprovedOrder",
     "Chain",
     "Clock",
     "ConfigReloaded",
+    "EquityUpdate",
     "Event",
     "ExecutionReport",
     "Executor",
@@ -72,8 +79,10 @@ __all__ = [
     "PluginConfig",
     "PluginDisabled",
     "PluginEnv",
+    "PositionCorrected",
     "PositionUpdate",
     "PriceUpdate",
+    "PriceView",
     "RejectReason",
     "Secret",
     "Side",
@@ -86,10 +95,29 @@ __all__ = [
     "TokenLaunch",
     "TokenRejected",
     "TokenRugWarning",
+    "TradingStateChanged",
     "Transfer",
     "WhaleSignal",
     "check_topic_pattern",
 ]
+
+NATIVE_TOKEN: dict[str, str] = {
+    "solana": "So11111111111111111111111111111111111111112",
+    "aptos": "0x1::aptos_coin::AptosCoin",
+}
+"""The key under which `Executor.balances()` reports each chain's native coin (SOL lamports, APT octas)."""
+
+
+class PriceView(Protocol):
+    """Fresh prices only (None when stale or unknown); implemented by the PriceBook."""
+
+    def price_native(self, chain: str, token: str) -> Decimal | None:
+        """Native base units per token base unit."""
+        ...
+
+    def usd_per_native(self, chain: str) -> Decimal | None:
+        """USD per whole SOL / APT."""
+        ...
 
 
 def check_topic_pattern(pattern: str) -> None:
@@ -107,6 +135,8 @@ class PluginEnv:
 
     clock: Clock
     data_dir: Path
+    prices: PriceView | None = None
+    """Current prices when the daemon has a PriceBook (paper fills use it over the intent's price)."""
 
 
 class Plugin:
@@ -211,3 +241,10 @@ class Executor(Plugin):
 
     async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
         raise NotImplementedError
+
+    async def balances(self) -> Mapping[str, int] | None:
+        """The operator's balances at the venue: token -> base units, native under NATIVE_TOKEN[chain].
+
+        None when this executor cannot tell (the portfolio then asks the next one for that chain).
+        """
+        return None

@@ -87,6 +87,21 @@ class RiskConfig(_Section, frozen=True, kw_only=True):
     token_cooldown_s: Annotated[float, msgspec.Meta(ge=0)] = 60.0
     allow_tokens: tuple[str, ...] = ()
     block_tokens: tuple[str, ...] = ()
+    max_exposure_pct: NonNegativeDecimal = Decimal(25)
+    min_pool_liquidity_sol: NonNegativeDecimal = Decimal(20)
+    min_pool_liquidity_apt: NonNegativeDecimal = Decimal(200)
+    max_price_impact_bps: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 300
+    max_slippage_bps: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 500
+    duplicate_window_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    max_daily_drawdown_pct: NonNegativeDecimal = Decimal(10)
+    drawdown_action: Literal["reduce_only", "halted"] = "halted"
+    stop_loss_guard_count: Annotated[int, msgspec.Meta(ge=0)] = 3
+    stop_loss_guard_window_s: Positive = 3600.0
+    stop_loss_guard_pause_s: Annotated[float, msgspec.Meta(ge=0)] = 3600.0
+    fee_reserve_sol: NonNegativeDecimal = Decimal("0.001")
+    rent_reserve_sol: NonNegativeDecimal = Decimal("0.00203928")
+    fee_reserve_apt: NonNegativeDecimal = Decimal("0.01")
+    rent_reserve_apt: NonNegativeDecimal = Decimal(0)
 
 
 NonNegativeDecimal = Annotated[Decimal, Range(ge=Decimal(0))]
@@ -99,6 +114,21 @@ class ExitsConfig(_Section, frozen=True, kw_only=True):
     stop_loss_pct: NonNegativeDecimal = Decimal(30)
     trailing_stop_pct: NonNegativeDecimal = Decimal(0)
     max_hold_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    follow_leader: bool = True
+    rug_warning: bool = True
+
+
+class RetentionConfig(_Section, frozen=True, kw_only=True):
+    """Hours each table keeps its rows (0 = forever). Orders, fills and round trips are kept forever."""
+
+    signals_h: NonNegativeFloat = 24.0
+    token_verdicts_h: NonNegativeFloat = 168.0
+    wallet_profiles_h: NonNegativeFloat = 0.0
+    equity_interval_h: NonNegativeFloat = 720.0
+    equity_daily_h: NonNegativeFloat = 0.0
+
+
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 
 
 class StoreConfig(_Section, frozen=True, kw_only=True):
@@ -106,12 +136,42 @@ class StoreConfig(_Section, frozen=True, kw_only=True):
     sqlite_path: str = "quantbot.db"
     postgres_dsn: str = "postgresql://quantbot@127.0.0.1:5432/quantbot"
     postgres_password: Secret | None = None
+    flush_interval_s: Positive = 2.0
+    retention: RetentionConfig = RetentionConfig()
 
 
 class OrdersConfig(_Section, frozen=True, kw_only=True):
     solana: tuple[str, ...] = ("paper",)
     aptos: tuple[str, ...] = ("paper",)
     execute_timeout: Positive = 120.0
+
+
+class SizingRule(_Section, frozen=True, kw_only=True):
+    """How buys given a sizing hint are sized; `method` is used when the intent names none."""
+
+    method: Literal["fixed", "equity_pct", "kelly", "copy"] = "fixed"
+    fixed_sol: PositiveDecimal = Decimal("0.05")
+    fixed_apt: PositiveDecimal = Decimal("0.5")
+    equity_pct: Annotated[Decimal, Range(gt=Decimal(0))] = Decimal(2)
+    kelly_fraction: Annotated[Decimal, Range(gt=Decimal(0))] = Decimal("0.5")
+    kelly_cap_pct: Annotated[Decimal, Range(gt=Decimal(0))] = Decimal(5)
+    kelly_min_trades: PositiveInt = 20
+    kelly_win_rate: Annotated[Decimal, Range(ge=Decimal(0))] = Decimal("0.4")
+    kelly_payoff: Annotated[Decimal, Range(gt=Decimal(0))] = Decimal("1.5")
+    copy_pct: Annotated[Decimal, Range(gt=Decimal(0))] = Decimal(10)
+
+
+class SizingConfig(SizingRule, frozen=True, kw_only=True):
+    """The global rule, and per-strategy rules that replace it for one strategy id."""
+
+    strategies: dict[str, SizingRule] = {}
+
+
+class PortfolioConfig(_Section, frozen=True, kw_only=True):
+    equity_interval_s: Positive = 60.0
+    """Seconds between equity rows (and `portfolio.equity` events)."""
+    balance_interval_s: Positive = 300.0
+    """Seconds between reads of the real balances through the executors."""
 
 
 class WalletConfig(_Section, frozen=True, kw_only=True):
@@ -296,6 +356,8 @@ class Config(_Section, frozen=True, kw_only=True):
     notifiers: tuple[PluginSpec, ...] = ()
     prices: PricesConfig = PricesConfig()
     whales: WhalesConfig = WhalesConfig()
+    sizing: SizingConfig = SizingConfig()
+    portfolio: PortfolioConfig = PortfolioConfig()
 
 
 class PluginSchemas(typing.Protocol):

@@ -39,9 +39,11 @@ from quantbot.prices import AccountWatcher, PriceBook
 from quantbot.risk import RiskEngine
 from quantbot.sdnotify import Notifier as SdNotifier
 from quantbot.secrets import Redactor
+from quantbot.sizing import Sizer
 from quantbot.store import Store
 from quantbot.store.postgres import PostgresStore
 from quantbot.store.sqlite import SqliteStore
+from quantbot.store.writer import WriteBehind
 from quantbot.whales import WhaleTracker
 
 if TYPE_CHECKING:
@@ -59,7 +61,7 @@ def loop_time() -> float:
 
 
 # What SIGHUP may change without a restart. `strategies` only when the same instances remain.
-LIVE = frozenset({"filters", "strategies", "risk", "exits", "daemon.log_level"})
+LIVE = frozenset({"filters", "strategies", "risk", "exits", "daemon.log_level", "sizing"})
 
 
 class Component(Protocol):
@@ -102,9 +104,13 @@ def open_store(config: Config) -> Store:
     sc = config.store
     if sc.backend == "postgres":
         password = sc.postgres_password.reveal() if sc.postgres_password else None
-        return PostgresStore(sc.postgres_dsn, password=password)
+        pg = PostgresStore(sc.postgres_dsn, password=password)
+        pg.retention = msgspec.structs.asdict(sc.retention)
+        return pg
     path = Path(sc.sqlite_path)
-    return SqliteStore(path if path.is_absolute() else Path(config.daemon.data_dir) / path)
+    store = SqliteStore(path if path.is_absolute() else Path(config.daemon.data_dir) / path)
+    store.retention = msgspec.structs.asdict(sc.retention)
+    return store
 
 
 def build_aptos_watcher(config: Config, *, bus: EventBus, store: Store, clock: Clock) -> AptosWatcher:
@@ -181,6 +187,8 @@ class Daemon:
         self.aptos: AptosWatcher | None = None
         self.prices: PriceBook | None = None
         self.whales: WhaleTracker | None = None
+        self.writer: WriteBehind | None = None
+        self.sizer: Sizer | None = None
 
     @property
     def config(self) -> Config:
@@ -229,7 +237,19 @@ class Daemon:
             bus=bus, section="executors", plugins=list(executors.values()), overflow=Overflow.BLOCK
         )
         sealer = Sealer()
-        self.portfolio = Portfolio(store=self.store, clock=self.clock)
+        self.writer = WriteBehind(store=self.store, clock=self.clock, interval=cfg.store.flush_interval_s)
+        prices = None  # LEAD: pass the PriceBook here (and in PluginEnv) once wt/whales merges
+        self.portfolio = Portfolio(
+            store=self.store,
+            clock=self.clock,
+            bus=bus,
+            executors=executors,
+            routes=cfg.orders,
+            prices=prices,
+            config=cfg.portfolio,
+            writer=self.writer,
+        )
+        self.sizer = Sizer(config=cfg.sizing, store=self.store, equity=self.portfolio.equity_native)
         self.controller = Controller(
             daemon=self, store=self.store, bus=bus, portfolio=self.portfolio, clock=self.clock, redactor=self.redactor
         )
@@ -272,6 +292,9 @@ class Daemon:
             clock=self.clock,
             store=self.store,
             portfolio=self.portfolio,
+            mode=cfg.mode,
+            prices=prices,
+            sizer=self.sizer,
         )
         self.exits = ExitManager(bus=bus, store=self.store, portfolio=self.portfolio, rules=cfg.exits, clock=self.clock)
         self.filters = FilterStage(
@@ -295,13 +318,15 @@ class Daemon:
         )
         # The risk engine subscribes to order results before the router reconciles, so budgets
         # reserved by orders that turn out to have failed are given back.
+        # The portfolio starts after the executors: it reads the real balances through them.
         self.components = [
             self.store,
+            self.writer,
             *ops,
             self.prices,
             self.whales,
-            self.portfolio,
             executor_host,
+            self.portfolio,
             self.risk,
             self.router,
             self.exits,
@@ -451,6 +476,8 @@ class Daemon:
             self.risk.set_limits(new.config.risk)
         if "exits" in live and self.exits is not None:
             self.exits.set_rules(new.config.exits)
+        if "sizing" in live and self.sizer is not None:
+            self.sizer.set_config(new.config.sizing)
         if "filters" in live:
             await self.filters.replace(self._next_filters(new))
         if "strategies" in live:

@@ -212,6 +212,17 @@ class RejectReason(enum.StrEnum):
     NO_PRICE = "no_price"
     EXECUTOR_ERROR = "executor_error"
     NOT_SENT = "not_sent"
+    MIN_LIQUIDITY = "min_liquidity"
+    PRICE_IMPACT = "price_impact"
+    SLIPPAGE = "slippage"
+    RECENT_DUPLICATE = "recent_duplicate"
+    """Same strategy, token and side within risk.duplicate_window_s (distinct from the idempotency key)."""
+    MAX_EXPOSURE_PCT = "max_exposure_pct"
+    DRAWDOWN = "drawdown"
+    STOP_LOSS_GUARD = "stop_loss_guard"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    SIZING = "sizing"
+    """A sizing hint could not be turned into an amount (no equity known, no edge, no leader amount)."""
 
 
 class OrderIntent(_ChainEvent, frozen=True, kw_only=True):
@@ -230,6 +241,21 @@ class OrderIntent(_ChainEvent, frozen=True, kw_only=True):
     """Reference price: native base units per token base unit (what the strategy saw)."""
     reduce_only: bool = False
     reason: str = ""
+    pool_liquidity_native: int | None = None
+    """Native base units on the native side of the pool the order trades against, when known."""
+    pool_reserve_token: int | None = None
+    """Token base units on the token side of that pool, when known (sell-side impact estimate)."""
+    price_impact_bps: int | None = None
+    """The strategy's own impact estimate (e.g. from a quote); the engine also estimates from reserves."""
+    max_slippage_bps: int | None = None
+    """Slippage the strategy accepts; refused above risk.max_slippage_bps."""
+    sizing: Literal["fixed", "equity_pct", "kelly", "copy"] | None = None
+    """A sizing hint instead of an amount: the risk engine sizes the buy (a buy of amount 0 without a hint
+    is sized by the strategy's [sizing] rule)."""
+    leader: str | None = None
+    """The wallet whose trade this follows: its large sell or dump exits the position."""
+    leader_amount: int | None = None
+    """Native base units the leader spent (copy sizing)."""
 
     @property
     def topic(self) -> str:
@@ -295,6 +321,53 @@ class PositionUpdate(_ChainEvent, frozen=True, kw_only=True):
     quantity: int
     avg_cost_native: Decimal
     realised_pnl_native: Decimal = Decimal(0)
+    mark_native: Decimal | None = None
+    """The last `price.update` price (native base units per token base unit), if any."""
+    unrealised_pnl_native: Decimal | None = None
+    realised_pnl_usd: Decimal | None = None
+    unrealised_pnl_usd: Decimal | None = None
+    """USD figures only where a fresh USD price for the chain's native coin is known."""
+
+    @property
+    def topic(self) -> str:
+        return self.TOPIC
+
+
+class TradingStateChanged(Event, frozen=True, kw_only=True):
+    """The trading state moved (kill switch, circuit breaker); it is persisted before this is published."""
+
+    TOPIC: ClassVar[str] = "risk.state"
+
+    state: Literal["active", "reduce_only", "halted"]
+    reason: str
+    source: str = ""
+
+
+class EquityUpdate(_ChainEvent, frozen=True, kw_only=True):
+    """One chain's equity (native balance + positions at their marks), published on portfolio intervals."""
+
+    TOPIC: ClassVar[str] = "portfolio.equity"
+
+    equity_native: int
+    day_start_native: int
+    unrealised_pnl_native: int
+    realised_pnl_native: int
+    equity_usd: Decimal | None = None
+
+    @property
+    def topic(self) -> str:
+        return self.TOPIC
+
+
+class PositionCorrected(_ChainEvent, frozen=True, kw_only=True):
+    """A position disagreed with the balance read from the chain and was set to the chain's figure."""
+
+    TOPIC: ClassVar[str] = "position.corrected"
+
+    token: str
+    recorded: int
+    on_chain: int
+    reason: str
 
     @property
     def topic(self) -> str:
@@ -353,6 +426,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     PluginDisabled,
     Tick,
     ConfigReloaded,
+    TradingStateChanged,
+    EquityUpdate,
+    PositionCorrected,
 )
 
 TOPICS: dict[str, type[Event]] = {cls.TOPIC: cls for cls in EVENT_TYPES}

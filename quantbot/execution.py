@@ -25,6 +25,10 @@ class ApprovedOrder(msgspec.Struct, frozen=True, kw_only=True):
     executors: tuple[str, ...]
     approved_at: datetime
     seal: str = ""
+    max_price_impact_bps: int | None = None
+    """The executor refuses (FAILED, PRICE_IMPACT) when its real quote moves the price more than this."""
+    max_slippage_bps: int | None = None
+    """The slippage tolerance to send with (FAILED, SLIPPAGE if the venue needs more). None: no limit."""
 
     @property
     def chain(self) -> str:

@@ -1,4 +1,9 @@
-"""ExitManager: take-profit, stop-loss, trailing stop, max hold and operator flatten.
+"""ExitManager: take-profit, stop-loss, trailing stop, max hold, follow-the-leader, rug warnings and
+operator flatten.
+
+Follow-the-leader: a `whale.signal` of kind large_sell or dump from the wallet whose trade opened a
+position (the opening intent's `leader`) sells that position. A `token.rug_warning` for a held
+token sells it.
 
 Exits are reduce-only sell intents through the same RiskEngine (they pass while halted). One exit
 per position is in flight at a time; at start, sells already open in the journal count as in
@@ -18,7 +23,17 @@ import structlog
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock
 from quantbot.config import ExitsConfig
-from quantbot.events import Event, OrderExpired, OrderFailed, OrderFilled, OrderIntent, PriceUpdate, Tick
+from quantbot.events import (
+    Event,
+    OrderExpired,
+    OrderFailed,
+    OrderFilled,
+    OrderIntent,
+    PriceUpdate,
+    Tick,
+    TokenRugWarning,
+    WhaleSignal,
+)
 from quantbot.portfolio import Portfolio, Position
 from quantbot.store import Store
 
@@ -59,6 +74,8 @@ class ExitManager:
                 self._order_to_key[row.order_id] = (row.chain, row.token)
         self.bus.subscribe("price.update", self._on_price, name="exits.prices", overflow=Overflow.BLOCK)
         self.bus.subscribe("clock.tick", self._on_tick, name="exits.tick", overflow=Overflow.DROP_OLDEST)
+        self.bus.subscribe("whale.signal", self._on_whale, name="exits.leaders", overflow=Overflow.BLOCK)
+        self.bus.subscribe("token.rug_warning", self._on_rug, name="exits.rug", overflow=Overflow.BLOCK)
         self.bus.subscribe(
             ["order.approved", "order.rejected", "order.filled", "order.failed", "order.expired"],
             self._on_order,
@@ -103,6 +120,21 @@ class ExitManager:
         if r.trailing_stop_pct and peak > cost and price <= peak * (1 - r.trailing_stop_pct / HUNDRED):
             return "trailing_stop"
         return ""
+
+    async def _on_whale(self, event: Event) -> None:
+        assert isinstance(event, WhaleSignal)  # noqa: S101
+        if not self.rules.follow_leader or event.kind not in ("large_sell", "dump"):
+            return
+        pos = self.portfolio.positions.get((event.chain, event.token))
+        if pos is not None and pos.open and pos.leader and pos.leader in event.wallets:
+            await self.exit(pos, "follow_leader")
+
+    async def _on_rug(self, event: Event) -> None:
+        assert isinstance(event, TokenRugWarning)  # noqa: S101
+        pos = self.portfolio.positions.get((event.chain, event.token))
+        if self.rules.rug_warning and pos is not None and pos.open:
+            log.warning("exits.rug_warning", chain=event.chain, token=event.token, kind=event.kind)
+            await self.exit(pos, "rug_warning")
 
     async def _on_tick(self, event: Event) -> None:
         assert isinstance(event, Tick)  # noqa: S101

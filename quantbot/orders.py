@@ -221,7 +221,13 @@ class OrderRouter:
                 if recorded:
                     i = order.intent
                     update = await self.portfolio.apply_fill(
-                        chain=i.chain, token=i.token, side=i.side, amount_in=f.amount_in, amount_out=f.amount_out
+                        chain=i.chain,
+                        token=i.token,
+                        side=i.side,
+                        amount_in=f.amount_in,
+                        amount_out=f.amount_out,
+                        strategy=i.strategy,
+                        leader=i.leader,
                     )
             if recorded:
                 log.info("order.filled", order_id=oid, executor=executor, tx=f.tx, amount_out=f.amount_out)

@@ -1,23 +1,36 @@
-"""Portfolio: positions per token from fills, with average cost and realised PnL in native base units.
+"""Portfolio: positions per token from fills (average cost, realised and unrealised PnL), marks from
+`price.update`, equity per chain with its history, and the real balances read through the executors.
 
 A fill changes the position in the same store transaction that records the fill, so a crash can
 never leave one without the other. Cost and PnL are integers in native base units (lamports,
-octas); the average cost per token base unit is derived, never stored rounded.
+octas); the average cost per token base unit is derived, never stored rounded. A position that
+closes becomes a round trip of the strategy that opened it (what Kelly sizing learns from).
+Balances are read at start and every `balance_interval_s`; a position the chain disagrees with (and
+that no unfinished order explains) is set to the chain's figure, logged with the reason.
 """
 
 from __future__ import annotations
 
+import functools
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import structlog
 
+from quantbot.api import NATIVE_TOKEN, Executor, PriceView
+from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock
-from quantbot.events import PositionUpdate
-from quantbot.store import PositionRow, Store
+from quantbot.config import OrdersConfig, PortfolioConfig
+from quantbot.events import EquityUpdate, Event, PositionCorrected, PositionUpdate, PriceUpdate
+from quantbot.store import EquityRow, PositionRow, RoundTrip, Store
+from quantbot.store.writer import WriteBehind
 
 log = structlog.get_logger(component="portfolio")
+
+NATIVE_DECIMALS = {"solana": 9, "aptos": 8}
 
 
 @dataclass
@@ -28,6 +41,12 @@ class Position:
     cost_native: int = 0
     realised_pnl_native: int = 0
     opened_at: datetime | None = None
+    strategy: str = ""
+    leader: str | None = None
+    trip_cost: int = 0
+    """Native spent on buys since the position opened (the round trip's cost)."""
+    trip_proceeds: int = 0
+    """Native received from sells since it opened."""
 
     @property
     def open(self) -> bool:
@@ -37,15 +56,20 @@ class Position:
         """Native base units per token base unit."""
         return Decimal(self.cost_native) / self.quantity if self.quantity else Decimal(0)
 
-    def buy(self, *, spent: int, received: int, at: datetime) -> None:
+    def buy(self, *, spent: int, received: int, at: datetime, strategy: str = "", leader: str | None = None) -> None:
         if not self.open:
             self.opened_at = at
+            self.strategy = strategy
+            self.leader = leader
+            self.trip_cost = self.trip_proceeds = 0
         self.quantity += received
         self.cost_native += spent
+        self.trip_cost += spent
 
     def sell(self, *, sold: int, received: int) -> int:
         """Apply a sale; return the realised PnL of it (native base units)."""
         sold = min(sold, self.quantity)  # never below zero: a chain correction reconciles the rest
+        self.trip_proceeds += received
         if sold <= 0:
             self.realised_pnl_native += received
             return received
@@ -56,17 +80,48 @@ class Position:
         self.realised_pnl_native += pnl
         if self.quantity == 0:
             self.cost_native = 0
-            self.opened_at = None
         return pnl
+
+    def value(self, mark: Decimal | None) -> int:
+        """Native base units at the mark (at cost without one)."""
+        return int(self.quantity * mark) if mark is not None else self.cost_native
 
 
 class Portfolio:
     name = "portfolio"
 
-    def __init__(self, *, store: Store, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        bus: EventBus | None = None,
+        executors: Mapping[str, Executor] | None = None,
+        routes: OrdersConfig | None = None,
+        prices: PriceView | None = None,
+        config: PortfolioConfig | None = None,
+        writer: WriteBehind | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.bus = bus
+        self.executors = executors or {}
+        self.routes = routes or OrdersConfig()
+        self.prices = prices
+        self.config = config or PortfolioConfig()
+        self.writer = writer
         self.positions: dict[tuple[str, str], Position] = {}
+        self.marks: dict[tuple[str, str], Decimal] = {}
+        self.native: dict[str, int] = {}
+        """Native balance per chain: last read from the venue, moved by fills since."""
+        self.day_start: dict[str, tuple[str, int]] = {}
+        """Chain -> (UTC day, equity at the first figure of that day)."""
+        self._equity: dict[str, int] = {}
+        self._open: set[tuple[str, str]] | None = None
+        """Caches the risk engine reads per intent; `_dirty()` drops them on every change."""
+        self._last_equity: datetime | None = None
+        self._last_balances: datetime | None = None
+        self.corrections = 0
 
     async def start(self) -> None:
         for row in await self.store.positions():
@@ -77,7 +132,22 @@ class Portfolio:
                 cost_native=row.cost_native,
                 realised_pnl_native=row.realised_pnl_native,
                 opened_at=row.opened_at,
+                strategy=row.strategy,
+                leader=row.leader,
+                trip_cost=row.cost_native,
             )
+        now = self.clock.now()
+        midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
+        for chain in NATIVE_DECIMALS:
+            start = await self.store.day_start_equity(chain, midnight)
+            if start is not None:
+                self.day_start[chain] = (midnight.date().isoformat(), start)
+        if self.bus is not None:
+            self.bus.subscribe("price.update", self._on_price, name="portfolio.prices", overflow=Overflow.DROP_OLDEST)
+            self.bus.subscribe("clock.tick", self._on_tick, name="portfolio.tick", overflow=Overflow.DROP_OLDEST)
+        if self.executors:
+            await self.sync_balances()
+            await self.record_equity()
 
     async def stop(self) -> None:
         pass
@@ -86,36 +156,232 @@ class Portfolio:
         return self.positions.get((chain, token)) or Position(chain=chain, token=token)
 
     def open_positions(self) -> int:
-        return sum(1 for p in self.positions.values() if p.open)
+        return len(self.open_keys())
+
+    def open_keys(self) -> set[tuple[str, str]]:
+        if self._open is None:
+            self._open = {k for k, p in self.positions.items() if p.open}
+        return self._open
+
+    def _dirty(self) -> None:
+        self._equity.clear()
+        self._open = None
 
     def exposure(self, chain: str, token: str) -> int:
         """Native base units at cost in this token."""
         return self.position(chain, token).cost_native
 
-    async def apply_fill(self, *, chain: str, token: str, side: str, amount_in: int, amount_out: int) -> PositionUpdate:
+    # --- fills -------------------------------------------------------------------------------------
+
+    async def apply_fill(
+        self,
+        *,
+        chain: str,
+        token: str,
+        side: str,
+        amount_in: int,
+        amount_out: int,
+        strategy: str = "",
+        leader: str | None = None,
+    ) -> PositionUpdate:
         """Update and persist the position (call inside the transaction that records the fill)."""
         pos = self.positions.setdefault((chain, token), Position(chain=chain, token=token))
         now = self.clock.now()
+        self._dirty()
         if side == "buy":
-            pos.buy(spent=amount_in, received=amount_out, at=now)
+            pos.buy(spent=amount_in, received=amount_out, at=now, strategy=strategy, leader=leader)
+            if chain in self.native:
+                self.native[chain] -= amount_in
         else:
             pnl = pos.sell(sold=amount_in, received=amount_out)
+            if chain in self.native:
+                self.native[chain] += amount_out
             log.info("position.realised", chain=chain, token=token, pnl_native=pnl)
+            if not pos.open:
+                await self._close(pos, now)
+        await self._persist(pos, now)
+        return self._update(pos)
+
+    async def _close(self, pos: Position, now: datetime) -> None:
+        trip = RoundTrip(
+            id=uuid.uuid4().hex,
+            strategy=pos.strategy,
+            chain=pos.chain,
+            token=pos.token,
+            opened_at=pos.opened_at,
+            closed_at=now,
+            cost_native=pos.trip_cost,
+            proceeds_native=pos.trip_proceeds,
+        )
+        await self.store.record_round_trip(trip)
+        log.info("position.closed", chain=pos.chain, token=pos.token, strategy=pos.strategy, pnl_native=trip.pnl_native)
+        pos.opened_at = None
+        pos.trip_cost = pos.trip_proceeds = 0
+
+    async def _persist(self, pos: Position, now: datetime) -> None:
         await self.store.put_position(
             PositionRow(
-                chain=chain,
-                token=token,
+                chain=pos.chain,
+                token=pos.token,
                 quantity=pos.quantity,
                 cost_native=pos.cost_native,
                 realised_pnl_native=pos.realised_pnl_native,
                 opened_at=pos.opened_at,
                 updated_at=now,
+                strategy=pos.strategy,
+                leader=pos.leader,
             )
         )
+
+    def _update(self, pos: Position) -> PositionUpdate:
+        mark = self.mark(pos.chain, pos.token)
+        unrealised = self.unrealised_pnl(pos.chain, pos.token) if mark is not None else None
         return PositionUpdate(
-            chain=chain,  # type: ignore[arg-type]
-            token=token,
+            chain=pos.chain,  # type: ignore[arg-type]
+            token=pos.token,
             quantity=pos.quantity,
             avg_cost_native=pos.avg_cost(),
             realised_pnl_native=Decimal(pos.realised_pnl_native),
+            mark_native=mark,
+            unrealised_pnl_native=None if unrealised is None else Decimal(unrealised),
+            realised_pnl_usd=self.to_usd(pos.chain, pos.realised_pnl_native),
+            unrealised_pnl_usd=None if unrealised is None else self.to_usd(pos.chain, unrealised),
         )
+
+    # --- marks and equity --------------------------------------------------------------------------
+
+    async def _on_price(self, event: Event) -> None:
+        assert isinstance(event, PriceUpdate)  # noqa: S101  (the subscription guarantees it)
+        self.marks[(event.chain, event.token)] = event.price_native
+        self._equity.pop(event.chain, None)
+
+    def mark(self, chain: str, token: str) -> Decimal | None:
+        return self.marks.get((chain, token))
+
+    def unrealised_pnl(self, chain: str, token: str) -> int:
+        """Native base units: the position at its mark less its cost (0 without a mark)."""
+        pos = self.position(chain, token)
+        mark = self.mark(chain, token)
+        return pos.value(mark) - pos.cost_native if pos.open and mark is not None else 0
+
+    def to_usd(self, chain: str, native: int) -> Decimal | None:
+        usd = self.prices.usd_per_native(chain) if self.prices is not None else None
+        return None if usd is None else Decimal(native).scaleb(-NATIVE_DECIMALS[chain]) * usd
+
+    def equity_native(self, chain: str) -> int | None:
+        """Native balance plus every open position of the chain at its mark; None until a balance is read."""
+        if chain not in self.native:
+            return None
+        cached = self._equity.get(chain)
+        if cached is None:
+            held = sum(
+                p.value(self.mark(chain, p.token)) for p in self.positions.values() if p.chain == chain and p.open
+            )
+            cached = self._equity[chain] = self.native[chain] + held
+        return cached
+
+    async def record_equity(self) -> None:
+        """One equity row per chain (and the day's first as its daily snapshot); publish `portfolio.equity`."""
+        now = self.clock.now()
+        self._last_equity = now
+        day = now.date().isoformat()
+        for chain in sorted(self.native):
+            equity = self.equity_native(chain)
+            if equity is None:
+                continue
+            usd = self.to_usd(chain, equity)
+            rows = [EquityRow(chain=chain, kind="interval", at=now, equity_native=equity, equity_usd=usd)]
+            if self.day_start.get(chain, ("", 0))[0] != day:
+                self.day_start[chain] = (day, equity)
+                rows.append(EquityRow(chain=chain, kind="daily", at=now, equity_native=equity, equity_usd=usd))
+            for row in rows:
+                if self.writer is not None:
+                    self.writer.enqueue(functools.partial(Store.put_equity, row=row))
+                else:
+                    await self.store.put_equity(row)
+            if self.bus is not None:
+                chain_positions = [p for p in self.positions.values() if p.chain == chain]
+                await self.bus.publish(
+                    EquityUpdate(
+                        chain=chain,  # type: ignore[arg-type]
+                        equity_native=equity,
+                        day_start_native=self.day_start[chain][1],
+                        unrealised_pnl_native=sum(self.unrealised_pnl(chain, p.token) for p in chain_positions),
+                        realised_pnl_native=sum(p.realised_pnl_native for p in chain_positions),
+                        equity_usd=usd,
+                    )
+                )
+
+    async def _on_tick(self, event: Event) -> None:
+        now = self.clock.now()
+        if self.executors and self._due(self._last_balances, self.config.balance_interval_s, now):
+            await self.sync_balances()
+        if self._due(self._last_equity, self.config.equity_interval_s, now):
+            await self.record_equity()
+
+    @staticmethod
+    def _due(last: datetime | None, interval: float, now: datetime) -> bool:
+        return last is None or now - last >= timedelta(seconds=interval)
+
+    # --- balances from the chain -------------------------------------------------------------------
+
+    async def read_balances(self, chain: str) -> Mapping[str, int] | None:
+        """The first answer among the chain's configured executors (None if none can tell)."""
+        for name in getattr(self.routes, chain):
+            executor = self.executors.get(name)
+            if executor is None:
+                continue
+            try:
+                answer = await executor.balances()
+            except Exception as exc:
+                log.warning("portfolio.balances_failed", chain=chain, executor=name, exc_info=exc)
+                continue
+            if answer is not None:
+                return answer
+        return None
+
+    async def sync_balances(self) -> int:
+        """Read real balances; adopt the native figure; correct disagreeing positions. Returns corrections."""
+        self._last_balances = self.clock.now()
+        busy = {(r.chain, r.token) for r in await self.store.unfinished_orders()}
+        fixed = 0
+        for chain in NATIVE_DECIMALS:
+            balances = await self.read_balances(chain)
+            if balances is None:
+                continue
+            self.native[chain] = int(balances.get(NATIVE_TOKEN[chain], 0))
+            self._dirty()
+            for pos in [p for p in self.positions.values() if p.chain == chain and p.open]:
+                on_chain = int(balances.get(pos.token, 0))
+                if on_chain != pos.quantity and (chain, pos.token) not in busy:
+                    await self._correct(pos, on_chain)
+                    fixed += 1
+        return fixed
+
+    async def _correct(self, pos: Position, on_chain: int) -> None:
+        recorded = pos.quantity
+        if on_chain < recorded:
+            reason = f"chain holds {on_chain} < recorded {recorded}: sold or moved outside quantbot"
+        else:
+            reason = f"chain holds {on_chain} > recorded {recorded}: received outside quantbot (taken at avg cost)"
+        log.warning("portfolio.position_corrected", chain=pos.chain, token=pos.token, reason=reason)
+        pos.cost_native = pos.cost_native * on_chain // recorded if recorded else 0
+        pos.quantity = on_chain
+        self._dirty()
+        now = self.clock.now()
+        if not pos.open:
+            pos.opened_at = None
+        async with self.store.transaction():
+            await self._persist(pos, now)
+        self.corrections += 1
+        if self.bus is not None:
+            await self.bus.publish(
+                PositionCorrected(
+                    chain=pos.chain,  # type: ignore[arg-type]
+                    token=pos.token,
+                    recorded=recorded,
+                    on_chain=on_chain,
+                    reason=reason,
+                )
+            )
+            await self.bus.publish(self._update(pos))

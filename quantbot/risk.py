@@ -1,70 +1,76 @@
 """RiskEngine: every `order.intent` passes here; only this makes an ApprovedOrder.
 
-Checks run in order (trading state, lists, size caps, rate, cooldown, open positions, exposure),
-then the daily USD budget is reserved in the same store transaction that journals the order, so a
-crash can leave neither a reservation without its order nor an order without its reservation.
-A failed or expired order gives its reservation back. Everything the checks count is rebuilt from
-the store at start, and daily counters are keyed by the UTC date, so a new day starts clean even
-for a daemon that was down at midnight. Intents are evaluated one at a time (a lock), so
-concurrent intents can never jointly pass a limit.
+An intent is first completed (a sizing hint becomes an amount, a missing USD value is computed
+from the PriceView), then checked in order: trading state, mode, lists, size caps, pool liquidity,
+price impact and slippage, rate, cooldown, duplicate suppression, stop-loss guard, drawdown, open
+positions, exposure (absolute and % of equity), balance sufficiency. The daily USD budget is then
+reserved in the same store transaction that journals the order, so a crash can leave neither a
+reservation without its order nor an order without its reservation. A failed or expired order
+(including an executor's PRICE_IMPACT / SLIPPAGE refusal against its real quote) gives its
+reservation back. Everything the checks count is rebuilt from the store at start, and daily
+counters are keyed by the UTC date. Intents are evaluated one at a time (a lock), so concurrent
+intents can never jointly pass a limit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import msgspec
 import structlog
 
+from quantbot.api import PriceView
+from quantbot.breakers import (
+    REASON_KEY,
+    STATE_KEY,
+    Breakers,
+    TradingState,
+    read_trading_state,
+    set_trading_state,
+    utc_day,
+)
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock
 from quantbot.config import OrdersConfig, RiskConfig
-from quantbot.events import Event, OrderExpired, OrderFailed, OrderFilled, OrderIntent, OrderRejected, RejectReason
+from quantbot.events import (
+    EquityUpdate,
+    Event,
+    OrderExpired,
+    OrderFailed,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    RejectReason,
+    TradingStateChanged,
+)
 from quantbot.execution import ApprovedOrder
 from quantbot.orders import OrderRouter, Sealer, UnsealedOrder
 from quantbot.portfolio import Portfolio
+from quantbot.sizing import Incomplete, Sizer, complete_intent
 from quantbot.store import DuplicateOrder, OrderRow, Store
+
+__all__ = [
+    "NOTIONAL_KEY",
+    "REASON_KEY",
+    "STATE_KEY",
+    "Pending",
+    "RiskEngine",
+    "TradingState",
+    "read_trading_state",
+    "set_trading_state",
+    "utc_day",
+]
 
 log = structlog.get_logger(component="risk")
 
 NATIVE_DECIMALS = {"solana": 9, "aptos": 8}
-STATE_KEY = "trading.state"
-REASON_KEY = "trading.reason"
 NOTIONAL_KEY = "notional_usd"
-
-
-class TradingState(enum.StrEnum):
-    ACTIVE = "active"
-    REDUCE_ONLY = "reduce_only"
-    """Only exits (reduce-only sells) pass: set by circuit breakers."""
-    HALTED = "halted"
-    """The kill switch: only exits pass. Persisted; survives restarts."""
-
-
-async def read_trading_state(store: Store) -> TradingState:
-    raw = await store.get_state(STATE_KEY)
-    try:
-        return TradingState(raw) if raw else TradingState.ACTIVE
-    except ValueError:
-        log.error("risk.bad_trading_state", value=raw)  # fail closed on a value we do not know
-        return TradingState.HALTED
-
-
-async def set_trading_state(store: Store, state: TradingState, *, reason: str, now: datetime) -> None:
-    async with store.transaction():
-        await store.set_state(STATE_KEY, state.value, now=now)
-        await store.set_state(REASON_KEY, reason, now=now)
-
-
-def utc_day(when: datetime) -> str:
-    """The UTC calendar day daily limits are counted on."""
-    return when.astimezone(UTC).date().isoformat()
+BPS = 10_000
 
 
 def native_cap(cap_whole: Decimal, chain: str) -> int:
@@ -75,9 +81,18 @@ def is_exit(intent: OrderIntent) -> bool:
     return intent.reduce_only and intent.side == "sell"
 
 
+def impact_bps(intent: OrderIntent) -> int | None:
+    """Price impact in bps: the intent's own figure, or a constant-product estimate from pool reserves."""
+    estimates = [intent.price_impact_bps] if intent.price_impact_bps is not None else []
+    reserve = intent.pool_liquidity_native if intent.side == "buy" else intent.pool_reserve_token
+    if reserve is not None and reserve >= 0 and intent.amount > 0:
+        estimates.append(-(-intent.amount * BPS // (reserve + intent.amount)))  # rounded up
+    return max(estimates) if estimates else None
+
+
 @dataclass(frozen=True)
 class Pending:
-    """An approved buy not yet filled or failed: it counts against exposure and positions."""
+    """An approved buy not yet filled or failed: it counts against exposure, positions and balance."""
 
     chain: str
     token: str
@@ -105,6 +120,9 @@ class RiskEngine:
         clock: Clock,
         store: Store,
         portfolio: Portfolio,
+        mode: str = "paper",
+        prices: PriceView | None = None,
+        sizer: Sizer | None = None,
     ) -> None:
         self.bus = bus
         self.limits = limits
@@ -114,10 +132,18 @@ class RiskEngine:
         self.clock = clock
         self.store = store
         self.portfolio = portfolio
+        self.mode = mode
+        self.prices = prices
+        self.sizer = sizer
+        self.breakers = Breakers(bus=bus, store=store, clock=clock, limits=limits)
         self._lock = asyncio.Lock()
         self.pending: dict[str, Pending] = {}
         self._recent: deque[datetime] = deque()
         self._last_by_token: dict[tuple[str, str], datetime] = {}
+        self._last_intent: dict[tuple[str, str, str, str], datetime] = {}
+        self._state: TradingState | None = None
+        self._sells: dict[str, str] = {}
+        """Unfinished sells -> their reason (a filled stop-loss feeds the stop-loss guard)."""
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -129,27 +155,39 @@ class RiskEngine:
             name="risk.results",
             overflow=Overflow.BLOCK,
         )
+        self.bus.subscribe("portfolio.equity", self._on_equity, name="risk.equity", overflow=Overflow.BLOCK)
         self.bus.subscribe("order.intent", self._on_intent, name="risk", overflow=Overflow.BLOCK)
 
     async def stop(self) -> None:
         pass
 
     async def rebuild(self) -> None:
-        """Recover pending buys, the order rate window and cooldowns from the journal."""
+        """Recover pending buys, rate window, cooldowns, recent intents and stop-losses from the journal."""
         now = self.clock.now()
-        window = now - timedelta(seconds=max(60.0, self.limits.token_cooldown_s))
+        lim = self.limits
+        window = now - timedelta(seconds=max(60.0, lim.token_cooldown_s, lim.duplicate_window_s))
+        guard_window = now - timedelta(seconds=lim.stop_loss_guard_window_s)
         self.pending.clear()
         self._recent.clear()
         self._last_by_token.clear()
+        self._last_intent.clear()
+        self._sells.clear()
+        await self.breakers.load()
         for row in await self.store.orders():
             if row.status in ("pending", "submitted") and row.side == "buy":
                 self.pending[row.order_id] = Pending(chain=row.chain, token=row.token, native=row.amount)
-            if row.created_at >= window:
-                self._note_sent(row.chain, row.token, row.created_at)
+            if row.status in ("pending", "submitted") and row.side == "sell":
+                self._sells[row.order_id] = _intent_of(row).reason
+            if row.created_at >= window and row.strategy != "exits":
+                self._note_sent(row.strategy, row.chain, row.token, row.side, row.created_at)
+            if row.status == "filled" and row.side == "sell" and row.updated_at >= guard_window:
+                if _intent_of(row).reason == "stop_loss":
+                    self.breakers.note_stop_loss(row.updated_at)
 
     def set_limits(self, limits: RiskConfig) -> None:
         log.info("risk.limits_changed", old=_plain(self.limits), new=_plain(limits))
         self.limits = limits
+        self.breakers.limits = limits
 
     # --- checks ----------------------------------------------------------------------------------
 
@@ -163,20 +201,32 @@ class RiskEngine:
             return RejectReason.HALTED, "trading is halted (quantbot resume to lift); only exits pass"
         if state is TradingState.REDUCE_ONLY and not exit_order:
             return RejectReason.REDUCE_ONLY, "trading is reduce-only; only exits pass"
+        if self.mode == "paper" and not self._paper_route(intent.chain):
+            return RejectReason.PAPER_MODE, f"mode is paper and every {intent.chain} executor is live"
         if intent.token in lim.block_tokens:
             return RejectReason.BLOCKED_TOKEN, f"{intent.token} is on risk.block_tokens"
         if lim.allow_tokens and intent.token not in lim.allow_tokens and not exit_order:
             return RejectReason.NOT_ALLOWED_TOKEN, f"{intent.token} is not on risk.allow_tokens"
         if exit_order:
             return None  # exits reduce risk: no size, rate, exposure or budget check holds them back
+        solana = intent.chain == "solana"
         if intent.side == "buy":
-            cap = native_cap(lim.max_order_sol if intent.chain == "solana" else lim.max_order_apt, intent.chain)
+            cap = native_cap(lim.max_order_sol if solana else lim.max_order_apt, intent.chain)
             if intent.amount > cap:
                 return RejectReason.MAX_ORDER_NATIVE, f"{intent.amount} base units > cap {cap}"
         if intent.notional_usd is None:
             return RejectReason.NO_USD_PRICE, "no USD value for the order; USD limits fail closed"
         if intent.notional_usd > lim.max_order_usd:
             return RejectReason.MAX_ORDER_USD, f"{intent.notional_usd} USD > {lim.max_order_usd} USD"
+        if intent.pool_liquidity_native is not None:
+            floor = native_cap(lim.min_pool_liquidity_sol if solana else lim.min_pool_liquidity_apt, intent.chain)
+            if intent.pool_liquidity_native < floor:
+                return RejectReason.MIN_LIQUIDITY, f"pool holds {intent.pool_liquidity_native} < {floor} base units"
+        if intent.max_slippage_bps is not None and intent.max_slippage_bps > lim.max_slippage_bps:
+            return RejectReason.SLIPPAGE, f"{intent.max_slippage_bps} bps > risk.max_slippage_bps"
+        impact = impact_bps(intent)
+        if impact is not None and impact > lim.max_price_impact_bps:
+            return RejectReason.PRICE_IMPACT, f"price impact {impact} bps > {lim.max_price_impact_bps} bps"
         now = self.clock.now()
         self._expire(now)
         if len(self._recent) >= lim.max_orders_per_minute:
@@ -184,22 +234,61 @@ class RiskEngine:
         last = self._last_by_token.get((intent.chain, intent.token))
         if last is not None and (now - last).total_seconds() < lim.token_cooldown_s:
             return RejectReason.COOLDOWN, f"last order in {intent.token} {(now - last).total_seconds():.0f}s ago"
+        same = self._last_intent.get((intent.strategy, intent.chain, intent.token, intent.side))
+        if same is not None and (now - same).total_seconds() < lim.duplicate_window_s:
+            ago = (now - same).total_seconds()
+            return RejectReason.RECENT_DUPLICATE, f"{intent.strategy} {intent.side} {intent.token} {ago:.0f}s ago"
         if intent.side == "buy":
-            held = self.portfolio.position(intent.chain, intent.token).open or any(
-                p.chain == intent.chain and p.token == intent.token for p in self.pending.values()
-            )
-            if not held and self.open_positions() >= lim.max_open_positions:
-                return RejectReason.MAX_OPEN_POSITIONS, f"{self.open_positions()} positions open or opening"
-            exposure = self.exposure(intent.chain, intent.token) + intent.amount
-            cap = native_cap(lim.max_exposure_sol if intent.chain == "solana" else lim.max_exposure_apt, intent.chain)
-            if exposure > cap:
-                return RejectReason.MAX_EXPOSURE, f"{exposure} base units in {intent.token} > cap {cap}"
+            return self._entry_checks(intent, now)
         return None
 
+    def _entry_checks(self, intent: OrderIntent, now: datetime) -> tuple[RejectReason, str] | None:
+        lim = self.limits
+        chain = intent.chain
+        paused = self.breakers.entries_paused(now)
+        if paused is not None:
+            return RejectReason.STOP_LOSS_GUARD, f"new entries paused until {paused.isoformat()} after stop-losses"
+        day_start = self.portfolio.day_start.get(chain)
+        equity = self.portfolio.equity_native(chain)
+        if day_start is not None and equity is not None and day_start[0] == utc_day(now):
+            dd = self.breakers.drawdown_exceeded(day_start[1], equity)
+            if dd is not None:
+                return RejectReason.DRAWDOWN, f"{chain} equity {dd:.2f}% below the day's start"
+        held = self.portfolio.position(chain, intent.token).open or any(
+            p.chain == chain and p.token == intent.token for p in self.pending.values()
+        )
+        if not held and self.open_positions() >= lim.max_open_positions:
+            return RejectReason.MAX_OPEN_POSITIONS, f"{self.open_positions()} positions open or opening"
+        exposure = self.exposure(chain, intent.token) + intent.amount
+        cap = native_cap(lim.max_exposure_sol if chain == "solana" else lim.max_exposure_apt, chain)
+        if exposure > cap:
+            return RejectReason.MAX_EXPOSURE, f"{exposure} base units in {intent.token} > cap {cap}"
+        if lim.max_exposure_pct > 0:
+            if equity is None or equity <= 0:
+                return RejectReason.MAX_EXPOSURE_PCT, f"{chain} equity unknown (no balance read yet)"
+            if exposure * 100 > lim.max_exposure_pct * equity:
+                pct = Decimal(exposure * 100) / equity
+                detail = f"{pct:.2f}% of equity in {intent.token} > {lim.max_exposure_pct}%"
+                return RejectReason.MAX_EXPOSURE_PCT, detail
+        balance = self.portfolio.native.get(chain)
+        if balance is None:
+            return RejectReason.INSUFFICIENT_BALANCE, f"{chain} balance unknown (no executor reported one)"
+        solana = chain == "solana"
+        reserve = native_cap(lim.fee_reserve_sol if solana else lim.fee_reserve_apt, chain)
+        if not held:
+            reserve += native_cap(lim.rent_reserve_sol if solana else lim.rent_reserve_apt, chain)
+        available = balance - sum(p.native for p in self.pending.values() if p.chain == chain)
+        if intent.amount + reserve > available:
+            return RejectReason.INSUFFICIENT_BALANCE, f"{intent.amount} + reserve {reserve} > available {available}"
+        return None
+
+    def _paper_route(self, chain: str) -> bool:
+        executors = self.router.executors
+        return any(name in executors and not executors[name].live for name in getattr(self.routes, chain))
+
     def open_positions(self) -> int:
-        opening = {(p.chain, p.token) for p in self.pending.values()}
-        held = {k for k, p in self.portfolio.positions.items() if p.open}
-        return len(opening | held)
+        held = self.portfolio.open_keys()
+        return len(held) + len({(p.chain, p.token) for p in self.pending.values()} - held)
 
     def exposure(self, chain: str, token: str) -> int:
         pending = sum(p.native for p in self.pending.values() if p.chain == chain and p.token == token)
@@ -209,11 +298,27 @@ class RiskEngine:
         while self._recent and (now - self._recent[0]).total_seconds() >= 60:
             self._recent.popleft()
 
-    def _note_sent(self, chain: str, token: str, at: datetime) -> None:
+    def _note_sent(self, strategy: str, chain: str, token: str, side: str, at: datetime) -> None:
+        if len(self._last_intent) > 4096:  # forget what no window still needs (amortised)
+            keep = timedelta(seconds=max(self.limits.token_cooldown_s, self.limits.duplicate_window_s))
+            self._last_intent = {k: t for k, t in self._last_intent.items() if at - t < keep}
+            self._last_by_token = {k: t for k, t in self._last_by_token.items() if at - t < keep}
         self._recent.append(at)
         prev = self._last_by_token.get((chain, token))
         if prev is None or at > prev:
             self._last_by_token[(chain, token)] = at
+        self._last_intent[(strategy, chain, token, side)] = at
+
+    # --- completing an intent --------------------------------------------------------------------
+
+    async def complete(self, intent: OrderIntent) -> OrderIntent:
+        """Size a hinted buy and value an intent without USD; raises _Refused when it cannot."""
+        if is_exit(intent):
+            return intent
+        try:
+            return await complete_intent(intent, sizer=self.sizer, prices=self.prices)
+        except Incomplete as exc:
+            raise _Refused(exc.reason, exc.detail) from exc
 
     # --- the flow --------------------------------------------------------------------------------
 
@@ -225,12 +330,27 @@ class RiskEngine:
             await self.router.dispatch(order)
 
     async def _approve(self, intent: OrderIntent) -> ApprovedOrder | None:
+        try:
+            intent = await self.complete(intent)
+        except _Refused as refused:
+            await self._reject(intent, refused.reason, refused.detail)
+            return None
         # Read per intent, so `quantbot halt` from another process takes effect on the very next one.
-        verdict = self.evaluate(intent, await read_trading_state(self.store))
+        state = await read_trading_state(self.store)
+        if state is not self._state:
+            await self._announce(state)
+        verdict = self.evaluate(intent, state)
         if verdict is not None:
+            if verdict[0] is RejectReason.DRAWDOWN:
+                self._state = await self.breakers.trip_drawdown(intent.chain, self._drawdown(intent.chain))
             await self._reject(intent, *verdict)
             return None
         now = self.clock.now()
+        lim = self.limits
+        exit_order = is_exit(intent)
+        slippage = intent.max_slippage_bps
+        if not exit_order:
+            slippage = min(slippage or lim.max_slippage_bps, lim.max_slippage_bps)
         order = self.sealer.seal(
             ApprovedOrder(
                 order_id=uuid.uuid4().hex,
@@ -238,16 +358,18 @@ class RiskEngine:
                 intent=intent,
                 executors=getattr(self.routes, intent.chain),
                 approved_at=now,
+                max_price_impact_bps=None if exit_order else lim.max_price_impact_bps,
+                max_slippage_bps=slippage,
             )
         )
         try:
             async with self.store.transaction():
-                if not is_exit(intent) and intent.notional_usd is not None:
+                if not exit_order and intent.notional_usd is not None:
                     total = await self.store.add_counter(utc_day(now), NOTIONAL_KEY, intent.notional_usd)
-                    if total > self.limits.daily_notional_usd:
+                    if total > lim.daily_notional_usd:
                         raise _Refused(
                             RejectReason.DAILY_NOTIONAL,
-                            f"{total} USD today > {self.limits.daily_notional_usd} USD (UTC day {utc_day(now)})",
+                            f"{total} USD today > {lim.daily_notional_usd} USD (UTC day {utc_day(now)})",
                         )
                 await self.router.journal(order)
         except _Refused as refused:
@@ -256,12 +378,38 @@ class RiskEngine:
         except (DuplicateOrder, UnsealedOrder) as exc:
             await self.router.refuse(order, exc)
             return None
-        if intent.side == "buy" and not is_exit(intent):
+        if intent.side == "buy" and not exit_order:
             self.pending[order.order_id] = Pending(chain=intent.chain, token=intent.token, native=intent.amount)
-        if not is_exit(intent):
-            self._note_sent(intent.chain, intent.token, now)
+        if intent.side == "sell":
+            self._sells[order.order_id] = intent.reason
+        if not exit_order:
+            self._note_sent(intent.strategy, intent.chain, intent.token, intent.side, now)
         log.info("order.approved", order_id=order.order_id, strategy=intent.strategy, token=intent.token)
         return order
+
+    async def _announce(self, state: TradingState) -> None:
+        """Publish a state change made elsewhere (`quantbot halt`/`resume`), once, when first seen."""
+        first, self._state = self._state is None, state
+        if first and state is TradingState.ACTIVE:
+            return
+        reason = await self.store.get_state(REASON_KEY) or ""
+        log.warning("risk.trading_state", state=state.value, reason=reason)
+        await self.bus.publish(TradingStateChanged(state=state.value, reason=reason, source="store"))
+
+    def _drawdown(self, chain: str) -> Decimal:
+        start = self.portfolio.day_start.get(chain)
+        equity = self.portfolio.equity_native(chain)
+        if start is None or equity is None or start[1] <= 0:
+            return Decimal(0)
+        return Decimal(start[1] - equity) * 100 / start[1]
+
+    async def _on_equity(self, event: Event) -> None:
+        """The drawdown breaker trips on equity alone, without waiting for the next intent."""
+        assert isinstance(event, EquityUpdate)  # noqa: S101
+        async with self._lock:
+            dd = self.breakers.drawdown_exceeded(event.day_start_native, event.equity_native)
+            if dd is not None:
+                self._state = await self.breakers.trip_drawdown(event.chain, dd)
 
     async def _reject(self, intent: OrderIntent, reason: RejectReason, detail: str) -> None:
         log.info("order.rejected", strategy=intent.strategy, token=intent.token, reason=reason.value, detail=detail)
@@ -272,7 +420,10 @@ class RiskEngine:
         assert isinstance(event, OrderFilled | OrderFailed | OrderExpired)  # noqa: S101
         async with self._lock:
             self.pending.pop(event.order_id, None)
+            sold_because = self._sells.pop(event.order_id, None)
             if isinstance(event, OrderFilled):
+                if sold_because == "stop_loss":
+                    self.breakers.note_stop_loss(self.clock.now())
                 return
             row = await self.store.get_order(event.order_id)
             if row is not None:
@@ -280,14 +431,18 @@ class RiskEngine:
 
     async def release(self, row: OrderRow) -> None:
         """Give back the daily budget an order reserved (on the UTC day it reserved it)."""
-        intent = msgspec.json.decode(row.intent, type=ApprovedOrder).intent
+        intent = _intent_of(row)
         if is_exit(intent) or intent.notional_usd is None:
             return
         await self.store.add_counter(utc_day(row.created_at), NOTIONAL_KEY, -intent.notional_usd)
-        log.info("risk.budget_released", order_id=row.order_id, usd=str(intent.notional_usd))
+        log.info("risk.budget_released", order_id=row.order_id, usd=str(intent.notional_usd), reason=row.reason)
 
     def describe(self) -> dict[str, object]:
         return _plain(self.limits)
+
+
+def _intent_of(row: OrderRow) -> OrderIntent:
+    return msgspec.json.decode(row.intent, type=ApprovedOrder).intent
 
 
 def _plain(limits: RiskConfig) -> dict[str, object]:

@@ -1,21 +1,23 @@
-"""Builds the real order path (bus, SQLite store, paper executor, router, risk engine) for tests."""
+"""Builds the real order path (bus, store, paper executor, portfolio, router, risk engine) for tests."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quantbot.api import Executor, PluginEnv
+from quantbot.api import Executor, PluginEnv, PriceView
 from quantbot.bus import EventBus
 from quantbot.clock import SimClock
-from quantbot.config import ExitsConfig, OrdersConfig, RiskConfig
+from quantbot.config import ExitsConfig, OrdersConfig, RiskConfig, SizingConfig
 from quantbot.events import Event
 from quantbot.exits import ExitManager
 from quantbot.orders import OrderRouter, Sealer
 from quantbot.portfolio import Portfolio
 from quantbot.risk import RiskEngine
+from quantbot.sizing import Sizer
+from quantbot.store import Store
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import make_plugin
 from quantbot_executors.paper import PaperExecutor
@@ -24,7 +26,7 @@ from quantbot_executors.paper import PaperExecutor
 @dataclass
 class OrderPath:
     bus: EventBus
-    store: SqliteStore
+    store: Store
     router: OrderRouter
     risk: RiskEngine
     sealer: Sealer
@@ -51,16 +53,21 @@ async def order_path(
     mode: str = "paper",
     clock: SimClock | None = None,
     exits: ExitsConfig | None = None,
+    prices: PriceView | None = None,
+    sizing: SizingConfig | None = None,
+    make_store: Callable[[], Store] | None = None,
 ) -> AsyncIterator[OrderPath]:
+    """`make_store` builds the backend (default: SQLite under `tmp`); called on every (re)start."""
     clock = clock or SimClock()
+    routes = routes or OrdersConfig()
     if executors is None:
         executors = {"paper": make_plugin(PaperExecutor, id="paper")}
     for name, ex in executors.items():
-        ex.attach(PluginEnv(clock=clock, data_dir=tmp / "executors" / name))
+        ex.attach(PluginEnv(clock=clock, data_dir=tmp / "executors" / name, prices=prices))
         await ex.start()
     sealer = Sealer()
-    async with EventBus(clock=clock) as bus, SqliteStore(tmp / "q.db") as store:
-        portfolio = Portfolio(store=store, clock=clock)
+    async with EventBus(clock=clock) as bus, (make_store or (lambda: SqliteStore(tmp / "q.db")))() as store:
+        portfolio = Portfolio(store=store, clock=clock, bus=bus, executors=executors, routes=routes, prices=prices)
         await portfolio.start()
         router = OrderRouter(
             bus=bus, store=store, portfolio=portfolio, executors=executors, sealer=sealer, clock=clock, mode=mode
@@ -68,12 +75,15 @@ async def order_path(
         risk = RiskEngine(
             bus=bus,
             limits=limits or RiskConfig(),
-            routes=routes or OrdersConfig(),
+            routes=routes,
             router=router,
             sealer=sealer,
             clock=clock,
             store=store,
             portfolio=portfolio,
+            mode=mode,
+            prices=prices,
+            sizer=Sizer(config=sizing or SizingConfig(), store=store, equity=portfolio.equity_native),
         )
         path = OrderPath(
             bus=bus, store=store, router=router, risk=risk, sealer=sealer, executors=executors, portfolio=portfolio
@@ -82,7 +92,7 @@ async def order_path(
         async def record(e: Event) -> None:
             path.events.append(e)
 
-        bus.subscribe(["order.#", "position.update"], record, name="test.recorder")
+        bus.subscribe(["order.#", "position.#", "risk.state", "portfolio.equity"], record, name="test.recorder")
         await risk.start()
         await router.start()
         if exits is not None:

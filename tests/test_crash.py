@@ -59,10 +59,13 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path, p
         max_exposure_sol = 1000000
         max_orders_per_minute = 100000000
         token_cooldown_s = 0
+        duplicate_window_s = 0
+        max_exposure_pct = 0
         [[strategies]]
         use = "ticker"
         [[executors]]
         use = "paper"
+        balance_sol = 1000
         """,
     )
     env = cli_env(PYTHONPATH=str(plugin_site))

@@ -29,11 +29,12 @@ from tests.conftest import DaemonProcess, cli_env, write
 
 COMPONENTS = [
     "store",
+    "store.writer",
     "http",
     "prices",
     "whales",
-    "portfolio",
     "executors",
+    "portfolio",
     "risk",
     "orders",
     "exits",

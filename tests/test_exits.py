@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from quantbot.config import ExitsConfig, RiskConfig
-from quantbot.events import OrderIntent, PriceUpdate, Tick
+from quantbot.events import OrderIntent, PriceUpdate, Tick, TokenRugWarning, WhaleSignal
 from quantbot.risk import TradingState, set_trading_state
 from quantbot.testing import order_intent
 from tests.conftest import run_cli, write
@@ -111,3 +112,64 @@ async def test_flatten_from_the_command_line_sells_every_position(tmp_path: Path
         assert {e.reason for e in exits_of(path)} == {"flatten"}
         assert path.portfolio.open_positions() == 0
         assert [k async for k, _ in path.store.records("command.flatten")] == [], "the request is consumed"
+
+
+LEADER = "Wha1e111111111111111111111111111111111111111"
+
+
+def whale(kind: str, token: str = "A", wallets: tuple[str, ...] = (LEADER,)) -> WhaleSignal:
+    return WhaleSignal(chain="solana", kind=kind, wallets=wallets, token=token, size=10**9, confidence=0.9)  # type: ignore[arg-type]
+
+
+async def test_follow_the_leader_sells_when_the_leader_sells_or_dumps_even_while_halted(tmp_path: Path) -> None:
+    async with order_path(tmp_path, exits=OFF, limits=LIMITS) as path:
+        for token in "ABC":
+            await path.bus.publish(
+                order_intent(
+                    intent_id=f"copy-{token}",
+                    token=token,
+                    notional_usd=Decimal(5),
+                    price_native=Decimal(1000),
+                    leader=LEADER if token != "C" else None,
+                )
+            )
+        await path.settle()
+        for token in "ABC":
+            await price(path, "1000", token)
+        await set_trading_state(path.store, TradingState.HALTED, reason="test", now=T0)
+        await path.bus.publish(whale("large_buy"))  # the leader buying more is no exit
+        await path.bus.publish(whale("large_sell", wallets=("SomeoneElse",)))  # not our leader
+        await path.bus.publish(whale("large_sell", token="C"))  # C followed nobody
+        await path.settle()
+        assert exits_of(path) == []
+        await path.bus.publish(whale("large_sell", token="A"))
+        await path.bus.publish(whale("dump", token="B", wallets=("Other", LEADER)))
+        await path.settle()
+        assert path.portfolio.position("solana", "A").leader == LEADER
+    assert {(e.token, e.reason) for e in exits_of(path)} == {("A", "follow_leader"), ("B", "follow_leader")}
+    assert path.portfolio.open_positions() == 1
+
+
+async def test_a_rug_warning_sells_the_held_token_only(tmp_path: Path) -> None:
+    async with order_path(tmp_path, exits=OFF, limits=LIMITS) as path:
+        await open_position(path, "A")
+        await price(path, "1000")
+        await path.bus.publish(TokenRugWarning(chain="solana", token="Z", kind="creator_sell"))
+        await path.bus.publish(TokenRugWarning(chain="solana", token="A", kind="liquidity_drop", measured=Decimal(80)))
+        await path.bus.publish(TokenRugWarning(chain="solana", token="A", kind="creator_sell"))  # already exiting
+        await path.settle()
+    assert [(e.token, e.reason) for e in exits_of(path)] == [("A", "rug_warning")]
+    assert path.portfolio.position("solana", "A").quantity == 0
+
+
+async def test_leader_and_rug_exits_can_be_switched_off(tmp_path: Path) -> None:
+    rules = msgspec.structs.replace(OFF, follow_leader=False, rug_warning=False)
+    async with order_path(tmp_path, exits=rules, limits=LIMITS) as path:
+        await path.bus.publish(
+            order_intent(intent_id="b", token="A", notional_usd=Decimal(5), price_native=Decimal(1000), leader=LEADER)
+        )
+        await path.settle()
+        await path.bus.publish(whale("dump"))
+        await path.bus.publish(TokenRugWarning(chain="solana", token="A", kind="creator_sell"))
+        await path.settle()
+    assert exits_of(path) == []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from quantbot.events import OrderApproved, OrderRejected, RejectReason
+from quantbot.events import OrderApproved, OrderRejected, RejectReason, TradingStateChanged
 from quantbot.risk import TradingState, read_trading_state
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import order_intent
@@ -59,6 +59,8 @@ async def test_halt_and_resume_from_the_command_line_reach_a_running_engine(tmp_
     approved = [e for e in path.events if isinstance(e, OrderApproved)]
     assert [(e.intent.intent_id, e.reason) for e in rejected] == [("a", RejectReason.HALTED)]
     assert [e.intent.intent_id for e in approved] == ["b", "c"], "the exit passed while halted"
+    changes = [(e.state, e.reason, e.source) for e in path.events if isinstance(e, TradingStateChanged)]
+    assert changes == [("halted", "manual test", "store"), ("active", "operator", "store")], "announced on the bus"
 
 
 async def test_a_halt_survives_a_restart(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from quantbot.api import ApprovedOrder, ExecutionReport, Executor, Fill, Outcome, PluginConfig
+from quantbot.api import NATIVE_TOKEN, ApprovedOrder, ExecutionReport, Executor, Fill, Outcome, PluginConfig
 from quantbot.config import OrdersConfig
 from quantbot.events import OrderFailed, OrderFilled, OrderRejected, OrderSubmitted, RejectReason
 from quantbot.hosting import StrategyContextImpl
@@ -56,6 +56,9 @@ class ScriptedExecutor(Executor):
 
     async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
         return self.answers.pop(0)  # type: ignore[return-value]
+
+    async def balances(self) -> dict[str, int]:
+        return {NATIVE_TOKEN["solana"]: 10 * 10**9}
 
 
 def filled(tx: str = "sig") -> ExecutionReport:
@@ -110,7 +113,8 @@ async def test_an_order_without_a_valid_seal_never_reaches_an_executor(tmp_path:
 async def test_a_duplicate_intent_is_refused_and_sent_once(tmp_path: Path) -> None:
     from quantbot.config import RiskConfig
 
-    async with order_path(tmp_path, limits=RiskConfig(token_cooldown_s=0)) as path:
+    limits = RiskConfig(token_cooldown_s=0, duplicate_window_s=0)
+    async with order_path(tmp_path, limits=limits) as path:
         await path.bus.publish(intent(1))
         await path.bus.publish(intent(1))
         await path.bus.drain(5)

@@ -17,21 +17,29 @@ from quantbot.orders import OrderRouter, Sealer
 from quantbot.portfolio import Portfolio
 from quantbot.risk import RiskEngine
 from quantbot.store.sqlite import SqliteStore
-from quantbot.testing import order_intent
+from quantbot.testing import make_plugin, order_intent
+from quantbot_executors.paper import PaperExecutor
 from tests.orderpath import order_path
 
 LIMITS = RiskConfig(max_order_usd=Decimal(50), max_order_sol=Decimal("0.5"), max_order_apt=Decimal(5))
 
 
-def engine(limits: RiskConfig = LIMITS) -> RiskEngine:
-    """An engine for `evaluate` alone (its router is never called here)."""
+def engine(limits: RiskConfig = LIMITS, *, sol: int = 100, apt: int = 1000) -> RiskEngine:
+    """An engine for `evaluate` alone (its router is never called here), holding `sol` SOL and `apt` APT."""
     clock = SimClock()
     bus = EventBus(clock=clock)
     sealer = Sealer()
     store = SqliteStore(":memory:")
     portfolio = Portfolio(store=store, clock=clock)
+    portfolio.native = {"solana": sol * 10**9, "aptos": apt * 10**8}
     router = OrderRouter(
-        bus=bus, store=store, portfolio=portfolio, executors={}, sealer=sealer, clock=clock, mode="paper"
+        bus=bus,
+        store=store,
+        portfolio=portfolio,
+        executors={"paper": make_plugin(PaperExecutor, id="paper")},
+        sealer=sealer,
+        clock=clock,
+        mode="paper",
     )
     return RiskEngine(
         bus=bus,

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import shutil
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +17,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from quantbot.api import ApprovedOrder, ExecutionReport, Executor, Fill, Outcome, PluginConfig
+from quantbot.api import NATIVE_TOKEN, ApprovedOrder, ExecutionReport, Executor, Fill, Outcome, PluginConfig
 from quantbot.clock import SimClock
 from quantbot.config import OrdersConfig, RiskConfig
 from quantbot.events import OrderRejected, RejectReason
@@ -34,8 +35,9 @@ class HeldExecutor(Executor):
 
     live = False
 
-    def __init__(self, *, landed: dict[str, Fill]) -> None:
+    def __init__(self, *, landed: dict[str, Fill], native: int = 1000 * 10**9) -> None:
         super().__init__(id="held", config=PluginConfig())
+        self.native = native
         self.waiting: dict[str, asyncio.Future[ExecutionReport]] = {}
         self.landed = landed
 
@@ -53,6 +55,9 @@ class HeldExecutor(Executor):
             return ExecutionReport(outcome=Outcome.NOT_SENT)
         return ExecutionReport(outcome=Outcome.FILLED, tx=fill.tx, fill=fill)
 
+    async def balances(self) -> Mapping[str, int]:
+        return {NATIVE_TOKEN["solana"]: self.native}
+
 
 LIMITS = RiskConfig(
     max_order_usd=Decimal(50),
@@ -62,8 +67,12 @@ LIMITS = RiskConfig(
     max_exposure_sol=Decimal("0.3"),
     max_orders_per_minute=1000,
     token_cooldown_s=0,
+    duplicate_window_s=0,
 )
 ROUTES = OrdersConfig(solana=("held",))
+MACHINE_LIMITS = msgspec.structs.replace(LIMITS, duplicate_window_s=60, max_exposure_pct=Decimal(50))
+"""The stateful test also runs duplicate suppression, exposure as % of equity and balance sufficiency."""
+MACHINE_BALANCE = SOL // 2
 
 
 async def settle(path: OrderPath) -> None:
@@ -171,9 +180,9 @@ class BudgetMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(coro)
 
     def _open(self) -> None:
-        self.executor = HeldExecutor(landed=self.landed)
+        self.executor = HeldExecutor(landed=self.landed, native=MACHINE_BALANCE)
         self._cm = order_path(
-            self.tmp, executors={"held": self.executor}, routes=ROUTES, limits=LIMITS, clock=self.clock
+            self.tmp, executors={"held": self.executor}, routes=ROUTES, limits=MACHINE_LIMITS, clock=self.clock
         )
         self.path = self._run(self._cm.__aenter__())  # type: ignore[union-attr]
         self._run(settle(self.path))
@@ -198,11 +207,12 @@ class BudgetMachine(RuleBasedStateMachine):
         usd=st.sampled_from(["5", "20", "45", "60"]),
         sol=st.sampled_from([0.05, 0.1, 0.2]),
         reuse=st.booleans(),
+        strategy=st.sampled_from(["s1", "s2"]),
     )
-    def intent(self, token: str, usd: str, sol: float, reuse: bool) -> None:
+    def intent(self, token: str, usd: str, sol: float, reuse: bool, strategy: str) -> None:
         assert self.path is not None
         n = 0 if reuse else next(self.ids) + 1
-        self._run(self.path.bus.publish(buy(n, token=token, usd=usd, sol=sol)))
+        self._run(self.path.bus.publish(buy(n, token=token, usd=usd, sol=sol, strategy=strategy)))
         self._run(settle(self.path))
 
     @precondition(lambda self: self.executor is not None and self.executor.waiting)
@@ -236,7 +246,7 @@ class BudgetMachine(RuleBasedStateMachine):
         self._crash()
         self._open()
 
-    @rule(hours=st.sampled_from([0.5, 6, 25]))
+    @rule(hours=st.sampled_from([0.01, 0.5, 6, 25]))
     def time_passes(self, hours: float) -> None:
         self.clock.advance(hours * 3600)
 
@@ -257,8 +267,21 @@ class BudgetMachine(RuleBasedStateMachine):
         assert len({r.idempotency_key for r in rows}) == len(rows)
         risk = self.path.risk
         assert risk.open_positions() <= LIMITS.max_open_positions
+        equity = self.path.portfolio.equity_native("solana")
+        assert equity is not None
         for token in "ABC":
-            assert risk.exposure("solana", token) <= LIMITS.max_exposure_sol * SOL
+            exposure = risk.exposure("solana", token)
+            assert exposure <= LIMITS.max_exposure_sol * SOL
+            assert exposure * 100 <= MACHINE_LIMITS.max_exposure_pct * equity
+        pending = sum(p.native for p in risk.pending.values())
+        assert pending <= self.path.portfolio.native["solana"], "approved spend never exceeds the balance"
+        # Duplicate suppression holds across restarts: one order per strategy, token and side per window.
+        last: dict[tuple[str, str, str], datetime] = {}
+        for row in rows:  # in creation order
+            key = (row.strategy, row.token, row.side)
+            if key in last:
+                assert (row.created_at - last[key]).total_seconds() >= MACHINE_LIMITS.duplicate_window_s
+            last[key] = row.created_at
         # Nothing recorded as filled that did not land, and every landed order ends filled.
         for row in rows:
             if row.status == "filled":

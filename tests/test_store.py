@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -13,10 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from quantbot.store import DuplicateOrder, FillRow, OrderRow, PositionRow, Store, StoreError
+from quantbot.clock import SimClock
+from quantbot.store import (
+    DuplicateOrder,
+    EquityRow,
+    FillRow,
+    OrderRow,
+    PositionRow,
+    RoundTrip,
+    SignalRow,
+    Store,
+    StoreError,
+    TripStats,
+)
 from quantbot.store.postgres import PostgresStore
 from quantbot.store.schema import LATEST
 from quantbot.store.sqlite import SqliteStore
+from quantbot.store.writer import WriteBehind
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PG_ADMIN_DSN = os.environ.get("QUANTBOT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -216,3 +230,117 @@ async def test_unreachable_postgres_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):
         async with PostgresStore("postgresql://postgres@127.0.0.1:1/none", timeout=2):
             pass
+
+
+# --- tables beyond the journal (migration 2), retention, write-behind -------------------------------
+
+
+async def test_positions_keep_the_opening_strategy_and_leader(store: Store) -> None:
+    row = PositionRow(
+        chain="solana",
+        token="A",
+        quantity=5,
+        cost_native=7,
+        realised_pnl_native=0,
+        opened_at=T0,
+        updated_at=T0,
+        strategy="copy",
+        leader="Wha1e",
+    )
+    await store.put_position(row)
+    assert await store.positions() == [row]
+
+
+async def test_round_trip_stats_are_per_strategy_and_recent_first(store: Store) -> None:
+    for n, pnl in enumerate([5, -2, 3, -1, 10**30]):
+        await store.record_round_trip(
+            RoundTrip(
+                id=f"t{n}",
+                strategy="s" if n < 4 else "big",
+                chain="solana",
+                token="A",
+                opened_at=None,
+                closed_at=T0 + timedelta(seconds=n),
+                cost_native=10,
+                proceeds_native=10 + pnl,
+            )
+        )
+    assert await store.trip_stats("s") == TripStats(trips=4, wins=2, won_native=8, lost_native=3)
+    assert await store.trip_stats("s", last=2) == TripStats(trips=2, wins=1, won_native=3, lost_native=1)
+    assert (await store.trip_stats("big")).won_native == 10**30, "amounts stay exact past 64 bits"
+    assert [t.id for t in await store.round_trips("s")] == ["t0", "t1", "t2", "t3"]
+
+
+async def test_signals_verdicts_profiles_and_equity_round_trip(store: Store) -> None:
+    sig = SignalRow(id="s1", chain="solana", kind="large_buy", token="A", payload='{"x":1}', at=T0)
+    await store.put_signal(sig)
+    await store.put_signal(sig)  # at-least-once delivery: stored once
+    assert await store.signals(since=T0 - timedelta(hours=1), token="A") == [sig]
+    await store.put_verdict(chain="solana", token="A", passed=False, payload="[]", at=T0)
+    await store.put_verdict(chain="solana", token="A", passed=True, payload='["ok"]', at=T0)
+    assert await store.get_verdict("solana", "A") == (True, '["ok"]', T0)
+    await store.put_wallet_profile(chain="aptos", wallet="0x1", payload='{"pnl":1}', at=T0)
+    assert await store.get_wallet_profile("aptos", "0x1") == '{"pnl":1}'
+    day = datetime(2026, 3, 1, tzinfo=UTC)
+    await store.put_equity(
+        EquityRow(chain="solana", kind="daily", at=T0, equity_native=10**20, equity_usd=Decimal("1.5"))
+    )
+    await store.put_equity(EquityRow(chain="solana", kind="interval", at=T0, equity_native=1))
+    assert await store.day_start_equity("solana", day) == 10**20
+    assert await store.day_start_equity("solana", day + timedelta(days=1)) is None
+    assert [r.equity_native for r in await store.equity_history("solana")] == [1]
+
+
+async def test_retention_deletes_only_what_is_older_than_each_tables_limit(store: Store) -> None:
+    old, new = T0 - timedelta(hours=30), T0 - timedelta(hours=1)
+    for n, at in enumerate([old, new]):
+        await store.put_signal(SignalRow(id=f"s{n}", chain="solana", kind="k", token="A", payload="{}", at=at))
+        await store.put_equity(EquityRow(chain="solana", kind="interval", at=at, equity_native=n))
+        await store.put_equity(EquityRow(chain="solana", kind="daily", at=at, equity_native=n))
+        await store.put_wallet_profile(chain="solana", wallet=f"w{n}", payload="{}", at=at)
+    await store.journal_order(order(1, created_at=old - timedelta(days=400), updated_at=old))
+    store.retention = {"signals_h": 24, "equity_interval_h": 24, "equity_daily_h": 0, "wallet_profiles_h": 0}
+    deleted = await store.apply_retention(T0)
+    assert deleted == {"signals_h": 1, "equity_interval_h": 1}
+    assert [s.id for s in await store.signals()] == ["s1"]
+    assert len(await store.equity_history("solana", kind="daily")) == 2, "0 h keeps forever"
+    assert await store.get_wallet_profile("solana", "w0") == "{}"
+    assert len(await store.orders()) == 1, "trades are kept forever"
+    with pytest.raises(ValueError, match="orders"):
+        await store.apply_retention(T0, {"orders": 1})
+
+
+async def test_write_behind_batches_off_the_hot_path_and_a_clean_stop_loses_nothing(store: Store) -> None:
+    clock = SimClock(T0)
+    writer = WriteBehind(store=store, clock=clock, interval=5)
+    await writer.start()
+    for n in range(250):
+        row = SignalRow(id=f"s{n}", chain="solana", kind="k", token="A", payload="{}", at=T0)
+        writer.enqueue(functools.partial(Store.put_signal, row=row))
+    assert await store.signals() == [], "enqueue does not write"
+    clock.advance(5)  # the flush loop wakes on the injected clock
+    async with asyncio.timeout(10):
+        await writer.committed.wait()
+    assert writer.flushed == 250 and len(await store.signals()) == 250
+    for n in range(250, 260):
+        row = SignalRow(id=f"s{n}", chain="solana", kind="k", token="A", payload="{}", at=T0)
+        writer.enqueue(functools.partial(Store.put_signal, row=row))
+    await writer.stop()
+    assert len(await store.signals()) == 260 and writer.pending == 0
+
+
+async def test_a_failed_flush_keeps_its_batch_for_the_next(store: Store) -> None:
+    writer = WriteBehind(store=store, clock=SimClock(T0), interval=5)
+    good = SignalRow(id="ok", chain="solana", kind="k", token="A", payload="{}", at=T0)
+    calls = 0
+
+    async def flaky(s: Store) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionResetError("database went away")
+        await s.put_signal(good)
+
+    writer.enqueue(flaky)
+    assert await writer.flush() == 0 and writer.failures == 1 and writer.pending == 1
+    assert await writer.flush() == 1 and [s.id for s in await store.signals()] == ["ok"]

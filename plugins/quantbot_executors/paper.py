@@ -1,13 +1,18 @@
-"""`paper` executor: simulated fills at the reference price, with slippage, fee and latency.
+"""`paper` executor: simulated fills at the current price (the daemon's PriceView when it has a fresh
+one, else the intent's reference price), with slippage, fee and latency.
 
 It records exactly what a live fill records, and keeps its own append-only ledger (one fsynced JSON
-line per fill) so `reconcile` after a crash answers from what it really filled.
+line per fill) so `reconcile` after a crash answers from what it really filled, and `balances`
+answers from the starting balances plus every fill. Like a live executor it refuses (FAILED, nothing
+sent) an order whose price impact (estimated from the pool reserves the intent carries) or
+configured slippage exceeds the order's approved limits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +20,7 @@ from typing import Annotated
 import msgspec
 
 from quantbot.api import (
+    NATIVE_TOKEN,
     ApprovedOrder,
     ExecutionReport,
     Executor,
@@ -31,11 +37,16 @@ class PaperConfig(PluginConfig, frozen=True, kw_only=True):
     slippage_bps: Annotated[int, msgspec.Meta(ge=0, le=10_000, description="price moved against us, in bps")] = 50
     fee_bps: Annotated[int, msgspec.Meta(ge=0, le=10_000, description="venue fee taken from the output, in bps")] = 25
     latency_ms: Annotated[int, msgspec.Meta(ge=0, description="simulated time from send to fill")] = 0
+    balance_sol: Annotated[Decimal, msgspec.Meta(description="paper SOL the ledger starts with")] = Decimal(10)
+    balance_apt: Annotated[Decimal, msgspec.Meta(description="paper APT the ledger starts with")] = Decimal(100)
 
 
 class _Entry(msgspec.Struct, frozen=True):
     order_id: str
     fill: Fill
+    chain: str = ""
+    token: str = ""
+    side: str = ""
 
 
 class PaperExecutor(Executor):
@@ -46,6 +57,7 @@ class PaperExecutor(Executor):
     def __init__(self, *, id: str, config: PluginConfig) -> None:
         super().__init__(id=id, config=config)
         self._ledger: dict[str, Fill] = {}
+        self._entries: list[_Entry] = []
         self._path: Path | None = None
         self._lock = asyncio.Lock()
 
@@ -61,11 +73,33 @@ class PaperExecutor(Executor):
                     self.log.warning("paper.ledger_line_skipped", line=n, path=str(self._path))  # a torn last write
                     continue
                 self._ledger[entry.order_id] = entry.fill
+                self._entries.append(entry)
+
+    def price(self, order: ApprovedOrder) -> Decimal | None:
+        """The current fresh price when the daemon has one, else the intent's reference price."""
+        intent = order.intent
+        prices = self.env.prices
+        current = prices.price_native(intent.chain, intent.token) if prices is not None else None
+        return current if current is not None else intent.price_native
+
+    def refusal(self, order: ApprovedOrder) -> ExecutionReport | None:
+        """Enforce the approved impact and slippage limits, as a live venue's quote would be checked."""
+        intent = order.intent
+        if order.max_slippage_bps is not None and self.config.slippage_bps > order.max_slippage_bps:
+            detail = f"paper slippage {self.config.slippage_bps} bps > allowed {order.max_slippage_bps} bps"
+            return ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.SLIPPAGE, detail=detail)
+        reserve = intent.pool_liquidity_native if intent.side == "buy" else intent.pool_reserve_token
+        if order.max_price_impact_bps is not None and reserve is not None and intent.amount > 0:
+            impact = -(-intent.amount * 10_000 // (reserve + intent.amount))
+            if impact > order.max_price_impact_bps:
+                detail = f"quoted impact {impact} bps > allowed {order.max_price_impact_bps} bps"
+                return ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.PRICE_IMPACT, detail=detail)
+        return None
 
     def quote(self, order: ApprovedOrder) -> tuple[int, int] | None:
-        """(amount_out, fee) at the reference price, or None without one."""
+        """(amount_out, fee) at the current price, or None without one."""
         intent = order.intent
-        price = intent.price_native
+        price = self.price(order)
         if price is None or price <= 0:
             return None
         keep = (BPS - self.config.slippage_bps) / BPS
@@ -76,6 +110,9 @@ class PaperExecutor(Executor):
         return int(out), int(fee)
 
     async def execute(self, order: ApprovedOrder) -> ExecutionReport:
+        refused = self.refusal(order)
+        if refused is not None:
+            return refused
         quoted = self.quote(order)
         if quoted is None:
             return ExecutionReport(
@@ -89,10 +126,10 @@ class PaperExecutor(Executor):
             amount_in=order.intent.amount,
             amount_out=out,
             fee=fee,
-            price_native=order.intent.price_native,
+            price_native=self.price(order),
             filled_at=self.env.clock.now(),
         )
-        await self._record(order.order_id, fill)
+        await self._record(order, fill)
         return ExecutionReport(outcome=Outcome.FILLED, tx=fill.tx, fill=fill)
 
     async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
@@ -101,12 +138,30 @@ class PaperExecutor(Executor):
             return ExecutionReport(outcome=Outcome.NOT_SENT, detail="not in the paper ledger")
         return ExecutionReport(outcome=Outcome.FILLED, tx=fill.tx, fill=fill)
 
-    async def _record(self, order_id: str, fill: Fill) -> None:
+    async def balances(self) -> Mapping[str, int]:
+        """Starting balances plus every fill in the ledger: native under NATIVE_TOKEN, tokens by mint."""
+        out: dict[str, int] = {
+            NATIVE_TOKEN["solana"]: int(self.config.balance_sol.scaleb(9)),
+            NATIVE_TOKEN["aptos"]: int(self.config.balance_apt.scaleb(8)),
+        }
+        for e in self._entries:
+            if not e.chain:
+                continue  # a ledger line from before balances were kept
+            native = NATIVE_TOKEN[e.chain]
+            spent, got = (native, e.token) if e.side == "buy" else (e.token, native)
+            out[spent] = out.get(spent, 0) - e.fill.amount_in
+            out[got] = out.get(got, 0) + e.fill.amount_out
+        return out
+
+    async def _record(self, order: ApprovedOrder, fill: Fill) -> None:
         assert self._path is not None  # noqa: S101  (start() ran)
-        line = msgspec.json.encode(_Entry(order_id=order_id, fill=fill)) + b"\n"
+        i = order.intent
+        entry = _Entry(order_id=order.order_id, fill=fill, chain=i.chain, token=i.token, side=i.side)
+        line = msgspec.json.encode(entry) + b"\n"
         async with self._lock:
             await asyncio.to_thread(_append_durably, self._path, line)
-            self._ledger[order_id] = fill
+            self._ledger[order.order_id] = fill
+            self._entries.append(entry)
 
 
 def _append_durably(path: Path, line: bytes) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Self
 
 import msgspec
 
+from quantbot.store.history import HistoryTables
 from quantbot.store.schema import LATEST, MIGRATIONS
 
 FINAL = ("filled", "failed", "expired")
@@ -72,6 +73,10 @@ class PositionRow(msgspec.Struct, frozen=True, kw_only=True):
     realised_pnl_native: int
     opened_at: datetime | None
     updated_at: datetime
+    strategy: str = ""
+    """The strategy whose buy opened the position (its round trip counts for that strategy's Kelly sizing)."""
+    leader: str | None = None
+    """The leader wallet the opening buy followed, if any."""
 
 
 def _ts(dt: datetime) -> str:
@@ -88,7 +93,7 @@ def _dec(text: str | None) -> Decimal | None:
     return Decimal(text) if text is not None else None
 
 
-class Store(abc.ABC):
+class Store(HistoryTables, abc.ABC):
     """Backend-neutral SQL. Subclasses supply the connection and the placeholder style."""
 
     name = "store"
@@ -330,10 +335,12 @@ class Store(abc.ABC):
 
     async def put_position(self, p: PositionRow) -> None:
         await self.execute(
-            "INSERT INTO positions (chain, token, quantity, cost_native, realised_pnl_native, opened_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain, token) DO UPDATE SET quantity = excluded.quantity, "
+            "INSERT INTO positions (chain, token, quantity, cost_native, realised_pnl_native, opened_at, updated_at, "
+            "strategy, leader) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain, token) DO UPDATE SET quantity = excluded.quantity, "
             "cost_native = excluded.cost_native, realised_pnl_native = excluded.realised_pnl_native, "
-            "opened_at = excluded.opened_at, updated_at = excluded.updated_at",
+            "opened_at = excluded.opened_at, updated_at = excluded.updated_at, strategy = excluded.strategy, "
+            "leader = excluded.leader",
             p.chain,
             p.token,
             str(p.quantity),
@@ -341,11 +348,13 @@ class Store(abc.ABC):
             str(p.realised_pnl_native),
             _ts(p.opened_at) if p.opened_at else None,
             _ts(p.updated_at),
+            p.strategy,
+            p.leader,
         )
 
     async def positions(self) -> list[PositionRow]:
         rows = await self.fetch(
-            "SELECT chain, token, quantity, cost_native, realised_pnl_native, opened_at, updated_at "
+            "SELECT chain, token, quantity, cost_native, realised_pnl_native, opened_at, updated_at, strategy, leader "
             "FROM positions ORDER BY chain, token"
         )
         return [
@@ -357,6 +366,8 @@ class Store(abc.ABC):
                 realised_pnl_native=int(r[4]),
                 opened_at=_dt(r[5]),
                 updated_at=datetime.fromisoformat(r[6]),
+                strategy=r[7],
+                leader=r[8],
             )
             for r in rows
         ]

@@ -76,6 +76,62 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX records_age ON records (kind, updated_at)",
         ),
     ),
+    (
+        2,
+        "round trips, signals, token verdicts, wallet profiles, equity history; position strategy and leader",
+        (
+            "ALTER TABLE positions ADD COLUMN strategy TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE positions ADD COLUMN leader TEXT",
+            """CREATE TABLE round_trips (
+                id TEXT PRIMARY KEY,
+                strategy TEXT NOT NULL,
+                chain TEXT NOT NULL,
+                token TEXT NOT NULL,
+                opened_at TEXT,
+                closed_at TEXT NOT NULL,
+                cost_native TEXT NOT NULL,
+                proceeds_native TEXT NOT NULL,
+                pnl_native TEXT NOT NULL
+            )""",
+            "CREATE INDEX round_trips_strategy ON round_trips (strategy, closed_at)",
+            """CREATE TABLE signals (
+                id TEXT PRIMARY KEY,
+                chain TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                token TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                at TEXT NOT NULL
+            )""",
+            "CREATE INDEX signals_at ON signals (at)",
+            "CREATE INDEX signals_token ON signals (chain, token, at)",
+            """CREATE TABLE token_verdicts (
+                chain TEXT NOT NULL,
+                token TEXT NOT NULL,
+                passed INTEGER NOT NULL,
+                payload TEXT NOT NULL,
+                at TEXT NOT NULL,
+                PRIMARY KEY (chain, token)
+            )""",
+            "CREATE INDEX token_verdicts_at ON token_verdicts (at)",
+            """CREATE TABLE wallet_profiles (
+                chain TEXT NOT NULL,
+                wallet TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (chain, wallet)
+            )""",
+            "CREATE INDEX wallet_profiles_age ON wallet_profiles (updated_at)",
+            """CREATE TABLE equity_history (
+                chain TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                at TEXT NOT NULL,
+                equity_native TEXT NOT NULL,
+                equity_usd TEXT,
+                PRIMARY KEY (chain, kind, at)
+            )""",
+            "CREATE INDEX equity_history_age ON equity_history (kind, at)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

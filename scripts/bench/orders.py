@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark the order path.
 
-1. Risk evaluation cost per intent (µs), every check on, with open positions and pending buys.
+1. Risk evaluation cost per intent (µs), every check on (state, mode, lists, caps, pool liquidity,
+   price impact, slippage, rate, cooldown, duplicates, stop-loss guard, drawdown, open positions,
+   exposure absolute and % of equity, balance), with open positions, pending buys and recent intents.
 2. Approved orders per second through risk -> journal -> paper executor -> fill, on SQLite and on
    PostgreSQL (a throw-away database on --pg-dsn; skipped if unreachable).
 
@@ -44,26 +46,33 @@ LIMITS = RiskConfig(
     max_orders_per_minute=10**9,
     token_cooldown_s=0,
     block_tokens=tuple(f"Blocked{i}" for i in range(50)),
+    max_exposure_pct=Decimal(50),
+    duplicate_window_s=30,
+    max_daily_drawdown_pct=Decimal(10),
+    stop_loss_guard_count=3,
 )
+BALANCE_SOL = 10**6
 
 
 def intent(n: int) -> OrderIntent:
     return OrderIntent(
         chain="solana",
         intent_id=str(n),
-        strategy="bench",
+        strategy=f"bench{n // 500}",  # each strategy buys each token once: no duplicate is suppressed
         side="buy",
         token=f"Tok{n % 500}",
         amount=10_000_000,
         notional_usd=Decimal(1),
         price_native=Decimal(1000),
+        pool_liquidity_native=100 * 10**9,
+        max_slippage_bps=100,
     )
 
 
 def build(store: Store, clock: SimClock, tmp: Path) -> tuple[EventBus, OrderRouter, RiskEngine, PaperExecutor]:
     bus = EventBus(clock=clock, queue_size=100_000)
-    portfolio = Portfolio(store=store, clock=clock)
-    paper = make_plugin(PaperExecutor, id="paper")
+    paper = make_plugin(PaperExecutor, id="paper", balance_sol=Decimal(BALANCE_SOL), slippage_bps=50)
+    portfolio = Portfolio(store=store, clock=clock, bus=bus, executors={"paper": paper}, routes=OrdersConfig())
     paper.attach(PluginEnv(clock=clock, data_dir=tmp / "paper"))
     sealer = Sealer()
     router = OrderRouter(
@@ -78,6 +87,7 @@ def build(store: Store, clock: SimClock, tmp: Path) -> tuple[EventBus, OrderRout
         clock=clock,
         store=store,
         portfolio=portfolio,
+        mode="paper",
     )
     return bus, router, risk, paper
 
@@ -92,7 +102,14 @@ def bench_evaluate(n: int) -> None:
             )
         for i in range(50):
             risk.pending[uuid.uuid4().hex] = Pending(chain="solana", token=f"Tok{i}", native=10**7)
+        for i in range(200):  # recent intents of other strategies (duplicate suppression looks them up)
+            risk._last_intent[(f"other{i}", "solana", f"Tok{i}", "buy")] = clock.now()
+        risk.portfolio.native["solana"] = BALANCE_SOL * 10**9
+        risk.portfolio.day_start["solana"] = (clock.now().date().isoformat(), BALANCE_SOL * 10**9)
         intents = [intent(i) for i in range(n)]
+        refused = [v for it in intents if (v := risk.evaluate(it, TradingState.ACTIVE)) is not None]
+        if refused:
+            raise SystemExit(f"the benchmark intents must pass every check; refused: {refused[0]}")
         runs = []
         for _ in range(5):
             t0 = time.perf_counter_ns()
@@ -101,7 +118,7 @@ def bench_evaluate(n: int) -> None:
             runs.append((time.perf_counter_ns() - t0) / n / 1000)
     print(
         f"risk.evaluate: {statistics.median(runs):.2f} µs per intent (median of 5 x {n}; all checks on, "
-        "200 positions, 50 pending buys)"
+        "200 positions, 50 pending buys, 200 recent intents)"
     )
 
 
@@ -119,9 +136,15 @@ async def bench_flow(store: Store, label: str, n: int) -> None:
                 if filled == n:
                     done.set()
 
+            async def refused(e: Event) -> None:
+                print(f"{label}: refused {e}", file=sys.stderr)
+                done.set()
+
             async with bus:
                 bus.subscribe("order.filled", count, name="bench")
+                bus.subscribe(["order.rejected", "order.failed"], refused, name="bench.refused")
                 await paper.start()
+                await risk.portfolio.start()
                 await risk.start()
                 await router.start()
                 t0 = time.perf_counter()

@@ -1,0 +1,144 @@
+"""Portfolio: marks from price updates, unrealised PnL in native and USD, equity history (interval rows and a
+daily snapshot), round trips per strategy, and real balances read through the executors, with a
+disagreeing position corrected and announced."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from quantbot.api import NATIVE_TOKEN
+from quantbot.clock import SimClock
+from quantbot.config import RiskConfig
+from quantbot.events import EquityUpdate, PositionCorrected, PositionUpdate, PriceUpdate, Tick
+from quantbot.testing import make_plugin, order_intent
+from quantbot_executors.paper import PaperExecutor
+from tests.orderpath import OrderPath, order_path
+from tests.test_risk_checks import FixedPrices
+
+SOL = 10**9
+T0 = datetime(2026, 6, 1, 23, 58, tzinfo=UTC)
+LIMITS = RiskConfig(token_cooldown_s=0, duplicate_window_s=0, max_order_sol=Decimal(2), max_exposure_sol=Decimal(2))
+
+
+def paper(**params: object) -> PaperExecutor:
+    return make_plugin(PaperExecutor, id="paper", balance_sol=Decimal(10), slippage_bps=0, fee_bps=0, **params)
+
+
+async def buy(path: OrderPath, token: str, sol: int = 1, strategy: str = "s") -> None:
+    await path.bus.publish(
+        order_intent(
+            intent_id=f"{strategy}-{token}",
+            strategy=strategy,
+            token=token,
+            amount=sol * SOL,
+            notional_usd=Decimal(5),
+            price_native=Decimal(1000),
+        )
+    )
+    await path.settle()
+
+
+async def mark(path: OrderPath, token: str, price: str) -> None:
+    await path.bus.publish(
+        PriceUpdate(chain="solana", token=token, price_native=Decimal(price), source="t", observed_at=T0)
+    )
+    await path.settle()
+
+
+async def test_marks_give_unrealised_pnl_and_equity_in_native_and_usd(tmp_path: Path) -> None:
+    prices = FixedPrices(usd={"solana": Decimal(200)})
+    async with order_path(tmp_path, executors={"paper": paper()}, limits=LIMITS, prices=prices) as path:
+        await buy(path, "A")  # 1 SOL -> 1e6 units at 1000 lamports each
+        pf = path.portfolio
+        assert pf.equity_native("solana") == 10 * SOL, "unmarked positions count at cost"
+        await mark(path, "A", "1500")
+        assert pf.unrealised_pnl("solana", "A") == SOL // 2
+        assert pf.equity_native("solana") == 10 * SOL + SOL // 2
+        assert pf.to_usd("solana", pf.unrealised_pnl("solana", "A")) == Decimal(100)
+        assert pf.equity_native("aptos") == 100 * 10**8, "the paper ledger's APT"
+        await buy(path, "A", strategy="again")  # another fill: its position.update carries the mark and USD
+    update = [e for e in path.events if isinstance(e, PositionUpdate)][-1]
+    assert (update.quantity, update.mark_native) == (2_000_000, Decimal(1500))
+    assert update.unrealised_pnl_native == SOL  # 2e6 units at 1500 = 3 SOL, cost 2 SOL
+    assert update.unrealised_pnl_usd == Decimal(200)
+
+
+async def test_equity_history_has_interval_rows_and_one_daily_snapshot_per_utc_day(tmp_path: Path) -> None:
+    clock = SimClock(T0)
+    async with order_path(tmp_path, executors={"paper": paper()}, limits=LIMITS, clock=clock) as path:
+        await buy(path, "A")
+        await mark(path, "A", "2000")
+        for seq in range(1, 4):  # 23:59, 00:00, 00:01: the second and third fall on the next day
+            clock.advance(60)
+            await path.bus.publish(Tick(seq=seq))
+            await path.settle()
+        await mark(path, "A", "500")
+        await path.bus.publish(Tick(seq=4))  # not due: the interval has not passed
+        await path.settle()
+        rows = await path.store.equity_history("solana")
+        daily = await path.store.equity_history("solana", kind="daily")
+    assert [r.at.strftime("%H:%M") for r in rows] == ["23:58", "23:59", "00:00", "00:01"]
+    assert [r.equity_native for r in rows] == [10 * SOL, 11 * SOL, 11 * SOL, 11 * SOL]
+    assert [(r.at.strftime("%d %H:%M"), r.equity_native) for r in daily] == [
+        ("01 23:58", 10 * SOL),
+        ("02 00:00", 11 * SOL),
+    ]
+    updates = [e for e in path.events if isinstance(e, EquityUpdate) and e.chain == "solana"]
+    assert updates[-1].day_start_native == 11 * SOL and updates[-1].unrealised_pnl_native == SOL
+
+
+async def test_a_closed_position_is_a_round_trip_of_the_strategy_that_opened_it(tmp_path: Path) -> None:
+    async with order_path(tmp_path, executors={"paper": paper()}, limits=LIMITS) as path:
+        await buy(path, "A", strategy="alpha")
+        qty = path.portfolio.position("solana", "A").quantity
+        await path.bus.publish(
+            order_intent(
+                intent_id="x",
+                strategy="exits",
+                token="A",
+                side="sell",
+                reduce_only=True,
+                amount=qty,
+                price_native=Decimal(1200),
+            )
+        )
+        await path.settle()
+        (trip,) = await path.store.round_trips()
+    assert (trip.strategy, trip.cost_native, trip.proceeds_native, trip.pnl_native) == (
+        "alpha",
+        SOL,
+        1_200_000_000,
+        2 * SOL // 10,
+    )
+
+
+async def test_a_position_the_chain_disagrees_with_is_corrected_with_a_reason(tmp_path: Path) -> None:
+    clock = SimClock(T0)
+    ex = paper()
+    async with order_path(tmp_path, executors={"paper": ex}, limits=LIMITS, clock=clock) as path:
+        await buy(path, "A", sol=1)
+        await buy(path, "B", sol=1)
+        assert await path.portfolio.sync_balances() == 0, "agreeing positions are left alone"
+        # Someone moves 400k units of A out of the wallet, outside quantbot.
+        real = ex.balances
+
+        async def moved() -> dict[str, int]:
+            out = dict(await real())
+            out["A"] -= 400_000
+            out[NATIVE_TOKEN["solana"]] -= 5
+            return out
+
+        ex.balances = moved  # type: ignore[method-assign]
+        clock.advance(300)
+        await path.bus.publish(Tick(seq=1))  # balance_interval_s: 300
+        await path.settle()
+        a = path.portfolio.position("solana", "A")
+        assert (a.quantity, a.cost_native) == (600_000, 600_000_000), "cost follows the units at average cost"
+        assert path.portfolio.native["solana"] == 8 * SOL - 5
+        (fixed,) = [e for e in path.events if isinstance(e, PositionCorrected)]
+        assert (fixed.token, fixed.recorded, fixed.on_chain) == ("A", 1_000_000, 600_000)
+        assert "outside quantbot" in fixed.reason
+        (row,) = [r for r in await path.store.positions() if r.token == "A"]
+        assert row.quantity == 600_000, "the correction is persisted"
