@@ -351,6 +351,25 @@ async def test_concurrent_orders_get_consecutive_sequence_numbers_and_all_land(
     assert sorted(int(t["sequence_number"]) for t in sent) == [0, 1, 2, 3]
 
 
+async def test_a_wallet_used_elsewhere_resyncs_its_sequence_number_and_the_order_still_lands(
+    node: AptosLocalNode, wallet: tuple[Account, SigningKey], tmp_path: Path
+) -> None:
+    account, key = wallet
+    ex = executor(node, key, tmp_path)
+    await ex.start()
+    rest = RestClient(node.url)
+    try:
+        first = await ex.execute(approved(buy(10**7)))
+        await rest.bcs_transfer(account, Account.generate().address(), 1)  # the operator's other tool: seq 1
+        second = await ex.execute(approved(buy(10**7, n=2), order_id="o2"))
+    finally:
+        await rest.close()  # type: ignore[no-untyped-call]
+        await ex.stop()
+    assert (first.outcome, second.outcome) == (Outcome.FILLED, Outcome.FILLED)
+    sent = node.ledger.account_transactions(str(account.address()))
+    assert [int(t["sequence_number"]) for t in sent] == [0, 1, 2] and sent[2]["hash"] == second.tx
+
+
 async def test_the_key_never_appears_in_logs_reports_or_errors(
     node: AptosLocalNode, wallet: tuple[Account, SigningKey], tmp_path: Path
 ) -> None:
@@ -430,3 +449,30 @@ def test_the_aptos_key_file_must_not_be_readable_by_others(tmp_path: Path) -> No
         load_config([cfg], environ={}, plugins=PluginCatalog.discover())
     assert "readable by others" in str(err.value.problems) and "11" * 8 not in str(err.value.problems)
     assert os.stat(key).st_mode & 0o077
+
+
+def test_the_shipped_commented_example_is_a_valid_aptos_executor(tmp_path: Path) -> None:
+    from quantbot.config import load_config
+    from quantbot.plugins import PluginCatalog
+    from tests.conftest import REPO
+
+    text = (REPO / "config" / "quantbot.toml").read_text()
+    start = text.index("# --- aptos executor example (uncomment to use) ---")
+    end = text.index("# --- end aptos executor example ---")
+    lines = [line.removeprefix("# ") for line in text[start:end].splitlines()[1:]]
+    cfg = tmp_path / "q.toml"
+    cfg.write_text('[orders]\nsolana = []\naptos = ["aptos"]\n' + "\n".join(lines) + "\n")
+    loaded = load_config([cfg], environ={}, plugins=PluginCatalog.discover())
+    (spec,) = loaded.config.executors
+    assert spec.use == "aptos" and loaded.config.orders.aptos == ("aptos",)
+
+
+def test_a_bad_aptos_executor_table_is_refused_by_the_config_loader(tmp_path: Path) -> None:
+    from quantbot.config import ConfigError, load_config
+    from quantbot.plugins import PluginCatalog
+
+    cfg = tmp_path / "q.toml"
+    cfg.write_text('[[executors]]\nuse = "aptos"\nrouter = { function = "0x1::r::s", arguments = ["{amount}"] }\n')
+    with pytest.raises(ConfigError) as err:
+        load_config([cfg], environ={}, plugins=PluginCatalog.discover())
+    assert "unknown placeholder {amount}" in " ".join(err.value.problems)

@@ -158,8 +158,16 @@ class AptosExecutor(Executor):
             return _failed(RejectReason.EXECUTOR_ERROR, "amount must be positive")
         async with self._lock:  # from sequence number to submit, one order at a time
             try:
-                prepared = await self._prepare(order)
+                try:
+                    prepared = await self._prepare(order)
+                except ApiError as exc:
+                    self._next_seq = None  # whatever the refusal, count again from the chain
+                    if "SEQUENCE_NUMBER" not in str(exc):
+                        raise
+                    self.log.warning("executor.sequence_resync", order_id=order.order_id, error=_api_message(exc))
+                    prepared = await self._prepare(order)  # the wallet was used elsewhere: once more, resynced
             except ApiError as exc:
+                self._next_seq = None
                 return _failed(RejectReason.EXECUTOR_ERROR, f"node refused: {_api_message(exc)}")
             except ValueError as exc:
                 return _failed(RejectReason.EXECUTOR_ERROR, str(exc))
