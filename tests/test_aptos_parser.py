@@ -505,6 +505,15 @@ def test_emojicoin_buy_is_an_apt_to_emojicoin_swap(
     assert only(AptosParser().parse_transaction(tx), Swap).venue == "unknown"
 
 
+def test_mainnet_emojicoin_indexer_rows_are_rejected_as_indexer_rows(aptos_launch_fixtures: Path) -> None:
+    rows = load(
+        aptos_launch_fixtures, "MAINNET_indexer_rows_fungible_asset_activities_panora_buy_emojicoin_v2308282694.json"
+    )
+    parser = AptosParser()
+    assert parser.parse_transaction(rows) == []
+    assert parser.rejected == {"indexer_row": len(rows)}
+
+
 def test_emojicoin_arena_trades_belong_to_the_escrow_not_to_the_sender(aptos_launch_fixtures: Path) -> None:
     """Arena swaps move the sender's escrowed coins, so the sender has no swap of their own here."""
     tx = load(aptos_launch_fixtures, "LOCALNET_emojicoin_arena_swap_sell_and_buy_fa_v176.json")
