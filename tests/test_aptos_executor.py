@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,15 @@ def approved(intent: Any, order_id: str = "o1", **limits: Any) -> ApprovedOrder:
     )
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the event loop run until `condition()` holds (a step count bounds it, not a time)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the condition never held")
+
+
 def of(events: list[Event], kind: type[Any]) -> list[Any]:
     return [e for e in events if isinstance(e, kind)]
 
@@ -209,9 +219,8 @@ async def test_a_transaction_committed_with_success_false_is_expired_with_its_vm
     node.hold_commits()
     try:
         order = approved(buy(10**8))
-        task = __import__("asyncio").create_task(ex.execute(order))
-        while not node.ledger.pending:
-            await __import__("asyncio").sleep(0.01)
+        task = asyncio.create_task(ex.execute(order))
+        await until(lambda: bool(node.ledger.pending))
         node.set_balance(POOL, MEME, 0)  # the pool is drained between simulation and commit
         await node.release()
         report = await task
@@ -268,8 +277,7 @@ async def test_a_crash_after_submit_is_reconciled_by_hash_at_restart(
     first = executor(node, key, tmp_path)
     async with order_path(tmp_path, executors={"aptos": first}, routes=ROUTES, mode="live") as path:
         await path.bus.publish(buy(10**8))
-        while not node.ledger.pending:
-            await __import__("asyncio").sleep(0.01)
+        await until(lambda: bool(node.ledger.pending))
         path.router.crash()  # the process dies with the transaction in the mempool
         await path.bus.drain(5)
         (row,) = await path.store.orders()
@@ -319,9 +327,8 @@ async def test_a_transaction_past_its_expiration_and_not_committed_is_expired(
         await ex.start()
         n.hold_commits()
         try:
-            task = __import__("asyncio").create_task(ex.execute(approved(buy(10**8))))
-            while not n.ledger.pending:
-                await __import__("asyncio").sleep(0.01)
+            task = asyncio.create_task(ex.execute(approved(buy(10**8))))
+            await until(lambda: bool(n.ledger.pending))
             chain_clock.advance(31)
             n.ledger.hold = False
             n.fund(str(Account.generate().address()), 1)  # the chain moves on; ours is discarded
@@ -337,18 +344,24 @@ async def test_a_transaction_past_its_expiration_and_not_committed_is_expired(
 async def test_concurrent_orders_get_consecutive_sequence_numbers_and_all_land(
     node: AptosLocalNode, wallet: tuple[Account, SigningKey], tmp_path: Path
 ) -> None:
-    import asyncio
-
     account, key = wallet
     ex = executor(node, key, tmp_path)
     await ex.start()
+    node.hold_commits()  # the first ones are still pending while the next are built (simulated TOO_NEW)
     try:
-        reports = await asyncio.gather(*(ex.execute(approved(buy(10**7, n=i), order_id=f"o{i}")) for i in range(4)))
+
+        async def release_when_all_are_pending() -> None:
+            await until(lambda: len(node.ledger.pending) == 4)
+            await node.release()
+
+        orders = (ex.execute(approved(buy(10**7, n=i), order_id=f"o{i}")) for i in range(4))
+        *reports, _ = await asyncio.gather(*orders, release_when_all_are_pending())
     finally:
         await ex.stop()
     assert [r.outcome for r in reports] == [Outcome.FILLED] * 4
     sent = node.ledger.account_transactions(str(account.address()))
     assert sorted(int(t["sequence_number"]) for t in sent) == [0, 1, 2, 3]
+    assert node.hits["POST /transactions/simulate"] == 1 + 3 * 2  # the later three: TOO_NEW, then as the next
 
 
 async def test_a_wallet_used_elsewhere_resyncs_its_sequence_number_and_the_order_still_lands(

@@ -209,11 +209,16 @@ class AptosExecutor(Executor):
         seq = await self._sequence()
         account = self.account
 
-        def raw(min_out: int, max_gas: int) -> RawTransaction:
+        def raw(min_out: int, max_gas: int, sequence_number: int = seq) -> RawTransaction:
             payload = TransactionPayload(call.build({**values, "min_amount_out": str(min_out)}))
-            return RawTransaction(account.address(), seq, payload, max_gas, gas_price, expiration, chain_id)
+            return RawTransaction(account.address(), sequence_number, payload, max_gas, gas_price, expiration, chain_id)
 
         sim = await rest.call("simulate", lambda cl: _simulate(cl, raw(0, c.max_gas_amount), account))
+        if "SEQUENCE_NUMBER_TOO_NEW" in str(sim.get("vm_status", "")):
+            # Our earlier orders are still pending: simulate as the next transaction the chain would run.
+            address = account.address()
+            current = await rest.call("sequence_number", lambda cl: cl.account_sequence_number(address))
+            sim = await rest.call("simulate", lambda cl: _simulate(cl, raw(0, c.max_gas_amount, current), account))
         if not sim.get("success"):
             status = str(sim.get("vm_status", ""))
             reason = (
