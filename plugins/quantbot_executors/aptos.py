@@ -17,15 +17,11 @@ time from build to submit), re-synchronised from the chain after any refusal or 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import msgspec
 from aptos_sdk.account import Account
 from aptos_sdk.account_address import AccountAddress
 from aptos_sdk.async_client import ApiError, ResourceNotFound, RestClient
@@ -48,17 +44,18 @@ from quantbot.api import (
     aptos_wallet_deltas,
 )
 from quantbot_executors.aptos_call import AptosExecutorConfig, load_account, struct_value
+from quantbot_executors.aptos_wire import (
+    SentEntry,
+    SentLog,
+    api_message,
+    chain_id_of,
+    gas_estimate,
+    simulate,
+    transaction_hash,
+)
 
 APT = NATIVE_TOKEN["aptos"]
 BPS = 10_000
-_HASH_PREFIX = hashlib.sha3_256(b"APTOS::Transaction").digest()
-
-
-class SentEntry(msgspec.Struct, frozen=True):
-    order_id: str
-    tx: str
-    sequence_number: int
-    expiration: int
 
 
 @dataclass(frozen=True)
@@ -69,21 +66,8 @@ class Prepared:
     expiration: int
 
 
-def transaction_hash(signed: SignedTransaction) -> str:
-    """sha3_256(sha3_256("APTOS::Transaction") || 0x00 || BCS(signed)): the hash the chain will give it."""
-    return "0x" + hashlib.sha3_256(_HASH_PREFIX + b"\x00" + signed.bytes()).hexdigest()
-
-
 def _failed(reason: RejectReason, detail: str) -> ExecutionReport:
     return ExecutionReport(outcome=Outcome.FAILED, reason=reason, detail=detail)
-
-
-def _api_message(exc: ApiError) -> str:
-    try:
-        body = msgspec.json.decode(str(exc).split(" - ")[0])
-    except msgspec.DecodeError:
-        return str(exc)[:300]
-    return str(body.get("message", body))[:300] if isinstance(body, dict) else str(body)[:300]
 
 
 class AptosExecutor(Executor):
@@ -94,8 +78,7 @@ class AptosExecutor(Executor):
         super().__init__(id=id, config=config)
         self.account: Account | None = None
         self.nodes: AptosNodes | None = None
-        self._sent: dict[str, list[SentEntry]] = {}
-        self._path: Path | None = None
+        self.sent: SentLog | None = None
         self._lock = asyncio.Lock()
         self._next_seq: int | None = None
         self._chain_id: int | None = None
@@ -116,17 +99,8 @@ class AptosExecutor(Executor):
             retry_cap=c.retry_cap,
             api_key=c.api_key.reveal() if c.api_key else None,
         )
-        self._path = self.env.data_dir / "sent.jsonl"
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        if self._path.exists():
-            decoder = msgspec.json.Decoder(SentEntry)
-            for n, line in enumerate(self._path.read_bytes().splitlines(), 1):
-                try:
-                    entry = decoder.decode(line)
-                except msgspec.DecodeError:
-                    self.log.warning("executor.sent_log_line_skipped", line=n)  # a torn last write: never submitted
-                    continue
-                self._sent.setdefault(entry.order_id, []).append(entry)
+        self.sent = SentLog(self.env.data_dir / "sent.jsonl", log=self.log)
+        self.sent.load()
 
     async def stop(self) -> None:
         if self.nodes is not None:
@@ -164,11 +138,11 @@ class AptosExecutor(Executor):
                     self._next_seq = None  # whatever the refusal, count again from the chain
                     if "SEQUENCE_NUMBER" not in str(exc):
                         raise
-                    self.log.warning("executor.sequence_resync", order_id=order.order_id, error=_api_message(exc))
+                    self.log.warning("executor.sequence_resync", order_id=order.order_id, error=api_message(exc))
                     prepared = await self._prepare(order)  # the wallet was used elsewhere: once more, resynced
             except ApiError as exc:
                 self._next_seq = None
-                return _failed(RejectReason.EXECUTOR_ERROR, f"node refused: {_api_message(exc)}")
+                return _failed(RejectReason.EXECUTOR_ERROR, f"node refused: {api_message(exc)}")
             except ValueError as exc:
                 return _failed(RejectReason.EXECUTOR_ERROR, str(exc))
             except Exception as exc:  # noqa: BLE001  (no node answered: nothing was submitted)
@@ -189,9 +163,9 @@ class AptosExecutor(Executor):
         token_in, token_out = (APT, intent.token) if intent.side == "buy" else (intent.token, APT)
         rest = self._rest()
         if self._chain_id is None:
-            self._chain_id = await rest.call("chain_id", _chain_id)
+            self._chain_id = await rest.call("chain_id", chain_id_of)
         chain_id: int = self._chain_id
-        estimate = await rest.call("estimate_gas_price", _gas_estimate)
+        estimate = await rest.call("estimate_gas_price", gas_estimate)
         gas_price = min(estimate, c.gas_unit_price_cap)
         now_s = rest.ledger_timestamp_us // 1_000_000
         if now_s <= 0:
@@ -213,12 +187,12 @@ class AptosExecutor(Executor):
             payload = TransactionPayload(call.build({**values, "min_amount_out": str(min_out)}))
             return RawTransaction(account.address(), sequence_number, payload, max_gas, gas_price, expiration, chain_id)
 
-        sim = await rest.call("simulate", lambda cl: _simulate(cl, raw(0, c.max_gas_amount), account))
+        sim = await rest.call("simulate", lambda cl: simulate(cl, raw(0, c.max_gas_amount), account))
         if "SEQUENCE_NUMBER_TOO_NEW" in str(sim.get("vm_status", "")):
             # Our earlier orders are still pending: simulate as the next transaction the chain would run.
             address = account.address()
             current = await rest.call("sequence_number", lambda cl: cl.account_sequence_number(address))
-            sim = await rest.call("simulate", lambda cl: _simulate(cl, raw(0, c.max_gas_amount, current), account))
+            sim = await rest.call("simulate", lambda cl: simulate(cl, raw(0, c.max_gas_amount, current), account))
         if not sim.get("success"):
             status = str(sim.get("vm_status", ""))
             reason = (
@@ -274,7 +248,11 @@ class AptosExecutor(Executor):
 
     async def _submit(self, order: ApprovedOrder, p: Prepared) -> ExecutionReport | None:
         """None when submitted (or maybe submitted); FAILED when the node provably refused it."""
-        await self._record(SentEntry(order.order_id, p.tx, p.sequence_number, p.expiration))
+        try:
+            assert self.sent is not None  # noqa: S101  (start() ran)
+            await self.sent.record(SentEntry(order.order_id, p.tx, p.sequence_number, p.expiration))
+        except OSError as exc:
+            return _failed(RejectReason.EXECUTOR_ERROR, f"cannot log the transaction before sending it: {exc}")
         self._next_seq = p.sequence_number + 1
         tries = 0
 
@@ -288,7 +266,7 @@ class AptosExecutor(Executor):
             self.log.info("executor.submitted", order_id=order.order_id, tx=p.tx, sequence_number=p.sequence_number)
             return None
         except ApiError as exc:
-            message = _api_message(exc)
+            message = api_message(exc)
             if tries == 1 and await self._lookup(p.tx) is None:
                 # The only attempt was answered with a refusal: the transaction is in no mempool.
                 self._next_seq = None
@@ -375,7 +353,7 @@ class AptosExecutor(Executor):
     # --- reconcile ---------------------------------------------------------------------------
 
     async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
-        entries = self._sent.get(order.order_id, [])
+        entries = self.sent.entries(order.order_id) if self.sent else []
         if tx is None and not entries:
             # The hash is logged durably before any submit: no entry, never submitted.
             return ExecutionReport(outcome=Outcome.NOT_SENT, detail="no transaction was ever submitted")
@@ -423,38 +401,3 @@ class AptosExecutor(Executor):
             raise
         data = resource.get("data")
         return data if isinstance(data, dict) else None
-
-    # --- the sent log ------------------------------------------------------------------------
-
-    async def _record(self, entry: SentEntry) -> None:
-        assert self._path is not None  # noqa: S101  (start() ran)
-        await asyncio.to_thread(_append_durably, self._path, msgspec.json.encode(entry) + b"\n")
-        self._sent.setdefault(entry.order_id, []).append(entry)
-
-
-async def _chain_id(cl: RestClient) -> int:
-    return int(await cl.chain_id())  # type: ignore[no-untyped-call]
-
-
-async def _simulate(cl: RestClient, raw: RawTransaction, account: Account) -> dict[str, Any]:
-    answer: Any = await cl.simulate_transaction(raw, account)  # a list of one transaction, whatever 0.11 says
-    if not isinstance(answer, list) or not answer or not isinstance(answer[0], dict):
-        raise ValueError(f"the node's simulation answer is not a list of one transaction: {str(answer)[:200]}")
-    result: dict[str, Any] = answer[0]
-    return result
-
-
-async def _gas_estimate(cl: RestClient) -> int:
-    response = await cl.client.get(f"{cl.base_url}/estimate_gas_price")
-    if response.status_code >= 400:
-        raise ApiError(response.text, response.status_code)
-    return int(response.json()["gas_estimate"])
-
-
-def _append_durably(path: Path, line: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
