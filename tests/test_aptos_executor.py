@@ -14,6 +14,8 @@ import pytest
 import structlog
 from aptos_sdk.account import Account
 from aptos_sdk.async_client import RestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
 from quantbot.api import (
     NATIVE_TOKEN,
@@ -489,3 +491,42 @@ def test_a_bad_aptos_executor_table_is_refused_by_the_config_loader(tmp_path: Pa
     with pytest.raises(ConfigError) as err:
         load_config([cfg], environ={}, plugins=PluginCatalog.discover())
     assert "unknown placeholder {amount}" in " ".join(err.value.problems)
+
+
+@given(
+    amount=st.integers(1, 10**15),
+    rate=st.decimals(min_value=Decimal("0.0001"), max_value=Decimal(1000), places=4),
+    out_pct=st.integers(1, 200),
+    limit=st.integers(0, 10_000),
+)
+def test_limits_refuse_exactly_when_the_simulated_output_falls_short_by_more_than_allowed(
+    amount: int, rate: Decimal, out_pct: int, limit: int
+) -> None:
+    ex = make_plugin(AptosExecutor, id="aptos")
+    intent = buy(amount, price_native=1 / rate)
+    expected = Decimal(amount) / intent.price_native
+    out = int(expected * out_pct / 100)
+    shortfall_bps = (expected - out) * 10_000 / expected
+    impact = ex._limits(approved(intent, max_price_impact_bps=limit), out)
+    slippage = ex._limits(approved(intent, max_slippage_bps=limit), out)
+    assert ex._limits(approved(intent), out) is None
+    if shortfall_bps >= limit + 1:
+        assert impact is not None and impact.reason is RejectReason.PRICE_IMPACT
+        assert slippage is not None and slippage.reason is RejectReason.SLIPPAGE
+    elif shortfall_bps <= limit:
+        assert impact is None and slippage is None
+
+
+@given(kind=st.sampled_from(["u8", "u16", "u32", "u64", "u128", "u256"]), value=st.integers(0, 2**256))
+def test_an_unsigned_argument_encodes_as_bcs_or_is_refused_when_it_does_not_fit(kind: str, value: int) -> None:
+    from aptos_sdk.bcs import Deserializer
+
+    from quantbot_executors.aptos_call import encode_argument
+
+    bits = int(kind[1:])
+    if value >= 2**bits:
+        with pytest.raises(ValueError, match=f"does not fit {kind}"):
+            encode_argument(kind, str(value))
+        return
+    encoded = encode_argument(kind, str(value)).encode()
+    assert len(encoded) == bits // 8 and getattr(Deserializer(encoded), kind)() == value
