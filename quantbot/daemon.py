@@ -19,7 +19,7 @@ import msgspec
 import structlog
 
 from quantbot import __version__
-from quantbot.api import Executor, Filter, Plugin, PluginConfig, PluginEnv
+from quantbot.api import Executor, Filter, Plugin, PluginConfig, PluginEnv, PriceView
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock, WallClock
 from quantbot.config import Config, ConfigError, LoadedConfig, PluginSpec, changed_sections, load_config
@@ -72,7 +72,9 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
-def build_plugins(loaded: LoadedConfig, catalog: PluginCatalog, section: str, clock: Clock) -> list[Plugin]:
+def build_plugins(
+    loaded: LoadedConfig, catalog: PluginCatalog, section: str, clock: Clock, prices: PriceView | None = None
+) -> list[Plugin]:
     """One instance per enabled `[[section]]` table, built from its validated parameters."""
     specs: tuple[PluginSpec, ...] = getattr(loaded.config, section)
     data_dir = Path(loaded.config.daemon.data_dir)
@@ -82,7 +84,7 @@ def build_plugins(loaded: LoadedConfig, catalog: PluginCatalog, section: str, cl
             continue
         cls = catalog.get(section, spec.use).load()
         plugin = cls(id=spec.key, config=loaded.plugin_params[(section, spec.key)])
-        plugin.attach(PluginEnv(clock=clock, data_dir=data_dir / section / spec.key))
+        plugin.attach(PluginEnv(clock=clock, data_dir=data_dir / section / spec.key, prices=prices))
         out.append(plugin)
     return out
 
@@ -222,11 +224,14 @@ class Daemon:
         # Intelligence: started after the store, before the strategies that act on its events. The Solana
         # watcher subscribes to the accounts the PriceBook prices held tokens from.
         account_watcher: AccountWatcher | None = solana[1] if solana else None
+        self.writer = WriteBehind(store=self.store, clock=self.clock, interval=cfg.store.flush_interval_s)
         self.prices = PriceBook(bus=bus, clock=self.clock, config=cfg.prices, watcher=account_watcher, store=self.store)
-        self.whales = WhaleTracker(bus=bus, clock=self.clock, config=cfg.whales, prices=self.prices, store=self.store)
+        self.whales = WhaleTracker(
+            bus=bus, clock=self.clock, config=cfg.whales, prices=self.prices, store=self.store, writer=self.writer
+        )
         executors = {
             p.id: p
-            for p in build_plugins(self.loaded, self.catalog, "executors", self.clock)
+            for p in build_plugins(self.loaded, self.catalog, "executors", self.clock, self.prices)
             if isinstance(p, Executor)
         }
         for chain, key in (("solana", cfg.wallet.solana_keypair), ("aptos", cfg.wallet.aptos_private_key)):
@@ -237,15 +242,13 @@ class Daemon:
             bus=bus, section="executors", plugins=list(executors.values()), overflow=Overflow.BLOCK
         )
         sealer = Sealer()
-        self.writer = WriteBehind(store=self.store, clock=self.clock, interval=cfg.store.flush_interval_s)
-        prices = None  # LEAD: pass the PriceBook here (and in PluginEnv) once wt/whales merges
         self.portfolio = Portfolio(
             store=self.store,
             clock=self.clock,
             bus=bus,
             executors=executors,
             routes=cfg.orders,
-            prices=prices,
+            prices=self.prices,
             config=cfg.portfolio,
             writer=self.writer,
         )
@@ -293,27 +296,29 @@ class Daemon:
             store=self.store,
             portfolio=self.portfolio,
             mode=cfg.mode,
-            prices=prices,
+            prices=self.prices,
             sizer=self.sizer,
         )
         self.exits = ExitManager(bus=bus, store=self.store, portfolio=self.portfolio, rules=cfg.exits, clock=self.clock)
         self.filters = FilterStage(
             bus=bus,
             filters=[
-                p for p in build_plugins(self.loaded, self.catalog, "filters", self.clock) if isinstance(p, Filter)
+                p
+                for p in build_plugins(self.loaded, self.catalog, "filters", self.clock, self.prices)
+                if isinstance(p, Filter)
             ],
             timeout=cfg.bus.handler_timeout,
         )
         self.strategies = PluginHost(
             bus=bus,
             section="strategies",
-            plugins=build_plugins(self.loaded, self.catalog, "strategies", self.clock),
+            plugins=build_plugins(self.loaded, self.catalog, "strategies", self.clock, self.prices),
             overflow=Overflow.BLOCK,
         )
         self.notifiers = PluginHost(
             bus=bus,
             section="notifiers",
-            plugins=build_plugins(self.loaded, self.catalog, "notifiers", self.clock),
+            plugins=build_plugins(self.loaded, self.catalog, "notifiers", self.clock, self.prices),
             overflow=Overflow.DROP_OLDEST,
         )
         # The risk engine subscribes to order results before the router reconciles, so budgets
@@ -505,7 +510,11 @@ class Daemon:
                 cls = self.catalog.get("filters", spec.use).load()
                 built = cls(id=spec.key, config=params)
                 built.attach(
-                    PluginEnv(clock=self.clock, data_dir=Path(new.config.daemon.data_dir) / "filters" / spec.key)
+                    PluginEnv(
+                        clock=self.clock,
+                        data_dir=Path(new.config.daemon.data_dir) / "filters" / spec.key,
+                        prices=self.prices,
+                    )
                 )
                 assert isinstance(built, Filter)  # noqa: S101  (the catalog checked the base class)
                 out.append(built)

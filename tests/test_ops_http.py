@@ -205,7 +205,11 @@ async def test_metrics_parse_and_count_bus_orders_rejections_watchers_and_pnl(tm
     assert got[("quantbot_positions_value", (("chain", "solana"),))] == pytest.approx(0.0015)
     assert got[("quantbot_pnl_realised", (("chain", "solana"),))] == 0
     assert got[("quantbot_pnl_total", (("chain", "solana"),))] == pytest.approx(0.0005)
-    assert not any(name == "quantbot_equity" for name, _ in got), "no equity without a known balance"
+    # The paper executor reports its ledger balance (10 SOL by default), so equity is known.
+    assert daemon.portfolio is not None
+    equity = daemon.portfolio.equity_native("solana")
+    assert equity is not None and equity > 9 * 10**9
+    assert got[("quantbot_equity", (("chain", "solana"),))] == pytest.approx(equity / 10**9)
 
 
 async def test_each_daemon_has_its_own_registry(tmp_path: Path) -> None:
@@ -248,7 +252,9 @@ async def test_status_shows_state_positions_plugins_components_and_no_secret(tmp
     assert body["plugins"]["filters"] == [{"id": "blocklist", "use": "blocklist", "enabled": True, "state": "enabled"}]
     assert body["plugins"]["executors"][0]["id"] == "paper"
     names = [c["name"] for c in body["components"]]
-    assert names[:3] == ["store", "http", "portfolio"] and all(c["started"] for c in body["components"])
+    assert names[:5] == ["store", "store.writer", "http", "prices", "whales"] and all(
+        c["started"] for c in body["components"]
+    )
     assert body["watchers"]["solana.watcher"]["endpoint"] == "https://rpc.example/?api-key=***"
     assert body["bus"]["published"]["order.filled"] == 1
     assert body["uptime_s"] >= 0 and body["version"]
