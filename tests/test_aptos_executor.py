@@ -29,7 +29,7 @@ from quantbot.api import (
 )
 from quantbot.clock import WallClock
 from quantbot.config import OrdersConfig, RiskConfig
-from quantbot.events import Event, OrderFilled
+from quantbot.events import Event, OrderExpired, OrderFailed, OrderFilled
 from quantbot.localnet.aptos import AptosLocalNode
 from quantbot.localnet.aptos_ledger import RouterSwap
 from quantbot.testing import make_plugin, order_intent
@@ -530,3 +530,71 @@ def test_an_unsigned_argument_encodes_as_bcs_or_is_refused_when_it_does_not_fit(
         return
     encoded = encode_argument(kind, str(value)).encode()
     assert len(encoded) == bits // 8 and getattr(Deserializer(encoded), kind)() == value
+
+
+async def test_a_live_daemon_hands_the_aptos_key_to_the_executor_and_fills_through_the_router(
+    node: AptosLocalNode, wallet: tuple[Account, SigningKey], tmp_path: Path
+) -> None:
+    from quantbot.config import load_config
+    from quantbot.daemon import Daemon
+    from quantbot.plugins import PluginCatalog
+    from quantbot.secrets import Redactor
+    from tests.conftest import write
+
+    account, key = wallet
+    key_file = key.source.removeprefix("file ")
+    cfg = write(
+        tmp_path / "q.toml",
+        f"""
+mode = "live"
+[daemon]
+data_dir = "{tmp_path / "data"}"
+[http]
+enabled = false
+[jobs]
+enabled = false
+[wallet]
+aptos_private_key = {{ file = "{key_file}" }}
+[orders]
+solana = []
+aptos = ["aptos"]
+[[executors]]
+use = "aptos"
+nodes = ["{node.url}"]
+router = {{ function = "{ROUTER}::router::swap_exact_input" }}
+tokens = ["{MEME}"]
+poll_interval = 0.01
+""",
+    )
+    catalog = PluginCatalog.discover()
+    loaded = load_config([cfg], environ={}, plugins=catalog)
+    daemon = Daemon(
+        loaded=loaded,
+        config_paths=[str(cfg)],
+        catalog=catalog,
+        redactor=Redactor(loaded.secrets),
+        clock=WallClock(),
+        environ={},
+    )
+    run = asyncio.create_task(daemon.run())
+    filled: list[Event] = []
+
+    async def record(event: Event) -> None:
+        filled.append(event)
+
+    try:
+        async with asyncio.timeout(10):
+            await daemon.started.wait()
+        daemon.bus.subscribe("order.#", record, name="test")
+        await daemon.bus.publish(buy(10**8))
+        await until(lambda: any(isinstance(e, OrderFilled | OrderFailed | OrderExpired) for e in filled))
+        assert daemon.portfolio is not None
+        equity = daemon.portfolio.equity_native("aptos")
+    finally:
+        daemon.request_stop()
+        assert await run == 0
+    (fill,) = [e for e in filled if isinstance(e, OrderFilled)]
+    me = str(account.address())
+    assert fill.executor == "aptos" and [t["hash"] for t in node.ledger.account_transactions(me)] == [fill.tx]
+    assert fill.amount_out == node.balance(me, MEME) == 5 * 10**8
+    assert equity is not None and equity > 0
