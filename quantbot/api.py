@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import msgspec
 import structlog
@@ -66,12 +66,18 @@ from quantbot.execution import ApprovedOrder, ExecutionReport, Fill, Outcome
 from quantbot.retry import RETRYABLE_STATUS, Backoff, retry_after
 from quantbot.secrets import Secret, SigningKey
 
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from aptos_sdk.async_client import RestClient
+
 __all__ = [
     "EVENT_TYPES",
     "NATIVE_TOKEN",
     "RETRYABLE_STATUS",
     "AccountUpdate",
     "ApprovedOrder",
+    "AptosNodes",
     "Backoff",
     "Chain",
     "Clock",
@@ -125,6 +131,11 @@ __all__ = [
     "TradingStateChanged",
     "Transfer",
     "WhaleSignal",
+    "aptos_asset_name",
+    "aptos_paired_metadata",
+    "aptos_primary_store",
+    "aptos_rest",
+    "aptos_wallet_deltas",
     "check_topic_pattern",
     "retry_after",
     "solana_wallet_deltas",
@@ -295,3 +306,110 @@ class Executor(Plugin):
         None when this executor cannot tell (the portfolio then asks the next one for that chain).
         """
         return None
+
+
+# --- Aptos executors: the chain access they share with the watcher (chains/ loaded on demand) -----
+
+_T = TypeVar("_T")
+
+
+class AptosNodes(Protocol):
+    """A pool of Aptos fullnodes (REST /v1) with timeouts, backoff, 429/Retry-After and failover."""
+
+    @property
+    def node(self) -> str:
+        """The base URL currently in use."""
+        ...
+
+    @property
+    def ledger_timestamp_us(self) -> int:
+        """The chain's time (µs) as the last answering node reported it in its headers; 0 before any answer."""
+        ...
+
+    async def call(self, op: str, fn: Callable[[RestClient], Awaitable[_T]]) -> _T:
+        """Run `fn` with an aptos-sdk RestClient; retryable failures are retried on the next node.
+
+        API errors that are answers (400, 404, 410) raise `aptos_sdk.async_client.ApiError` at once; when no
+        node answered, another Exception names the operation and the last error. `fn` may run more than once.
+        """
+        ...
+
+    async def close(self) -> None: ...
+
+
+def aptos_rest(
+    *,
+    nodes: Sequence[str],
+    clock: Clock,
+    timeout: float,
+    attempts: int,
+    retry_base: float,
+    retry_cap: float,
+    api_key: str | None = None,
+) -> AptosNodes:
+    """The project's Aptos REST pool (quantbot.chains.aptos.client.AptosRest) for a plugin's own node list."""
+    from quantbot.chains.aptos.client import AptosRest  # on demand: the order path never loads chains/
+    from quantbot.retry import Backoff
+
+    rest = AptosRest(
+        nodes=nodes,
+        clock=clock,
+        timeout=timeout,
+        attempts=attempts,
+        backoff=Backoff(base=retry_base, cap=retry_cap),
+        api_key=api_key,
+    )
+    return _AptosPool(rest)
+
+
+class _AptosPool:
+    def __init__(self, rest: Any) -> None:
+        self._rest = rest
+
+    @property
+    def node(self) -> str:
+        return str(self._rest.node)
+
+    @property
+    def ledger_timestamp_us(self) -> int:
+        return int(self._rest.head.timestamp_us)
+
+    async def call(self, op: str, fn: Callable[[RestClient], Awaitable[_T]]) -> _T:
+        result: _T = await self._rest.call(op, fn)
+        return result
+
+    async def close(self) -> None:
+        await self._rest.close()
+
+
+def aptos_wallet_deltas(tx: Mapping[str, Any], wallet: str) -> dict[str, int]:
+    """Asset -> signed base-unit change for `wallet` in an Aptos REST transaction (committed or simulated).
+
+    Netted as the AptosParser nets a swap: APT under NATIVE_TOKEN["aptos"] (coin and 0xa FA together), other
+    coins by coin type, fungible assets by metadata address; gas is not included (gas_used * gas_unit_price).
+    Raises ValueError on a response that is not a readable user transaction.
+    """
+    from quantbot.chains.aptos.fills import wallet_deltas  # on demand: the order path never loads chains/
+
+    return wallet_deltas(tx, wallet)
+
+
+def aptos_primary_store(owner: str, metadata: str) -> str:
+    """The address of `owner`'s primary fungible store of the FA `metadata` (where its balance lives)."""
+    from quantbot.chains.aptos.addresses import primary_store_address
+
+    return primary_store_address(owner, metadata)
+
+
+def aptos_paired_metadata(coin_type: str) -> str:
+    """The FA metadata address paired with a (migrated) coin type; `0xa` for APT."""
+    from quantbot.chains.aptos.addresses import paired_fa_metadata
+
+    return paired_fa_metadata(coin_type)
+
+
+def aptos_asset_name(value: str) -> str:
+    """The name `aptos_wallet_deltas` (and the parser) give an asset: canonical coin type or FA address."""
+    from quantbot.chains.aptos.addresses import asset_name
+
+    return asset_name(value)

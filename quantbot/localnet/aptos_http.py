@@ -33,6 +33,8 @@ class Fault:
     status: int = 503
     retry_after: str | None = None
     delay: float = 0.0
+    exact: bool = False
+    """Match `path` exactly (`/v1/transactions` is then the submit, not also `/v1/transactions/simulate`)."""
 
     async def respond(self, closing: asyncio.Event) -> web.Response | None:
         """The injected response, or None to go on to the real handler (after a delay)."""
@@ -53,7 +55,7 @@ class Fault:
 def take_fault(faults: list[Fault], method: str, path: str) -> Fault | None:
     """The first fault matching the request, counted down (and removed when used up)."""
     for fault in faults:
-        if fault.method not in ("", method) or fault.path not in path:
+        if fault.method not in ("", method) or (fault.path != path if fault.exact else fault.path not in path):
             continue
         if fault.times is None or fault.times > 0:
             if fault.times is not None:

@@ -214,7 +214,13 @@ class Ledger:
 
     def simulate(self, signed: SignedTransaction, body: bytes) -> dict[str, Any]:
         self._prologue(signed, simulate=True)
-        return self._execute(signed, transaction_hash(body), simulate=True)
+        tx = self._execute(signed, transaction_hash(body), simulate=True)
+        raw = signed.transaction
+        if raw.sequence_number > self.sequence_number(str(raw.sender)):
+            # As the fullnode (aptos-core #5066): the prologue refuses a future sequence number, even simulated.
+            status = "Transaction Executed and Committed with Error SEQUENCE_NUMBER_TOO_NEW"
+            tx |= {"success": False, "vm_status": status, "events": [], "changes": [], "gas_used": "0"}
+        return tx
 
     # --- internals ----------------------------------------------------------------------------------
 
