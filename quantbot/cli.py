@@ -94,6 +94,24 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("-c", "--config", action="append", metavar="PATH", help=CONFIG_HELP)
     status.add_argument("--url", help="the daemon's endpoint (default: from [http] host and port in the config)")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect = sub.add_parser(
+        "inspect",
+        help="show what the parsers make of chain data (one transaction as JSON-line events)",
+        description="Run chain data through quantbot's parsers and print the normalized events.",
+    )
+    inspect_sub = inspect.add_subparsers(dest="what", metavar="WHAT", required=True)
+    inspect_tx = inspect_sub.add_parser(
+        "tx",
+        help="events of one transaction, from a file or fetched by id",
+        description="Print the events (Swap, Transfer, TokenLaunch, PumpTrade...) one transaction yields, one "
+        "JSON object per line. TARGET is a file (Solana: a getTransaction response or its result, any encoding; "
+        "Aptos: REST transaction JSON) or an id fetched from the first configured endpoint (Solana: a "
+        "signature; Aptos: a version or hash). Exit 0 on success, 1 when the target cannot be read, fetched "
+        "or parsed, 78 on a config error.",
+    )
+    inspect_tx.add_argument("target", metavar="FILE|SIGNATURE", help="file path, or transaction id to fetch")
+    inspect_tx.add_argument("--chain", choices=("solana", "aptos"), default="solana", help="default: solana")
+    inspect_tx.add_argument("-c", "--config", action="append", metavar="PATH", help=CONFIG_HELP)
     return parser
 
 
@@ -104,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plugins(as_json=args.json)
         if args.command == "status" and args.url:
             return asyncio.run(_status(args.url, as_json=args.json))
+        if args.command == "inspect":
+            return _inspect(args.target, chain=args.chain, config_paths=args.config)
         paths = args.config or default_paths()
         catalog = PluginCatalog.discover()
         loaded = load_config(paths, plugins=catalog)
@@ -268,3 +288,31 @@ def _default(name: str, spec: dict[str, Any], required: set[str]) -> str:
 
 def _desc(spec: dict[str, Any]) -> str:
     return f" - {spec['description']}" if spec.get("description") else ""
+
+
+def _inspect(target: str, *, chain: str, config_paths: list[str] | None) -> int:
+    from quantbot.config import Config
+    from quantbot.events import encode
+    from quantbot.inspect import inspect_tx
+    from quantbot.logs import setup_logging
+
+    setup_logging(level="error", stream=sys.stderr)  # stdout carries only the events
+    try:
+        config = load_config(config_paths or default_paths(), plugins=PluginCatalog.discover()).config
+    except ConfigError:
+        if config_paths:
+            raise
+        config = Config()  # no config file: a file target needs none; a fetch then names the missing endpoint
+    try:
+        events = asyncio.run(inspect_tx(target, chain=chain, config=config))
+    except ModuleNotFoundError as exc:
+        print(f"error: the {chain} inspector is not available in this build ({exc.name})", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # InspectError / AptosInspectError: a one-line message for the operator
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    out = sys.stdout.buffer
+    for event in events:
+        out.write(encode(event) + b"\n")
+    out.flush()
+    return 0

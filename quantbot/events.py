@@ -80,6 +80,40 @@ class Transfer(_ChainEvent, frozen=True, kw_only=True):
     block_time: datetime | None = None
 
 
+class PumpTrade(_ChainEvent, frozen=True, kw_only=True):
+    """One pump.fun bonding-curve trade (its TradeEvent), straight from the program's logs.
+
+    For SOL-quoted coins `quote_mint` is the native mint and `quote_amount == sol_amount`; for
+    USDC-quoted coins (2026+) `sol_amount` is 0 and the amount is in `quote_amount`.
+    """
+
+    TOPIC: ClassVar[str] = "chain.{chain}.pump_trade"
+
+    mint: str
+    user: str
+    is_buy: bool
+    sol_amount: int
+    token_amount: int
+    token_decimals: int = 6
+    quote_mint: str
+    quote_amount: int
+    quote_decimals: int | None = None
+    virtual_sol_reserves: int
+    virtual_token_reserves: int
+    real_sol_reserves: int
+    real_token_reserves: int
+    virtual_quote_reserves: int | None = None
+    real_quote_reserves: int | None = None
+    fee: int | None = None
+    creator: str | None = None
+    creator_fee: int | None = None
+    ix_name: str | None = None
+    timestamp: datetime
+    tx: str
+    slot: int
+    block_time: datetime | None = None
+
+
 # --- tokens --------------------------------------------------------------------------------------
 
 
@@ -97,6 +131,16 @@ class TokenLaunch(_ChainEvent, frozen=True, kw_only=True):
     pool: str | None = None
     tx: str = ""
     block_time: datetime | None = None
+    slot: int | None = None
+    bonding_curve: str | None = None
+    base_mint: str | None = None
+    quote_mint: str | None = None
+    base_amount: int | None = None
+    """Initial base-side liquidity (base units), when the launch seeds a pool."""
+    quote_amount: int | None = None
+    token_program: str | None = None
+    decimals: int | None = None
+    """Decimals of `mint`, when known."""
 
     @property
     def topic(self) -> str:
@@ -429,6 +473,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TradingStateChanged,
     EquityUpdate,
     PositionCorrected,
+    PumpTrade,
 )
 
 TOPICS: dict[str, type[Event]] = {cls.TOPIC: cls for cls in EVENT_TYPES}

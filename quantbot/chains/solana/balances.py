@@ -1,0 +1,209 @@
+"""A wallet's net trade in one transaction, from its own balance changes (notes section 7).
+
+SOL value of a wallet = its lamports + the lamports of every token account it owns (so wrapping SOL,
+paying rent for a new token account or getting it back on close moves nothing), plus the transaction
+fee when it paid it, plus plain SOL tips it sent at top level (system transfers to an account that
+still holds lamports afterwards, i.e. not a temporary wrapped-SOL account). Token deltas are per mint
+over the accounts it owns; wrapped SOL is in the SOL figure, not a token. A multi-hop route therefore
+collapses to what left and what arrived.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from quantbot.chains.solana.layout import LayoutError
+from quantbot.chains.solana.programs import (
+    KNOWN_DECIMALS,
+    NATIVE_MINT,
+    QUOTE_MINTS,
+    SOL_DECIMALS,
+    SYSTEM_PROGRAM,
+    SYSTEM_TRANSFER_TAG,
+)
+from quantbot.chains.solana.txmodel import Ix, TxView
+
+_TRANSFER_TAG = SYSTEM_TRANSFER_TAG.to_bytes(4, "little")
+_MAX_TRANSFER_B58 = 17
+"""A System transfer's 12 data bytes are at most 17 base58 characters."""
+SOL_DUST = 10_000_000
+"""|SOL change| below 0.01 SOL on a side that also moved a token is account rent or fees, not the trade."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenAccount:
+    owner: str
+    mint: str
+    decimals: int
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    mint: str
+    amount: int
+    decimals: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NetTrade:
+    wallet: str
+    spent: Leg
+    received: Leg
+    fee: int
+
+
+class Balances:
+    """Token balances of one transaction, indexed by account index, by owner and (lazily) by address."""
+
+    __slots__ = ("_decimals", "by_owner", "post", "pre", "view")
+
+    def __init__(self, view: TxView) -> None:
+        self.view = view
+        n = len(view.keys)
+        by_owner: dict[str | None, set[int]] = {}
+        tables: list[dict[int, tuple[str, str | None, int, int]]] = []
+        for rows in (view.meta.pre_token_balances, view.meta.post_token_balances):
+            table: dict[int, tuple[str, str | None, int, int]] = {}
+            for tb in rows or ():
+                i = tb.account_index  # amount digits, decimals range: checked while decoding
+                if i >= n:
+                    raise LayoutError("bad_account_index", f"token balance index {i}")
+                ui = tb.ui_token_amount
+                table[i] = (tb.mint, tb.owner, int(ui.amount), ui.decimals)
+                by_owner.setdefault(tb.owner, set()).add(i)
+            tables.append(table)
+        self.pre, self.post = tables
+        self.by_owner = by_owner
+        self._decimals: dict[str, int] | None = None
+
+    def account(self, address: str) -> TokenAccount | None:
+        """The token account at `address` (owner, mint, decimals), if the balances list it with an owner."""
+        try:
+            i = self.view.keys.index(address)
+        except ValueError:
+            return None
+        row = self.post.get(i) or self.pre.get(i)
+        if row is None or row[1] is None:
+            return None
+        return TokenAccount(row[1], row[0], row[3])
+
+    @property
+    def decimals(self) -> dict[str, int]:
+        """Mint -> decimals, from the token balances (and the well-known quote mints)."""
+        if self._decimals is None:
+            decimals = {row[0]: row[3] for table in (self.post, self.pre) for row in table.values()}
+            decimals.update(KNOWN_DECIMALS)
+            self._decimals = decimals
+        return self._decimals
+
+    def owned(self, wallet: str) -> set[int]:
+        return self.by_owner.get(wallet, set())
+
+
+def system_transfer(ix_parsed: Any, accounts: list[str], data: bytes | None) -> tuple[str, str, int] | None:
+    """(source, destination, lamports) of a System `transfer`, parsed or raw; None if it is not one."""
+    if isinstance(ix_parsed, dict):
+        if ix_parsed.get("type") != "transfer":
+            return None
+        info = ix_parsed.get("info")
+        if not isinstance(info, dict):
+            raise LayoutError("bad_parsed", "system transfer without info")
+        src, dst, lamports = info.get("source"), info.get("destination"), info.get("lamports")
+        if not (isinstance(src, str) and isinstance(dst, str) and type(lamports) is int and lamports >= 0):
+            raise LayoutError("bad_parsed", "system transfer fields")
+        return src, dst, lamports
+    if data is None or len(data) != 12 or data[:4] != _TRANSFER_TAG:
+        return None
+    if len(accounts) < 2:
+        raise LayoutError("bad_accounts", "system transfer")
+    return accounts[0], accounts[1], int.from_bytes(data[4:12], "little")
+
+
+def system_transfer_of(ix: Ix) -> tuple[str, str, int] | None:
+    """`system_transfer` for an instruction, skipping the base58 decode when the data cannot be one."""
+    if ix.parsed is None and (not isinstance(ix.data, str | bytes) or len(ix.data) > _MAX_TRANSFER_B58):
+        return None
+    return system_transfer(ix.parsed, ix.accounts, None if ix.parsed is not None else ix.raw())
+
+
+def _tips(view: TxView, wallet: str, owned_addresses: set[str]) -> int:
+    """SOL the wallet sent at top level to other accounts that still hold it at the end of the tx.
+
+    That excludes wrapping (funding its own token accounts, listed or opened-and-closed in the tx:
+    a closed account ends with 0 lamports) and leaves tips, platform fees and payments.
+    """
+    total = 0
+    for ix in view.ixs:
+        if ix.inner or ix.program != SYSTEM_PROGRAM:
+            continue
+        t = system_transfer_of(ix)
+        if t is None:
+            continue
+        src, dst, lamports = t
+        if src == wallet and dst != wallet and dst not in owned_addresses and still_funded(view, dst):
+            total += lamports
+    return total
+
+
+def still_funded(view: TxView, address: str) -> bool:
+    """True when `address` holds lamports after the transaction (it was not a temporary account)."""
+    try:
+        return view.meta.post_balances[view.keys.index(address)] > 0
+    except ValueError:
+        return False
+
+
+def net_trades(view: TxView, balances: Balances) -> list[NetTrade]:
+    """Every signer whose balances show something spent and something received."""
+    if view.err is not None:
+        return []
+    meta = view.meta
+    trades: list[NetTrade] = []
+    for wallet in dict.fromkeys(view.signers):
+        owned = balances.by_owner.get(wallet)
+        if not owned:
+            continue  # holds no token account here: no token moved for it
+        wi = view.keys.index(wallet)
+        deltas: dict[str, int] = {}
+        for i in owned:
+            pre, post = balances.pre.get(i), balances.post.get(i)
+            mint = (post or pre)[0]  # type: ignore[index]
+            if mint == NATIVE_MINT:
+                continue
+            deltas[mint] = deltas.get(mint, 0) + (post[2] if post else 0) - (pre[2] if pre else 0)
+        if not any(deltas.values()):
+            continue  # no token moved: not a swap (plain SOL transfers are Transfer events)
+        sol = meta.post_balances[wi] - meta.pre_balances[wi]
+        sol += sum(meta.post_balances[i] - meta.pre_balances[i] for i in owned)
+        fee = meta.fee if wi == 0 else 0
+        sol += fee
+        sol += _tips(view, wallet, {view.keys[i] for i in owned})
+        deltas[NATIVE_MINT] = sol
+        trade = _pick(wallet, deltas, balances.decimals, fee)
+        if trade is not None:
+            trades.append(trade)
+    return trades
+
+
+def _pick(wallet: str, deltas: dict[str, int], decimals: dict[str, int], fee: int) -> NetTrade | None:
+    spent = {m: -v for m, v in deltas.items() if v < 0}
+    received = {m: v for m, v in deltas.items() if v > 0}
+    for side in (spent, received):
+        if len(side) > 1 and side.get(NATIVE_MINT, SOL_DUST) < SOL_DUST:
+            del side[NATIVE_MINT]
+    if not spent or not received or (len(spent) > 1 and len(received) > 1):
+        return None  # nothing traded, or several in and several out: not one trade we can name
+
+    def best(side: dict[str, int]) -> Leg:
+        if len(side) == 1:
+            ((mint, amount),) = side.items()
+            return Leg(mint, amount, decimals.get(mint))
+        quotes = [m for m in side if m in QUOTE_MINTS]
+        if quotes:
+            mint = max(quotes, key=lambda m: side[m] / 10 ** decimals.get(m, SOL_DECIMALS))
+        else:
+            mint = max(side, key=lambda m: side[m] / 10 ** decimals.get(m, 0))
+        return Leg(mint, side[mint], decimals.get(mint))
+
+    return NetTrade(wallet=wallet, spent=best(spent), received=best(received), fee=fee)

@@ -1,0 +1,128 @@
+"""Token-2022 extensions decoded from mints the real Token-2022 program builds (solders' LiteSVM, in process).
+
+No recorded mainnet mint carries these extensions, so the bytes come from the program itself: each
+extension's initialize instruction, then InitializeMint2 (and TokenMetadata's Initialize).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+
+from solders.instruction import AccountMeta, Instruction
+from solders.keypair import Keypair
+from solders.litesvm import LiteSVM
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.system_program import CreateAccountParams, create_account
+from solders.transaction import Transaction
+
+from quantbot.chains.solana.accounts import decode_account, decode_mint
+from quantbot.chains.solana.programs import TOKEN_2022_PROGRAM
+
+T22 = Pubkey.from_string(TOKEN_2022_PROGRAM)
+METADATA_INIT = hashlib.sha256(b"spl_token_metadata_interface:initialize_account").digest()[:8]
+
+
+def _opt(key: Pubkey | None) -> bytes:
+    """COption<Pubkey> as Token-2022 instructions pack it: a 1-byte tag, then the key."""
+    return b"\x01" + bytes(key) if key is not None else b"\x00"
+
+
+def _text(value: str) -> bytes:
+    raw = value.encode()
+    return struct.pack("<I", len(raw)) + raw
+
+
+def _mint(
+    svm: LiteSVM, extension_ixs: list[bytes], space: int, *, metadata: tuple[str, str, str] | None = None
+) -> tuple[bytes, str, Keypair, Pubkey]:
+    payer, mint, auth = Keypair(), Keypair(), Keypair()
+    svm.airdrop(payer.pubkey(), 10**11)
+    writable = [AccountMeta(mint.pubkey(), is_signer=False, is_writable=True)]
+    ixs = [
+        create_account(
+            CreateAccountParams(
+                from_pubkey=payer.pubkey(),
+                to_pubkey=mint.pubkey(),
+                lamports=svm.minimum_balance_for_rent_exemption(space + 512),
+                space=space,
+                owner=T22,
+            )
+        )
+    ]
+    ixs += [Instruction(T22, data.replace(b"AUTH" * 8, bytes(auth.pubkey())), writable) for data in extension_ixs]
+    ixs.append(
+        Instruction(T22, bytes([20, 6]) + bytes(auth.pubkey()) + _opt(auth.pubkey()), writable)
+    )  # InitializeMint2
+    if metadata is not None:
+        name, symbol, uri = metadata
+        ixs.append(
+            Instruction(
+                T22,
+                METADATA_INIT + _text(name) + _text(symbol) + _text(uri),
+                [
+                    AccountMeta(mint.pubkey(), is_signer=False, is_writable=True),
+                    AccountMeta(auth.pubkey(), is_signer=False, is_writable=False),
+                    AccountMeta(mint.pubkey(), is_signer=False, is_writable=False),
+                    AccountMeta(auth.pubkey(), is_signer=True, is_writable=False),
+                ],
+            )
+        )
+    signers = [payer, mint, auth] if metadata is not None else [payer, mint]
+    tx = Transaction(signers, Message(ixs, payer.pubkey()), svm.latest_blockhash())
+    result = svm.send_transaction(tx)
+    assert not hasattr(result, "err"), result
+    account = svm.get_account(mint.pubkey())
+    assert account is not None
+    return bytes(account.data), str(account.owner), auth, mint.pubkey()
+
+
+AUTH = b"AUTH" * 8  # replaced by the authority's key when the instruction is built
+
+
+def test_fee_delegate_hook_pointer_close_authority_and_metadata_extensions() -> None:
+    delegate, hook = Keypair().pubkey(), Keypair().pubkey()
+    exts = [
+        bytes([26, 0]) + b"\x01" + AUTH + b"\x01" + AUTH + struct.pack("<HQ", 250, 5_000_000),  # TransferFeeConfig
+        bytes([35]) + bytes(delegate),  # PermanentDelegate
+        bytes([36, 0]) + AUTH + bytes(hook),  # TransferHook: authority, program
+        bytes([39, 0]) + AUTH + bytes(32),  # MetadataPointer: authority, no address (all zeros)
+        bytes([25]) + b"\x01" + AUTH,  # MintCloseAuthority
+    ]
+    svm = LiteSVM()
+    space = 166 + (4 + 108) + (4 + 32) + (4 + 64) + (4 + 64) + (4 + 32)
+    data, owner, auth, mint = _mint(svm, exts, space, metadata=("Real Coin", "REAL", "https://example.invalid/r.json"))
+    decoded = decode_mint(data, owner=owner)
+    a = str(auth.pubkey())
+    assert decoded.extensions == (
+        "transferFeeConfig",
+        "permanentDelegate",
+        "transferHook",
+        "metadataPointer",
+        "mintCloseAuthority",
+        "tokenMetadata",
+    )
+    assert decoded.transfer_fee is not None and decoded.transfer_fee_bps == 250
+    assert decoded.transfer_fee.newer.maximum_fee == 5_000_000 and decoded.transfer_fee.authority == a
+    assert decoded.permanent_delegate == str(delegate)
+    assert (decoded.transfer_hook_program, decoded.transfer_hook_authority) == (str(hook), a)
+    assert decoded.metadata_pointer is None  # the all-zero address means "none"
+    assert decoded.close_authority == a
+    assert decoded.metadata is not None
+    assert (decoded.metadata.name, decoded.metadata.symbol) == ("Real Coin", "REAL")
+    assert decoded.metadata.uri == "https://example.invalid/r.json"
+    assert (decoded.metadata.update_authority, decoded.metadata.mint) == (a, str(mint))
+    assert (decoded.decimals, decoded.mint_authority, decoded.freeze_authority) == (6, a, a)
+
+
+def test_non_transferable_and_frozen_default_state() -> None:
+    exts = [bytes([32]), bytes([28, 0, 2])]  # InitializeNonTransferableMint; DefaultAccountState Initialize(Frozen)
+    svm = LiteSVM()
+    data, owner, _, _ = _mint(svm, exts, 166 + 4 + (4 + 1))
+    decoded = decode_mint(data, owner=owner)
+    assert decoded.extensions == ("nonTransferable", "defaultAccountState")
+    assert decoded.non_transferable and decoded.default_account_state == "frozen"
+    via_response = decode_account({"value": {"data": [base64.b64encode(data).decode(), "base64"], "owner": owner}})
+    assert via_response == decoded
