@@ -224,8 +224,11 @@ class Daemon:
         # Intelligence: started after the store, before the strategies that act on its events. The Solana
         # watcher subscribes to the accounts the PriceBook prices held tokens from.
         account_watcher: AccountWatcher | None = solana[1] if solana else None
+        self.writer = WriteBehind(store=self.store, clock=self.clock, interval=cfg.store.flush_interval_s)
         self.prices = PriceBook(bus=bus, clock=self.clock, config=cfg.prices, watcher=account_watcher, store=self.store)
-        self.whales = WhaleTracker(bus=bus, clock=self.clock, config=cfg.whales, prices=self.prices, store=self.store)
+        self.whales = WhaleTracker(
+            bus=bus, clock=self.clock, config=cfg.whales, prices=self.prices, store=self.store, writer=self.writer
+        )
         executors = {
             p.id: p
             for p in build_plugins(self.loaded, self.catalog, "executors", self.clock, self.prices)
@@ -239,7 +242,6 @@ class Daemon:
             bus=bus, section="executors", plugins=list(executors.values()), overflow=Overflow.BLOCK
         )
         sealer = Sealer()
-        self.writer = WriteBehind(store=self.store, clock=self.clock, interval=cfg.store.flush_interval_s)
         self.portfolio = Portfolio(
             store=self.store,
             clock=self.clock,

@@ -11,13 +11,12 @@ from datetime import UTC, datetime
 
 import msgspec
 
-PROFILE_KIND = "wallet_profile"
 DUST_FRACTION = 50
 """A sale leaving at most 1/50 (2%) of the holding closes the round trip (shared/notes/solana.md 7)."""
 
 
 class ProfileRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """What the store keeps per wallet (JSON under kind "wallet_profile", key "chain:wallet")."""
+    """What the store keeps per wallet (JSON in the store's wallet_profiles table)."""
 
     chain: str
     wallet: str

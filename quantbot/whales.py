@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from decimal import Decimal
+from functools import partial
 from typing import Protocol
 
 import structlog
@@ -25,9 +26,10 @@ from quantbot.assets import NATIVE_DECIMALS, is_native, is_quote, normalise, sta
 from quantbot.bus import EventBus
 from quantbot.clock import Clock
 from quantbot.config import WhalesConfig
-from quantbot.events import Event, Swap, Transfer, WhaleSignal
-from quantbot.store import Store
-from quantbot.wallet_profiles import PROFILE_KIND, Profile
+from quantbot.events import Event, Swap, Transfer, WhaleSignal, encode
+from quantbot.store import SignalRow, Store
+from quantbot.store.writer import WriteBehind
+from quantbot.wallet_profiles import Profile
 from quantbot.whale_signals import SignalRules, Trade, ratio
 
 log = structlog.get_logger(component="whales")
@@ -54,8 +56,11 @@ class WhaleTracker:
         config: WhalesConfig,
         prices: PriceView | None = None,
         store: Store | None = None,
+        writer: WriteBehind | None = None,
     ) -> None:
         self.bus = bus
+        self.writer = writer
+        """Signals are kept in the store's signals table through this write-behind queue (off the hot path)."""
         self.clock = clock
         self.config = config
         self.prices = prices
@@ -119,7 +124,9 @@ class WhaleTracker:
             log.warning("whales.bad_input", topic=event.topic, error=f"{type(exc).__name__}: {exc}")
             return
         for s in signals:
-            await self.bus.publish(s)
+            published = await self.bus.publish(s)
+            if self.writer is not None and isinstance(published, WhaleSignal):
+                self.writer.enqueue(partial(_keep_signal, row=_signal_row(published)))
 
     def observe_swap(self, swap: Swap) -> list[WhaleSignal]:
         """Update profiles from one swap; return the signals it fires (the handler publishes them)."""
@@ -256,15 +263,15 @@ class WhaleTracker:
             batch = [self._dirty.popitem() for _ in range(min(self.config.flush_batch, len(self._dirty)))]
             for _, p in batch:
                 if p.unmerged:
-                    stored = await self.store.get_record(PROFILE_KIND, p.key)
+                    stored = await self.store.get_wallet_profile(p.chain, p.wallet)
                     if stored is not None:
                         p.merge(Profile.decode(stored))
                     p.unmerged = False
-            payloads = [(p.key, p.encode().decode()) for _, p in batch]
+            payloads = [(p.chain, p.wallet, p.encode().decode()) for _, p in batch]
             try:
                 async with self.store.transaction():
-                    for key, payload in payloads:
-                        await self.store.put_record(PROFILE_KIND, key, payload, now=now)
+                    for chain, wallet, payload in payloads:
+                        await self.store.put_wallet_profile(chain=chain, wallet=wallet, payload=payload, at=now)
             except Exception:
                 for k, p in batch:
                     self._dirty.setdefault(k, p)
@@ -288,8 +295,8 @@ class WhaleTracker:
         if self.store is None:
             return
         found: list[Profile] = []
-        async for key, payload in self.store.records(PROFILE_KIND):
-            chain, _, wallet = key.partition(":")
+        for chain, wallet, payload in await self.store.wallet_profiles():
+            key = f"{chain}:{wallet}"
             watched = self._watched.get((chain, wallet))
             try:
                 p = Profile.decode(payload, watched=watched is not None, label=watched.label if watched else None)
@@ -305,3 +312,18 @@ class WhaleTracker:
         for p in found[-self.config.max_auto_wallets :]:
             self._auto[(p.chain, p.wallet)] = p
         log.info("whales.loaded", watched=len(self._watched), discovered=len(self._auto))
+
+
+def _signal_row(signal: WhaleSignal) -> SignalRow:
+    return SignalRow(
+        id=f"{signal.origin}:{signal.id}",
+        chain=signal.chain,
+        kind=signal.kind,
+        token=signal.token,
+        payload=encode(signal).decode(),
+        at=signal.ts,
+    )
+
+
+async def _keep_signal(store: Store, *, row: SignalRow) -> None:
+    await store.put_signal(row)

@@ -23,6 +23,7 @@ from quantbot.prices import PriceBook
 from quantbot.store import Store
 from quantbot.store.postgres import PostgresStore
 from quantbot.store.sqlite import SqliteStore
+from quantbot.store.writer import WriteBehind
 from quantbot.testing import swap
 from quantbot.whale_signals import confidence
 from quantbot.whales import WhaleTracker
@@ -377,6 +378,22 @@ async def test_signals_are_published_on_the_bus_from_swaps_on_the_bus(tmp_path: 
     [sig] = seen
     assert isinstance(sig, WhaleSignal) and sig.kind == "large_buy" and sig.size_usd == Decimal("10500.00")
     assert t.stats()["bad_input"] == 1
+
+
+async def test_signals_are_kept_in_the_store_through_the_write_behind_queue(tmp_path: Path) -> None:
+    clock = SimClock(T0)
+    async with SqliteStore(tmp_path / "q.db") as store, EventBus(clock=clock) as bus:
+        writer = WriteBehind(store=store, clock=clock, interval=1.0)
+        t = WhaleTracker(bus=bus, clock=clock, config=cfg(), store=store, writer=writer)
+        await t.start()
+        await bus.publish(buy(W1, 70))  # 70 SOL > large_sol 50, no USD price needed
+        await bus.drain(5)
+        await writer.flush()
+        await t.stop()
+        [row] = await store.signals()
+    assert (row.chain, row.kind, row.token) == ("solana", "large_buy", MEME)
+    kept = msgspec.json.decode(row.payload)
+    assert kept["wallets"] == [W1] and kept["size"] == 70 * SOL
 
 
 # --- properties ----------------------------------------------------------------------------------

@@ -202,6 +202,11 @@ class HistoryTables(abc.ABC):
         rows = await self.fetch("SELECT payload FROM wallet_profiles WHERE chain = ? AND wallet = ?", chain, wallet)
         return rows[0][0] if rows else None
 
+    async def wallet_profiles(self) -> list[tuple[str, str, str]]:
+        """Every stored profile as (chain, wallet, payload)."""
+        rows = await self.fetch("SELECT chain, wallet, payload FROM wallet_profiles ORDER BY chain, wallet")
+        return [(r[0], r[1], r[2]) for r in rows]
+
     # --- equity history ------------------------------------------------------------------------
 
     async def put_equity(self, row: EquityRow) -> None:
