@@ -323,6 +323,17 @@ class WhalesConfig(_Section, frozen=True, kw_only=True):
     flush_batch: PositiveInt = 100
 
 
+class RecordConfig(_Section, frozen=True, kw_only=True):
+    """`run` records the chain-level events (and raw transactions) to `path` when it is set."""
+
+    path: str = ""
+    """Recording file (gzip JSON lines, appended); empty: no recording. `quantbot record -o FILE` sets it."""
+    flush_interval_s: Positive = 5.0
+    max_buffer_lines: PositiveInt = 10_000
+    raw: bool = True
+    """Also keep the raw transactions / logs the watchers parsed."""
+
+
 class PluginSpec(_Section, frozen=True, kw_only=True):
     """One `[[filters]]` (etc.) table: the entry-point name, an instance id, and its parameters."""
 
@@ -358,6 +369,7 @@ class Config(_Section, frozen=True, kw_only=True):
     whales: WhalesConfig = WhalesConfig()
     sizing: SizingConfig = SizingConfig()
     portfolio: PortfolioConfig = PortfolioConfig()
+    record: RecordConfig = RecordConfig()
 
 
 class PluginSchemas(typing.Protocol):
