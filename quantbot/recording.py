@@ -18,7 +18,7 @@ import gzip
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -298,3 +298,25 @@ def header_of(path: Path) -> Mapping[str, Any]:
         first = fh.readline()
     out: dict[str, Any] = msgspec.json.decode(first)
     return out
+
+
+def write_recording(path: Path, events: Iterable[Event], *, instance: str = "", chunk: int = 10_000) -> int:
+    """Write already-stamped events (their `ts` is the recording time) as a recording; returns the count.
+
+    For tests, benchmarks and tools that build recordings without a running daemon.
+    """
+    writer = RecordingWriter(path)
+    started: datetime | None = None
+    count = 0
+    for event in events:
+        if started is None:
+            started = event.ts
+            writer.open(started=started, instance=instance)
+        writer.add_event(event)
+        count += 1
+        if writer.buffered >= chunk:
+            writer.flush()
+    if started is None:
+        writer.open(started=datetime.now(UTC), instance=instance)
+    writer.close()
+    return count

@@ -28,7 +28,7 @@ DEFAULT_METRIC = "total_pnl"
 
 
 def _whole(native: int | float, chain: str) -> float:
-    return float(native) / 10 ** NATIVE_DECIMALS[chain]
+    return float(native) / float(10 ** NATIVE_DECIMALS[chain])
 
 
 def _clean(x: float) -> float | None:
