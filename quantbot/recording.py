@@ -53,7 +53,8 @@ class Line(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     t: datetime | None = None
     event: AnyEvent | None = None
-    raw: msgspec.Raw | None = None
+    raw: msgspec.Raw = msgspec.Raw()
+    """Undecoded: empty unless the line is a raw input."""
     recording: str | None = None
     version: int | None = None
 
@@ -77,7 +78,7 @@ class RecordingWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("ab")
         header = {"recording": FORMAT, "version": VERSION, "started": started.isoformat(), "instance": instance}
-        self._buffer.append(_json.encode(header) + b"\n")
+        self.write([_json.encode(header) + b"\n"])  # at once: a reader can tell the file is a recording
 
     @property
     def buffered(self) -> int:
@@ -260,7 +261,7 @@ def read_recording(path: Path, stats: ReadStats | None = None) -> Iterator[tuple
                         raise RecordingError(f"{path}:{n}: event line without a time (t)")
                     stats.events += 1
                     yield n, line.t, line.event
-                elif line.raw is not None:
+                elif len(line.raw):
                     stats.raw += 1
                 else:
                     raise RecordingError(f"{path}:{n}: line holds neither an event nor a raw input")

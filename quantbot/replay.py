@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import msgspec
 import structlog
 
+from quantbot.bus import Subscription
 from quantbot.clock import Clock, SimClock, WallClock
 from quantbot.events import (
     EPOCH,
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(component="replay")
 
 NATIVE_DECIMALS = {"solana": 9, "aptos": 8}
+FAST_SPINS = 4
+"""Loop turns replay yields before it waits on queues instead (most events settle within them)."""
 REPLAYED_SOURCE = "recorded"
 """PriceBook source name for the native coin's USD price taken from recorded price updates."""
 
@@ -55,11 +58,14 @@ class ReplayClock(SimClock):
     def __init__(self, start: datetime) -> None:
         super().__init__(start)
         self.sleeping: Counter[asyncio.Task[Any]] = Counter()
+        self.slept = asyncio.Event()
+        """Set whenever a task starts sleeping (replay's settle re-checks who is still working)."""
 
     async def sleep(self, seconds: float) -> None:
         task = asyncio.current_task()
         if task is not None:
             self.sleeping[task] += 1
+        self.slept.set()
         try:
             await super().sleep(seconds)
         finally:
@@ -286,22 +292,36 @@ class ReplaySource:
         await prices.observe_quotes(REPLAYED_SOURCE, [SourceQuote(chain=event.chain, token=NATIVE_ID, usd=per_native)])
 
     async def _settle(self) -> None:
-        """Yield until every queued event is handled and every order execution is done or waits on sim time."""
-        bus = self.daemon.bus
-        router = self.daemon.router
+        """Until every queued event is handled and every order execution is done or waits on simulated time.
+
+        Usually a few loop turns suffice; when a handler waits on a thread (the store, the ledger's fsync),
+        wait for its queue to drain (or for it to start sleeping on the clock) instead of spinning.
+        """
+        for _ in range(FAST_SPINS):
+            await asyncio.sleep(0)
+            subs, tasks = self._blockers()
+            if not subs and not tasks:
+                return
+        while subs or tasks:
+            self.clock.slept.clear()
+            ours: list[asyncio.Future[Any]] = [asyncio.ensure_future(s.queue.join()) for s in subs]
+            ours.append(asyncio.ensure_future(self.clock.slept.wait()))
+            try:
+                await asyncio.wait([*ours, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for fut in ours:
+                    fut.cancel()
+            await asyncio.sleep(0)
+            subs, tasks = self._blockers()
+
+    def _blockers(self) -> tuple[list[Subscription], list[asyncio.Task[None]]]:
+        """Subscriptions with work and order executions, except those asleep on the simulated clock."""
+        bus, router = self.daemon.bus, self.daemon.router
         assert bus is not None  # noqa: S101
         sleeping = self.clock.sleeping
-        spins = 0
-        while True:
-            await asyncio.sleep(0)
-            working = [s.task for s in bus.subscriptions() if s.busy or s.queue.qsize()]
-            if router is not None:
-                working += router.inflight_tasks()
-            if all(t is not None and t in sleeping and not _queued(bus, t) for t in working):
-                return
-            spins += 1
-            if spins > 1000:  # a thread (store, ledger fsync) is working: stop spinning the CPU
-                await asyncio.sleep(0.0005)
+        subs = [s for s in bus.subscriptions() if (s.busy or s.queue.qsize()) and s.task not in sleeping]
+        tasks = [t for t in router.inflight_tasks() if t not in sleeping] if router is not None else []
+        return subs, tasks
 
     def _sample(self) -> None:
         portfolio = self.daemon.portfolio
@@ -360,10 +380,6 @@ class ReplaySource:
             self.result.rejections[event.reason.value] += 1
         elif isinstance(event, OrderFailed):
             self.result.rejections[f"failed:{event.reason}"] += 1
-
-
-def _queued(bus: Any, task: asyncio.Task[Any]) -> bool:
-    return any(s.task is task and s.queue.qsize() for s in bus.subscriptions())
 
 
 def window_bounds(first: datetime, last: datetime, splits: int) -> list[tuple[datetime, datetime]]:
