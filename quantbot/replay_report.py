@@ -36,10 +36,12 @@ def _clean(x: float) -> float | None:
 
 
 def chains_of(result: ReplayResult) -> list[str]:
-    """Chains with equity samples or trades, the most traded first (ties: alphabetical)."""
-    counts: dict[str, int] = {s.chain: 0 for s in result.samples}
+    """Chains that traded, the most traded first (ties: alphabetical); every sampled chain if none traded."""
+    counts: dict[str, int] = {}
     for t in result.trades:
         counts[t.chain] = counts.get(t.chain, 0) + 1
+    if not counts:
+        return sorted({s.chain for s in result.samples})
     return sorted(counts, key=lambda c: (-counts[c], c))
 
 

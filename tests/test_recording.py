@@ -120,7 +120,7 @@ async def test_recorder_keeps_chain_events_and_raw_input_flushing_on_its_clock(t
         try:
             clock.advance(5.0)  # the flush loop wakes and writes header + 4 events + 1 raw line
             async with asyncio.timeout(GUARD_S):
-                while rec.writer.lines < 6:
+                while rec.writer.lines < 6:  # noqa: ASYNC110  (the write happens in a thread; no event to await)
                     await asyncio.sleep(0.01)
             stats = ReadStats()
             topics = [e.topic for _, _, e in read_recording(path, stats)]
