@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from quantbot.clock import Clock
 from quantbot.config import PLUGIN_SECTIONS, ConfigError, LoadedConfig, load_config
 from quantbot.plugins import PluginCatalog
 from quantbot.recording import RecordingError, read_recording
@@ -140,8 +141,12 @@ async def replay_once(
     window: tuple[datetime | None, datetime | None] = (None, None),
     progress: Progress | None = None,
     catalog: PluginCatalog | None = None,
+    pace: Clock | None = None,
 ) -> ReplayResult:
-    """Replay `path` once through a fresh Daemon; raises RecordingError for a bad recording."""
+    """Replay `path` once through a fresh Daemon; raises RecordingError for a bad recording.
+
+    `speed` None runs as fast as possible; N sleeps (on `pace`, the wall clock by default) simulated time / N.
+    """
     from quantbot.daemon import Daemon
 
     overrides = dict(overrides or {})
@@ -163,6 +168,7 @@ async def replay_once(
             start=window[0],
             end=window[1],
             progress=progress,
+            pace=pace,
         )
         built.append(source)
         return [source]

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from quantbot.clock import WallClock
 from quantbot.config import load_config
 from quantbot.daemon import Daemon
 from quantbot.events import Event, Swap
@@ -314,3 +315,30 @@ ws = "{local_solana.ws_url}"
     assert result.events == len(recorded)
     assert result.exit_status == 0
     assert summarise(result)["events"] == len(recorded)
+
+
+class PaceClock(WallClock):
+    """Wall clock that records the real-time waits replay asks for, without waiting."""
+
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await asyncio.sleep(0)
+
+
+async def test_speed_n_sleeps_simulated_time_divided_by_n(recording: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "plain.toml"
+    plain.write_text('[daemon]\nlog_level = "warning"\n')
+    for speed, expect in ((4.0, True), (None, False)):
+        pace = PaceClock()
+        result = await replay_once(
+            path=recording, config_paths=[str(plain)], work_dir=tmp_path / f"s{speed}", speed=speed, pace=pace
+        )
+        assert result.first is not None and result.last is not None
+        span = (result.last - result.first).total_seconds()  # 14 s of recording
+        if expect:
+            assert sum(pace.sleeps) == pytest.approx(span / speed)  # type: ignore[operator]
+        else:
+            assert pace.sleeps == []  # --speed max: never sleeps
