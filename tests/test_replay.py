@@ -342,3 +342,62 @@ async def test_speed_n_sleeps_simulated_time_divided_by_n(recording: Path, tmp_p
             assert sum(pace.sleeps) == pytest.approx(span / speed)  # type: ignore[operator]
         else:
             assert pace.sleeps == []  # --speed max: never sleeps
+
+
+@pytest.mark.subprocess
+async def test_record_command_writes_a_recording_readable_while_it_runs(
+    local_solana: LocalSolana, solana_fixtures: Path, tmp_path: Path
+) -> None:
+    """`quantbot record -o FILE`: the daemon's events land in FILE while it runs; SIGTERM ends it cleanly."""
+    import signal
+    import sys
+
+    create = local_solana.load_transaction(solana_fixtures / "pumpfun_create_v2_gettransaction_jsonparsed.json")
+    path = tmp_path / "live.jsonl.gz"
+    cfg = tmp_path / "record.toml"
+    cfg.write_text(
+        f"""
+[daemon]
+data_dir = "{tmp_path / "data"}"
+log_level = "warning"
+[http]
+enabled = false
+[jobs]
+enabled = false
+[record]
+flush_interval_s = 0.1
+[solana]
+enabled = true
+launch_programs = ["pumpfun"]
+[[solana.endpoints]]
+http = "{local_solana.http_url}"
+ws = "{local_solana.ws_url}"
+"""
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "quantbot", "record", "-o", str(path), "-c", str(cfg),
+        env=cli_env(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(GUARD_S):
+            while not local_solana.subscriptions("logs"):  # noqa: ASYNC110  (the node has no event for it)
+                await asyncio.sleep(0.05)
+            await local_solana.announce(create)
+            seen: list[Event] = []
+            while not any(e.topic == "token.launch" for e in seen):
+                await asyncio.sleep(0.05)
+                seen = [e for _, _, e in read_recording(path)] if path.exists() else []
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(GUARD_S):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        assert proc.stderr is not None
+        errors = (await proc.stderr.read()).decode()
+    assert proc.returncode == 0, errors
+    stats = ReadStats()
+    events = [e for _, _, e in read_recording(path, stats)]
+    assert any(getattr(e, "tx", None) == create for e in events)
+    assert stats.raw >= 1 and not stats.truncated_tail
