@@ -9,23 +9,18 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quantbot.config import EX_CONFIG, ConfigError, default_paths
-from quantbot.recording import RecordingError
-from quantbot.replay_report import DEFAULT_METRIC, METRICS, render_table, summarise, write_report
-from quantbot.sweep import (
-    Fold,
-    Run,
-    parse_sweep,
-    render_folds,
-    render_ranking,
-    replay_once,
-    sweep,
-    walk_forward,
-)
+
+if TYPE_CHECKING:
+    from quantbot.sweep import Fold, Run
 
 EX_RECORDING = 1
+METRICS = ("total_pnl", "sharpe", "sortino", "return_pct", "win_rate", "max_drawdown")
+"""What sweeps rank by (on the most traded chain); all but max_drawdown are better higher."""
+DEFAULT_METRIC = "total_pnl"
+# The replay machinery (numpy, the daemon) is imported only when `replay` runs: other commands stay light.
 
 
 def record_environ(output: str) -> dict[str, str]:
@@ -97,6 +92,7 @@ def add_replay_parser(sub: Any, config_help: str) -> None:
 
 def replay_command(args: argparse.Namespace) -> int:
     from quantbot.logs import setup_logging
+    from quantbot.recording import RecordingError
 
     setup_logging(level="warning", stream=sys.stderr)  # stdout carries the report
     paths = args.config or default_paths()
@@ -124,6 +120,8 @@ def replay_command(args: argparse.Namespace) -> int:
 
 def _single(args: argparse.Namespace, paths: list[str], path: Path, work: Path, out: Path | None) -> int:
     from quantbot.replay import Progress
+    from quantbot.replay_report import render_table, summarise, write_report
+    from quantbot.sweep import replay_once
 
     progress = Progress(total_bytes=path.stat().st_size) if path.exists() else None
     result = asyncio.run(
@@ -145,6 +143,9 @@ def _single(args: argparse.Namespace, paths: list[str], path: Path, work: Path, 
 
 
 def _sweep(args: argparse.Namespace, paths: list[str], path: Path, work: Path, out: Path | None) -> int:
+    from quantbot.replay_report import render_table, write_report
+    from quantbot.sweep import parse_sweep, render_ranking, sweep
+
     params = parse_sweep(args.sweep)
     runs = asyncio.run(
         sweep(path=path, config_paths=paths, work_dir=work, params=params, metric=args.metric, sample_s=args.sample_s)
@@ -161,6 +162,9 @@ def _sweep(args: argparse.Namespace, paths: list[str], path: Path, work: Path, o
 
 
 def _walk_forward(args: argparse.Namespace, paths: list[str], path: Path, work: Path, out: Path | None) -> int:
+    from quantbot.replay_report import write_report
+    from quantbot.sweep import parse_sweep, render_folds, walk_forward
+
     params = parse_sweep(args.sweep)
     folds = asyncio.run(
         walk_forward(

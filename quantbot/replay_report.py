@@ -20,11 +20,9 @@ import numpy as np
 
 from quantbot import analytics as qa
 from quantbot.replay import NATIVE_DECIMALS, ReplayResult
+from quantbot.replay_cli import METRICS
 
 SECONDS_PER_YEAR = 365 * 86_400
-METRICS = ("total_pnl", "sharpe", "sortino", "return_pct", "win_rate", "max_drawdown")
-"""What sweeps rank by; every one but max_drawdown is better higher. Default: total_pnl."""
-DEFAULT_METRIC = "total_pnl"
 
 
 def _whole(native: int | float, chain: str) -> float:
