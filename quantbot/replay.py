@@ -58,6 +58,7 @@ class ReplayClock(SimClock):
     def __init__(self, start: datetime) -> None:
         super().__init__(start)
         self.sleeping: Counter[asyncio.Task[Any]] = Counter()
+        self._now_at, self._now = 0.0, super().now()
         self.slept = asyncio.Event()
         """Set whenever a task starts sleeping (replay's settle re-checks who is still working)."""
 
@@ -73,6 +74,12 @@ class ReplayClock(SimClock):
                 self.sleeping[task] -= 1
                 if self.sleeping[task] <= 0:
                     del self.sleeping[task]
+
+    def now(self) -> datetime:
+        # Asked for on nearly every event by many components; the datetime only changes when time moves.
+        if self._now_at != self._elapsed:
+            self._now_at, self._now = self._elapsed, super().now()
+        return self._now
 
     def next_deadline(self) -> float | None:
         """Simulated seconds (as `monotonic()`) at which the earliest sleeper wakes; None with none."""

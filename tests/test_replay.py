@@ -401,3 +401,29 @@ ws = "{local_solana.ws_url}"
     events = [e for _, _, e in read_recording(path, stats)]
     assert any(getattr(e, "tx", None) == create for e in events)
     assert stats.raw >= 1 and not stats.truncated_tail
+
+
+async def test_replay_clock_knows_its_sleepers_and_their_next_deadline() -> None:
+    from quantbot.replay import ReplayClock
+
+    clock = ReplayClock(T0)
+    assert clock.next_deadline() is None
+    woke: list[datetime] = []
+
+    async def nap(seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append(clock.now())
+
+    tasks = [asyncio.create_task(nap(s)) for s in (5.0, 2.0)]
+    await asyncio.sleep(0)
+    assert set(clock.sleeping) == set(tasks)
+    assert clock.next_deadline() == 2.0
+    clock.advance_to(2.0)
+    await asyncio.sleep(0)
+    assert woke == [T0 + timedelta(seconds=2)]
+    assert set(clock.sleeping) == {tasks[0]} and clock.next_deadline() == 5.0
+    clock.advance_to(1.0)  # never backwards
+    assert clock.now() == T0 + timedelta(seconds=2)
+    clock.advance_to(5.0)
+    await asyncio.gather(*tasks)
+    assert woke[-1] == T0 + timedelta(seconds=5) and not clock.sleeping
