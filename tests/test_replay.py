@@ -427,3 +427,24 @@ async def test_replay_clock_knows_its_sleepers_and_their_next_deadline() -> None
     clock.advance_to(5.0)
     await asyncio.gather(*tasks)
     assert woke[-1] == T0 + timedelta(seconds=5) and not clock.sleeping
+
+
+def test_sweep_parameters_become_a_grid_of_validated_config_overrides(dip_buyer: Path, tmp_path: Path) -> None:
+    from quantbot.config import ConfigError
+    from quantbot.sweep import grid, load_for_replay, parse_sweep
+
+    params = parse_sweep(["strategies.dip.dip_pct=5,10", "risk.max_order_usd=20"])
+    assert grid(params) == [
+        {"strategies.dip.dip_pct": "5", "risk.max_order_usd": "20"},
+        {"strategies.dip.dip_pct": "10", "risk.max_order_usd": "20"},
+    ]
+    catalog = PluginCatalog.discover()
+    cfg = [str(write_config(tmp_path))]
+    loaded, _ = load_for_replay(cfg, work_dir=tmp_path, overrides=grid(params)[1], catalog=catalog)
+    assert loaded.plugin_params[("strategies", "dip")].dip_pct == Decimal(10)
+    assert loaded.config.risk.max_order_usd == Decimal(20)
+    assert loaded.config.mode == "paper" and not loaded.config.http.enabled  # forced for every replay
+    with pytest.raises(ConfigError, match="no \\[\\[strategies\\]\\] instance 'nope'"):
+        load_for_replay(cfg, work_dir=tmp_path, overrides={"strategies.nope.x": "1"}, catalog=catalog)
+    with pytest.raises(ConfigError, match="expected PARAM=v1,v2"):
+        parse_sweep(["dip_pct"])
