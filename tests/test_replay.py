@@ -448,3 +448,24 @@ def test_sweep_parameters_become_a_grid_of_validated_config_overrides(dip_buyer:
         load_for_replay(cfg, work_dir=tmp_path, overrides={"strategies.nope.x": "1"}, catalog=catalog)
     with pytest.raises(ConfigError, match="expected PARAM=v1,v2"):
         parse_sweep(["dip_pct"])
+
+
+def test_progress_is_a_bar_on_a_tty_and_plain_lines_otherwise() -> None:
+    import io
+
+    from quantbot.replay import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        bar = Progress(total_bytes=1000, stream=stream)
+        for n in range(1, 11):
+            bar.update(offset=n * 100, events=n * 1000, now=T0)
+        bar.done(events=10_000)
+    assert "\r" in tty.getvalue() and "[" + "#" * 30 + "]" in tty.getvalue()
+    lines = pipe.getvalue().splitlines()
+    assert "\r" not in pipe.getvalue() and len(lines) == 10  # one line per 10%, nothing rewritten
+    assert lines[-1].startswith("replay: 100% 10000 events")
