@@ -167,9 +167,16 @@ class Recorder:
         async with self._lock:
             await asyncio.to_thread(self.writer.close)
         log.info("recorder.stopped", path=str(self.writer.path), events=self.events, raw=self.raws)
+        if self.dropped:
+            log.warning("recorder.dropped", path=str(self.writer.path), events=self.dropped, fix="a faster disk")
+
+    @property
+    def dropped(self) -> int:
+        """Events the bus discarded because the recorder's queue was full (the recording misses them)."""
+        return sum(n for (sub, _topic), n in self.bus.dropped.items() if sub == self.name)
 
     def stats(self) -> dict[str, Any]:
-        return {"events": self.events, "raw": self.raws, "lines_written": self.writer.lines}
+        return {"events": self.events, "raw": self.raws, "lines_written": self.writer.lines, "dropped": self.dropped}
 
     def raw(self, chain: str, kind: str, data: object) -> None:
         """The watchers' hook: keep one raw input (a transaction, a logs notification) as received."""
