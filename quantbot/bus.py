@@ -334,6 +334,10 @@ class EventBus:
         """No event queued and no handler running."""
         return not any(s.queue.qsize() or s.busy for s in self._subs)
 
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        """Every current subscription (replay inspects which are still working)."""
+        return tuple(self._subs)
+
     def queue_depths(self) -> dict[str, int]:
         return {s.name: s.queue.qsize() for s in self._subs}
 

@@ -113,6 +113,21 @@ def _parser() -> argparse.ArgumentParser:
     inspect_tx.add_argument("target", metavar="FILE|SIGNATURE", help="file path, or transaction id to fetch")
     inspect_tx.add_argument("--chain", choices=("solana", "aptos"), default="solana", help="default: solana")
     inspect_tx.add_argument("-c", "--config", action="append", metavar="PATH", help=CONFIG_HELP)
+
+    record = sub.add_parser(
+        "record",
+        help="run the daemon and record its chain-level events to a file (for replay)",
+        description="Run the daemon exactly as `run` does, and also write the chain-level events (swaps, "
+        "transfers, pump.fun trades, launches, account updates, prices) and the raw transactions they came "
+        "from to FILE (gzip JSON lines, appended, flushed every [record] flush_interval_s and at stop). "
+        "Same as `run` with [record] path = FILE.",
+    )
+    record.add_argument("-o", "--output", required=True, metavar="FILE", help="recording file (e.g. session.jsonl.gz)")
+    record.add_argument("-c", "--config", action="append", metavar="PATH", help=CONFIG_HELP)
+
+    from quantbot.replay_cli import add_replay_parser
+
+    add_replay_parser(sub, CONFIG_HELP)
     return parser
 
 
@@ -125,8 +140,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_status(args.url, as_json=args.json))
         if args.command == "inspect":
             return _inspect(args.target, chain=args.chain, config_paths=args.config)
+        if args.command == "replay":
+            from quantbot.replay_cli import replay_command
+
+            return replay_command(args)
         paths = args.config or default_paths()
         catalog = PluginCatalog.discover()
+        if args.command == "record":
+            from quantbot.replay_cli import record_environ
+
+            loaded = load_config(paths, plugins=catalog, environ=record_environ(args.output))
+            return _run(loaded, paths, catalog)
         loaded = load_config(paths, plugins=catalog)
         if args.command == "flatten":
             return asyncio.run(_flatten(loaded, token=args.token))

@@ -409,6 +409,17 @@ class ClusterConfig(_Section, frozen=True, kw_only=True):
     dedup_window: PositiveInt = 65536
 
 
+class RecordConfig(_Section, frozen=True, kw_only=True):
+    """`run` records the chain-level events (and raw transactions) to `path` when it is set."""
+
+    path: str = ""
+    """Recording file (gzip JSON lines, appended); empty: no recording. `quantbot record -o FILE` sets it."""
+    flush_interval_s: Positive = 5.0
+    max_buffer_lines: PositiveInt = 10_000
+    raw: bool = True
+    """Also keep the raw transactions / logs the watchers parsed."""
+
+
 class PluginSpec(_Section, frozen=True, kw_only=True):
     """One `[[filters]]` (etc.) table: the entry-point name, an instance id, and its parameters."""
 
@@ -483,6 +494,7 @@ class Config(_Section, frozen=True, kw_only=True):
     mqtt: MqttConfig = MqttConfig()
     cluster: ClusterConfig = ClusterConfig()
     scanner: ScannerConfig = ScannerConfig()
+    record: RecordConfig = RecordConfig()
 
 
 class PluginSchemas(typing.Protocol):

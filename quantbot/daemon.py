@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import os
 import signal
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,6 +38,7 @@ from quantbot.orders import OrderRouter, Sealer
 from quantbot.plugins import PluginCatalog
 from quantbot.portfolio import Portfolio
 from quantbot.prices import AccountWatcher, PriceBook
+from quantbot.recording import RawTap, Recorder
 from quantbot.risk import RiskEngine
 from quantbot.sdnotify import Notifier as SdNotifier
 from quantbot.secrets import Redactor
@@ -91,15 +92,20 @@ def build_plugins(
     return out
 
 
-def build_solana(config: Config, *, bus: EventBus, store: Store, clock: Clock) -> tuple[SolanaRpcPool, SolanaWatcher]:
-    """The Solana RPC pool and watcher (when `solana.enabled`), in start order."""
+def build_solana(
+    config: Config, *, bus: EventBus, store: Store, clock: Clock, recorder: Recorder | None = None
+) -> tuple[SolanaRpcPool, SolanaWatcher]:
+    """The Solana RPC pool and watcher (when `solana.enabled`), in start order; `recorder` gets the raw input."""
     from quantbot.chains.solana.parser import SolanaParser  # type: ignore[import-not-found, unused-ignore]
     from quantbot.chains.solana.rpc import SolanaRpcPool
     from quantbot.chains.solana.watcher import SolanaWatcher
 
     sc = config.solana
     pool = SolanaRpcPool(endpoints=sc.endpoints, clock=clock, commitment=sc.commitment)
-    watcher = SolanaWatcher(bus=bus, rpc=pool, parser=SolanaParser(), store=store, clock=clock, config=sc)
+    parser: Any = SolanaParser()
+    if recorder is not None:
+        parser = RawTap(parser, chain="solana", recorder=recorder)
+    watcher = SolanaWatcher(bus=bus, rpc=pool, parser=parser, store=store, clock=clock, config=sc)
     return pool, watcher
 
 
@@ -172,7 +178,9 @@ def open_store(config: Config) -> Store:
     return store
 
 
-def build_aptos_watcher(config: Config, *, bus: EventBus, store: Store, clock: Clock) -> AptosWatcher:
+def build_aptos_watcher(
+    config: Config, *, bus: EventBus, store: Store, clock: Clock, recorder: Recorder | None = None
+) -> AptosWatcher:
     """The Aptos watcher with its REST pool, decimals cache and the AptosParser (imported here, on demand)."""
     from quantbot.chains.aptos.client import AptosRest
     from quantbot.chains.aptos.decimals import DecimalsCache
@@ -190,10 +198,13 @@ def build_aptos_watcher(config: Config, *, bus: EventBus, store: Store, clock: C
         api_key=ac.api_key.reveal() if ac.api_key else None,
     )
     decimals = DecimalsCache(rest=rest)
+    parser: Any = AptosParser(decimals=decimals.get)
+    if recorder is not None:
+        parser = RawTap(parser, chain="aptos", recorder=recorder)
     return AptosWatcher(
         bus=bus,
         store=store,
-        parser=AptosParser(decimals=decimals.get),
+        parser=parser,
         rest=rest,
         clock=clock,
         decimals=decimals,
@@ -218,8 +229,12 @@ class Daemon:
         redactor: Redactor,
         clock: Clock | None = None,
         environ: Mapping[str, str] | None = None,
+        sources: Callable[[Daemon], Sequence[Component]] | None = None,
     ) -> None:
         self.loaded = loaded
+        self.sources = sources
+        """Replay: builds the event sources that stand in for the chain watchers (which are then not built)."""
+        self.recorder: Recorder | None = None
         self.config_paths = list(config_paths)
         self.catalog = catalog
         self.redactor = redactor
@@ -279,8 +294,24 @@ class Daemon:
         )
         self.bus = bus
         self.store = open_store(cfg)
+        if cfg.record.path and self.sources is None:
+            rc = cfg.record
+            self.recorder = Recorder(
+                bus=bus,
+                clock=self.clock,
+                path=Path(rc.path),
+                flush_interval_s=rc.flush_interval_s,
+                max_buffer_lines=rc.max_buffer_lines,
+                raw=rc.raw,
+                instance=cfg.instance,
+            )
         # Chain watchers are built first but start last (every subscriber exists before the first chain event).
-        solana = build_solana(cfg, bus=bus, store=self.store, clock=self.clock) if cfg.solana.enabled else None
+        live_chains = self.sources is None
+        solana = (
+            build_solana(cfg, bus=bus, store=self.store, clock=self.clock, recorder=self.recorder)
+            if cfg.solana.enabled and live_chains
+            else None
+        )
         # Intelligence: started after the store, before the strategies that act on its events. The Solana
         # watcher subscribes to the accounts the PriceBook prices held tokens from.
         account_watcher: AccountWatcher | None = solana[1] if solana else None
@@ -417,6 +448,8 @@ class Daemon:
             self.notifiers,
             *([self.jobs] if self.jobs else []),
         ]
+        if self.recorder is not None:
+            self.components.append(self.recorder)
         self._wire_ops(
             bus,
             trading=[
@@ -432,19 +465,25 @@ class Daemon:
         )
         # Watchers start last (every subscriber, the cluster transport included, exists before the first chain
         # event) and stop first. In a multi-host cluster only the watchers role runs them; a trading instance
-        # still runs the Solana RPC pool when its scanner enriches launches through it.
+        # still runs the Solana RPC pool when its scanner enriches launches through it. A replay brings its own
+        # sources instead of the watchers.
         if role_runs(cfg.cluster.role, "watchers"):
             if solana:
                 self.components += solana
-            self.components += [c for c in scanner_parts if c.name == "pumpportal"]
-            if cfg.aptos.enabled:
-                self.aptos = build_aptos_watcher(cfg, bus=bus, store=self.store, clock=self.clock)
+            if live_chains:
+                self.components += [c for c in scanner_parts if c.name == "pumpportal"]
+            if cfg.aptos.enabled and live_chains:
+                self.aptos = build_aptos_watcher(
+                    cfg, bus=bus, store=self.store, clock=self.clock, recorder=self.recorder
+                )
                 self.components.append(self.aptos)
         else:
             # Whale signals arrive from the watchers instance; a second tracker here would repeat them.
             self.components.remove(self.whales)
             if solana and scanner_parts:
                 self.components.insert(self.components.index(self.portfolio), solana[0])
+        if self.sources is not None:
+            self.components += self.sources(self)
 
         loop = asyncio.get_running_loop()
         signals = {

@@ -96,6 +96,10 @@ class OrderRouter:
     def inflight(self) -> int:
         return len(self._inflight)
 
+    def inflight_tasks(self) -> frozenset[asyncio.Task[None]]:
+        """The executions running now (replay waits for them before moving simulated time)."""
+        return frozenset(self._inflight)
+
     def crash(self) -> None:
         """Tests only: abandon executions mid-way, as a killed process would."""
         for task in list(self._inflight):
