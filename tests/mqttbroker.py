@@ -1,4 +1,4 @@
-"""A private Mosquitto broker for tests: its own port, password file and ACL (see docs/mqtt.md)."""
+"""A private Mosquitto broker for tests: its own port, password file and ACL (see config/mosquitto/README.md)."""
 
 from __future__ import annotations
 
