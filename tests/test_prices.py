@@ -19,20 +19,16 @@ from solders.pubkey import Pubkey
 
 from quantbot.assets import APT_COIN, USDC_SOLANA, USDT_APTOS, WSOL
 from quantbot.bus import EventBus
+from quantbot.chains.solana.programs import PUMP_BONDING_CURVE_ACCOUNT as BONDING_CURVE_DISCRIMINATOR
+from quantbot.chains.solana.programs import PUMP_FUN_PROGRAM as PUMP_PROGRAM
+from quantbot.chains.solana.programs import TOKEN_2022_PROGRAM
 from quantbot.clock import SimClock
 from quantbot.config import PricesConfig
 from quantbot.events import AccountUpdate, Event, PositionUpdate, PriceUpdate, Tick
 from quantbot.price_quorum import pick
 from quantbot.price_sources import NATIVE_ID, SourceQuote
 from quantbot.prices import PriceBook
-from quantbot.reserves import (
-    BONDING_CURVE_DISCRIMINATOR,
-    PUMP_PROGRAM,
-    ReservesError,
-    bonding_curve_address,
-    decode_bonding_curve,
-    decode_token_account,
-)
+from quantbot.reserves import ReservesError, bonding_curve_address
 from quantbot.store import PositionRow
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import swap
@@ -123,7 +119,9 @@ def curve_bytes(v_tok: int, v_sol: int, *, complete: bool = False, quote_mint: s
 
 
 def token_account_bytes(mint: str, owner: str, amount: int) -> bytes:
+    """An initialized SPL token account: mint, owner, amount, no delegate, state 1 at offset 108."""
     data = bytes(Pubkey.from_string(mint)) + bytes(Pubkey.from_string(owner)) + struct.pack("<Q", amount)
+    data += bytes(36) + b"\x01"
     return data + bytes(165 - len(data))
 
 
@@ -334,40 +332,47 @@ async def test_recorded_bonding_curve_account_prices_its_token(solana_fixtures: 
         assert [u.price_native for u in b.updates()] == [q.native]
 
 
-def test_legacy_49_byte_curve_decodes_without_the_newer_fields(solana_fixtures: Path) -> None:
-    raw = json.loads((solana_fixtures / "pumpfun_bonding_curve_legacy_2024_getaccountinfo.json").read_text())
-    state = decode_bonding_curve(base64.b64decode(raw["result"]["value"]["data"][0]))
-    assert (state.virtual_token_reserves, state.virtual_quote_reserves) == (1_070_419_577_927_421, 30_072_319_932)
-    assert not state.complete and state.quote_mint is None
-
-
 @given(
     st.integers(min_value=1, max_value=2**64 - 1),
-    st.integers(min_value=0, max_value=2**64 - 1),
-    st.booleans(),
-    st.sampled_from([None, USDC_SOLANA]),
+    st.integers(min_value=1, max_value=2**64 - 1),  # a zero price is refused as no price
 )
-def test_curve_decoder_reads_back_what_was_written(v_tok: int, v_sol: int, complete: bool, quote: str | None) -> None:
-    state = decode_bonding_curve(curve_bytes(v_tok, v_sol, complete=complete, quote_mint=quote))
-    assert (state.virtual_token_reserves, state.virtual_quote_reserves) == (v_tok, v_sol)
-    assert state.complete == complete and state.quote_mint == quote
-    assert state.price() == Decimal(v_sol) / Decimal(v_tok)
+async def test_a_curve_prices_its_token_from_the_reserves_written(v_tok: int, v_sol: int) -> None:
+    async with price_book(max_age_s=600) as b:
+        await b.book.track("solana", PUMP_MINT, curve=PUMP_CURVE)
+        await b.send(account(PUMP_CURVE, curve_bytes(v_tok, v_sol)))
+        q = b.book.quote("solana", PUMP_MINT)
+    assert q is not None and q.source == "curve"
+    assert q.native == Decimal(v_sol) / Decimal(v_tok)
 
 
-@given(st.binary(max_size=200), st.booleans())
-def test_account_decoders_refuse_garbage_with_a_reserves_error_only(data: bytes, with_disc: bool) -> None:
+@given(st.binary(max_size=200), st.booleans(), st.sampled_from(["curve", "vault"]))
+def test_watched_account_garbage_is_a_reserves_error_only(data: bytes, with_disc: bool, kind: str) -> None:
+    from quantbot.reserves import ReserveWatches
+
+    watches = ReserveWatches()
+    watches.add("acct", chain="solana", token=PUMP_MINT, kind=kind)  # type: ignore[arg-type]
     data = BONDING_CURVE_DISCRIMINATOR + data if with_disc else data
-    for decode in (decode_bonding_curve, decode_token_account):
-        try:
-            decode(data)
-        except ReservesError:
-            pass
+    owner = PUMP_PROGRAM if kind == "curve" else TOKENKEG
+    try:
+        watches.observe("acct", owner, data, at=T0)
+    except ReservesError:
+        pass
 
 
-@given(st.integers(min_value=0, max_value=2**64 - 1))
-def test_token_account_decoder_reads_mint_owner_and_amount(amount: int) -> None:
-    acct = decode_token_account(token_account_bytes(PUMP_MINT, WHALE, amount))
-    assert (acct.mint, acct.owner, acct.amount) == (PUMP_MINT, WHALE, amount)
+async def test_a_token_2022_vault_prices_the_pool_too() -> None:
+    token_vault, sol_vault = str(Pubkey.new_unique()), str(Pubkey.new_unique())
+    pool_authority = str(Pubkey.new_unique())
+    async with price_book() as b:
+        await b.book.track("solana", PUMP_MINT, vaults=[sol_vault, token_vault])
+        await b.send(account(sol_vault, token_account_bytes(WSOL, pool_authority, 85_000_000_000), owner=TOKENKEG))
+        await b.send(
+            account(
+                token_vault,
+                token_account_bytes(PUMP_MINT, pool_authority, 200_000_000_000_000),
+                owner=TOKEN_2022_PROGRAM,
+            )
+        )
+        assert b.book.price_native("solana", PUMP_MINT) == Decimal(85_000_000_000) / Decimal(200_000_000_000_000)
 
 
 async def test_completed_curve_is_unwatched_and_stops_pricing() -> None:
