@@ -276,7 +276,7 @@ class JobsConfig(_Section, frozen=True, kw_only=True):
     backup_dir: str = "backups"
     backup_keep: PositiveInt = 7
     record_retention_days: dict[str, Positive] = {}
-    """Record kind -> days kept (used when the store has no `apply_retention`)."""
+    """Record kind (rows of the generic records table, e.g. scanner.creator) -> days kept; tables: [store.retention]."""
 
 
 class PriceSourceConfig(_Section, frozen=True, kw_only=True):

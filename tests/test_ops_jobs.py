@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -246,11 +247,12 @@ class RetainingStore(SqliteStore):
         super().__init__(path)
         self.applied: list[datetime] = []
 
-    async def apply_retention(self, now: datetime) -> None:
+    async def apply_retention(self, now: datetime, hours: Mapping[str, float] | None = None) -> dict[str, int]:
         self.applied.append(now)
+        return {}
 
 
-async def test_retention_defers_to_the_stores_own_policy_when_it_has_one(tmp_path: Path) -> None:
+async def test_retention_applies_the_stores_table_policy_and_then_the_record_kinds(tmp_path: Path) -> None:
     clock = SimClock(T0)
     async with RetainingStore(tmp_path / "q.db") as store:
         jobs = jobs_for(store, tmp_path, clock=clock, record_retention_days={"verdict": 1})
@@ -259,7 +261,7 @@ async def test_retention_defers_to_the_stores_own_policy_when_it_has_one(tmp_pat
         assert await jobs.run_now("store_retention")
         await jobs.stop()
         assert store.applied == [T0], "called with the daemon's clock"
-        assert [k async for k, _ in store.records("verdict")] == ["old"]
+        assert [k async for k, _ in store.records("verdict")] == [], "records kinds expire as well"
 
 
 class SnapshottingPortfolio(Portfolio):

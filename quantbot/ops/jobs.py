@@ -270,10 +270,8 @@ class Jobs:
         log.info("job.backup_written", path=str(path), bytes=path.stat().st_size, keep=self.config.backup_keep)
 
     async def retention(self) -> None:
-        apply = getattr(self.store, "apply_retention", None)
-        if callable(apply):
-            await call_hook(apply, self.clock)
-            return
+        """The store's per-table retention ([store.retention]), then the records kinds of [jobs]."""
+        await call_hook(self.store.apply_retention, self.clock)
         now = self.clock.now()
         for kind, days in self.config.record_retention_days.items():
             deleted = await self.store.expire_records(kind, older_than=now - timedelta(days=days))
