@@ -1,0 +1,224 @@
+"""`quantbot demo`: the daemon in paper mode against a market simulated on local Solana, narrated.
+
+The scenario: a SOL/USDC swap prices SOL in USD; three tokens launch on the local PumpPortal-style feed
+(MOON pumps, WHALE is accumulated by three whales, RUG keeps its mint authority and its creator dumps);
+the scanner enriches each from the local node and the filters judge it; the sniper buys what passes,
+whale_follow acts on the whales' cluster signal, the risk engine decides every order, the paper
+executor fills them; MOON's pump takes the sniper's take-profit. Then the daemon stops cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import TextIO
+
+from quantbot.clock import WallClock
+from quantbot.config import load_config
+from quantbot.daemon import Daemon
+from quantbot.demo.market import LaunchFeed, Market, Token
+from quantbot.demo.narrate import TOPICS, Narrator, sol
+from quantbot.localnet.jupiter import LocalJupiter
+from quantbot.localnet.solana import LocalSolana
+from quantbot.plugins import PluginCatalog
+from quantbot.secrets import Redactor
+
+GUARD_S = 60.0
+STEP_S = 0.3
+"""Pause between scenario steps at --speed 1 (the whole demo is a few seconds)."""
+LAMPORTS = 10**9
+
+CONFIG = """
+mode = "paper"
+[daemon]
+data_dir = "{data}"
+log_level = "warning"
+log_format = "json"
+[http]
+enabled = false
+[jobs]
+enabled = false
+[solana]
+enabled = true
+endpoints = [{{ http = "{http}", ws = "{ws}", rps = 0 }}]
+launch_programs = []
+wallets = [{wallets}]
+[whales]
+wallets = [{whales}]
+cluster_whales = 3
+[scanner]
+pumpportal_url = "{feed}"
+[risk]
+token_cooldown_s = 60
+min_pool_liquidity_sol = 10
+[[filters]]
+use = "renounced"
+require_freeze_revoked = true
+[[strategies]]
+use = "sniper"
+id = "sniper"
+bands = [{{ min_score = 0.0, amount = 100000000 }}]
+[[strategies]]
+use = "whale_follow"
+id = "whale_follow"
+kinds = ["cluster"]
+min_confidence = 0.5
+[exits.strategies.sniper]
+take_profit_pct = 25
+stop_loss_pct = 30
+"""
+
+
+class Demo:
+    """The scripted market and the daemon watching it."""
+
+    def __init__(self, node: LocalSolana, jup: LocalJupiter, feed: LaunchFeed, step_s: float) -> None:
+        self.node, self.jup, self.feed, self.step_s = node, jup, feed, step_s
+        self.market = Market(node, jup)
+        self.labels: dict[str, str] = {}
+        m = self.market
+        self.maker = self._named(m.wallet(100 * LAMPORTS), "market-maker")
+        self.whales = [self._named(m.wallet(100 * LAMPORTS), f"whale-{i}") for i in (1, 2, 3)]
+        self.buyers = [self._named(m.wallet(100 * LAMPORTS), f"buyer-{i}") for i in (1, 2, 3)]
+        creators = [self._named(m.wallet(10 * LAMPORTS), f"creator-{s}") for s in ("moon", "whale", "rug")]
+        self.usdc = m.usdc_pool(sol_reserve=1000 * LAMPORTS, usdc_reserve=150_000 * 10**6)
+        self.moon = self._token(m.token("MOON", "To The Moon", creator=creators[0]))
+        self.whaled = self._token(m.token("WHALE", "Whale Food", creator=creators[1]))
+        self.rug = self._token(m.token("RUG", "Totally Safe", creator=creators[2], keep_mint_authority=True))
+
+    def _named(self, kp: object, label: str) -> object:
+        self.labels[str(kp.pubkey())] = label  # type: ignore[attr-defined]
+        return kp
+
+    def _token(self, token: Token) -> Token:
+        self.labels[token.mint] = token.symbol
+        return token
+
+    def name(self, address: str) -> str:
+        return self.labels.get(address, address[:8])
+
+    def config_text(self, data: Path) -> str:
+        watched = [self.maker, *self.whales, *self.buyers, self.moon.creator, self.whaled.creator, self.rug.creator]
+        wallets = ", ".join(
+            f'{{ address = "{kp.pubkey()}", label = "{self.labels[str(kp.pubkey())]}" }}'  # type: ignore[attr-defined]
+            for kp in watched
+        )
+        whales = ", ".join(
+            f'{{ chain = "solana", address = "{w.pubkey()}", label = "{self.labels[str(w.pubkey())]}" }}'  # type: ignore[attr-defined]
+            for w in self.whales
+        )
+        return CONFIG.format(
+            data=data, http=self.node.http_url, ws=self.node.ws_url, wallets=wallets, whales=whales, feed=self.feed.url
+        )
+
+    async def script(self, settle: Callable[[], Awaitable[None]]) -> None:
+        m = self.market
+        await m.swap(self.maker, self.usdc, buy=True, amount_in=LAMPORTS)  # SOL -> USDC: SOL's USD price
+        await self._pause(settle)
+        for token in (self.moon, self.whaled, self.rug):  # each creator's first buy, then the launch
+            sig = await m.swap(token.creator, token.pool, buy=True, amount_in=LAMPORTS)  # type: ignore[arg-type]
+            await self.feed.announce(token, sig)
+            await self._pause(settle)
+        for whale in self.whales:  # three whales buy WHALE: a cluster
+            await m.swap(whale, self.whaled.pool, buy=True, amount_in=5 * LAMPORTS)  # type: ignore[arg-type]
+            await self._pause(settle)
+        for buyer in self.buyers:  # the crowd pumps MOON
+            await m.swap(buyer, self.moon.pool, buy=True, amount_in=15 * LAMPORTS)  # type: ignore[arg-type]
+            await self._pause(settle)
+        creator = self.rug.creator
+        held = m.token_balance(creator.pubkey(), self.rug.pool.mint)  # type: ignore[attr-defined]
+        await m.swap(creator, self.rug.pool, buy=False, amount_in=held)  # type: ignore[arg-type]
+        await self._pause(settle)
+
+    async def _pause(self, settle: Callable[[], Awaitable[None]]) -> None:
+        await settle()
+        await asyncio.sleep(self.step_s)
+        await settle()
+
+
+async def run_demo(*, speed: float = 1.0, as_json: bool = False, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    colour = out.isatty()
+    catalog = PluginCatalog.discover()
+    with tempfile.TemporaryDirectory(prefix="quantbot-demo-") as tmp:
+        async with LocalSolana() as node, LocalJupiter(node) as jup:
+            feed = LaunchFeed()
+            await feed.start()
+            demo = Demo(node, jup, feed, STEP_S / speed)
+            try:
+                status = await _run(demo, Path(tmp), catalog, out, as_json=as_json, colour=colour)
+            finally:
+                await demo.market.close()
+                await feed.stop()
+    return status
+
+
+async def _run(demo: Demo, tmp: Path, catalog: PluginCatalog, out: TextIO, *, as_json: bool, colour: bool) -> int:
+    cfg = tmp / "demo.toml"
+    cfg.write_text(demo.config_text(tmp / "data"))
+    loaded = load_config([cfg], environ={}, plugins=catalog)
+    daemon = Daemon(
+        loaded=loaded, config_paths=[str(cfg)], catalog=catalog, redactor=Redactor(), clock=WallClock(), environ={}
+    )
+    narrator = Narrator(out, as_json=as_json, colour=colour, names=demo.name)
+    narrator.emit("demo", f"local Solana at {demo.node.http_url}, launch feed at {demo.feed.url}, paper mode")
+    run = asyncio.create_task(daemon.run(), name="quantbot[demo].daemon")
+    async with asyncio.timeout(GUARD_S):
+        await daemon.started.wait()
+        bus = daemon.bus
+        assert bus is not None  # noqa: S101  (set before started)
+        bus.subscribe(TOPICS, narrator, name="demo.narrator")
+        for component in daemon.components:
+            if hasattr(component, "wait_synced"):
+                await component.wait_synced()
+        await demo.feed.subscribed.wait()
+
+    async def settle() -> None:
+        await bus.drain(GUARD_S)
+
+    try:
+        async with asyncio.timeout(GUARD_S):
+            await demo.script(settle)
+            await settle()
+    finally:
+        daemon.request_stop()
+        async with asyncio.timeout(GUARD_S):
+            status = await run
+    _summary(narrator, demo)
+    narrator.emit("demo", f"daemon stopped with status {status}")
+    return status
+
+
+def _summary(narrator: Narrator, demo: Demo) -> None:
+    c = narrator.counts
+    narrator.emit(
+        "summary",
+        f"{c['launch']} launches, {c['accepted']} accepted, {c['rejected']} rejected, {c['whale']} whale signals, "
+        f"{c['order']} orders approved, {c['refused']} refused, {c['fill']} fills",
+        counts=dict(c),
+    )
+    realised = sum((p.realised_pnl_native for p in narrator.positions.values()), Decimal(0))
+    unrealised = sum((p.unrealised_pnl_native or Decimal(0) for p in narrator.positions.values()), Decimal(0))
+    narrator.emit(
+        "pnl",
+        f"realised {sol(realised)}, unrealised {sol(unrealised)}",
+        realised_lamports=str(realised),
+        unrealised_lamports=str(unrealised),
+    )
+    for reason, n in sorted(narrator.rejections.items()):
+        narrator.emit("reason", f"{n} x {reason}", reason=reason, count=n)
+    for kp in demo.whales:
+        mint = demo.whaled.pool.mint
+        held = demo.market.token_balance(kp.pubkey(), mint)  # type: ignore[attr-defined]
+        address = str(kp.pubkey())  # type: ignore[attr-defined]
+        narrator.emit(
+            "balance",
+            f"{demo.name(address)} holds {held} WHALE on chain (LiteSVM)",
+            wallet=address,
+            mint=str(mint),
+            amount=held,
+        )
