@@ -23,6 +23,7 @@ from quantbot.daemon import Daemon
 from quantbot.demo.market import LaunchFeed, Market, Token
 from quantbot.demo.narrate import TOPICS, Narrator, sol
 from quantbot.localnet.jupiter import LocalJupiter
+from quantbot.logs import setup_logging
 from quantbot.localnet.solana import LocalSolana
 from quantbot.plugins import PluginCatalog
 from quantbot.secrets import Redactor
@@ -38,6 +39,11 @@ mode = "paper"
 data_dir = "{data}"
 log_level = "warning"
 log_format = "json"
+tick_interval = 0.25
+[prices]
+publish_min_interval_s = 0
+max_deviation_pct = 1000
+vwap_window_s = 1
 [http]
 enabled = false
 [jobs]
@@ -66,7 +72,7 @@ bands = [{{ min_score = 0.0, amount = 100000000 }}]
 use = "whale_follow"
 id = "whale_follow"
 kinds = ["cluster"]
-min_confidence = 0.5
+min_confidence = 0.3
 [exits.strategies.sniper]
 take_profit_pct = 25
 stop_loss_pct = 30
@@ -81,10 +87,10 @@ class Demo:
         self.market = Market(node, jup)
         self.labels: dict[str, str] = {}
         m = self.market
-        self.maker = self._named(m.wallet(100 * LAMPORTS), "market-maker")
-        self.whales = [self._named(m.wallet(100 * LAMPORTS), f"whale-{i}") for i in (1, 2, 3)]
-        self.buyers = [self._named(m.wallet(100 * LAMPORTS), f"buyer-{i}") for i in (1, 2, 3)]
-        creators = [self._named(m.wallet(10 * LAMPORTS), f"creator-{s}") for s in ("moon", "whale", "rug")]
+        self.maker = self._named(m.wallet(10 * LAMPORTS, wrapped=80 * LAMPORTS), "market-maker")
+        self.whales = [self._named(m.wallet(10 * LAMPORTS, wrapped=80 * LAMPORTS), f"whale-{i}") for i in (1, 2, 3)]
+        self.buyers = [self._named(m.wallet(10 * LAMPORTS, wrapped=80 * LAMPORTS), f"buyer-{i}") for i in (1, 2, 3)]
+        creators = [self._named(m.wallet(10 * LAMPORTS, wrapped=5 * LAMPORTS), f"creator-{s}") for s in ("moon", "whale", "rug")]
         self.usdc = m.usdc_pool(sol_reserve=1000 * LAMPORTS, usdc_reserve=150_000 * 10**6)
         self.moon = self._token(m.token("MOON", "To The Moon", creator=creators[0]))
         self.whaled = self._token(m.token("WHALE", "Whale Food", creator=creators[1]))
@@ -143,6 +149,7 @@ class Demo:
 async def run_demo(*, speed: float = 1.0, as_json: bool = False, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     colour = out.isatty()
+    setup_logging(level="warning", fmt="json", stream=sys.stderr)  # the narrative owns stdout
     catalog = PluginCatalog.discover()
     with tempfile.TemporaryDirectory(prefix="quantbot-demo-") as tmp:
         async with LocalSolana() as node, LocalJupiter(node) as jup:
