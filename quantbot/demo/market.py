@@ -12,7 +12,6 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 
-from websockets.exceptions import ConnectionClosed
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solana.rpc.models import TxOpts
@@ -23,11 +22,11 @@ from solders.token import ID as TOKEN_PROGRAM_ID
 from solders.token.associated import get_associated_token_address
 from solders.token.state import Mint, TokenAccount, TokenAccountState
 from solders.transaction import VersionedTransaction
-from websockets.asyncio.server import Server, ServerConnection, serve
-
 from spl.token.constants import WRAPPED_SOL_MINT
 from spl.token.instructions import create_idempotent_associated_token_account, transfer
 from spl.token.models import TransferParams
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from quantbot.localnet.jupiter import LocalJupiter, Pool, _token_account
 from quantbot.localnet.solana import LocalSolana
@@ -132,7 +131,9 @@ class Market:
             is_native=rent,
             delegated_amount=0,
         )
-        self.node.ledger.set_account(str(address), data=bytes(state), owner=str(TOKEN_PROGRAM_ID), lamports=rent + amount)
+        self.node.ledger.set_account(
+            str(address), data=bytes(state), owner=str(TOKEN_PROGRAM_ID), lamports=rent + amount
+        )
         return address
 
     def reserves(self, pool: Pool) -> tuple[int, int]:

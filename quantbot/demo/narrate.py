@@ -67,7 +67,7 @@ class Narrator:
             self.out.write(f"{kind:>9}  {text}\n")
         self.out.flush()
 
-    def describe(self, e: Event) -> tuple[str, str] | None:  # noqa: PLR0911  (one branch per event type)
+    def describe(self, e: Event) -> tuple[str, str] | None:
         n = self.names
         if isinstance(e, TokenLaunch):
             return "launch", f"{e.symbol or n(e.mint)} launched by {n(e.creator)} ({e.source}, mint {e.mint})"
@@ -85,11 +85,17 @@ class Narrator:
         if isinstance(e, WhaleSignal):
             who = ", ".join(n(w) for w in e.wallets)
             usd = f" (~{e.size_usd:.0f} USD)" if e.size_usd is not None else ""
-            return "whale", f"{e.kind} signal on {n(e.token)} by {who}: {sol(e.size)}{usd}, confidence {e.confidence:.2f}"
+            return (
+                "whale",
+                f"{e.kind} signal on {n(e.token)} by {who}: {sol(e.size)}{usd}, confidence {e.confidence:.2f}",
+            )
         if isinstance(e, OrderApproved):
             i = e.intent
             self.orders[e.order_id] = f"{i.side} {n(i.token)}"
-            return "order", f"approved {i.strategy}: {i.side} {n(i.token)} for {sol(i.amount) if i.side == 'buy' else i.amount}"
+            return (
+                "order",
+                f"approved {i.strategy}: {i.side} {n(i.token)} for {sol(i.amount) if i.side == 'buy' else i.amount}",
+            )
         if isinstance(e, OrderRejected):
             i = e.intent
             self.rejections[f"risk {e.reason}"] += 1

@@ -17,14 +17,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
+from solders.keypair import Keypair
+
 from quantbot.clock import WallClock
 from quantbot.config import load_config
 from quantbot.daemon import Daemon
 from quantbot.demo.market import LaunchFeed, Market, Token
 from quantbot.demo.narrate import TOPICS, Narrator, sol
 from quantbot.localnet.jupiter import LocalJupiter
-from quantbot.logs import setup_logging
 from quantbot.localnet.solana import LocalSolana
+from quantbot.logs import setup_logging
 from quantbot.plugins import PluginCatalog
 from quantbot.secrets import Redactor
 
@@ -90,14 +92,16 @@ class Demo:
         self.maker = self._named(m.wallet(10 * LAMPORTS, wrapped=80 * LAMPORTS), "market-maker")
         self.whales = [self._named(m.wallet(10 * LAMPORTS, wrapped=80 * LAMPORTS), f"whale-{i}") for i in (1, 2, 3)]
         self.buyers = [self._named(m.wallet(10 * LAMPORTS, wrapped=80 * LAMPORTS), f"buyer-{i}") for i in (1, 2, 3)]
-        creators = [self._named(m.wallet(10 * LAMPORTS, wrapped=5 * LAMPORTS), f"creator-{s}") for s in ("moon", "whale", "rug")]
+        creators = [
+            self._named(m.wallet(10 * LAMPORTS, wrapped=5 * LAMPORTS), f"creator-{s}") for s in ("moon", "whale", "rug")
+        ]
         self.usdc = m.usdc_pool(sol_reserve=1000 * LAMPORTS, usdc_reserve=150_000 * 10**6)
         self.moon = self._token(m.token("MOON", "To The Moon", creator=creators[0]))
         self.whaled = self._token(m.token("WHALE", "Whale Food", creator=creators[1]))
         self.rug = self._token(m.token("RUG", "Totally Safe", creator=creators[2], keep_mint_authority=True))
 
-    def _named(self, kp: object, label: str) -> object:
-        self.labels[str(kp.pubkey())] = label  # type: ignore[attr-defined]
+    def _named(self, kp: Keypair, label: str) -> Keypair:
+        self.labels[str(kp.pubkey())] = label
         return kp
 
     def _token(self, token: Token) -> Token:
@@ -110,35 +114,40 @@ class Demo:
     def config_text(self, data: Path) -> str:
         watched = [self.maker, *self.whales, *self.buyers, self.moon.creator, self.whaled.creator, self.rug.creator]
         wallets = ", ".join(
-            f'{{ address = "{kp.pubkey()}", label = "{self.labels[str(kp.pubkey())]}" }}'  # type: ignore[attr-defined]
-            for kp in watched
+            f'{{ address = "{kp.pubkey()}", label = "{self.labels[str(kp.pubkey())]}" }}' for kp in watched
         )
         whales = ", ".join(
-            f'{{ chain = "solana", address = "{w.pubkey()}", label = "{self.labels[str(w.pubkey())]}" }}'  # type: ignore[attr-defined]
+            f'{{ chain = "solana", address = "{w.pubkey()}", label = "{self.labels[str(w.pubkey())]}" }}'
             for w in self.whales
         )
         return CONFIG.format(
             data=data, http=self.node.http_url, ws=self.node.ws_url, wallets=wallets, whales=whales, feed=self.feed.url
         )
 
-    async def script(self, settle: Callable[[], Awaitable[None]]) -> None:
+    async def script(self, settle: Callable[[], Awaitable[None]], say: Callable[[str], None]) -> None:
         m = self.market
-        await m.swap(self.maker, self.usdc, buy=True, amount_in=LAMPORTS)  # SOL -> USDC: SOL's USD price
+        say("market-maker swaps 1 SOL for USDC (the price of SOL in USD)")
+        await m.swap(self.maker, self.usdc, buy=True, amount_in=LAMPORTS)
         await self._pause(settle)
         for token in (self.moon, self.whaled, self.rug):  # each creator's first buy, then the launch
-            sig = await m.swap(token.creator, token.pool, buy=True, amount_in=LAMPORTS)  # type: ignore[arg-type]
+            say(f"{self.name(str(token.creator.pubkey()))} buys 1 SOL of {token.symbol} and announces the launch")
+            sig = await m.swap(token.creator, token.pool, buy=True, amount_in=LAMPORTS)
             await self.feed.announce(token, sig)
             await self._pause(settle)
         for whale in self.whales:  # three whales buy WHALE: a cluster
-            await m.swap(whale, self.whaled.pool, buy=True, amount_in=5 * LAMPORTS)  # type: ignore[arg-type]
+            say(f"{self.name(str(whale.pubkey()))} buys 5 SOL of WHALE")
+            await m.swap(whale, self.whaled.pool, buy=True, amount_in=5 * LAMPORTS)
             await self._pause(settle)
         for buyer in self.buyers:  # the crowd pumps MOON
-            await m.swap(buyer, self.moon.pool, buy=True, amount_in=15 * LAMPORTS)  # type: ignore[arg-type]
+            say(f"{self.name(str(buyer.pubkey()))} buys 15 SOL of MOON")
+            await m.swap(buyer, self.moon.pool, buy=True, amount_in=15 * LAMPORTS)
             await self._pause(settle)
-        creator = self.rug.creator
-        held = m.token_balance(creator.pubkey(), self.rug.pool.mint)  # type: ignore[attr-defined]
-        await m.swap(creator, self.rug.pool, buy=False, amount_in=held)  # type: ignore[arg-type]
-        await self._pause(settle)
+        for token in (self.rug, self.whaled):  # both creators dump everything they hold
+            creator = token.creator
+            held = m.token_balance(creator.pubkey(), token.pool.mint)
+            say(f"{self.name(str(creator.pubkey()))} dumps all {held} {token.symbol}")
+            await m.swap(creator, token.pool, buy=False, amount_in=held)
+            await self._pause(settle)
 
     async def _pause(self, settle: Callable[[], Awaitable[None]]) -> None:
         await settle()
@@ -189,7 +198,7 @@ async def _run(demo: Demo, tmp: Path, catalog: PluginCatalog, out: TextIO, *, as
 
     try:
         async with asyncio.timeout(GUARD_S):
-            await demo.script(settle)
+            await demo.script(settle, lambda text: narrator.emit("market", text))
             await settle()
     finally:
         daemon.request_stop()
@@ -200,7 +209,7 @@ async def _run(demo: Demo, tmp: Path, catalog: PluginCatalog, out: TextIO, *, as
     return status
 
 
-def _summary(narrator: Narrator, demo: Demo) -> None:
+def _counts(narrator: Narrator) -> None:
     c = narrator.counts
     narrator.emit(
         "summary",
@@ -208,6 +217,10 @@ def _summary(narrator: Narrator, demo: Demo) -> None:
         f"{c['order']} orders approved, {c['refused']} refused, {c['fill']} fills",
         counts=dict(c),
     )
+
+
+def _summary(narrator: Narrator, demo: Demo) -> None:
+    _counts(narrator)
     realised = sum((p.realised_pnl_native for p in narrator.positions.values()), Decimal(0))
     unrealised = sum((p.unrealised_pnl_native or Decimal(0) for p in narrator.positions.values()), Decimal(0))
     narrator.emit(
@@ -220,8 +233,8 @@ def _summary(narrator: Narrator, demo: Demo) -> None:
         narrator.emit("reason", f"{n} x {reason}", reason=reason, count=n)
     for kp in demo.whales:
         mint = demo.whaled.pool.mint
-        held = demo.market.token_balance(kp.pubkey(), mint)  # type: ignore[attr-defined]
-        address = str(kp.pubkey())  # type: ignore[attr-defined]
+        held = demo.market.token_balance(kp.pubkey(), mint)
+        address = str(kp.pubkey())
         narrator.emit(
             "balance",
             f"{demo.name(address)} holds {held} WHALE on chain (LiteSVM)",
@@ -229,3 +242,82 @@ def _summary(narrator: Narrator, demo: Demo) -> None:
             mint=str(mint),
             amount=held,
         )
+
+
+REPLAY_CONFIG = """
+[daemon]
+log_level = "warning"
+[prices]
+vwap_window_s = 1
+max_age_s = 600
+publish_min_interval_s = 0
+max_deviation_pct = 1000
+[whales]
+discover = true
+discover_sol = 1
+cluster_whales = 3
+[risk]
+min_pool_liquidity_sol = 0
+[[filters]]
+use = "renounced"
+[[strategies]]
+use = "sniper"
+id = "sniper"
+bands = [{ min_score = 0.0, amount = 100000000 }]
+[[strategies]]
+use = "whale_follow"
+id = "whale_follow"
+kinds = ["cluster", "accumulation", "large_buy"]
+min_confidence = 0.3
+"""
+
+
+async def run_recording(
+    path: Path,
+    *,
+    speed: float | None = None,
+    as_json: bool = False,
+    out: TextIO | None = None,
+    config_paths: list[str] | None = None,
+) -> int:
+    """Replay `path` through the daemon in paper mode (simulated time) with the same narrative and summary."""
+    from quantbot.recording import RecordingError
+    from quantbot.replay_report import summarise
+    from quantbot.sweep import replay_once
+
+    out = out or sys.stdout
+    setup_logging(level="warning", fmt="json", stream=sys.stderr)
+    narrator = Narrator(out, as_json=as_json, colour=out.isatty(), names=lambda a: a[:8])
+
+    def observe(daemon: Daemon) -> None:
+        assert daemon.bus is not None  # noqa: S101  (the daemon builds its sources after its bus)
+        daemon.bus.subscribe(TOPICS, narrator, name="demo.narrator")
+
+    with tempfile.TemporaryDirectory(prefix="quantbot-demo-") as tmp:
+        if not config_paths:
+            cfg = Path(tmp) / "demo.toml"
+            cfg.write_text(REPLAY_CONFIG)
+            config_paths = [str(cfg)]
+        narrator.emit("demo", f"replaying {path} in paper mode")
+        try:
+            result = await replay_once(
+                path=path, config_paths=config_paths, work_dir=Path(tmp) / "work", speed=speed, observe=observe
+            )
+        except RecordingError as exc:
+            print(f"demo: {exc}", file=sys.stderr)
+            return 1
+    summary = summarise(result)
+    _counts(narrator)
+    realised = sum(result.realised_native.values())
+    unrealised = sum(result.unrealised_native.values())
+    narrator.emit(
+        "pnl",
+        f"realised {sol(realised)}, unrealised {sol(unrealised)}, {len(result.trades)} trades",
+        realised_lamports=str(realised),
+        unrealised_lamports=str(unrealised),
+        report=summary,
+    )
+    for reason, n in sorted(narrator.rejections.items()):
+        narrator.emit("reason", f"{n} x {reason}", reason=reason, count=n)
+    narrator.emit("demo", f"replay finished with status {result.exit_status}")
+    return result.exit_status
