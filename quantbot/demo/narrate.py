@@ -92,10 +92,9 @@ class Narrator:
         if isinstance(e, OrderApproved):
             i = e.intent
             self.orders[e.order_id] = f"{i.side} {n(i.token)}"
-            return (
-                "order",
-                f"approved {i.strategy}: {i.side} {n(i.token)} for {sol(i.amount) if i.side == 'buy' else i.amount}",
-            )
+            amount = sol(i.amount) if i.side == "buy" else str(i.amount)
+            why = f" ({i.reason})" if i.reason else ""
+            return "order", f"approved {i.strategy}: {i.side} {n(i.token)} for {amount}{why}"
         if isinstance(e, OrderRejected):
             i = e.intent
             self.rejections[f"risk {e.reason}"] += 1

@@ -255,6 +255,7 @@ max_deviation_pct = 1000
 [whales]
 discover = true
 discover_sol = 1
+discover_usd = 100
 cluster_whales = 3
 [risk]
 min_pool_liquidity_sol = 0
