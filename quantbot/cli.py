@@ -371,4 +371,7 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     if args.recording:
         return asyncio.run(run_recording(Path(args.recording), speed=None, as_json=args.json, config_paths=args.config))
-    return asyncio.run(run_demo(speed=args.speed, as_json=args.json))
+    try:
+        return asyncio.run(run_demo(speed=args.speed, as_json=args.json))
+    except KeyboardInterrupt:  # Ctrl-C before the daemon took over SIGINT: nothing was started yet
+        return 130

@@ -5,6 +5,9 @@ replays a recording with the same narrative. The market's trades are real: the n
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from quantbot.events import Event, Swap, TokenLaunch
 from quantbot.localnet.jupiter import LocalJupiter
 from quantbot.localnet.solana import LocalSolana
 from quantbot.recording import write_recording
-from tests.conftest import run_cli
+from tests.conftest import cli_env, run_cli
 
 WSOL = "So11111111111111111111111111111111111111112"
 USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
@@ -157,6 +160,32 @@ def test_demo_replays_a_recording_with_the_same_narrative(tmp_path: Path) -> Non
     [pnl] = of(out, "pnl")
     assert int(pnl["unrealised_lamports"]) > 0, "the crowd's buy at a higher price marks the position up"
     assert out[-1]["text"] == "replay finished with status 0"
+
+
+@pytest.mark.subprocess
+def test_ctrl_c_stops_the_demo_cleanly_with_exit_0() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quantbot", "demo", "--json", "--speed", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(json.loads(line))
+            if seen[-1]["kind"] == "launch":
+                proc.send_signal(signal.SIGINT)
+                break
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    out = seen + lines(rest)
+    assert proc.returncode == 0, err[-2000:]
+    assert "interrupted: the scenario stopped early" in [r["text"] for r in out]
+    assert out[-1]["text"] == "daemon stopped with status 0"
 
 
 def test_demo_refuses_a_recording_that_is_not_one(tmp_path: Path) -> None:

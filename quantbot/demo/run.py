@@ -183,27 +183,42 @@ async def _run(demo: Demo, tmp: Path, catalog: PluginCatalog, out: TextIO, *, as
     narrator = Narrator(out, as_json=as_json, colour=colour, names=demo.name)
     narrator.emit("demo", f"local Solana at {demo.node.http_url}, launch feed at {demo.feed.url}, paper mode")
     run = asyncio.create_task(daemon.run(), name="quantbot[demo].daemon")
-    async with asyncio.timeout(GUARD_S):
-        await daemon.started.wait()
-        bus = daemon.bus
-        assert bus is not None  # noqa: S101  (set before started)
-        bus.subscribe(TOPICS, narrator, name="demo.narrator")
-        for component in daemon.components:
-            if hasattr(component, "wait_synced"):
-                await component.wait_synced()
-        await demo.feed.subscribed.wait()
+    ready = asyncio.create_task(daemon.started.wait(), name="quantbot[demo].ready")
+    await asyncio.wait({run, ready}, timeout=GUARD_S, return_when=asyncio.FIRST_COMPLETED)
+    if not ready.done() or run.done():
+        await _cancel(ready)
+        daemon.request_stop()
+        status = await run
+        narrator.emit("demo", f"the daemon stopped before it was ready (status {status})")
+        return status or 1
+    bus = daemon.bus
+    assert bus is not None  # noqa: S101  (set before started)
+    bus.subscribe(TOPICS, narrator, name="demo.narrator")
 
     async def settle() -> None:
         await bus.drain(GUARD_S)
 
-    try:
+    async def scenario() -> None:
         async with asyncio.timeout(GUARD_S):
+            for component in daemon.components:
+                if hasattr(component, "wait_synced"):
+                    await component.wait_synced()
+            await demo.feed.subscribed.wait()
             await demo.script(settle, lambda text: narrator.emit("market", text))
             await settle()
+
+    script = asyncio.create_task(scenario(), name="quantbot[demo].scenario")
+    try:
+        await asyncio.wait({run, script}, return_when=asyncio.FIRST_COMPLETED)
+        if not script.done():  # Ctrl-C or SIGTERM: the daemon is stopping, so the scenario ends here
+            await _cancel(script)
+            narrator.emit("demo", "interrupted: the scenario stopped early")
     finally:
         daemon.request_stop()
         async with asyncio.timeout(GUARD_S):
             status = await run
+    if script.done() and not script.cancelled():
+        script.result()  # a scenario error is a bug: raise it (after the daemon stopped)
     _summary(narrator, demo)
     narrator.emit("demo", f"daemon stopped with status {status}")
     return status
@@ -322,3 +337,14 @@ async def run_recording(
         narrator.emit("reason", f"{n} x {reason}", reason=reason, count=n)
     narrator.emit("demo", f"replay finished with status {result.exit_status}")
     return result.exit_status
+
+
+async def _cancel(task: asyncio.Task[object] | asyncio.Task[bool] | asyncio.Task[None]) -> None:
+    """Cancel a child task and wait for it; a cancellation of the caller itself propagates."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
