@@ -19,7 +19,7 @@ from solders.token.state import TokenAccount
 
 from quantbot.chains.solana.parser import SolanaParser
 from quantbot.demo.market import LaunchFeed
-from quantbot.demo.run import LAMPORTS, Demo
+from quantbot.demo.scenario import LAMPORTS, Demo
 from quantbot.events import Event, Swap, TokenLaunch
 from quantbot.localnet.jupiter import LocalJupiter
 from quantbot.localnet.solana import LocalSolana
