@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
+from quantbot.analytics import win_rate
 from quantbot.clock import WallClock
 from quantbot.config import load_config
 from quantbot.daemon import Daemon
@@ -114,11 +115,15 @@ def _summary(narrator: Narrator, demo: Demo) -> None:
     _counts(narrator)
     realised = sum((p.realised_pnl_native for p in narrator.positions.values()), Decimal(0))
     unrealised = sum((p.unrealised_pnl_native or Decimal(0) for p in narrator.positions.values()), Decimal(0))
+    usd = sum((p.realised_pnl_usd or Decimal(0) for p in narrator.positions.values()), Decimal(0))
+    closed = [float(p.realised_pnl_native) for p in narrator.positions.values() if p.quantity == 0]
+    rate = f", {win_rate(closed):.0%} of {len(closed)} closed positions won" if closed else ""
     narrator.emit(
         "pnl",
-        f"realised {sol(realised)}, unrealised {sol(unrealised)}",
+        f"realised {sol(realised)} (~{usd:.2f} USD), unrealised {sol(unrealised)}{rate}",
         realised_lamports=str(realised),
         unrealised_lamports=str(unrealised),
+        realised_usd=str(usd),
     )
     for reason, n in sorted(narrator.rejections.items()):
         narrator.emit("reason", f"{n} x {reason}", reason=reason, count=n)
