@@ -23,6 +23,7 @@ from quantbot.daemon import Daemon
 from quantbot.demo.market import LaunchFeed
 from quantbot.demo.narrate import TOPICS, Narrator, sol
 from quantbot.demo.scenario import STEP_S, Demo
+from quantbot.localnet.aptos import AptosLocalNode
 from quantbot.localnet.jupiter import LocalJupiter
 from quantbot.localnet.solana import LocalSolana
 from quantbot.logs import setup_logging
@@ -38,27 +39,32 @@ async def run_demo(*, speed: float = 1.0, as_json: bool = False, out: TextIO | N
     setup_logging(level="warning", fmt="json", stream=sys.stderr)  # the narrative owns stdout
     catalog = PluginCatalog.discover()
     with tempfile.TemporaryDirectory(prefix="quantbot-demo-") as tmp:
-        async with LocalSolana() as node, LocalJupiter(node) as jup:
+        async with LocalSolana() as node, LocalJupiter(node) as jup, AptosLocalNode() as aptos:
             feed = LaunchFeed()
             await feed.start()
             demo = Demo(node, jup, feed, STEP_S / speed)
             try:
-                status = await _run(demo, Path(tmp), catalog, out, as_json=as_json, colour=colour)
+                status = await _run(demo, Path(tmp), catalog, out, as_json=as_json, colour=colour, aptos=aptos.url)
             finally:
                 await demo.market.close()
                 await feed.stop()
     return status
 
 
-async def _run(demo: Demo, tmp: Path, catalog: PluginCatalog, out: TextIO, *, as_json: bool, colour: bool) -> int:
+async def _run(
+    demo: Demo, tmp: Path, catalog: PluginCatalog, out: TextIO, *, as_json: bool, colour: bool, aptos: str
+) -> int:
     cfg = tmp / "demo.toml"
-    cfg.write_text(demo.config_text(tmp / "data"))
+    cfg.write_text(demo.config_text(tmp / "data", aptos_url=aptos))
     loaded = load_config([cfg], environ={}, plugins=catalog)
     daemon = Daemon(
         loaded=loaded, config_paths=[str(cfg)], catalog=catalog, redactor=Redactor(), clock=WallClock(), environ={}
     )
     narrator = Narrator(out, as_json=as_json, colour=colour, names=demo.name)
-    narrator.emit("demo", f"local Solana at {demo.node.http_url}, launch feed at {demo.feed.url}, paper mode")
+    narrator.emit(
+        "demo",
+        f"local Solana at {demo.node.http_url}, local Aptos at {aptos}, launch feed at {demo.feed.url}, paper mode",
+    )
     run = asyncio.create_task(daemon.run(), name="quantbot[demo].daemon")
     ready = asyncio.create_task(daemon.started.wait(), name="quantbot[demo].ready")
     await asyncio.wait({run, ready}, timeout=GUARD_S, return_when=asyncio.FIRST_COMPLETED)

@@ -40,6 +40,10 @@ enabled = true
 endpoints = [{{ http = "{http}", ws = "{ws}", rps = 0 }}]
 launch_programs = []
 wallets = [{wallets}]
+[aptos]
+enabled = {aptos_enabled}
+nodes = [{aptos_nodes}]
+poll_interval = 0.25
 [whales]
 wallets = [{whales}]
 cluster_whales = 3
@@ -96,7 +100,7 @@ class Demo:
     def name(self, address: str) -> str:
         return self.labels.get(address, address[:8])
 
-    def config_text(self, data: Path) -> str:
+    def config_text(self, data: Path, *, aptos_url: str | None = None) -> str:
         watched = [self.maker, *self.whales, *self.buyers, self.moon.creator, self.whaled.creator, self.rug.creator]
         wallets = ", ".join(
             f'{{ address = "{kp.pubkey()}", label = "{self.labels[str(kp.pubkey())]}" }}' for kp in watched
@@ -106,7 +110,14 @@ class Demo:
             for w in self.whales
         )
         return CONFIG.format(
-            data=data, http=self.node.http_url, ws=self.node.ws_url, wallets=wallets, whales=whales, feed=self.feed.url
+            aptos_enabled="true" if aptos_url else "false",
+            aptos_nodes=f'"{aptos_url}"' if aptos_url else "",
+            data=data,
+            http=self.node.http_url,
+            ws=self.node.ws_url,
+            wallets=wallets,
+            whales=whales,
+            feed=self.feed.url,
         )
 
     async def script(self, settle: Callable[[], Awaitable[None]], say: Callable[[str], None]) -> None:
