@@ -137,7 +137,10 @@ def _parser() -> argparse.ArgumentParser:
         "approved and refused, fills, PnL. No network needed. Exit 0 after a clean stop; Ctrl-C stops cleanly.",
     )
     demo.add_argument(
-        "--speed", type=float, default=1.0, help="pacing: 2 runs twice as fast (default 1: a few seconds)"
+        "--speed",
+        type=float,
+        help="pacing: 2 runs twice as fast (default 1: a few seconds); with --recording, simulated time / SPEED "
+        "(default: as fast as possible)",
     )
     demo.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     demo.add_argument("--recording", metavar="FILE", help="replay this recording instead of the simulated market")
@@ -366,12 +369,17 @@ def _demo(args: argparse.Namespace) -> int:
 
     from quantbot.demo.run import run_demo, run_recording
 
-    if args.speed <= 0:
+    if args.speed is not None and args.speed <= 0:
         print("demo: --speed must be > 0", file=sys.stderr)
         return 2
+    if args.config and not args.recording:
+        print("demo: -c/--config applies only with --recording (the simulated market builds its own)", file=sys.stderr)
+        return 2
     if args.recording:
-        return asyncio.run(run_recording(Path(args.recording), speed=None, as_json=args.json, config_paths=args.config))
+        return asyncio.run(
+            run_recording(Path(args.recording), speed=args.speed, as_json=args.json, config_paths=args.config)
+        )
     try:
-        return asyncio.run(run_demo(speed=args.speed, as_json=args.json))
+        return asyncio.run(run_demo(speed=args.speed or 1.0, as_json=args.json))
     except KeyboardInterrupt:  # Ctrl-C before the daemon took over SIGINT: nothing was started yet
         return 130
