@@ -128,6 +128,25 @@ def _parser() -> argparse.ArgumentParser:
     from quantbot.replay_cli import add_replay_parser
 
     add_replay_parser(sub, CONFIG_HELP)
+    demo = sub.add_parser(
+        "demo",
+        help="offline demo: a simulated market on a local Solana node, traded in paper mode and narrated",
+        description="Start a local Solana node (LiteSVM) and a local launch feed, script a small market on them "
+        "(real mints, pools and signed swaps: a token that pumps, one whales accumulate, a rug), run the daemon "
+        "against them in paper mode and narrate what it does: launches, filter verdicts, whale signals, orders "
+        "approved and refused, fills, PnL. No network needed. Exit 0 after a clean stop; Ctrl-C stops cleanly.",
+    )
+    demo.add_argument(
+        "--speed",
+        type=float,
+        help="pacing: 2 runs twice as fast (default 1: a few seconds); with --recording, simulated time / SPEED "
+        "(default: as fast as possible)",
+    )
+    demo.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
+    demo.add_argument("--recording", metavar="FILE", help="replay this recording instead of the simulated market")
+    demo.add_argument(
+        "-c", "--config", action="append", metavar="PATH", help="with --recording: the config to replay with"
+    )
     return parser
 
 
@@ -140,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_status(args.url, as_json=args.json))
         if args.command == "inspect":
             return _inspect(args.target, chain=args.chain, config_paths=args.config)
+        if args.command == "demo":
+            return _demo(args)
         if args.command == "replay":
             from quantbot.replay_cli import replay_command
 
@@ -341,3 +362,24 @@ def _inspect(target: str, *, chain: str, config_paths: list[str] | None) -> int:
         out.write(encode(event) + b"\n")
     out.flush()
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from quantbot.demo.run import run_demo, run_recording
+
+    if args.speed is not None and args.speed <= 0:
+        print("demo: --speed must be > 0", file=sys.stderr)
+        return 2
+    if args.config and not args.recording:
+        print("demo: -c/--config applies only with --recording (the simulated market builds its own)", file=sys.stderr)
+        return 2
+    if args.recording:
+        return asyncio.run(
+            run_recording(Path(args.recording), speed=args.speed, as_json=args.json, config_paths=args.config)
+        )
+    try:
+        return asyncio.run(run_demo(speed=args.speed or 1.0, as_json=args.json))
+    except KeyboardInterrupt:  # Ctrl-C before the daemon took over SIGINT: nothing was started yet
+        return 130

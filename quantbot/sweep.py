@@ -14,11 +14,11 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quantbot.clock import Clock
 from quantbot.config import PLUGIN_SECTIONS, ConfigError, LoadedConfig, load_config
@@ -27,6 +27,9 @@ from quantbot.recording import RecordingError, read_recording
 from quantbot.replay import Progress, ReplayClock, ReplayResult, ReplaySource, window_bounds
 from quantbot.replay_report import metric_value, rank_key, summarise
 from quantbot.secrets import Redactor
+
+if TYPE_CHECKING:
+    from quantbot.daemon import Daemon
 
 FORCED = {
     "QUANTBOT__MODE": '"paper"',
@@ -142,8 +145,12 @@ async def replay_once(
     progress: Progress | None = None,
     catalog: PluginCatalog | None = None,
     pace: Clock | None = None,
+    observe: Callable[[Daemon], None] | None = None,
 ) -> ReplayResult:
     """Replay `path` once through a fresh Daemon; raises RecordingError for a bad recording.
+
+    `observe` is called with the daemon once its bus exists, before any event is replayed (the demo
+    subscribes its narrator there).
 
     `speed` None runs as fast as possible; N sleeps (on `pace`, the wall clock by default) simulated time / N.
     """
@@ -171,6 +178,8 @@ async def replay_once(
             pace=pace,
         )
         built.append(source)
+        if observe is not None:
+            observe(daemon)
         return [source]
 
     daemon = Daemon(
