@@ -128,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     from quantbot.replay_cli import add_replay_parser
 
     add_replay_parser(sub, CONFIG_HELP)
+
+    from quantbot.analytics_cli import add_analytics_parsers
+
+    add_analytics_parsers(sub, CONFIG_HELP)
     return parser
 
 
@@ -152,6 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             loaded = load_config(paths, plugins=catalog, environ=record_environ(args.output))
             return _run(loaded, paths, catalog)
         loaded = load_config(paths, plugins=catalog)
+        if args.command in ("leaderboard", "candles"):
+            from quantbot.analytics_cli import candles_command, leaderboard_command
+
+            command = leaderboard_command if args.command == "leaderboard" else candles_command
+            return asyncio.run(command(loaded.config, args))
         if args.command == "flatten":
             return asyncio.run(_flatten(loaded, token=args.token))
         if args.command in ("halt", "resume"):
