@@ -39,7 +39,6 @@ PAGE = "account_transactions_page_0xbf9239_dex_swaps.json"
 SIZES = (10, 1000, 10_000, 100_000)
 COST_TARGET = 0.10
 RSS_TARGET_MB = 200.0
-ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
 def rss_mb() -> float:
@@ -51,7 +50,9 @@ def rss_mb() -> float:
 
 
 def solana_address(rng: random.Random) -> str:
-    return "".join(rng.choice(ALPHABET) for _ in range(44))
+    from solders.pubkey import Pubkey
+
+    return str(Pubkey(rng.randbytes(32)))
 
 
 def best_per_item(fn: Any, items: list[Any], passes: int, rounds: int) -> float:
