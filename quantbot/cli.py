@@ -147,6 +147,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "-c", "--config", action="append", metavar="PATH", help="with --recording: the config to replay with"
     )
+
+    from quantbot.analytics_cli import add_analytics_parsers
+
+    add_analytics_parsers(sub, CONFIG_HELP)
     return parser
 
 
@@ -173,6 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             loaded = load_config(paths, plugins=catalog, environ=record_environ(args.output))
             return _run(loaded, paths, catalog)
         loaded = load_config(paths, plugins=catalog)
+        if args.command in ("leaderboard", "candles"):
+            from quantbot.analytics_cli import candles_command, leaderboard_command
+
+            command = leaderboard_command if args.command == "leaderboard" else candles_command
+            return asyncio.run(command(loaded.config, args))
         if args.command == "flatten":
             return asyncio.run(_flatten(loaded, token=args.token))
         if args.command in ("halt", "resume"):

@@ -137,6 +137,8 @@ class RetentionConfig(_Section, frozen=True, kw_only=True):
     wallet_profiles_h: NonNegativeFloat = 0.0
     equity_interval_h: NonNegativeFloat = 720.0
     equity_daily_h: NonNegativeFloat = 0.0
+    wallet_trades_h: NonNegativeFloat = 720.0
+    """Tracked wallets' swaps (trader analytics, `quantbot leaderboard`/`candles`)."""
 
 
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
@@ -469,6 +471,24 @@ class ScannerConfig(_Section, frozen=True, kw_only=True):
     rug_window_s: Positive = 300.0
 
 
+class AnalyticsConfig(_Section, frozen=True, kw_only=True):
+    """Trader analytics over tracked wallets' stored swaps (`quantbot leaderboard`)."""
+
+    leaderboard_metric: Literal[
+        "total_return",
+        "total_return_usd",
+        "pct_return",
+        "win_rate",
+        "sharpe",
+        "volatility",
+        "max_drawdown",
+        "trade_count",
+        "avg_trade_size",
+        "round_trips",
+    ] = "total_return"
+    leaderboard_limit: Annotated[int, msgspec.Meta(ge=1)] = 20
+
+
 class Config(_Section, frozen=True, kw_only=True):
     mode: Literal["paper", "live"] = "paper"
     instance: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "quantbot"
@@ -495,6 +515,7 @@ class Config(_Section, frozen=True, kw_only=True):
     cluster: ClusterConfig = ClusterConfig()
     scanner: ScannerConfig = ScannerConfig()
     record: RecordConfig = RecordConfig()
+    analytics: AnalyticsConfig = AnalyticsConfig()
 
 
 class PluginSchemas(typing.Protocol):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from typing import Protocol
@@ -28,6 +29,7 @@ from quantbot.clock import Clock
 from quantbot.config import WhalesConfig
 from quantbot.events import Event, Swap, Transfer, WhaleSignal, encode
 from quantbot.store import SignalRow, Store
+from quantbot.store.wallet_trades import WalletTrade, put_wallet_trade
 from quantbot.store.writer import WriteBehind
 from quantbot.wallet_profiles import Profile
 from quantbot.whale_signals import SignalRules, Trade, ratio
@@ -150,6 +152,8 @@ class WhaleTracker:
         usd_micro = int(head.usd * 1_000_000) if head.usd is not None else None
         profile.record_trade(native=native, usd_micro=usd_micro, at=at)
         self._mark(profile)
+        if self.writer is not None:
+            self._keep_trades(swap, wallet, trades, at)
         fresh = (self.clock.now() - at).total_seconds() <= self.config.max_signal_age_s
         signals: list[WhaleSignal] = []
         for t in trades:
@@ -179,6 +183,24 @@ class WhaleTracker:
             cost = int(price * transfer.amount) if price is not None else 0
             dst.add(mint, transfer.amount, cost, max_tokens=self.config.max_tokens_per_wallet)
             self._mark(dst)
+
+    def _keep_trades(self, swap: Swap, wallet: str, trades: list[Trade], at: datetime) -> None:
+        """Queue the swap's legs for the wallet_trades table (trader analytics), off the hot path."""
+        assert self.writer is not None  # noqa: S101  (the caller checked)
+        for t in trades:
+            row = WalletTrade(
+                chain=swap.chain,
+                wallet=wallet,
+                tx=swap.tx,
+                token=t.token,
+                side="buy" if t.side == "buy" else "sell",
+                quantity=t.quantity,
+                decimals=swap.decimals_out if t.side == "buy" else swap.decimals_in,
+                native=t.native,
+                usd=t.usd,
+                at=at,
+            )
+            self.writer.enqueue(partial(put_wallet_trade, trade=row))
 
     # --- valuation -------------------------------------------------------------------------------
 

@@ -281,3 +281,28 @@ async def test_stats_report_counters_depth_and_latency() -> None:
     assert stats["delivered"] == {"all_chain|chain.solana.swap": 1, "all_chain|chain.aptos.swap": 1}
     assert stats["queue_depth"] == {"all_chain": 0}
     assert stats["latency"]["all_chain"]["count"] == 2
+
+
+async def test_a_handler_that_suspends_gets_its_awaited_results_and_errors_and_finishes() -> None:
+    loop = asyncio.get_running_loop()
+    seen: list[object] = []
+
+    async def waits(e: Event) -> None:
+        ok: asyncio.Future[int] = loop.create_future()
+        loop.call_soon(ok.set_result, 42)
+        seen.append(await ok)
+        bad: asyncio.Future[int] = loop.create_future()
+        loop.call_soon(bad.set_exception, KeyError("gone"))
+        try:
+            await bad
+        except KeyError as exc:
+            seen.append(str(exc))
+        await asyncio.sleep(0)
+        seen.append(e.topic)
+
+    async with make_bus(handler_timeout=60) as bus:
+        bus.subscribe("token.launch", waits, name="waiter")
+        await bus.publish(token_launch())
+        await bus.drain(5)
+    assert seen == [42, "'gone'", "token.launch"]
+    assert bus.delivered[("waiter", "token.launch")] == 1 and not bus.failed

@@ -63,7 +63,7 @@ def test_unknown_key_suggests_the_closest_name(tmp_path: Path) -> None:
 
 def test_unknown_section_lists_known_keys_when_nothing_is_close(tmp_path: Path) -> None:
     (msg,) = problems(tmp_path, "[zzz]\na = 1\n")
-    assert msg.startswith("q.toml: zzz: unknown key (known keys: aptos, bus, ")
+    assert msg.startswith("q.toml: zzz: unknown key (known keys: analytics, aptos, bus, ")
     assert "daemon, executors, exits, filters," in msg
 
 

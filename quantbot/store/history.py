@@ -23,6 +23,7 @@ RETENTION_TABLES: dict[str, tuple[str, str, str]] = {
     "wallet_profiles_h": ("wallet_profiles", "updated_at", ""),
     "equity_interval_h": ("equity_history", "at", " AND kind = 'interval'"),
     "equity_daily_h": ("equity_history", "at", " AND kind = 'daily'"),
+    "wallet_trades_h": ("wallet_trades", "at", ""),
 }
 """What retention may delete. Orders, fills, positions and round trips are never expired."""
 

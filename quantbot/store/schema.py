@@ -132,6 +132,27 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX equity_history_age ON equity_history (kind, at)",
         ),
     ),
+    (
+        3,
+        "wallet trades: every tracked wallet's swaps, for trader analytics and candles",
+        (
+            """CREATE TABLE wallet_trades (
+                chain TEXT NOT NULL,
+                wallet TEXT NOT NULL,
+                tx TEXT NOT NULL,
+                token TEXT NOT NULL,
+                side TEXT NOT NULL,
+                quantity TEXT NOT NULL,
+                decimals INTEGER,
+                native TEXT,
+                usd TEXT,
+                at TEXT NOT NULL,
+                PRIMARY KEY (chain, wallet, tx, token, side)
+            )""",
+            "CREATE INDEX wallet_trades_at ON wallet_trades (at)",
+            "CREATE INDEX wallet_trades_token ON wallet_trades (chain, token, at)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]
