@@ -210,32 +210,33 @@ def plot_equity(result: ReplayResult, chains: Sequence[str], path: Path) -> None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    # Tick placement on a degenerate axis (a flat or near-flat curve) can divide by zero inside matplotlib's
-    # locators; it only costs tick marks, so numpy's floating-point warnings are silenced for the drawing.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rows = max(len(chains), 1)
-        fig, axes = plt.subplots(rows, 1, figsize=(10, 3.2 * rows), squeeze=False)
-        for ax, chain in zip(axes[:, 0], chains, strict=False):
-            samples = [s for s in result.samples if s.chain == chain]
-            times = [s.at for s in samples]
-            ax.set_title(f"{chain}: equity and exposure (native coins)")
-            if not samples:  # nothing to scale the axes on: matplotlib's locators would divide by nan
-                ax.text(0.5, 0.5, "no equity samples", ha="center", va="center", transform=ax.transAxes)
-                continue
-            if times[0] == times[-1]:  # one instant: give the date axis a width
-                ax.set_xlim(times[0] - timedelta(minutes=1), times[0] + timedelta(minutes=1))
-            ax.plot(times, [_whole(s.equity_native, chain) for s in samples], color="tab:blue", label="equity")
-            ax.fill_between(
-                times,
-                [_whole(s.exposure_native, chain) for s in samples],
-                color="tab:orange",
-                alpha=0.3,
-                label="exposure",
-            )
-            ax.legend(loc="best")
-            ax.grid(alpha=0.3)
-        fig.autofmt_xdate()
-        fig.tight_layout()
-        fig.savefig(path, dpi=100, metadata={"Software": None})
-        plt.close(fig)
+    rows = max(len(chains), 1)
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 3.2 * rows), squeeze=False)
+    for ax, chain in zip(axes[:, 0], chains, strict=False):
+        samples = [s for s in result.samples if s.chain == chain]
+        times = [s.at for s in samples]
+        ax.set_title(f"{chain}: equity and exposure (native coins)")
+        if not samples:  # nothing to scale the axes on: matplotlib's locators would divide by nan
+            ax.text(0.5, 0.5, "no equity samples", ha="center", va="center", transform=ax.transAxes)
+            continue
+        if times[0] == times[-1]:  # one instant: give the date axis a width
+            ax.set_xlim(times[0] - timedelta(minutes=1), times[0] + timedelta(minutes=1))
+        ax.plot(times, [_whole(s.equity_native, chain) for s in samples], color="tab:blue", label="equity")
+        ax.fill_between(
+            times,
+            [_whole(s.exposure_native, chain) for s in samples],
+            color="tab:orange",
+            alpha=0.3,
+            label="exposure",
+        )
+        # A fixed tick count: "auto" asks the axis for its size in pixels, which can come back as zero
+        # (and then matplotlib cannot lay ticks out at all).
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
+        ax.legend(loc="best")
+        ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
