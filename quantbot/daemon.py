@@ -32,9 +32,9 @@ from quantbot.ops.cluster import ClusterTransport, role_runs
 from quantbot.ops.control import Controller
 from quantbot.ops.http import HttpServer
 from quantbot.ops.jobs import Jobs
-from quantbot.ops.reports import DailyReporter, LagWatch
 from quantbot.ops.metrics import Metrics
 from quantbot.ops.mqtt import MqttBridge
+from quantbot.ops.reports import DailyReporter, LagWatch
 from quantbot.orders import OrderRouter, Sealer
 from quantbot.plugins import PluginCatalog
 from quantbot.portfolio import Portfolio
