@@ -34,6 +34,7 @@ from quantbot.ops.http import HttpServer
 from quantbot.ops.jobs import Jobs
 from quantbot.ops.metrics import Metrics
 from quantbot.ops.mqtt import MqttBridge
+from quantbot.ops.reports import DailyReporter, LagWatch
 from quantbot.orders import OrderRouter, Sealer
 from quantbot.plugins import PluginCatalog
 from quantbot.portfolio import Portfolio
@@ -450,6 +451,8 @@ class Daemon:
         ]
         if self.recorder is not None:
             self.components.append(self.recorder)
+        if self.jobs is not None:
+            self._report_jobs(bus)
         self._wire_ops(
             bus,
             trading=[
@@ -537,6 +540,16 @@ class Daemon:
                 bus=bus, config=cfg.mqtt, instance=cfg.instance, control=self.controller, clock=self.clock
             )
             self.components.append(self.mqtt)
+
+    def _report_jobs(self, bus: EventBus) -> None:
+        """Watcher lag and (where trading runs) the daily report reach the notifiers through scheduled jobs."""
+        assert self.jobs is not None and self.portfolio is not None and self.store is not None  # noqa: S101
+        lag = LagWatch(bus=bus, components=lambda: self.components, max_lag_s=lambda: self.config.http.max_lag_s)
+        self.jobs.add("watcher_lag", lag.check)
+        if role_runs(self.config.cluster.role, "trading"):
+            reporter = DailyReporter(bus=bus, store=self.store, portfolio=self.portfolio, clock=self.clock)
+            self.components.insert(self.components.index(self.jobs), reporter)
+            self.jobs.add("daily_report", reporter.run)
 
     async def _tick(self, bus: EventBus) -> None:
         for seq in itertools.count(1):

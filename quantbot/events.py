@@ -453,6 +453,42 @@ class ConfigReloaded(Event, frozen=True, kw_only=True):
     restart_required: tuple[str, ...] = ()
 
 
+class WatcherLag(Event, frozen=True, kw_only=True):
+    """A component's reported `lag_s` went over its `[http] max_lag_s` bound (or, `recovered`, back under)."""
+
+    TOPIC: ClassVar[str] = "watcher.lag"
+
+    component: str
+    lag_s: float | None
+    """None when the component has no data yet (lag unknown)."""
+    bound_s: float
+    recovered: bool = False
+
+
+class ChainDay(msgspec.Struct, frozen=True, kw_only=True):
+    """One chain's figures in a daily report; PnL and equity in native base units."""
+
+    chain: Chain
+    realised_pnl_native: int
+    """Realised that day."""
+    unrealised_pnl_native: int
+    """Open positions at their marks when the report was made."""
+    equity_native: int | None
+    """Native balance plus positions at their marks when the report was made; None if no balance is known."""
+    trades: int
+    rejections: int
+
+
+class DailyReport(Event, frozen=True, kw_only=True):
+    """The summary of one UTC day, per chain (the `daily_report` job)."""
+
+    TOPIC: ClassVar[str] = "report.daily"
+
+    day: str
+    """The UTC day reported, YYYY-MM-DD."""
+    chains: tuple[ChainDay, ...]
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     Swap,
     Transfer,
@@ -478,6 +514,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     EquityUpdate,
     PositionCorrected,
     PumpTrade,
+    WatcherLag,
+    DailyReport,
 )
 
 TOPICS: dict[str, type[Event]] = {cls.TOPIC: cls for cls in EVENT_TYPES}

@@ -14,6 +14,7 @@ import aiomqtt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from solders.keypair import Keypair
 
 from quantbot.bus import EventBus
 from quantbot.clock import WallClock
@@ -309,3 +310,61 @@ async def test_a_watchers_instance_runs_no_order_path_and_a_reload_starts_none_o
     assert "filters" not in daemon.bus.queue_depths() and "risk" not in daemon.bus.queue_depths()
     daemon.request_stop()
     assert await run == 0
+
+
+# --- a launch observed by one is traded by the other ----------------------------------------------
+
+SOLANA = """
+[solana]
+enabled = true
+launch_programs = ["pumpfun"]
+[[solana.endpoints]]
+http = "{http}"
+ws = "{ws}"
+rps = 0
+"""
+
+
+@pytest.mark.subprocess
+async def test_a_launch_observed_by_the_watchers_host_is_traded_by_the_trading_host(
+    tmp_path: Path,
+    mqtt_broker: Broker,
+    plugin_site: Path,
+    daemons: list[DaemonProcess],
+    local_solana: Any,
+    solana_fixtures: Path,
+) -> None:
+    from tests.scanner_chain import CREATE_V2, MINT, serve_launch_accounts
+
+    serve_launch_accounts(local_solana, solana_fixtures, others=[str(Keypair().pubkey()) for _ in range(3)])
+    cluster = f"c{uuid.uuid4().hex[:6]}"
+    solana = SOLANA.format(http=local_solana.http_url, ws=local_solana.ws_url)
+    cfg_a = daemon_config(tmp_path, mqtt_broker, instance="wa", role="watchers", cluster=cluster, mirror=[])
+    cfg_b = daemon_config(tmp_path, mqtt_broker, instance="tb", role="trading", cluster=cluster, mirror=[])
+    for cfg in (cfg_a, cfg_b):  # B enriches the launch through its own pool: the same node
+        write(cfg, cfg.read_text() + solana)
+    a = DaemonProcess("-c", str(cfg_a), env=cli_env())
+    daemons.append(a)
+    b = DaemonProcess("-c", str(cfg_b), env=cli_env())
+    daemons.append(b)
+    # The node answers in this process's event loop: wait for the daemons in threads.
+    await asyncio.to_thread(a.wait_for, "watcher.connected")
+    for d in (a, b):
+        await asyncio.to_thread(d.wait_for, "mqtt.connected", link="cluster")
+    b_started = {r["name"] for r in b.lines if r.get("event") == "component.started"}
+    assert not any("watcher" in name for name in b_started), "B trades; only A watches the chain"
+
+    sig = local_solana.load_transaction(solana_fixtures / CREATE_V2)
+    assert await local_solana.announce(sig) == 1
+
+    launch = await asyncio.to_thread(a.wait_for, "notify", 30.0, topic="token.launch")
+    assert launch["payload"]["mint"] == MINT and launch["payload"]["origin"] == "wa"
+    await asyncio.to_thread(b.wait_for, "scanner.accepted", 30.0, mint=MINT)
+    filled = await asyncio.to_thread(b.wait_for, "order.filled", 30.0, executor="paper")
+    back = await asyncio.to_thread(a.wait_for, "notify", 30.0, topic="order.filled")
+    assert back["payload"]["order_id"] == filled["order_id"] and back["payload"]["origin"] == "tb"
+    assert local_solana.calls["getMultipleAccounts"] >= 1, "B's scanner read the launch's accounts from the node"
+
+    for d in (a, b):
+        d.signal(signal.SIGTERM)
+    assert [await asyncio.to_thread(d.wait, 30) for d in (a, b)] == [0, 0]

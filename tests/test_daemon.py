@@ -43,6 +43,7 @@ COMPONENTS = [
     "scanner.rugwatch",
     "strategies",
     "notifiers",
+    "reports",
     "jobs",
 ]
 """The daemon's components in start order."""

@@ -84,6 +84,19 @@ def component_stats(components: Sequence[Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def bounded_lags(components: Sequence[Any], max_lag_s: Mapping[str, float]) -> dict[str, tuple[float | None, float]]:
+    """Component name -> (its reported `lag_s`, None if unknown; its bound) for every component with a bound."""
+    default = max_lag_s.get("*")
+    out: dict[str, tuple[float | None, float]] = {}
+    for name, stats in component_stats(components).items():
+        bound = max_lag_s.get(name, default)
+        if bound is None or "lag_s" not in stats:
+            continue
+        lag = stats["lag_s"]
+        out[name] = (None if lag is None else float(lag), float(bound))
+    return out
+
+
 class Controller:
     """Built by the daemon once the store and portfolio exist."""
 
@@ -142,16 +155,11 @@ class Controller:
             reasons.append("daemon is starting")
         started = self.daemon.started_components
         reasons += [f"component {c.name} not started" for c in self.daemon.components if c.name not in started]
-        default = max_lag_s.get("*")
-        for name, stats in component_stats(self.daemon.components).items():
-            bound = max_lag_s.get(name, default)
-            if bound is None or "lag_s" not in stats:
-                continue
-            lag = stats["lag_s"]
+        for name, (lag, bound) in bounded_lags(self.daemon.components, max_lag_s).items():
             if lag is None:
                 reasons.append(f"{name}: no data yet (lag unknown)")
-            elif float(lag) > bound:
-                reasons.append(f"{name}: lag {float(lag):.1f}s > {bound:g}s")
+            elif lag > bound:
+                reasons.append(f"{name}: lag {lag:.1f}s > {bound:g}s")
         return reasons
 
     def plugins(self) -> dict[str, list[dict[str, Any]]]:

@@ -43,6 +43,8 @@ DEFAULT_SCHEDULES = {
     "equity_snapshot": "5m",
     "whale_profiles": "1h",
     "rpc_health": "1m",
+    "watcher_lag": "5s",
+    "daily_report": "5 0 * * *",
 }
 HOOKS = {"whale_profiles": "recompute_profiles", "rpc_health": "probe_health"}
 """Job name -> the method a component exposes to take part in it."""
