@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from quantbot.store import Store
 
 log = structlog.get_logger(component="prices")
 
+POOL_RECORD = "prices.pool_vaults"
+"""Store record kind: "chain:mint" -> [base vault, quote vault] of a held token (a restart keeps pricing it)."""
 MAX_TOKENS = 20_000
 """Tokens the book remembers (least recently observed forgotten first, held tokens never)."""
 
@@ -101,6 +104,14 @@ class PriceBook:
 
     async def start(self) -> None:
         if self.store is not None:
+            async for key, payload in self.store.records(POOL_RECORD):
+                try:
+                    chain, _, mint = key.partition(":")
+                    base, quote = json.loads(payload)
+                    self._pools[(chain, mint)] = (str(base), str(quote))
+                except (ValueError, TypeError) as exc:
+                    self.bad_input += 1
+                    log.warning("prices.bad_pool_record", key=key, error=f"{type(exc).__name__}: {exc}")
             for row in await self.store.positions():
                 if row.quantity > 0:
                     await self._hold(row.chain, row.token)
@@ -300,6 +311,8 @@ class PriceBook:
             if key not in self._tracked:
                 for account in self._reserves.accounts_of(*key):
                     await self._unwatch(account)
+            if key in self._pools and self.store is not None:
+                await self.store.delete_record(POOL_RECORD, f"{key[0]}:{key[1]}")
 
     async def _hold(self, chain: str, token: str) -> None:
         """A held token: priced by every source, by its pump.fun curve on Solana and by its pool's vaults
@@ -334,6 +347,8 @@ class PriceBook:
         log.info("prices.pool_watched", chain=key[0], token=key[1], vaults=list(vaults))
         for vault in vaults:
             await self._watch(vault, chain=key[0], token=key[1], kind="vault")
+        if self.store is not None:  # held: a restart must still know where this token's reserves are
+            await self.store.put_record(POOL_RECORD, f"{key[0]}:{key[1]}", json.dumps(vaults), now=self.clock.now())
 
     def pool_vaults(self, chain: str, token: str) -> tuple[str, str] | None:
         """The (base, quote) vaults remembered for `token` from its pool launch, if any."""

@@ -17,6 +17,7 @@ import msgspec
 from solders.pubkey import Pubkey
 
 from quantbot.assets import WSOL
+from quantbot.bus import EventBus
 from quantbot.chains.solana.parser import SolanaParser
 from quantbot.chains.solana.rpc import SolanaRpcPool
 from quantbot.chains.solana.watcher import SolanaWatcher
@@ -24,12 +25,23 @@ from quantbot.clock import SimClock, WallClock
 from quantbot.config import ExitsConfig, PricesConfig, RiskConfig, SolanaConfig, SolanaEndpointConfig
 from quantbot.events import OrderIntent, PositionUpdate, PriceUpdate, TokenLaunch
 from quantbot.localnet.solana import LocalSolana
-from quantbot.prices import PriceBook
+from quantbot.prices import POOL_RECORD, PriceBook
 from quantbot.reserves import bonding_curve_address
 from quantbot.retry import Backoff
+from quantbot.store import PositionRow
+from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import order_intent
 from tests.orderpath import OrderPath, order_path
-from tests.test_prices import PUMP_MINT, TOKENKEG, account, curve_bytes, price_book, token_account_bytes
+from tests.test_prices import (
+    PUMP_MINT,
+    T0,
+    TOKENKEG,
+    RecordingWatcher,
+    account,
+    curve_bytes,
+    price_book,
+    token_account_bytes,
+)
 
 GUARD_S = 20.0  # a hang guard, not a speed assertion
 V4_AUTHORITY = "5Q544fKrFoe6tsEbD7S8EmxGTJYAKtTVhAW5Q5pge4j1"
@@ -209,3 +221,36 @@ async def test_a_raydium_launched_token_is_priced_from_its_vaults_on_chain_and_i
         finally:
             await watcher.stop()
             await book.stop()
+
+
+async def test_after_a_restart_a_held_pool_token_still_has_its_vaults_watched(tmp_path: Path) -> None:
+    base, quote = vaults()
+    other = str(Pubkey.new_unique())
+    clock = SimClock(T0)
+    async with SqliteStore(tmp_path / "q.db") as store:
+        # First run: the pool launch is seen, the token is bought (the position is in the store).
+        async with EventBus(clock=clock) as bus:
+            book = PriceBook(bus=bus, clock=clock, config=PricesConfig(), watcher=RecordingWatcher(), store=store)
+            await book.start()
+            for e in (launch(PUMP_MINT, base, quote), launch(other, *vaults()), held(PUMP_MINT)):
+                await bus.publish(e)
+                await bus.drain(5)
+            await book.stop()
+        row = PositionRow(chain="solana", token=PUMP_MINT, quantity=10**9, cost_native=4 * 10**5, realised_pnl_native=0,
+                          opened_at=T0, updated_at=T0)  # fmt: skip
+        await store.put_position(row)
+        await store.put_record(POOL_RECORD, "solana:garbage", "not json", now=T0)
+        # Second run: no launch is replayed, yet the held token's vaults are watched again.
+        async with EventBus(clock=clock) as bus:
+            watcher = RecordingWatcher()
+            book = PriceBook(bus=bus, clock=clock, config=PricesConfig(), watcher=watcher, store=store)
+            await book.start()
+            try:
+                assert watcher.watching == {bonding_curve_address(PUMP_MINT), base, quote}
+                assert book.bad_input == 1, "the unreadable record is counted and skipped"
+                await bus.publish(held(PUMP_MINT, quantity=0))
+                await bus.drain(5)
+                assert watcher.watching == set()
+                assert [k async for k, _ in store.records(POOL_RECORD)] == ["solana:garbage"]
+            finally:
+                await book.stop()
