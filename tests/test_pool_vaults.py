@@ -8,6 +8,9 @@ from typing import Any
 
 import based58
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from solders.pubkey import Pubkey
 
 from quantbot.chains.solana.parser import SolanaParser
 from quantbot.chains.solana.programs import NATIVE_MINT
@@ -106,3 +109,43 @@ def test_a_pool_instruction_listing_too_few_accounts_launches_without_vaults(
         parser, _swap_pool_ix(_doc(solana_fixtures), "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA", accounts, data)
     )
     assert (launch.mint, launch.base_vault, launch.quote_vault) == (MINT, None, None)
+
+
+PUMPSWAP = "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA"
+CPMM = "CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C"
+_DOC: dict[str, Any] = {}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    program=st.sampled_from([PUMPSWAP, CPMM]),
+    n_accounts=st.integers(min_value=6, max_value=24),
+    sol_first=st.booleans(),
+)
+def test_vaults_are_the_listed_vault_positions_of_the_launched_and_quote_sides_or_none(
+    solana_fixtures: Path, program: str, n_accounts: int, sol_first: bool
+) -> None:
+    if not _DOC:
+        _DOC.update(_doc(solana_fixtures))
+    doc = json.loads(json.dumps(_DOC))
+    extra = [str(Pubkey.new_unique()) for _ in range(n_accounts)]
+    mints = [NATIVE_MINT, MINT] if sol_first else [MINT, NATIVE_MINT]
+    if program == PUMPSWAP:
+        data = (
+            bytes.fromhex("e992d18ecf6840bc")
+            + bytes(2)
+            + (10**12).to_bytes(8, "little")
+            + (10**9).to_bytes(8, "little")
+        )
+        accounts = [POOL, extra[0], CREATOR, *mints, *extra[5:]]
+        slots = (9, 10)
+    else:
+        data = bytes.fromhex("afaf6d1f0d989bed") + (10**12).to_bytes(8, "little") + (10**9).to_bytes(8, "little")
+        accounts = [CREATOR, extra[0], extra[1], POOL, *mints, *extra[6:]]
+        slots = (10, 11)
+    launch = _launch(SolanaParser(), _swap_pool_ix(doc, program, accounts, data + bytes(8)))
+    listed = [accounts[i] if len(accounts) > i else None for i in slots]
+    if sol_first:
+        listed.reverse()
+    assert launch.mint == MINT
+    assert (launch.base_vault, launch.quote_vault) == tuple(listed)
