@@ -303,6 +303,7 @@ class PricesConfig(_Section, frozen=True, kw_only=True):
     publish_min_change_pct: NonNegativeDecimal = Decimal("0.5")
     min_trade_native: Annotated[int, msgspec.Meta(ge=0)] = 10_000_000
     sources: tuple[PriceSourceConfig, ...] = ()
+    pool_memory: PositiveInt = 10_000
 
 
 class WhaleWallet(_Section, frozen=True, kw_only=True):

@@ -141,6 +141,10 @@ class TokenLaunch(_ChainEvent, frozen=True, kw_only=True):
     token_program: str | None = None
     decimals: int | None = None
     """Decimals of `mint`, when known."""
+    base_vault: str | None = None
+    """The pool's token account holding `mint` (AMM pool launches), watched to price it from reserves."""
+    quote_vault: str | None = None
+    """The pool's token account holding `quote_mint`."""
 
     @property
     def topic(self) -> str:

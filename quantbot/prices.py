@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from quantbot.assets import NATIVE_DECIMALS, is_native, is_quote, normalise, sta
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock
 from quantbot.config import PricesConfig
-from quantbot.events import AccountUpdate, Event, PositionUpdate, PriceUpdate, Swap, Tick
+from quantbot.events import AccountUpdate, Event, PositionUpdate, PriceUpdate, Swap, Tick, TokenLaunch
 from quantbot.price_quorum import Candidate, Observation, Observations
 from quantbot.price_sources import NATIVE_ID, HttpSource, SourceError, SourceQuote
 from quantbot.reserves import ReserveWatches, bonding_curve_address
@@ -34,6 +35,8 @@ from quantbot.store import Store
 
 log = structlog.get_logger(component="prices")
 
+POOL_RECORD = "prices.pool_vaults"
+"""Store record kind: "chain:mint" -> [base vault, quote vault] of a held token (a restart keeps pricing it)."""
 MAX_TOKENS = 20_000
 """Tokens the book remembers (least recently observed forgotten first, held tokens never)."""
 
@@ -88,6 +91,8 @@ class PriceBook:
         self._held: set[tuple[str, str]] = set()
         self._tracked: set[tuple[str, str]] = set()
         self._pending: set[tuple[str, str]] = set()
+        self._pools: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
+        """(chain, mint) -> its pool's (base vault, quote vault), from `token.launch`; the last `pool_memory`."""
         self._tasks: list[asyncio.Task[None]] = []
         self.outliers: dict[str, int] = {}
         self.disagreements = 0
@@ -99,6 +104,14 @@ class PriceBook:
 
     async def start(self) -> None:
         if self.store is not None:
+            async for key, payload in self.store.records(POOL_RECORD):
+                try:
+                    chain, _, mint = key.partition(":")
+                    base, quote = json.loads(payload)
+                    self._pools[(chain, mint)] = (str(base), str(quote))
+                except (ValueError, TypeError) as exc:
+                    self.bad_input += 1
+                    log.warning("prices.bad_pool_record", key=key, error=f"{type(exc).__name__}: {exc}")
             for row in await self.store.positions():
                 if row.quantity > 0:
                     await self._hold(row.chain, row.token)
@@ -112,6 +125,7 @@ class PriceBook:
         self.bus.subscribe("chain.*.swap", self._on_event, name="prices.swaps", overflow=Overflow.DROP_OLDEST)
         self.bus.subscribe("chain.*.account", self._on_event, name="prices.accounts", overflow=Overflow.DROP_OLDEST)
         self.bus.subscribe(["position.update", "clock.tick"], self._on_event, name="prices.control")
+        self.bus.subscribe("token.launch", self._on_event, name="prices.launches", overflow=Overflow.DROP_OLDEST)
         loop = asyncio.get_running_loop()
         for src in self.sources:
             self._tasks.append(loop.create_task(self._poll(src), name=f"quantbot[prices].poll_{src.name}"))
@@ -201,6 +215,8 @@ class PriceBook:
                 await self._on_position(event)
             elif isinstance(event, Tick):
                 await self._publish_pending()
+            elif isinstance(event, TokenLaunch):
+                await self._on_launch(event)
         except (ArithmeticError, ValueError, KeyError) as exc:
             self.bad_input += 1
             log.warning("prices.bad_input", topic=event.topic, error=f"{type(exc).__name__}: {exc}")
@@ -281,6 +297,8 @@ class PriceBook:
             entry.obs.pop(source, None)
             log.info("prices.curve_complete", token=watch.token, account=update.account)
             await self._unwatch(update.account)
+            if key in self._held:
+                await self._watch_pool(key)  # the pool takes over, if its launch was seen
             return
         await self._changed(key)
 
@@ -293,9 +311,12 @@ class PriceBook:
             if key not in self._tracked:
                 for account in self._reserves.accounts_of(*key):
                     await self._unwatch(account)
+            if key in self._pools and self.store is not None:
+                await self.store.delete_record(POOL_RECORD, f"{key[0]}:{key[1]}")
 
     async def _hold(self, chain: str, token: str) -> None:
-        """A held token: priced by every source, and by its pump.fun curve on Solana."""
+        """A held token: priced by every source, by its pump.fun curve on Solana and by its pool's vaults
+        when its pool launch was seen."""
         key = (chain, normalise(chain, token))
         if key in self._held:
             return
@@ -303,6 +324,35 @@ class PriceBook:
         self._entry(key)
         if chain == "solana" and key not in self._tracked and self.watcher is not None:
             await self._watch(bonding_curve_address(key[1]), chain="solana", token=key[1], kind="curve")
+        await self._watch_pool(key)
+
+    async def _on_launch(self, launch: TokenLaunch) -> None:
+        """Remember a new pool's vaults (bounded: the last `pool_memory` launches); watch them if held."""
+        if launch.chain != "solana" or not launch.base_vault or not launch.quote_vault:
+            return
+        key = (launch.chain, normalise(launch.chain, launch.mint))
+        self._pools[key] = (launch.base_vault, launch.quote_vault)
+        self._pools.move_to_end(key)
+        while len(self._pools) > self.config.pool_memory:
+            self._pools.popitem(last=False)
+        if key in self._held:
+            await self._watch_pool(key)
+
+    async def _watch_pool(self, key: tuple[str, str]) -> None:
+        """Watch both vaults of the held token's pool, when known (alongside its curve: the curve prices
+        nothing once complete, and a pool does not exist before then for a pump.fun coin)."""
+        vaults = self._pools.get(key)
+        if vaults is None or self.watcher is None:
+            return
+        log.info("prices.pool_watched", chain=key[0], token=key[1], vaults=list(vaults))
+        for vault in vaults:
+            await self._watch(vault, chain=key[0], token=key[1], kind="vault")
+        if self.store is not None:  # held: a restart must still know where this token's reserves are
+            await self.store.put_record(POOL_RECORD, f"{key[0]}:{key[1]}", json.dumps(vaults), now=self.clock.now())
+
+    def pool_vaults(self, chain: str, token: str) -> tuple[str, str] | None:
+        """The (base, quote) vaults remembered for `token` from its pool launch, if any."""
+        return self._pools.get((chain, normalise(chain, token)))
 
     # --- HTTP sources ----------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """New pools from instructions: PumpSwap `create_pool`, Raydium AMM v4 `initialize2`, CPMM `initialize`.
 
 Account positions and data layouts are in shared/notes/solana.md section 4 (v4 verified on the
-pump.fun migration fixture). The launched token is the side that is not SOL/USDC/USDT.
+pump.fun migration fixture). The launched token is the side that is not SOL/USDC/USDT; its pool
+vault is `base_vault`, the SOL/USDC side's is `quote_vault` (what the PriceBook watches to price it).
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ def pool_launches(tx: TxView, balances: Balances) -> Iterator[TokenLaunch]:
         found = _pool(ix)
         if found is None:
             continue
-        source, pool, creator, mint_a, mint_b, amount_a, amount_b = found
+        source, pool, creator, (mint_a, amount_a, vault_a), (mint_b, amount_b, vault_b) = found
         if mint_a in QUOTE_MINTS and mint_b not in QUOTE_MINTS:
-            mint_a, mint_b, amount_a, amount_b = mint_b, mint_a, amount_b, amount_a
+            mint_a, mint_b, amount_a, amount_b, vault_a, vault_b = mint_b, mint_a, amount_b, amount_a, vault_b, vault_a
         yield TokenLaunch(
             chain="solana",
             mint=mint_a,
@@ -59,29 +60,42 @@ def pool_launches(tx: TxView, balances: Balances) -> Iterator[TokenLaunch]:
             base_amount=amount_a,
             quote_amount=amount_b,
             decimals=balances.decimals.get(mint_a),
+            base_vault=vault_a,
+            quote_vault=vault_b,
         )
 
 
-def _pool(ix: Ix) -> tuple[str, str, str, str, str, int, int] | None:
-    """(venue, pool, creator, mint a, mint b, amount a, amount b), or None if `ix` creates no pool."""
+_Side = tuple[str, int, str | None]
+"""(mint, seed amount, the pool's vault token account for it when the instruction lists it)."""
+
+
+def _pool(ix: Ix) -> tuple[str, str, str, _Side, _Side] | None:
+    """(venue, pool, creator, side a, side b), or None if `ix` creates no pool."""
     data = ix.raw()
     acc = ix.accounts
+
+    def at(i: int) -> str | None:
+        return acc[i] if len(acc) > i else None
+
     if ix.program == RAYDIUM_AMM_V4_PROGRAM:
         if len(data) < 26 or data[0] != RAYDIUM_V4_INITIALIZE2_TAG or len(acc) < 18:
             return None
         r = Reader(data, 2)  # tag, nonce
         r.u64()  # open_time
         init_pc, init_coin = r.u64(), r.u64()
-        return VENUE_RAYDIUM_V4, acc[4], acc[17], acc[8], acc[9], init_coin, init_pc
+        # 8 coin mint, 9 pc mint, 10 coin vault, 11 pc vault
+        return VENUE_RAYDIUM_V4, acc[4], acc[17], (acc[8], init_coin, acc[10]), (acc[9], init_pc, acc[11])
     if ix.program == RAYDIUM_CPMM_PROGRAM:
         if data[:8] != RAYDIUM_CPMM_INITIALIZE_IX or len(acc) < 6:
             return None
         r = Reader(data, 8)
         amount_0, amount_1 = r.u64(), r.u64()
-        return VENUE_RAYDIUM_CPMM, acc[3], acc[0], acc[4], acc[5], amount_0, amount_1
+        # 4 token_0_mint, 5 token_1_mint, 10 token_0_vault, 11 token_1_vault
+        return VENUE_RAYDIUM_CPMM, acc[3], acc[0], (acc[4], amount_0, at(10)), (acc[5], amount_1, at(11))
     if data[:8] != PUMPSWAP_CREATE_POOL_IX or len(acc) < 5:
         return None
     r = Reader(data, 8)
     r.u16()  # index
     base_in, quote_in = r.u64(), r.u64()
-    return VENUE_PUMPSWAP, acc[0], acc[2], acc[3], acc[4], base_in, quote_in
+    # 3 base_mint, 4 quote_mint, 9 pool_base_token_account, 10 pool_quote_token_account (pump_amm IDL)
+    return VENUE_PUMPSWAP, acc[0], acc[2], (acc[3], base_in, at(9)), (acc[4], quote_in, at(10))
