@@ -4,9 +4,7 @@ the durable log of what was signed (appended, fsynced, before the transaction is
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,8 @@ import msgspec
 from aptos_sdk.account import Account
 from aptos_sdk.async_client import ApiError, RestClient
 from aptos_sdk.transactions import RawTransaction, SignedTransaction
+
+from .durable import DurableLog
 
 _HASH_PREFIX = hashlib.sha3_256(b"APTOS::Transaction").digest()
 
@@ -30,27 +30,18 @@ class SentLog:
 
     def __init__(self, path: Path, *, log: Any) -> None:
         self.path = path
-        self.log = log
+        self._file = DurableLog(path, SentEntry, log=log, skipped="executor.sent_log_line_skipped")
         self._entries: dict[str, list[SentEntry]] = {}
 
     def load(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            return
-        decoder = msgspec.json.Decoder(SentEntry)
-        for n, line in enumerate(self.path.read_bytes().splitlines(), 1):
-            try:
-                entry = decoder.decode(line)
-            except msgspec.DecodeError:
-                self.log.warning("executor.sent_log_line_skipped", line=n)  # a torn last write: never submitted
-                continue
+        for entry in self._file.read():  # a torn last line was never submitted
             self._entries.setdefault(entry.order_id, []).append(entry)
 
     def entries(self, order_id: str) -> list[SentEntry]:
         return self._entries.get(order_id, [])
 
     async def record(self, entry: SentEntry) -> None:
-        await asyncio.to_thread(_append_durably, self.path, msgspec.json.encode(entry) + b"\n")
+        await self._file.append(entry)
         self._entries.setdefault(entry.order_id, []).append(entry)
 
 
@@ -84,12 +75,3 @@ async def gas_estimate(cl: RestClient) -> int:
     if response.status_code >= 400:
         raise ApiError(response.text, response.status_code)
     return int(response.json()["gas_estimate"])
-
-
-def _append_durably(path: Path, line: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)

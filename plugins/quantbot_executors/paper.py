@@ -11,10 +11,8 @@ configured slippage exceeds the order's approved limits.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Mapping
 from decimal import ROUND_FLOOR, Decimal
-from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -29,6 +27,8 @@ from quantbot.api import (
     PluginConfig,
     RejectReason,
 )
+
+from .durable import DurableLog
 
 BPS = Decimal(10_000)
 
@@ -58,22 +58,16 @@ class PaperExecutor(Executor):
         super().__init__(id=id, config=config)
         self._ledger: dict[str, Fill] = {}
         self._entries: list[_Entry] = []
-        self._path: Path | None = None
+        self._file: DurableLog[_Entry] | None = None
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        self._path = self.env.data_dir / "paper-ledger.jsonl"
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        if self._path.exists():
-            decoder = msgspec.json.Decoder(_Entry)
-            for n, line in enumerate(self._path.read_bytes().splitlines(), 1):
-                try:
-                    entry = decoder.decode(line)
-                except msgspec.DecodeError:
-                    self.log.warning("paper.ledger_line_skipped", line=n, path=str(self._path))  # a torn last write
-                    continue
-                self._ledger[entry.order_id] = entry.fill
-                self._entries.append(entry)
+        self._file = DurableLog(
+            self.env.data_dir / "paper-ledger.jsonl", _Entry, log=self.log, skipped="paper.ledger_line_skipped"
+        )
+        for entry in self._file.read():
+            self._ledger[entry.order_id] = entry.fill
+            self._entries.append(entry)
 
     def price(self, order: ApprovedOrder) -> Decimal | None:
         """The current fresh price when the daemon has one, else the intent's reference price."""
@@ -154,20 +148,10 @@ class PaperExecutor(Executor):
         return out
 
     async def _record(self, order: ApprovedOrder, fill: Fill) -> None:
-        assert self._path is not None  # noqa: S101  (start() ran)
+        assert self._file is not None  # noqa: S101  (start() ran)
         i = order.intent
         entry = _Entry(order_id=order.order_id, fill=fill, chain=i.chain, token=i.token, side=i.side)
-        line = msgspec.json.encode(entry) + b"\n"
         async with self._lock:
-            await asyncio.to_thread(_append_durably, self._path, line)
+            await self._file.append(entry)
             self._ledger[order.order_id] = fill
             self._entries.append(entry)
-
-
-def _append_durably(path: Path, line: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -14,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -40,6 +38,7 @@ from quantbot.api import (
     solana_wallet_deltas,
 )
 
+from .durable import DurableLog
 from .http import Http, HttpFailed, HttpRefused, RpcRefused, SolanaRpc
 
 SOL = NATIVE_TOKEN["solana"]
@@ -111,7 +110,7 @@ class SolanaSwapExecutor(Executor):
         self.http: Http | None = None
         self.rpc: SolanaRpc | None = None
         self._sent: dict[str, list[SentEntry]] = {}
-        self._path: Path | None = None
+        self._file: DurableLog[SentEntry] | None = None
         self._lock = asyncio.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -134,17 +133,11 @@ class SolanaSwapExecutor(Executor):
         )
         await self.http.start()
         self.rpc = SolanaRpc(self.http, c.rpc_url)
-        self._path = self.env.data_dir / "sent.jsonl"
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        if self._path.exists():
-            decoder = msgspec.json.Decoder(SentEntry)
-            for n, line in enumerate(self._path.read_bytes().splitlines(), 1):
-                try:
-                    entry = decoder.decode(line)
-                except msgspec.DecodeError:
-                    self.log.warning("executor.sent_log_line_skipped", line=n)  # a torn last write: never sent
-                    continue
-                self._sent.setdefault(entry.order_id, []).append(entry)
+        self._file = DurableLog(
+            self.env.data_dir / "sent.jsonl", SentEntry, log=self.log, skipped="executor.sent_log_line_skipped"
+        )
+        for entry in self._file.read():  # a torn last line was never sent
+            self._sent.setdefault(entry.order_id, []).append(entry)
 
     async def stop(self) -> None:
         if self.http is not None:
@@ -367,10 +360,9 @@ class SolanaSwapExecutor(Executor):
     # --- sent log ----------------------------------------------------------------------------
 
     async def _record(self, entry: SentEntry) -> None:
-        assert self._path is not None  # noqa: S101
-        line = msgspec.json.encode(entry) + b"\n"
+        assert self._file is not None  # noqa: S101  (start() ran)
         async with self._lock:
-            await asyncio.to_thread(_append_durably, self._path, line)
+            await self._file.append(entry)
             self._sent.setdefault(entry.order_id, []).append(entry)
 
     def _last_signature(self, order: ApprovedOrder) -> str | None:
@@ -380,15 +372,6 @@ class SolanaSwapExecutor(Executor):
 
 def _failed(reason: RejectReason, detail: str) -> ExecutionReport:
     return ExecutionReport(outcome=Outcome.FAILED, reason=reason, detail=detail)
-
-
-def _append_durably(path: Path, line: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def b64(raw: str) -> bytes:
