@@ -61,7 +61,7 @@ from quantbot.risk import RiskEngine
 from quantbot.sizing import Sizer
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import make_plugin
-from quantbot_executors import solana_swap
+from quantbot_executors import durable
 from quantbot_executors.jupiter import JupiterExecutor
 
 LIMITS = RiskConfig(
@@ -170,14 +170,14 @@ def instrument(node: LocalSolana, jup: LocalJupiter, store: SqliteStore, bot: st
             t.commit += time.perf_counter() - start
 
     store.transaction = timed_transaction  # type: ignore[method-assign]
-    append = solana_swap._append_durably
+    append = durable._append_durably
 
     def timed_append(path: Path, line: bytes) -> None:
         start = time.perf_counter()
         append(path, line)
         t.fsync += time.perf_counter() - start
 
-    solana_swap._append_durably = timed_append
+    durable._append_durably = timed_append  # the executors' sent log appends through this
 
 
 async def run(runs: int, warmup: int) -> dict[str, list[float]]:
