@@ -13,7 +13,6 @@ import csv
 import json
 import math
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -210,33 +209,40 @@ def plot_equity(result: ReplayResult, chains: Sequence[str], path: Path) -> None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.dates import DateFormatter, date2num
+    from matplotlib.ticker import FixedLocator
 
+    # Ticks are placed here, not by matplotlib's auto locators: those size themselves from the axis' pixel
+    # extent and step arithmetic that has been seen to fail (nan steps) inside a long test process.
     rows = max(len(chains), 1)
     fig, axes = plt.subplots(rows, 1, figsize=(10, 3.2 * rows), squeeze=False)
     for ax, chain in zip(axes[:, 0], chains, strict=False):
         samples = [s for s in result.samples if s.chain == chain]
-        times = [s.at for s in samples]
         ax.set_title(f"{chain}: equity and exposure (native coins)")
-        if not samples:  # nothing to scale the axes on: matplotlib's locators would divide by nan
+        if not samples:
             ax.text(0.5, 0.5, "no equity samples", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
             continue
-        if times[0] == times[-1]:  # one instant: give the date axis a width
-            ax.set_xlim(times[0] - timedelta(minutes=1), times[0] + timedelta(minutes=1))
-        ax.plot(times, [_whole(s.equity_native, chain) for s in samples], color="tab:blue", label="equity")
-        ax.fill_between(
-            times,
-            [_whole(s.exposure_native, chain) for s in samples],
-            color="tab:orange",
-            alpha=0.3,
-            label="exposure",
-        )
-        # A fixed tick count: "auto" asks the axis for its size in pixels, which can come back as zero
-        # (and then matplotlib cannot lay ticks out at all).
-        ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
+        xs = np.array([date2num(s.at) for s in samples], dtype=np.float64)  # type: ignore[no-untyped-call]
+        equity = np.array([_whole(s.equity_native, chain) for s in samples], dtype=np.float64)
+        exposure = np.array([_whole(s.exposure_native, chain) for s in samples], dtype=np.float64)
+        ax.plot(xs, equity, color="tab:blue", label="equity")
+        ax.fill_between(xs, exposure, color="tab:orange", alpha=0.3, label="exposure")
+        x_lo, x_hi = float(xs.min()), float(xs.max())
+        if x_hi <= x_lo:  # one instant: a two-minute window around it
+            x_lo, x_hi = x_lo - 1 / 1440, x_hi + 1 / 1440
+        y_lo, y_hi = float(min(equity.min(), exposure.min(), 0.0)), float(max(equity.max(), exposure.max()))
+        if y_hi <= y_lo:
+            y_hi = y_lo + 1.0
+        pad = (y_hi - y_lo) * 0.05
+        ax.set_xlim(x_lo, x_hi)
+        ax.set_ylim(y_lo - pad, y_hi + pad)
+        ax.xaxis.set_major_locator(FixedLocator(np.linspace(x_lo, x_hi, 5).tolist()))
+        ax.xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M"))  # type: ignore[no-untyped-call]
+        ax.yaxis.set_major_locator(FixedLocator(np.linspace(y_lo, y_hi, 6).tolist()))
         ax.legend(loc="best")
         ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(fig)
