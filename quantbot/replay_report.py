@@ -239,7 +239,7 @@ def plot_equity(result: ReplayResult, chains: Sequence[str], path: Path) -> None
         ax.set_xlim(x_lo, x_hi)
         ax.set_ylim(y_lo - pad, y_hi + pad)
         ax.xaxis.set_major_locator(FixedLocator(np.linspace(x_lo, x_hi, 5).tolist()))
-        ax.xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M"))  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M:%S"))  # type: ignore[no-untyped-call]
         ax.yaxis.set_major_locator(FixedLocator(np.linspace(y_lo, y_hi, 6).tolist()))
         ax.legend(loc="best")
         ax.grid(alpha=0.3)
