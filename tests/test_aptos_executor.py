@@ -211,7 +211,7 @@ async def test_a_simulated_output_worse_than_the_limits_is_refused_before_submit
     assert node.hits["POST /transactions"] == 1
 
 
-async def test_a_transaction_committed_with_success_false_is_expired_with_its_vm_status(
+async def test_a_transaction_committed_with_success_false_failed_with_its_vm_status(
     node: AptosLocalNode, wallet: tuple[Account, SigningKey], tmp_path: Path
 ) -> None:
     account, key = wallet
@@ -228,7 +228,7 @@ async def test_a_transaction_committed_with_success_false_is_expired_with_its_vm
         report = await task
     finally:
         await ex.stop()
-    assert report.outcome is Outcome.EXPIRED
+    assert (report.outcome, report.reason) == (Outcome.FAILED, RejectReason.EXECUTOR_ERROR)
     assert "success=false" in report.detail
     tx = node.ledger.txs[node.ledger.by_hash[report.tx or ""]]
     assert tx["success"] is False and tx["vm_status"] in report.detail

@@ -8,10 +8,11 @@ durable per-executor log *before* submitting (a restart reconciles by hash, neve
 and follow it until it is committed or the chain's clock passes its expiration. The fill is the
 wallet's net balance change in the committed transaction's events (as the parser nets them).
 
-Outcomes: committed with success -> FILLED; committed with success=false -> EXPIRED with the vm_status
-(sent, landed, did nothing, can never execute); expiration passed uncommitted -> EXPIRED; no proof
-within `confirm_timeout` -> SUBMITTED. Sequence numbers come from a local counter (one order at a
-time from build to submit), re-synchronised from the chain after any refusal or expiry.
+Outcomes: committed with success -> FILLED; committed with success=false -> FAILED (EXECUTOR_ERROR) with
+the vm_status (landed and aborted: it can never execute, as Solana's "landed and failed"); expiration
+passed uncommitted -> EXPIRED; no proof within `confirm_timeout` -> SUBMITTED. Sequence numbers come
+from a local counter (one order at a time from build to submit), re-synchronised from the chain after
+any refusal or expiry.
 """
 
 from __future__ import annotations
@@ -321,7 +322,10 @@ class AptosExecutor(Executor):
             status = str(tx.get("vm_status", ""))
             self.log.warning("executor.committed_failed", order_id=order.order_id, tx=tx_hash, vm_status=status)
             return ExecutionReport(
-                outcome=Outcome.EXPIRED, tx=tx_hash, detail=f"committed with success=false: {status}"
+                outcome=Outcome.FAILED,
+                tx=tx_hash,
+                reason=RejectReason.EXECUTOR_ERROR,
+                detail=f"committed with success=false: {status}",
             )
         intent = order.intent
         token_in, token_out = (APT, intent.token) if intent.side == "buy" else (intent.token, APT)
