@@ -30,7 +30,7 @@ def normalize_address(addr: str) -> str:
 
 
 def normalize_type(type_str: str) -> str:
-    """A coin type with every address in canonical long form."""
+    """A coin type with every address in canonical AIP-40 form (as `normalize_address`)."""
     return _ADDR.sub(lambda m: normalize_address(m.group(0)), type_str.replace(" ", ""))
 
 
