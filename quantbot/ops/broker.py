@@ -22,6 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from quantbot.bus import EventBus, Handler, Overflow, Subscription
 from quantbot.clock import Clock
 from quantbot.config import MqttConfig
 from quantbot.retry import Backoff
@@ -289,3 +290,40 @@ def reply_properties(correlation: bytes | None) -> Properties | None:
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho ships no annotations here
     props.CorrelationData = correlation
     return props
+
+
+class BusLinked:
+    """Base of a component that carries bus events out through its own BrokerLink (the MQTT bridge's mirror,
+    the cluster's export): the bus subscription feeding the link, stopping both, and their shared counters."""
+
+    feed_name: str
+    """The bus subscription's name (its drops are counted with the link's)."""
+
+    def __init__(self, *, bus: EventBus, link: BrokerLink) -> None:
+        self.bus = bus
+        self.link = link
+        self._feed: Subscription | None = None
+
+    def feed(self, patterns: Sequence[str], handler: Handler, *, maxsize: int) -> None:
+        """Subscribe `handler` to `patterns`; when the link cannot keep up, the oldest events are dropped."""
+        self._feed = self.bus.subscribe(
+            list(patterns), handler, name=self.feed_name, overflow=Overflow.DROP_OLDEST, maxsize=maxsize
+        )
+
+    async def stop(self) -> None:
+        if self._feed is not None:
+            self.bus.unsubscribe(self._feed)
+            self._feed = None
+        await self.link.stop()
+
+    def link_stats(self) -> dict[str, Any]:
+        """connected, reconnects, sent, dropped (by the link or by the bus feeding it), buffered."""
+        link = self.link.stats()
+        bus_dropped = sum(n for (sub, _), n in self.bus.dropped.items() if sub == self.feed_name)
+        return {
+            "connected": link["connected"],
+            "reconnects": link["reconnects"],
+            "sent": link["sent"],
+            "dropped": link["dropped"] + bus_dropped,
+            "buffered": link["buffered"],
+        }

@@ -17,11 +17,11 @@ import aiomqtt
 import msgspec
 import structlog
 
-from quantbot.bus import EventBus, Overflow, Subscription, compile_pattern, topic_matches
+from quantbot.bus import EventBus, compile_pattern, topic_matches
 from quantbot.clock import Clock
 from quantbot.config import ClusterConfig, MqttConfig
 from quantbot.events import Event, decode, encode
-from quantbot.ops.broker import BrokerLink, Outgoing, Subscribe
+from quantbot.ops.broker import BrokerLink, BusLinked, Outgoing, Subscribe
 from quantbot.ops.mqtt import mqtt_topic
 
 log = structlog.get_logger(component="cluster")
@@ -83,15 +83,15 @@ class SeenWindow:
         return len(self._keys)
 
 
-class ClusterTransport:
+class ClusterTransport(BusLinked):
     """A daemon component: exports this instance's events, imports the other roles' onto the bus."""
 
     name = "cluster"
+    feed_name = "cluster.export"
 
     def __init__(self, *, bus: EventBus, cluster: ClusterConfig, mqtt: MqttConfig, instance: str, clock: Clock) -> None:
         if cluster.role == "all":
             raise ValueError('cluster role "all" runs everything in one process: no transport to build')
-        self.bus = bus
         self.instance = instance
         self.role = cluster.role
         self.base = f"{mqtt.topic_prefix}/{cluster.name}/events"
@@ -101,7 +101,7 @@ class ClusterTransport:
             compile_pattern(pattern)
         self._import_patterns = tuple(compile_pattern(p) for p in self.imports)
         self.window = SeenWindow(cluster.dedup_window)
-        self.link = BrokerLink(
+        link = BrokerLink(
             name="cluster",
             config=mqtt,
             client_id=f"{mqtt.client_id or f'{mqtt.topic_prefix}-{instance}'}-cluster",
@@ -111,7 +111,7 @@ class ClusterTransport:
             else [],
             on_message=self._on_message,
         )
-        self._sub: Subscription | None = None
+        super().__init__(bus=bus, link=link)
         self.exported = 0
         self.imported = 0
         self.duplicates = 0
@@ -120,32 +120,14 @@ class ClusterTransport:
 
     async def start(self) -> None:
         if self.exports:
-            self._sub = self.bus.subscribe(
-                list(self.exports),
-                self._export,
-                name="cluster.export",
-                overflow=Overflow.DROP_OLDEST,
-                maxsize=self.link.buffer_size,
-            )
+            self.feed(self.exports, self._export, maxsize=self.link.buffer_size)
         await self.link.start()
         log.info("cluster.started", role=self.role, base=self.base, exports=self.exports, imports=self.imports)
 
-    async def stop(self) -> None:
-        if self._sub is not None:
-            self.bus.unsubscribe(self._sub)
-            self._sub = None
-        await self.link.stop()
-
     def stats(self) -> dict[str, Any]:
-        link = self.link.stats()
-        bus_dropped = sum(n for (sub, _), n in self.bus.dropped.items() if sub == "cluster.export")
         return {
             "role": self.role,
-            "connected": link["connected"],
-            "reconnects": link["reconnects"],
-            "sent": link["sent"],
-            "dropped": link["dropped"] + bus_dropped,
-            "buffered": link["buffered"],
+            **self.link_stats(),
             "exported": self.exported,
             "imported": self.imported,
             "duplicates": self.duplicates,

@@ -11,31 +11,22 @@ authenticated session, and never from retained messages; the broker's ACL decide
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Any
 
 import aiomqtt
 import msgspec
 import structlog
 
-from quantbot.bus import EventBus, Overflow, Subscription, compile_pattern, topic_matches
+from quantbot.bus import EventBus, compile_pattern, topic_matches
 from quantbot.clock import Clock
 from quantbot.config import MqttConfig, MqttTopic
 from quantbot.events import Event, encode
-from quantbot.ops.broker import BrokerLink, Outgoing, Subscribe, reply_properties
+from quantbot.ops.broker import BrokerLink, BusLinked, Outgoing, Subscribe, reply_properties
+from quantbot.ops.control import Controls
 
 log = structlog.get_logger(component="mqtt")
 
 COMMANDS = ("halt", "resume", "reload")
-
-
-class Control(Protocol):
-    """What operators may ask of the running daemon (the ops Controller implements it)."""
-
-    async def halt(self, reason: str) -> object: ...
-
-    async def resume(self) -> object: ...
-
-    async def reload(self) -> object: ...
 
 
 class CommandRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,15 +53,15 @@ def mqtt_topic(base: str, bus_topic: str) -> str:
     return f"{base}/{bus_topic.replace('.', '/')}"
 
 
-class MqttBridge:
-    """A daemon component: bus -> broker mirror, broker -> Control commands."""
+class MqttBridge(BusLinked):
+    """A daemon component: bus -> broker mirror, broker -> Controls commands."""
 
     name = "mqtt"
+    feed_name = "mqtt.mirror"
 
-    def __init__(self, *, bus: EventBus, config: MqttConfig, instance: str, control: Control, clock: Clock) -> None:
+    def __init__(self, *, bus: EventBus, config: MqttConfig, instance: str, control: Controls, clock: Clock) -> None:
         if config.commands and not config.authenticated:
             raise ValueError("mqtt commands need an authenticated broker session (username/password or client cert)")
-        self.bus = bus
         self.config = config
         self.control = control
         self.base = f"{config.topic_prefix}/{instance}"
@@ -78,7 +69,7 @@ class MqttBridge:
             (compile_pattern(m.topic), m) for m in config.mirror
         )
         status = f"{self.base}/status"
-        self.link = BrokerLink(
+        link = BrokerLink(
             name="mqtt",
             config=config,
             client_id=config.client_id or f"{config.topic_prefix}-{instance}",
@@ -88,20 +79,14 @@ class MqttBridge:
             will=Outgoing(topic=status, payload=b"offline", qos=1, retain=True),
             birth=Outgoing(topic=status, payload=b"online", qos=1, retain=True),
         )
-        self._sub: Subscription | None = None
+        super().__init__(bus=bus, link=link)
         self.mirrored = 0
         self.commands = 0
         self.refused = 0
 
     async def start(self) -> None:
         if self.rules:
-            self._sub = self.bus.subscribe(
-                [m.topic for _, m in self.rules],
-                self._mirror,
-                name="mqtt.mirror",
-                overflow=Overflow.DROP_OLDEST,
-                maxsize=self.config.buffer_size,
-            )
+            self.feed([m.topic for _, m in self.rules], self._mirror, maxsize=self.config.buffer_size)
         await self.link.start()
         log.info(
             "mqtt.bridge_started",
@@ -110,21 +95,9 @@ class MqttBridge:
             commands=self.config.commands,
         )
 
-    async def stop(self) -> None:
-        if self._sub is not None:
-            self.bus.unsubscribe(self._sub)
-            self._sub = None
-        await self.link.stop()
-
     def stats(self) -> dict[str, Any]:
-        link = self.link.stats()
-        bus_dropped = sum(n for (sub, _), n in self.bus.dropped.items() if sub == "mqtt.mirror")
         return {
-            "connected": link["connected"],
-            "reconnects": link["reconnects"],
-            "sent": link["sent"],
-            "dropped": link["dropped"] + bus_dropped,
-            "buffered": link["buffered"],
+            **self.link_stats(),
             "mirrored": self.mirrored,
             "commands": self.commands,
             "commands_refused": self.refused,
@@ -174,13 +147,14 @@ class MqttBridge:
             return
         log.warning("mqtt.command", command=name, reason=request.reason, correlation_id=request.correlation_id)
         try:
+            result: object = None
             async with asyncio.timeout(self.config.timeout):
                 if name == "halt":
                     result = await self.control.halt(request.reason or "mqtt")
                 elif name == "resume":
                     result = await self.control.resume()
                 else:
-                    result = await self.control.reload()
+                    await self.control.reload()
         except Exception as exc:
             log.error("mqtt.command_failed", command=name, correlation_id=request.correlation_id, exc_info=exc)
             self._refuse(name, reply_to, correlation, request.correlation_id, f"{type(exc).__name__}: {exc}")
