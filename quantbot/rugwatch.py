@@ -1,8 +1,10 @@
 """RugWatch: watches held tokens for rug signs and publishes `token.rug_warning` (the exit rules act on it).
 
-Held tokens are learned from `position.update` (quantity > 0). From pump.fun trades of a held token:
+Held tokens are learned from `position.update` (quantity > 0). From trades of a held token:
 - the creator selling >= `creator_sell_pct` % of what they held (their holding at launch, as the
-  scanner measured it, plus what they bought since);
+  scanner measured it, plus what they bought since), seen in pump.fun trades on the curve or in the
+  creator's swaps on any venue (a watched creator's `chain.solana.swap`: graduated coins trade on AMMs);
+  a transaction that yields both is counted once;
 - the bonding curve's SOL reserves falling >= `liquidity_drop_pct` % below their peak within `window_s`.
 Each kind warns once per holding (again after the position is closed and reopened).
 """
@@ -18,7 +20,7 @@ import structlog
 
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock
-from quantbot.events import Event, PositionUpdate, PumpTrade, TokenRugWarning
+from quantbot.events import Event, PositionUpdate, PumpTrade, Swap, TokenRugWarning
 
 log = structlog.get_logger(component="scanner.rugwatch")
 
@@ -31,6 +33,8 @@ class _Held:
     creator_sold: int = 0
     reserves: deque[tuple[float, int]] = field(default_factory=deque)
     warned: set[str] = field(default_factory=set)
+    creator_txs: set[str] = field(default_factory=set)
+    """Transactions of the creator already counted (a pump.fun trade and the creator's swap are one trade)."""
 
 
 class RugWatch:
@@ -61,6 +65,9 @@ class RugWatch:
         self.bus.subscribe(
             "chain.solana.pump_trade", self._on_trade, name="scanner.rugwatch.trades", overflow=Overflow.DROP_OLDEST
         )
+        self.bus.subscribe(
+            "chain.solana.swap", self._on_swap, name="scanner.rugwatch.swaps", overflow=Overflow.DROP_OLDEST
+        )
 
     async def stop(self) -> None:
         """Nothing to release: the bus owns the subscriptions."""
@@ -85,21 +92,35 @@ class RugWatch:
             return
         held.creator = held.creator or event.creator
         if held.creator is not None and event.user == held.creator:
-            await self._creator_trade(event, held)
+            await self._creator_trade(event.mint, event.tx, held, bought=event.is_buy, amount=event.token_amount)
         await self._reserves(event, held)
 
-    async def _creator_trade(self, trade: PumpTrade, held: _Held) -> None:
-        if trade.is_buy:
-            held.creator_bought += trade.token_amount
+    async def _on_swap(self, event: Event) -> None:
+        if not isinstance(event, Swap):
             return
-        held.creator_sold += trade.token_amount
+        for token, bought, amount in (
+            (event.mint_out, True, event.amount_out),
+            (event.mint_in, False, event.amount_in),
+        ):
+            held = self.held.get(token)
+            if held is not None and held.creator is not None and event.wallet == held.creator:
+                await self._creator_trade(token, event.tx, held, bought=bought, amount=amount)
+
+    async def _creator_trade(self, token: str, tx: str, held: _Held, *, bought: bool, amount: int) -> None:
+        if tx in held.creator_txs:
+            return
+        held.creator_txs.add(tx)
+        if bought:
+            held.creator_bought += amount
+            return
+        held.creator_sold += amount
         owned = (held.creator_base or 0) + held.creator_bought
         if owned <= 0:
             return  # nothing known to have been held: a share cannot be measured
         share = min(Decimal(100), Decimal(held.creator_sold) * 100 / Decimal(owned))
         if share >= self.creator_sell:
             detail = f"creator {held.creator} sold {share:.1f}% of their holding"
-            await self._warn(trade, held, "creator_sell", share, detail)
+            await self._warn(token, held, "creator_sell", share, detail)
 
     async def _reserves(self, trade: PumpTrade, held: _Held) -> None:
         now = self.clock.monotonic()
@@ -114,18 +135,18 @@ class RugWatch:
         drop = Decimal(peak - reserve) * 100 / Decimal(peak)
         if drop >= self.liquidity_drop:
             detail = f"curve reserves fell {drop:.1f}% from {peak} to {reserve} within {self.window_s:g}s"
-            await self._warn(trade, held, "liquidity_drop", drop, detail)
+            await self._warn(trade.mint, held, "liquidity_drop", drop, detail)
 
-    async def _warn(self, trade: PumpTrade, held: _Held, kind: str, measured: Decimal, detail: str) -> None:
+    async def _warn(self, token: str, held: _Held, kind: str, measured: Decimal, detail: str) -> None:
         if kind in held.warned:
             return
         held.warned.add(kind)
         self.warnings += 1
-        log.warning("rugwatch.warning", token=trade.mint, kind=kind, detail=detail)
+        log.warning("rugwatch.warning", token=token, kind=kind, detail=detail)
         await self.bus.publish(
             TokenRugWarning(
                 chain="solana",
-                token=trade.mint,
+                token=token,
                 kind="creator_sell" if kind == "creator_sell" else "liquidity_drop",
                 detail=detail,
                 measured=measured.quantize(Decimal("0.01")),

@@ -42,7 +42,7 @@ def of(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.subprocess
-def test_demo_narrates_launches_verdicts_whales_orders_fills_and_pnl_then_exits_0() -> None:
+def test_demo_narrates_launches_verdicts_whales_rugs_orders_fills_and_pnl_then_exits_0() -> None:
     result = run_cli("demo", "--json", "--speed", "10")
     assert result.returncode == 0, result.stderr[-2000:]
     out = lines(result.stdout)
@@ -61,6 +61,10 @@ def test_demo_narrates_launches_verdicts_whales_orders_fills_and_pnl_then_exits_
     [refused] = of(out, "refused")
     assert refused["event"]["intent"]["strategy"] == "whale_follow" and refused["event"]["reason"] == "cooldown"
     assert "cooldown" in refused["text"]
+    [rug] = of(out, "rug")  # WHALE's creator dumps on the pool while the sniper holds it: the exit sells
+    assert (rug["event"]["kind"], rug["event"]["token"]) == ("creator_sell", whale["event"]["token"])
+    exits = {r["event"]["intent"]["token"]: r["text"] for r in approved if r["event"]["intent"]["strategy"] == "exits"}
+    assert "rug_warning" in exits[rug["event"]["token"]]
     fills = of(out, "fill")
     assert len(fills) == len(approved) and all(f["event"]["amount_out"] > 0 for f in fills)
     [pnl] = of(out, "pnl")

@@ -1,8 +1,9 @@
-"""RugWatch: held tokens (from position.update) whose creator dumps or whose curve reserves collapse
-publish `token.rug_warning` once per kind; tokens not held are ignored."""
+"""RugWatch: held tokens (from position.update) whose creator dumps (on the curve or on any venue) or
+whose curve reserves collapse publish `token.rug_warning` once per kind; tokens not held are ignored."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -10,15 +11,17 @@ import pytest
 
 from quantbot.bus import EventBus
 from quantbot.clock import SimClock
-from quantbot.events import Event, PositionUpdate, PumpTrade, TokenRugWarning
+from quantbot.events import Event, PositionUpdate, PumpTrade, Swap, TokenRugWarning
 from quantbot.rugwatch import RugWatch
 
 MINT = "CWiTGbCiDd8BKtNYNE2boT9fJGFG2MU53Uf6HQk4pump"
 DEV = "5htGpHK2oV9g2BcDqLdRBqjCLdy8mc3fsESfR5DU73eM"
 T0 = datetime(2026, 7, 29, 12, 20, 18, tzinfo=UTC)
+SOL = "So11111111111111111111111111111111111111112"
+_txs = (f"sig{n}" for n in itertools.count())
 
 
-def trade(*, user: str, is_buy: bool, tokens: int, reserves: int, mint: str = MINT) -> PumpTrade:
+def trade(*, user: str, is_buy: bool, tokens: int, reserves: int, mint: str = MINT, tx: str | None = None) -> PumpTrade:
     return PumpTrade(
         chain="solana",
         mint=mint,
@@ -34,7 +37,22 @@ def trade(*, user: str, is_buy: bool, tokens: int, reserves: int, mint: str = MI
         real_token_reserves=10**14,
         creator=DEV,
         timestamp=T0,
-        tx="sig",
+        tx=tx or next(_txs),
+        slot=1,
+    )
+
+
+def swap(*, wallet: str, sells: int, tx: str | None = None) -> Swap:
+    """`wallet` sells `sells` units of MINT for SOL on an AMM (its own net trade, as the parser reports it)."""
+    return Swap(
+        chain="solana",
+        wallet=wallet,
+        mint_in=MINT,
+        amount_in=sells,
+        mint_out=SOL,
+        amount_out=10**8,
+        venue="raydium_cpmm",
+        tx=tx or next(_txs),
         slot=1,
     )
 
@@ -141,3 +159,24 @@ async def test_a_creator_sale_without_a_known_holding_is_not_guessed_at(holding:
     assert (
         await run([held(), trade(user=DEV, is_buy=False, tokens=10**9, reserves=10**9)], creator_holding=holding) == []
     )
+
+
+async def test_a_creator_dumping_through_an_amm_swap_warns() -> None:
+    """Graduated coins trade on AMMs: the watched creator's own swaps count, not only curve trades."""
+    [warning] = await run([held(), swap(wallet=DEV, sells=200), swap(wallet=DEV, sells=300)])
+    assert (warning.token, warning.kind, warning.measured) == (MINT, "creator_sell", Decimal("50.00"))
+
+
+async def test_a_curve_trade_and_the_creators_swap_from_one_transaction_count_once() -> None:
+    same = [
+        held(),
+        trade(user=DEV, is_buy=False, tokens=300, reserves=10**9, tx="A"),
+        swap(wallet=DEV, sells=300, tx="A"),
+    ]
+    assert await run(same) == []  # 300 of 1000, not 600
+    [warning] = await run([*same, swap(wallet=DEV, sells=200, tx="B")])
+    assert warning.measured == Decimal("50.00")
+
+
+async def test_other_wallets_swaps_of_a_held_token_are_not_the_creators() -> None:
+    assert await run([held(), swap(wallet="Buyer11111111111111111111111111111111111111", sells=1000)]) == []
