@@ -16,19 +16,15 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solana.rpc.models import TxOpts
 from solders.keypair import Keypair
-from solders.message import MessageV0, to_bytes_versioned
+from solders.message import to_bytes_versioned
 from solders.pubkey import Pubkey
-from solders.token import ID as TOKEN_PROGRAM_ID
 from solders.token.associated import get_associated_token_address
-from solders.token.state import Mint, TokenAccount, TokenAccountState
+from solders.token.state import TokenAccount
 from solders.transaction import VersionedTransaction
-from spl.token.constants import WRAPPED_SOL_MINT
-from spl.token.instructions import create_idempotent_associated_token_account, transfer
-from spl.token.models import TransferParams
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from quantbot.localnet.jupiter import LocalJupiter, Pool, _token_account
+from quantbot.localnet.jupiter import LocalJupiter, Pool
 from quantbot.localnet.solana import LocalSolana
 
 USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
@@ -112,34 +108,15 @@ class Market:
     async def close(self) -> None:
         await self.rpc.close()
 
-    def wallet(self, sol: int, *, wrapped: int = 0) -> Keypair:
-        """A new keypair airdropped `sol` lamports, with `wrapped` lamports in its wrapped-SOL account."""
+    def wallet(self, sol: int) -> Keypair:
+        """A new keypair airdropped `sol` lamports."""
         kp = Keypair()
         self.node.ledger.svm.airdrop(kp.pubkey(), sol)
-        self._wsol_account(kp.pubkey(), wrapped)
         return kp
 
-    def _wsol_account(self, owner: Pubkey, amount: int) -> Pubkey:
-        address = get_associated_token_address(owner, WRAPPED_SOL_MINT)
-        rent = self.node.ledger.svm.minimum_balance_for_rent_exemption(165)
-        state = TokenAccount(
-            mint=WRAPPED_SOL_MINT,
-            owner=owner,
-            amount=amount,
-            delegate=None,
-            state=TokenAccountState.Initialized,
-            is_native=rent,
-            delegated_amount=0,
-        )
-        self.node.ledger.set_account(
-            str(address), data=bytes(state), owner=str(TOKEN_PROGRAM_ID), lamports=rent + amount
-        )
-        return address
-
     def reserves(self, pool: Pool) -> tuple[int, int]:
-        """(lamports incl. wrapped SOL, token units) the pool holds on chain now."""
-        sol, tokens = self.jup.reserves(pool)
-        return sol + self.token_balance(pool.authority.pubkey(), WRAPPED_SOL_MINT), tokens
+        """(lamports, token units) the pool holds on chain now."""
+        return self.jup.reserves(pool)
 
     def quote(self, pool: Pool, *, buy: bool, amount_in: int) -> int:
         """Constant product: what `amount_in` (lamports for a buy, token units for a sell) gets out."""
@@ -149,28 +126,17 @@ class Market:
 
     def usdc_pool(self, *, sol_reserve: int, usdc_reserve: int) -> Pool:
         """A SOL/USDC pool at the real USDC mint address (so the PriceBook takes it as the USD quote)."""
-        ledger = self.node.ledger
-        authority = Keypair()
         mint = Pubkey.from_string(USDC_MINT)
-        data = Mint(mint_authority=None, supply=usdc_reserve, decimals=USDC_DECIMALS, is_initialized=True)
-        ledger.set_account(USDC_MINT, data=bytes(data), owner=str(TOKEN_PROGRAM_ID))
-        vault = get_associated_token_address(authority.pubkey(), mint)
-        ledger.set_account(
-            str(vault), data=_token_account(mint, authority.pubkey(), usdc_reserve), owner=str(TOKEN_PROGRAM_ID)
-        )
-        ledger.svm.airdrop(authority.pubkey(), sol_reserve)
-        pool = Pool(mint=mint, decimals=USDC_DECIMALS, authority=authority, vault=vault)
-        self.jup.pools[USDC_MINT] = pool
-        self._wsol_account(authority.pubkey(), 0)
-        return pool
+        return self.jup.add_pool(mint=mint, decimals=USDC_DECIMALS, token_reserve=usdc_reserve, sol_reserve=sol_reserve)
 
     def token(self, symbol: str, name: str, *, creator: Keypair, keep_mint_authority: bool = False) -> Token:
         """A new mint with its pool; with keep_mint_authority the creator can still mint (a rug sign)."""
-        pool = self.jup.add_pool(decimals=6, token_reserve=10**15, sol_reserve=100 * 10**9)
-        if keep_mint_authority:
-            data = Mint(mint_authority=creator.pubkey(), supply=10**15, decimals=6, is_initialized=True)
-            self.node.ledger.set_account(str(pool.mint), data=bytes(data), owner=str(TOKEN_PROGRAM_ID))
-        self._wsol_account(pool.authority.pubkey(), 0)
+        pool = self.jup.add_pool(
+            decimals=6,
+            token_reserve=10**15,
+            sol_reserve=100 * 10**9,
+            mint_authority=creator.pubkey() if keep_mint_authority else None,
+        )
         return Token(symbol=symbol, name=name, pool=pool, creator=creator)
 
     def token_balance(self, owner: Pubkey, mint: Pubkey) -> int:
@@ -178,47 +144,17 @@ class Market:
         return TokenAccount.from_bytes(bytes(account.data)[:165]).amount if account is not None else 0
 
     async def swap(self, trader: Keypair, pool: Pool, *, buy: bool, amount_in: int) -> str:
-        """Buy (wrapped SOL in) or sell (tokens in, SOL out) on `pool`, signed by `trader`, sent over JSON-RPC.
+        """Buy (SOL in) or sell (tokens in, SOL out) on `pool`, signed by `trader`, sent over JSON-RPC.
 
-        Buys pay from the trader's wrapped-SOL account, as DEX routes do: a plain top-level SOL transfer to
-        another wallet reads as a payment or tip to the parser, not as the price of a swap.
+        The transaction is the one LocalJupiter hands out (SOL wrapped, paid and unwrapped, as DEX routes do).
         """
         out = self.quote(pool, buy=buy, amount_in=amount_in)
-        if buy:
-            tx = self._buy(trader, pool, amount_in=amount_in, out=out)
-        else:
-            built, _, _ = self.jup.build(pool, trader.pubkey(), buy=False, amount_in=amount_in, out=out, fee=0)
-            message = built.message
-            signed = [
-                trader.sign_message(to_bytes_versioned(message)) if key == trader.pubkey() else sig
-                for key, sig in zip(message.account_keys, built.signatures, strict=False)
-            ]
-            tx = VersionedTransaction.populate(message, signed)
+        built, _, _ = self.jup.build(pool, trader.pubkey(), buy=buy, amount_in=amount_in, out=out, fee=0)
+        message = built.message
+        signed = [
+            trader.sign_message(to_bytes_versioned(message)) if key == trader.pubkey() else sig
+            for key, sig in zip(message.account_keys, built.signatures, strict=False)
+        ]
+        tx = VersionedTransaction.populate(message, signed)
         resp = await self.rpc.send_raw_transaction(bytes(tx), opts=TxOpts(skip_confirmation=True))
         return str(resp.value)
-
-    def _buy(self, trader: Keypair, pool: Pool, *, amount_in: int, out: int) -> VersionedTransaction:
-        user, authority = trader.pubkey(), pool.authority.pubkey()
-        ixs = [
-            create_idempotent_associated_token_account(user, user, pool.mint),
-            transfer(
-                TransferParams(
-                    program_id=TOKEN_PROGRAM_ID,
-                    source=get_associated_token_address(user, WRAPPED_SOL_MINT),
-                    dest=get_associated_token_address(authority, WRAPPED_SOL_MINT),
-                    owner=user,
-                    amount=amount_in,
-                )
-            ),
-            transfer(
-                TransferParams(
-                    program_id=TOKEN_PROGRAM_ID,
-                    source=pool.vault,
-                    dest=get_associated_token_address(user, pool.mint),
-                    owner=authority,
-                    amount=out,
-                )
-            ),
-        ]
-        message = MessageV0.try_compile(user, ixs, [], self.node.ledger.svm.latest_blockhash())
-        return VersionedTransaction(message, [trader, pool.authority])

@@ -78,12 +78,10 @@ class Demo:
         self.market = Market(node, jup)
         self.labels: dict[str, str] = {}
         m = self.market
-        self.maker = self._named(m.wallet(10 * LAMPORTS, wrapped=80 * LAMPORTS), "market-maker")
-        self.whales = [self._named(m.wallet(10 * LAMPORTS, wrapped=80 * LAMPORTS), f"whale-{i}") for i in (1, 2, 3)]
-        self.buyers = [self._named(m.wallet(10 * LAMPORTS, wrapped=80 * LAMPORTS), f"buyer-{i}") for i in (1, 2, 3)]
-        creators = [
-            self._named(m.wallet(10 * LAMPORTS, wrapped=5 * LAMPORTS), f"creator-{s}") for s in ("moon", "whale", "rug")
-        ]
+        self.maker = self._named(m.wallet(90 * LAMPORTS), "market-maker")
+        self.whales = [self._named(m.wallet(90 * LAMPORTS), f"whale-{i}") for i in (1, 2, 3)]
+        self.buyers = [self._named(m.wallet(90 * LAMPORTS), f"buyer-{i}") for i in (1, 2, 3)]
+        creators = [self._named(m.wallet(15 * LAMPORTS), f"creator-{s}") for s in ("moon", "whale", "rug")]
         self.usdc = m.usdc_pool(sol_reserve=1000 * LAMPORTS, usdc_reserve=150_000 * 10**6)
         self.moon = self._token(m.token("MOON", "To The Moon", creator=creators[0]))
         self.whaled = self._token(m.token("WHALE", "Whale Food", creator=creators[1]))

@@ -2,9 +2,12 @@
 
 Both speak the real request and response shapes and hand out real, executable transactions for a
 LocalSolana node: a constant-product pool per token whose reserves are on-chain accounts (the pool
-authority's lamports and its token vault). A buy moves SOL from the user to the pool authority and
-tokens from the vault to the user's associated token account; a sell the reverse. The pool
-authority's signature is added by the server; the user's is left empty for the client to fill in.
+authority's wrapped-SOL vault and its token vault). SOL moves as Jupiter's wrapAndUnwrapSol does: a
+buy wraps the user's SOL into its wrapped-SOL account, pays the pool's wrapped-SOL vault and closes
+the account; tokens go from the vault to the user's associated token account. A sell is the reverse
+and unwraps. (A plain top-level SOL transfer to another wallet would read as a tip to the parser, as
+it does on mainnet.) The pool authority's signature is added by the server; the user's is left empty
+for the client to fill in.
 
 Faults (counters count down as served): `rate_limited` (429 + Retry-After), `stale_quotes` (the
 swap comes back with a `simulationError`), `expired_blockhash` (a transaction on an unknown
@@ -38,16 +41,20 @@ from solders.token import ID as TOKEN_PROGRAM_ID
 from solders.token.associated import get_associated_token_address
 from solders.token.state import Mint, TokenAccount, TokenAccountState
 from solders.transaction import VersionedTransaction
+from spl.token.constants import WRAPPED_SOL_MINT
 from spl.token.instructions import (
+    close_account,
     create_idempotent_associated_token_account,
+    sync_native,
     transfer_checked,
 )
-from spl.token.models import TransferCheckedParams
+from spl.token.models import CloseAccountParams, SyncNativeParams, TransferCheckedParams
 
 from quantbot.localnet.solana import LocalSolana
 
 SOL_MINT = "So11111111111111111111111111111111111111112"
 LABEL = "LocalPool"
+SOL_DECIMALS = 9
 BLOCKHASH_WINDOW = 150
 DEFAULT_PRIORITY_FEE_LAMPORTS = 10_000
 """What the server would charge for priority when the client's cap allows it."""
@@ -68,6 +75,8 @@ class Pool:
     decimals: int
     authority: Keypair
     vault: Pubkey
+    sol_vault: Pubkey
+    """The authority's wrapped-SOL account: the pool's SOL reserve."""
     fee_bps: int = 0
 
 
@@ -121,29 +130,37 @@ class LocalJupiter:
 
     # --- pools -------------------------------------------------------------------------------
 
-    def add_pool(self, *, decimals: int = 6, token_reserve: int = 10**15, sol_reserve: int = 10**12) -> Pool:
-        """A new token mint and its pool, funded with the given reserves."""
+    def add_pool(
+        self,
+        *,
+        decimals: int = 6,
+        token_reserve: int = 10**15,
+        sol_reserve: int = 10**12,
+        mint: Pubkey | None = None,
+        mint_authority: Pubkey | None = None,
+    ) -> Pool:
+        """A pool funded with the given reserves, for a new mint (supply = the reserve) or the address `mint`."""
         ledger = self.node.ledger
+        if ledger.svm.get_account(WRAPPED_SOL_MINT) is None:  # mainnet has it; a fresh LiteSVM does not
+            native = Mint(mint_authority=None, supply=0, decimals=SOL_DECIMALS, is_initialized=True)
+            ledger.set_account(str(WRAPPED_SOL_MINT), data=bytes(native), owner=str(TOKEN_PROGRAM_ID))
         authority = Keypair()
-        mint = Keypair().pubkey()
-        mint_data = Mint(mint_authority=None, supply=token_reserve, decimals=decimals, is_initialized=True)
+        mint = mint or Keypair().pubkey()
+        mint_data = Mint(mint_authority=mint_authority, supply=token_reserve, decimals=decimals, is_initialized=True)
         ledger.set_account(str(mint), data=bytes(mint_data), owner=str(TOKEN_PROGRAM_ID))
         vault = get_associated_token_address(authority.pubkey(), mint)
         ledger.set_account(
             str(vault), data=_token_account(mint, authority.pubkey(), token_reserve), owner=str(TOKEN_PROGRAM_ID)
         )
-        ledger.svm.airdrop(authority.pubkey(), sol_reserve)
-        pool = Pool(mint=mint, decimals=decimals, authority=authority, vault=vault)
+        ledger.svm.airdrop(authority.pubkey(), 10**9)  # the authority pays nothing; it only signs
+        sol_vault = wrapped_sol_account(self.node, authority.pubkey(), sol_reserve)
+        pool = Pool(mint=mint, decimals=decimals, authority=authority, vault=vault, sol_vault=sol_vault)
         self.pools[str(mint)] = pool
         return pool
 
     def reserves(self, pool: Pool) -> tuple[int, int]:
         """(lamports, token units) the pool holds on chain now."""
-        svm = self.node.ledger.svm
-        sol = svm.get_balance(pool.authority.pubkey()) or 0
-        vault = svm.get_account(pool.vault)
-        tokens = TokenAccount.from_bytes(bytes(vault.data)[:165]).amount if vault is not None else 0
-        return sol, tokens
+        return _amount(self.node, pool.sol_vault), _amount(self.node, pool.vault)
 
     def amount_out(self, pool: Pool, *, buy: bool, amount_in: int) -> int:
         sol, tokens = self.reserves(pool)
@@ -304,20 +321,31 @@ class LocalJupiter:
             self.faults.fail_on_chain -= 1
             tokens = self.reserves(pool)[1] + 1 if buy else tokens
             if not buy:
-                out = self.reserves(pool)[0] * 2  # more lamports than the pool authority holds
+                out = self.reserves(pool)[0] * 2  # more lamports than the pool's wrapped-SOL vault holds
         authority = pool.authority.pubkey()
         user_ata = get_associated_token_address(user, pool.mint)
+        user_wsol = get_associated_token_address(user, WRAPPED_SOL_MINT)
         ixs: list[Instruction] = [
             set_compute_unit_limit(cu_limit),
             set_compute_unit_price(_micro(fee, cu_limit)),
+            create_idempotent_associated_token_account(user, user, WRAPPED_SOL_MINT),
             create_idempotent_associated_token_account(user, user, pool.mint),
         ]
         if buy:
-            ixs.append(transfer(TransferParams(from_pubkey=user, to_pubkey=authority, lamports=amount_in)))
-            ixs.append(self._move_tokens(pool, pool.vault, user_ata, authority, tokens))
+            ixs += [
+                transfer(TransferParams(from_pubkey=user, to_pubkey=user_wsol, lamports=amount_in)),
+                sync_native(SyncNativeParams(program_id=TOKEN_PROGRAM_ID, account=user_wsol)),
+                _move(WRAPPED_SOL_MINT, SOL_DECIMALS, user_wsol, pool.sol_vault, user, amount_in),
+                _move(pool.mint, pool.decimals, pool.vault, user_ata, authority, tokens),
+            ]
         else:
-            ixs.append(self._move_tokens(pool, user_ata, pool.vault, user, tokens))
-            ixs.append(transfer(TransferParams(from_pubkey=authority, to_pubkey=user, lamports=out)))
+            ixs += [
+                _move(pool.mint, pool.decimals, user_ata, pool.vault, user, tokens),
+                _move(WRAPPED_SOL_MINT, SOL_DECIMALS, pool.sol_vault, user_wsol, authority, out),
+            ]
+        ixs.append(
+            close_account(CloseAccountParams(program_id=TOKEN_PROGRAM_ID, account=user_wsol, dest=user, owner=user))
+        )  # unwraps: whatever the user's wrapped-SOL account held returns to it as SOL
         message = MessageV0.try_compile(user, ixs, [], blockhash)
         signers = list(message.account_keys[: message.header.num_required_signatures])
         sigs = [
@@ -326,29 +354,43 @@ class LocalJupiter:
         ]
         return VersionedTransaction.populate(message, sigs), cu_limit, last_valid
 
-    @staticmethod
-    def _move_tokens(pool: Pool, source: Pubkey, dest: Pubkey, owner: Pubkey, amount: int) -> Instruction:
-        return transfer_checked(
-            TransferCheckedParams(
-                program_id=TOKEN_PROGRAM_ID,
-                source=source,
-                mint=pool.mint,
-                dest=dest,
-                owner=owner,
-                amount=amount,
-                decimals=pool.decimals,
-            )
+
+def _move(mint: Pubkey, decimals: int, source: Pubkey, dest: Pubkey, owner: Pubkey, amount: int) -> Instruction:
+    return transfer_checked(
+        TransferCheckedParams(
+            program_id=TOKEN_PROGRAM_ID,
+            source=source,
+            mint=mint,
+            dest=dest,
+            owner=owner,
+            amount=amount,
+            decimals=decimals,
         )
+    )
 
 
-def _token_account(mint: Pubkey, owner: Pubkey, amount: int) -> bytes:
+def _amount(node: LocalSolana, account: Pubkey) -> int:
+    found = node.ledger.svm.get_account(account)
+    return TokenAccount.from_bytes(bytes(found.data)[:165]).amount if found is not None else 0
+
+
+def wrapped_sol_account(node: LocalSolana, owner: Pubkey, amount: int) -> Pubkey:
+    """Set `owner`'s wrapped-SOL associated token account on the node, holding `amount` lamports wrapped."""
+    address = get_associated_token_address(owner, WRAPPED_SOL_MINT)
+    rent = node.ledger.svm.minimum_balance_for_rent_exemption(165)
+    data = _token_account(WRAPPED_SOL_MINT, owner, amount, native_rent=rent)
+    node.ledger.set_account(str(address), data=data, owner=str(TOKEN_PROGRAM_ID), lamports=rent + amount)
+    return address
+
+
+def _token_account(mint: Pubkey, owner: Pubkey, amount: int, *, native_rent: int | None = None) -> bytes:
     state = TokenAccount(
         mint=mint,
         owner=owner,
         amount=amount,
         delegate=None,
         state=TokenAccountState.Initialized,
-        is_native=None,
+        is_native=native_rent,
         delegated_amount=0,
     )
     return bytes(state)
@@ -376,4 +418,4 @@ def _error(status: int, message: str, code: str) -> web.Response:
     )
 
 
-__all__ = ["LABEL", "SOL_MINT", "Faults", "LocalJupiter", "Pool"]
+__all__ = ["LABEL", "SOL_MINT", "Faults", "LocalJupiter", "Pool", "wrapped_sol_account"]
