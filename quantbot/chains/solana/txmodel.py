@@ -30,8 +30,9 @@ class _S(msgspec.Struct, rename="camel", gc=False):
     pass
 
 
-Amount = Annotated[str, msgspec.Meta(pattern="^[0-9]{1,24}$")]
-"""A raw token amount: ASCII digits (u64 fits in 20; a little headroom), checked while decoding."""
+Amount = Annotated[str, msgspec.Meta(min_length=1, max_length=24)]
+"""A raw token amount: 1-24 ASCII digits (u64 fits in 20; a little headroom). The length is checked while
+decoding, the digits by `view` over all amounts at once (a `pattern` here runs a regex per balance)."""
 Decimals = Annotated[int, msgspec.Meta(ge=0, le=255)]
 Lamports = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -138,6 +139,8 @@ def decode_document(raw: bytes | str | Mapping[str, Any]) -> TxResult:
             raise LayoutError("schema", str(exc)) from None
     else:
         raise LayoutError("bad_type", type(raw).__name__)
+    if not (_amounts_are_digits(doc.meta) and (doc.result is None or _amounts_are_digits(doc.result.meta))):
+        raise LayoutError("schema", "a token amount that is not ASCII digits")
     if doc.error is not None:
         raise LayoutError("rpc_error", str(doc.error)[:200])
     result = doc.result if doc.result is not None else doc
@@ -146,8 +149,19 @@ def decode_document(raw: bytes | str | Mapping[str, Any]) -> TxResult:
     return result
 
 
+def _amounts_are_digits(meta: Meta | None) -> bool:
+    if meta is None:
+        return True
+    for rows in (meta.pre_token_balances, meta.post_token_balances):
+        if rows:  # each amount is non-empty (checked while decoding), so all digits together means each is
+            digits = "".join([tb.ui_token_amount.amount for tb in rows])
+            if not (digits.isascii() and digits.isdigit()):
+                return False
+    return True
+
+
 class Ix(msgspec.Struct, gc=False):
-    """One executed instruction: top level (`inner` False) or inner, with its top-level parent's program.
+    """One executed instruction: top level (`inner` False) or inner.
 
     Accounts are resolved against the key list on first use: most instructions are never looked at.
     (A msgspec Struct because building one is C-fast; there are dozens per transaction.)
@@ -158,9 +172,7 @@ class Ix(msgspec.Struct, gc=False):
     keys: list[str]
     data: str | bytes | None
     parsed: Any
-    top: int
     inner: bool
-    parent_program: str
 
     @property
     def accounts(self) -> list[str]:
@@ -203,12 +215,16 @@ class TxView:
     keys: list[str]
     signers: list[str]
     ixs: list[Ix]
+    """Every instruction in execution order: each top-level one followed by its inner ones."""
+    top: list[Ix]
+    """The top-level instructions."""
     meta: Meta
     programs: set[str]
     """Every program id invoked (top level or inner)."""
 
 
 _PUBKEY = operator.attrgetter("pubkey")
+_PROGRAM = operator.attrgetter("program")
 
 
 def _program(ix: Instruction, keys: list[str]) -> str:
@@ -278,18 +294,19 @@ def view(result: TxResult) -> TxView:
     inner: dict[int, list[Instruction]] = {}
     for group in meta.inner_instructions or ():
         inner.setdefault(group.index, []).extend(group.instructions)
+    tops = [Ix(program, accounts, keys, data, parsed, False) for program, accounts, data, parsed in top]
     ixs: list[Ix] = []
-    for i, (program, accounts, data, parsed) in enumerate(top):
-        ixs.append(Ix(program, accounts, keys, data, parsed, i, False, program))
-        nested = inner.get(i)
-        if nested:
-            ixs.extend(
-                [
-                    Ix(x.program_id or _program(x, keys), x.accounts, keys, x.data, x.parsed, i, True, program)
-                    for x in nested
-                ]
-            )
-    programs = {ix.program for ix in ixs}
+    if inner:
+        for i, ix in enumerate(tops):
+            ixs.append(ix)
+            nested = inner.get(i)
+            if nested:
+                ixs.extend(
+                    [Ix(x.program_id or _program(x, keys), x.accounts, keys, x.data, x.parsed, True) for x in nested]
+                )
+    else:
+        ixs.extend(tops)
+    programs = set(map(_PROGRAM, ixs))
     block_time = None
     if result.block_time is not None:
         try:
@@ -305,6 +322,7 @@ def view(result: TxResult) -> TxView:
         keys=keys,
         signers=signers,
         ixs=ixs,
+        top=tops,
         meta=meta,
         programs=programs,
     )
