@@ -12,7 +12,6 @@ import base64
 import binascii
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
@@ -205,8 +204,9 @@ class Ix(msgspec.Struct, gc=False):
         return decoded
 
 
-@dataclass(slots=True)
-class TxView:
+class TxView(msgspec.Struct, gc=False):
+    """One transaction, normalised over the encodings (a Struct: built once per transaction, C-fast)."""
+
     signature: str
     slot: int
     block_time: datetime | None
@@ -244,7 +244,7 @@ def view(result: TxResult) -> TxView:
     tx = result.transaction
     loaded = meta.loaded_addresses
     extra = (loaded.writable + loaded.readonly) if loaded is not None else []
-    top: list[tuple[str, list[str | int] | list[int], str | bytes | None, Any]] = []
+    tops: list[Ix]
     if isinstance(tx, Transaction):
         if not tx.signatures:
             raise LayoutError("no_signature")
@@ -269,7 +269,10 @@ def view(result: TxResult) -> TxView:
         elif not signers and keys:
             signers = keys[:1]  # the fee payer always signs
         keys.extend(extra)
-        top = [(ix.program_id or _program(ix, keys), ix.accounts, ix.data, ix.parsed) for ix in msg.instructions]
+        tops = [
+            Ix(ix.program_id or _program(ix, keys), ix.accounts, keys, ix.data, ix.parsed, False)
+            for ix in msg.instructions
+        ]
     elif isinstance(tx, list) and len(tx) == 2 and tx[1] == "base64":
         try:
             vtx = VersionedTransaction.from_bytes(base64.b64decode(tx[0], validate=True))
@@ -282,11 +285,12 @@ def view(result: TxResult) -> TxView:
         keys = list(map(str, vmsg.account_keys))
         signers = keys[: vmsg.header.num_required_signatures]
         keys.extend(extra)
+        tops = []
         for cix in vmsg.instructions:
             pi = cix.program_id_index
             if pi >= len(keys):
                 raise LayoutError("bad_program_index", str(pi))
-            top.append((keys[pi], list(bytes(cix.accounts)), bytes(cix.data), None))
+            tops.append(Ix(keys[pi], list(bytes(cix.accounts)), keys, bytes(cix.data), None, False))
     else:
         raise LayoutError("unsupported_encoding", "transaction is neither an object nor [base64, 'base64']")
     if len(meta.pre_balances) != len(keys) or len(meta.post_balances) != len(keys):
@@ -294,18 +298,14 @@ def view(result: TxResult) -> TxView:
     inner: dict[int, list[Instruction]] = {}
     for group in meta.inner_instructions or ():
         inner.setdefault(group.index, []).extend(group.instructions)
-    tops = [Ix(program, accounts, keys, data, parsed, False) for program, accounts, data, parsed in top]
     ixs: list[Ix] = []
-    if inner:
-        for i, ix in enumerate(tops):
-            ixs.append(ix)
-            nested = inner.get(i)
-            if nested:
-                ixs.extend(
-                    [Ix(x.program_id or _program(x, keys), x.accounts, keys, x.data, x.parsed, True) for x in nested]
-                )
-    else:
-        ixs.extend(tops)
+    done = 0  # tops[:done] are in ixs
+    for i in sorted(inner):  # by group, not by instruction: most top-level instructions have no inner ones
+        if 0 <= i < len(tops):
+            ixs += tops[done : i + 1]
+            ixs += [Ix(x.program_id or _program(x, keys), x.accounts, keys, x.data, x.parsed, True) for x in inner[i]]
+            done = i + 1
+    ixs += tops[done:]
     programs = set(map(_PROGRAM, ixs))
     block_time = None
     if result.block_time is not None:
