@@ -54,8 +54,8 @@ def clean_text(value: str, *, strip_nul: bool = False) -> str:
     """Refuse control/bidi characters; optionally strip the NUL padding fixed-size layouts use."""
     if strip_nul:
         value = value.rstrip("\x00")
-    if value.isascii() and value.isprintable():
-        return value  # printable ASCII holds none of them; cheaper than the regex for the usual name
+    if value.isprintable():
+        return value  # every refused character is non-printable (Cc/Cf); cheaper than the regex
     if _BAD_CHARS.search(value):
         raise LayoutError("bad_string", "control or bidi characters")
     return value
