@@ -172,21 +172,26 @@ class Ix(msgspec.Struct, gc=False):
     data: str | bytes | None
     parsed: Any
     inner: bool
+    resolved: list[str] | None = None
+    """`accounts`, once checked (callers read it several times per instruction)."""
 
     @property
     def accounts(self) -> list[str]:
         """Account addresses. Raises LayoutError for an index outside the key list."""
+        if self.resolved is not None:
+            return self.resolved
         raw = self.raw_accounts
         if not raw:
             return []
         kinds = set(map(type, raw))
         if kinds == {str}:
-            return cast(list[str], raw)  # jsonParsed: already addresses
-        indices = cast(list[int], raw)
-        if kinds != {int} or min(indices) < 0 or max(indices) >= len(self.keys):
-            raise LayoutError("bad_account_index", "instruction account index outside the key list")
-        out = list(map(self.keys.__getitem__, indices))
-        self.raw_accounts = out
+            out = cast(list[str], raw)  # jsonParsed: already addresses
+        else:
+            indices = cast(list[int], raw)
+            if kinds != {int} or min(indices) < 0 or max(indices) >= len(self.keys):
+                raise LayoutError("bad_account_index", "instruction account index outside the key list")
+            out = list(map(self.keys.__getitem__, indices))
+        self.resolved = out
         return out
 
     def raw(self) -> bytes:
