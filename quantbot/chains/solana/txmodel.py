@@ -31,7 +31,7 @@ class _S(msgspec.Struct, rename="camel", gc=False):
 
 Amount = Annotated[str, msgspec.Meta(min_length=1, max_length=24)]
 """A raw token amount: 1-24 ASCII digits (u64 fits in 20; a little headroom). The length is checked while
-decoding, the digits by `view` over all amounts at once (a `pattern` here runs a regex per balance)."""
+decoding, the digits by `decode_document` over all amounts at once (a `pattern` runs a regex per balance)."""
 Decimals = Annotated[int, msgspec.Meta(ge=0, le=255)]
 Lamports = Annotated[int, msgspec.Meta(ge=0)]
 
