@@ -468,3 +468,71 @@ def test_base58_shortcuts_hold_for_every_amount(lamports: int, decimals: int) ->
     assert len(system) == 16 and system.startswith("3Bxs")
     assert len(based58.b58encode(bytes([3]) + amount)) == 12
     assert len(based58.b58encode(bytes([12]) + amount + bytes([decimals]))) == 13
+
+
+def _emitter_line_by_line(logs: list[str], at: int) -> str | None:
+    """The walk-back as first written (every line tested in Python): the reference for `emitter`."""
+    depth = 0
+    for i in range(at - 1, -1, -1):
+        line = logs[i]
+        last = line[-1:]
+        if last == "s":
+            if line.endswith(" success") and line.count(" ") == 2 and line.startswith("Program "):
+                depth += 1
+        elif (
+            last == "]"
+            and line.startswith("Program ")
+            and not line.startswith(("Program log: ", "Program data: ", "Program return: ", "Program consumption: "))
+        ):
+            parts = line.split(" ")
+            if len(parts) == 4 and parts[2] == "invoke":
+                if depth == 0:
+                    return parts[1]
+                depth -= 1
+    return None
+
+
+_PROGRAMS = st.sampled_from([PUMP_FUN_PROGRAM, "LanMV9sAd7wArD4vJFi2qDdfnVhFxYSUg6eADduJ3uj", "x", ""])
+_LOG_LINES = st.one_of(
+    st.builds("Program {} invoke [{}]".format, _PROGRAMS, st.integers(0, 5)),
+    st.builds("Program {} success".format, _PROGRAMS),
+    st.builds("Program log: Program {} invoke [2]".format, _PROGRAMS),
+    st.builds("Program {} consumed 5 of 9 compute units".format, _PROGRAMS),
+    st.sampled_from(["", "s", "]", " success", "Program  success", "Program log: a success", "Program a b ]"]),
+    st.sampled_from(["Program data: vdt/007mYe", "Program return: x ]", "Program x invoke [1] ]", "Log truncated"]),
+    st.text(alphabet="Program invokesuc[]1 :", max_size=30),
+)
+
+
+@given(logs=st.lists(_LOG_LINES, max_size=40), data=st.data())
+def test_emitter_walk_back_agrees_with_testing_every_line(logs: list[str], data: st.DataObject) -> None:
+    """`emitter` lets only lines ending like an invoke/success line reach Python; the answer is unchanged."""
+    from quantbot.chains.solana.pumpfun import emitter
+
+    at = data.draw(st.integers(0, len(logs)))
+    assert emitter(logs, at) == _emitter_line_by_line(logs, at)
+
+
+@given(text=st.text(max_size=40) | st.text(alphabet=st.characters(max_codepoint=0x2070), max_size=40))
+def test_clean_text_refuses_exactly_the_control_and_bidi_characters(text: str) -> None:
+    """Printable strings skip the regex (every refused character is non-printable); the rest go through it."""
+    import re
+
+    from quantbot.chains.solana.layout import LayoutError, clean_text
+
+    bad = re.search("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff]", text)
+    try:
+        assert clean_text(text) == text and not bad
+    except LayoutError as exc:
+        assert bad and exc.reason == "bad_string"
+
+
+@pytest.mark.parametrize("amount", ["1 2", "+5", "1_0", "\u0663", "0x1", "-1", " 7"])
+def test_token_amounts_that_are_not_ascii_digits_are_schema_rejections(solana_fixtures: Path, amount: str) -> None:
+    """Only the length is checked while decoding; the digits are checked over all amounts at once."""
+    doc = load(solana_fixtures, "raydium_v4_swap_direct_gettransaction_jsonparsed.json")
+    result_of(doc)["meta"]["postTokenBalances"][-1]["uiTokenAmount"]["amount"] = amount
+    for raw in (doc, msgspec.json.encode(doc)):
+        parser = SolanaParser()
+        assert parser.parse_transaction(raw) == []
+        assert parser.rejected == {"schema": 1}

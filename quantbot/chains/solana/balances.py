@@ -10,8 +10,9 @@ collapses to what left and what arrived.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from quantbot.chains.solana.layout import LayoutError
 from quantbot.chains.solana.programs import (
@@ -32,22 +33,21 @@ SOL_DUST = 10_000_000
 """|SOL change| below 0.01 SOL on a side that also moved a token is account rent or fees, not the trade."""
 
 
-@dataclass(frozen=True, slots=True)
-class TokenAccount:
+# msgspec Structs rather than frozen dataclasses: several are built per transaction, and a frozen
+# dataclass's __init__ goes through object.__setattr__ for every field.
+class TokenAccount(msgspec.Struct, frozen=True, gc=False):
     owner: str
     mint: str
     decimals: int
 
 
-@dataclass(frozen=True, slots=True)
-class Leg:
+class Leg(msgspec.Struct, frozen=True, gc=False):
     mint: str
     amount: int
     decimals: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class NetTrade:
+class NetTrade(msgspec.Struct, frozen=True, gc=False):
     wallet: str
     spent: Leg
     received: Leg
@@ -140,8 +140,8 @@ def _tips(view: TxView, wallet: str, owned_addresses: set[str]) -> int:
     a closed account ends with 0 lamports) and leaves tips, platform fees and payments.
     """
     total = 0
-    for ix in view.ixs:
-        if ix.inner or ix.program != SYSTEM_PROGRAM:
+    for ix in view.top:
+        if ix.program != SYSTEM_PROGRAM:
             continue
         t = system_transfer_of(ix)
         if t is None:
@@ -180,11 +180,12 @@ def net_trades(view: TxView, balances: Balances) -> list[NetTrade]:
             deltas[mint] = deltas.get(mint, 0) + (post[2] if post else 0) - (pre[2] if pre else 0)
         if not any(deltas.values()):
             continue  # no token moved: not a swap (plain SOL transfers are Transfer events)
-        sol = meta.post_balances[wi] - meta.pre_balances[wi]
-        sol += sum(meta.post_balances[i] - meta.pre_balances[i] for i in owned)
+        post_lamports, pre_lamports = meta.post_balances, meta.pre_balances
+        sol = post_lamports[wi] - pre_lamports[wi]
+        sol += sum(map(post_lamports.__getitem__, owned)) - sum(map(pre_lamports.__getitem__, owned))
         fee = meta.fee if wi == 0 else 0
         sol += fee
-        sol += _tips(view, wallet, {view.keys[i] for i in owned})
+        sol += _tips(view, wallet, set(map(view.keys.__getitem__, owned)))
         deltas[NATIVE_MINT] = sol
         trade = _pick(wallet, deltas, balances.decimals, fee)
         if trade is not None:
@@ -193,23 +194,29 @@ def net_trades(view: TxView, balances: Balances) -> list[NetTrade]:
 
 
 def _pick(wallet: str, deltas: dict[str, int], decimals: dict[str, int], fee: int) -> NetTrade | None:
-    spent = {m: -v for m, v in deltas.items() if v < 0}
-    received = {m: v for m, v in deltas.items() if v > 0}
+    spent: dict[str, int] = {}
+    received: dict[str, int] = {}
+    for mint, delta in deltas.items():
+        if delta < 0:
+            spent[mint] = -delta
+        elif delta > 0:
+            received[mint] = delta
     for side in (spent, received):
         if len(side) > 1 and side.get(NATIVE_MINT, SOL_DUST) < SOL_DUST:
             del side[NATIVE_MINT]
     if not spent or not received or (len(spent) > 1 and len(received) > 1):
         return None  # nothing traded, or several in and several out: not one trade we can name
+    return NetTrade(wallet=wallet, spent=_best(spent, decimals), received=_best(received, decimals), fee=fee)
 
-    def best(side: dict[str, int]) -> Leg:
-        if len(side) == 1:
-            ((mint, amount),) = side.items()
-            return Leg(mint, amount, decimals.get(mint))
-        quotes = [m for m in side if m in QUOTE_MINTS]
-        if quotes:
-            mint = max(quotes, key=lambda m: side[m] / 10 ** decimals.get(m, SOL_DECIMALS))
-        else:
-            mint = max(side, key=lambda m: side[m] / 10 ** decimals.get(m, 0))
-        return Leg(mint, side[mint], decimals.get(mint))
 
-    return NetTrade(wallet=wallet, spent=best(spent), received=best(received), fee=fee)
+def _best(side: dict[str, int], decimals: dict[str, int]) -> Leg:
+    """The leg that names one side: its only mint, else the largest quote mint, else the largest by units."""
+    if len(side) == 1:
+        ((mint, amount),) = side.items()
+        return Leg(mint, amount, decimals.get(mint))
+    quotes = [m for m in side if m in QUOTE_MINTS]
+    if quotes:
+        mint = max(quotes, key=lambda m: side[m] / 10 ** decimals.get(m, SOL_DECIMALS))
+    else:
+        mint = max(side, key=lambda m: side[m] / 10 ** decimals.get(m, 0))
+    return Leg(mint, side[mint], decimals.get(mint))

@@ -54,6 +54,8 @@ def clean_text(value: str, *, strip_nul: bool = False) -> str:
     """Refuse control/bidi characters; optionally strip the NUL padding fixed-size layouts use."""
     if strip_nul:
         value = value.rstrip("\x00")
+    if value.isprintable():
+        return value  # every refused character is non-printable (Cc/Cf); cheaper than the regex
     if _BAD_CHARS.search(value):
         raise LayoutError("bad_string", "control or bidi characters")
     return value
@@ -113,8 +115,9 @@ class Reader:
         n = self.u32()
         if n > max_len:
             raise LayoutError("string_too_long", f"{n} bytes")
+        at = self._need(n)
         try:
-            text = self.raw(n).decode("utf-8")
+            text = self.data[at : at + n].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise LayoutError("bad_utf8", str(exc)) from None
         return clean_text(text, strip_nul=strip_nul)

@@ -311,10 +311,10 @@ def _token_transfer(ix: Ix) -> tuple[str, str, int, str | None, int | None] | No
     if isinstance(ix.data, str) and len(ix.data) not in _TOKEN_TRANSFER_B58_LENGTHS:
         return None  # not 9 or 10 bytes: neither transfer nor transferChecked, no need to decode it
     data = ix.raw()
-    if len(data) == 9 and data[0] == TOKEN_TRANSFER_TAG and len(ix.accounts) >= 3:
-        return ix.accounts[0], ix.accounts[1], int.from_bytes(data[1:9], "little"), None, None
-    if len(data) == 10 and data[0] == TOKEN_TRANSFER_CHECKED_TAG and len(ix.accounts) >= 4:
-        return ix.accounts[0], ix.accounts[2], int.from_bytes(data[1:9], "little"), ix.accounts[1], data[9]
+    if len(data) == 9 and data[0] == TOKEN_TRANSFER_TAG and len(acc := ix.accounts) >= 3:
+        return acc[0], acc[1], int.from_bytes(data[1:9], "little"), None, None
+    if len(data) == 10 and data[0] == TOKEN_TRANSFER_CHECKED_TAG and len(acc := ix.accounts) >= 4:
+        return acc[0], acc[2], int.from_bytes(data[1:9], "little"), acc[1], data[9]
     return None
 
 

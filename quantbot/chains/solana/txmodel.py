@@ -12,7 +12,6 @@ import base64
 import binascii
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
@@ -30,8 +29,9 @@ class _S(msgspec.Struct, rename="camel", gc=False):
     pass
 
 
-Amount = Annotated[str, msgspec.Meta(pattern="^[0-9]{1,24}$")]
-"""A raw token amount: ASCII digits (u64 fits in 20; a little headroom), checked while decoding."""
+Amount = Annotated[str, msgspec.Meta(min_length=1, max_length=24)]
+"""A raw token amount: 1-24 ASCII digits (u64 fits in 20; a little headroom). The length is checked while
+decoding, the digits by `decode_document` over all amounts at once (a `pattern` runs a regex per balance)."""
 Decimals = Annotated[int, msgspec.Meta(ge=0, le=255)]
 Lamports = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -138,6 +138,8 @@ def decode_document(raw: bytes | str | Mapping[str, Any]) -> TxResult:
             raise LayoutError("schema", str(exc)) from None
     else:
         raise LayoutError("bad_type", type(raw).__name__)
+    if not (_amounts_are_digits(doc.meta) and (doc.result is None or _amounts_are_digits(doc.result.meta))):
+        raise LayoutError("schema", "a token amount that is not ASCII digits")
     if doc.error is not None:
         raise LayoutError("rpc_error", str(doc.error)[:200])
     result = doc.result if doc.result is not None else doc
@@ -146,8 +148,19 @@ def decode_document(raw: bytes | str | Mapping[str, Any]) -> TxResult:
     return result
 
 
+def _amounts_are_digits(meta: Meta | None) -> bool:
+    if meta is None:
+        return True
+    for rows in (meta.pre_token_balances, meta.post_token_balances):
+        if rows:  # each amount is non-empty (checked while decoding), so all digits together means each is
+            digits = "".join([tb.ui_token_amount.amount for tb in rows])
+            if not (digits.isascii() and digits.isdigit()):
+                return False
+    return True
+
+
 class Ix(msgspec.Struct, gc=False):
-    """One executed instruction: top level (`inner` False) or inner, with its top-level parent's program.
+    """One executed instruction: top level (`inner` False) or inner.
 
     Accounts are resolved against the key list on first use: most instructions are never looked at.
     (A msgspec Struct because building one is C-fast; there are dozens per transaction.)
@@ -158,24 +171,27 @@ class Ix(msgspec.Struct, gc=False):
     keys: list[str]
     data: str | bytes | None
     parsed: Any
-    top: int
     inner: bool
-    parent_program: str
+    resolved: list[str] | None = None
+    """`accounts`, once checked (callers read it several times per instruction)."""
 
     @property
     def accounts(self) -> list[str]:
         """Account addresses. Raises LayoutError for an index outside the key list."""
+        if self.resolved is not None:
+            return self.resolved
         raw = self.raw_accounts
         if not raw:
             return []
         kinds = set(map(type, raw))
         if kinds == {str}:
-            return cast(list[str], raw)  # jsonParsed: already addresses
-        indices = cast(list[int], raw)
-        if kinds != {int} or min(indices) < 0 or max(indices) >= len(self.keys):
-            raise LayoutError("bad_account_index", "instruction account index outside the key list")
-        out = list(map(self.keys.__getitem__, indices))
-        self.raw_accounts = out
+            out = cast(list[str], raw)  # jsonParsed: already addresses
+        else:
+            indices = cast(list[int], raw)
+            if kinds != {int} or min(indices) < 0 or max(indices) >= len(self.keys):
+                raise LayoutError("bad_account_index", "instruction account index outside the key list")
+            out = list(map(self.keys.__getitem__, indices))
+        self.resolved = out
         return out
 
     def raw(self) -> bytes:
@@ -193,8 +209,9 @@ class Ix(msgspec.Struct, gc=False):
         return decoded
 
 
-@dataclass(slots=True)
-class TxView:
+class TxView(msgspec.Struct, gc=False):
+    """One transaction, normalised over the encodings (a Struct: built once per transaction, C-fast)."""
+
     signature: str
     slot: int
     block_time: datetime | None
@@ -203,12 +220,16 @@ class TxView:
     keys: list[str]
     signers: list[str]
     ixs: list[Ix]
+    """Every instruction in execution order: each top-level one followed by its inner ones."""
+    top: list[Ix]
+    """The top-level instructions."""
     meta: Meta
     programs: set[str]
     """Every program id invoked (top level or inner)."""
 
 
 _PUBKEY = operator.attrgetter("pubkey")
+_PROGRAM = operator.attrgetter("program")
 
 
 def _program(ix: Instruction, keys: list[str]) -> str:
@@ -228,7 +249,7 @@ def view(result: TxResult) -> TxView:
     tx = result.transaction
     loaded = meta.loaded_addresses
     extra = (loaded.writable + loaded.readonly) if loaded is not None else []
-    top: list[tuple[str, list[str | int] | list[int], str | bytes | None, Any]] = []
+    tops: list[Ix]
     if isinstance(tx, Transaction):
         if not tx.signatures:
             raise LayoutError("no_signature")
@@ -253,7 +274,10 @@ def view(result: TxResult) -> TxView:
         elif not signers and keys:
             signers = keys[:1]  # the fee payer always signs
         keys.extend(extra)
-        top = [(ix.program_id or _program(ix, keys), ix.accounts, ix.data, ix.parsed) for ix in msg.instructions]
+        tops = [
+            Ix(ix.program_id or _program(ix, keys), ix.accounts, keys, ix.data, ix.parsed, False)
+            for ix in msg.instructions
+        ]
     elif isinstance(tx, list) and len(tx) == 2 and tx[1] == "base64":
         try:
             vtx = VersionedTransaction.from_bytes(base64.b64decode(tx[0], validate=True))
@@ -266,11 +290,12 @@ def view(result: TxResult) -> TxView:
         keys = list(map(str, vmsg.account_keys))
         signers = keys[: vmsg.header.num_required_signatures]
         keys.extend(extra)
+        tops = []
         for cix in vmsg.instructions:
             pi = cix.program_id_index
             if pi >= len(keys):
                 raise LayoutError("bad_program_index", str(pi))
-            top.append((keys[pi], list(bytes(cix.accounts)), bytes(cix.data), None))
+            tops.append(Ix(keys[pi], list(bytes(cix.accounts)), keys, bytes(cix.data), None, False))
     else:
         raise LayoutError("unsupported_encoding", "transaction is neither an object nor [base64, 'base64']")
     if len(meta.pre_balances) != len(keys) or len(meta.post_balances) != len(keys):
@@ -279,17 +304,14 @@ def view(result: TxResult) -> TxView:
     for group in meta.inner_instructions or ():
         inner.setdefault(group.index, []).extend(group.instructions)
     ixs: list[Ix] = []
-    for i, (program, accounts, data, parsed) in enumerate(top):
-        ixs.append(Ix(program, accounts, keys, data, parsed, i, False, program))
-        nested = inner.get(i)
-        if nested:
-            ixs.extend(
-                [
-                    Ix(x.program_id or _program(x, keys), x.accounts, keys, x.data, x.parsed, i, True, program)
-                    for x in nested
-                ]
-            )
-    programs = {ix.program for ix in ixs}
+    done = 0  # tops[:done] are in ixs
+    for i in sorted(inner):  # by group, not by instruction: most top-level instructions have no inner ones
+        if 0 <= i < len(tops):
+            ixs += tops[done : i + 1]
+            ixs += [Ix(x.program_id or _program(x, keys), x.accounts, keys, x.data, x.parsed, True) for x in inner[i]]
+            done = i + 1
+    ixs += tops[done:]
+    programs = set(map(_PROGRAM, ixs))
     block_time = None
     if result.block_time is not None:
         try:
@@ -305,6 +327,7 @@ def view(result: TxResult) -> TxView:
         keys=keys,
         signers=signers,
         ixs=ixs,
+        top=tops,
         meta=meta,
         programs=programs,
     )
