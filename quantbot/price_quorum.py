@@ -40,24 +40,69 @@ class Verdict:
     """Nothing fresh, but something too old was there."""
 
 
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A verdict and what it was computed from (see PriceBook._best)."""
+
+    now: datetime
+    fresh: tuple[bool, ...]
+    version: int
+    field: str
+    usd_native: Decimal | None
+    config: object
+    verdict: Verdict
+
+
 @dataclass(slots=True)
 class Observations:
     """Every source's latest observation of one price, and the recent trades behind the swap VWAP."""
 
     obs: dict[str, Observation] = field(default_factory=dict)
-    trades: deque[tuple[datetime, int, int]] = field(default_factory=deque)
+    """Written through `put` and `drop` only (they invalidate the remembered verdict)."""
+    trades: deque[tuple[float, datetime, int, int]] = field(default_factory=deque)
+    """(timestamp, time, quote, base) per trade, amounts scaled by 10**18; oldest first."""
     decimals: int | None = None
     published: Decimal | None = None
     published_at: float | None = None
+    sum_quote: int = 0
+    sum_base: int = 0
+    latest: datetime | None = None
+    """Running totals over `trades`, so a trade costs O(1) whatever the window holds."""
+    version: int = 0
+    """Bumped on every change to `obs`."""
+    remembered: Asked | None = None
+    """The last verdict and the question it answered."""
+
+    def put(self, source: str, ob: Observation) -> None:
+        self.obs[source] = ob
+        self.version += 1
+
+    def drop(self, source: str) -> None:
+        if self.obs.pop(source, None) is not None:
+            self.version += 1
+
+    def fresh(self, now: datetime, max_age_s: float) -> tuple[bool, ...]:
+        """Which observations count at `now` (in `obs` order): all a verdict reads of the time."""
+        return tuple((now - ob.at).total_seconds() <= max_age_s for ob in self.obs.values())
 
     def add_trade(self, at: datetime, quote: Decimal, base: Decimal, *, horizon: float) -> tuple[datetime, Decimal]:
         """Add a trade of `base` for `quote`; return (latest trade time, VWAP quote per base) since `horizon`."""
         trades = self.trades
-        trades.append((at, int(quote.scaleb(18)), int(base.scaleb(18))))
-        while len(trades) > 1 and (trades[0][0].timestamp() < horizon or len(trades) > MAX_TRADES):
-            trades.popleft()
-        latest = max(t[0] for t in trades)
-        return latest, Decimal(sum(t[1] for t in trades)) / Decimal(sum(t[2] for t in trades))
+        q, b = int(quote.scaleb(18)), int(base.scaleb(18))
+        trades.append((at.timestamp(), at, q, b))
+        self.sum_quote += q
+        self.sum_base += b
+        latest = self.latest
+        if latest is None or at > latest:
+            latest = at
+        while len(trades) > 1 and (trades[0][0] < horizon or len(trades) > MAX_TRADES):
+            _, old, q, b = trades.popleft()
+            self.sum_quote -= q
+            self.sum_base -= b
+            if old >= latest:  # the latest left (times out of order): the first latest among the rest
+                latest = max(t[1] for t in trades)
+        self.latest = latest
+        return latest, Decimal(self.sum_quote) / Decimal(self.sum_base)
 
     def verdict(
         self, *, now: datetime, max_age_s: float, max_dev: Decimal, value: Callable[[Observation], Decimal | None]
@@ -74,14 +119,20 @@ class Observations:
                 candidates.append((source, v, ob.at))
         if not candidates:
             return Verdict(best=None, stale=stale)
+        if len(candidates) == 1:  # the usual case: one fresh source, kept as it is
+            return Verdict(best=candidates[0])
         kept, dropped = pick(candidates, max_dev)
         if not kept:
             return Verdict(best=None, dropped=dropped)
-        rank = {s: i for i, s in enumerate(SOURCE_ORDER)}
-        best = min(
-            (c for c in candidates if c[0] in kept), key=lambda c: (rank.get(c[0], len(rank)), -c[2].timestamp())
-        )
+        best = min((c for c in candidates if c[0] in kept), key=_preference)
         return Verdict(best=best, dropped=dropped)
+
+
+_RANK = {s: i for i, s in enumerate(SOURCE_ORDER)}
+
+
+def _preference(c: Candidate) -> tuple[int, float]:
+    return _RANK.get(c[0], len(_RANK)), -c[2].timestamp()
 
 
 def pick(candidates: Sequence[Candidate], max_dev: Decimal) -> tuple[list[str], list[str]]:
