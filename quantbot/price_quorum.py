@@ -59,15 +59,17 @@ class Observations:
 
     obs: dict[str, Observation] = field(default_factory=dict)
     """Written through `put` and `drop` only (they invalidate the remembered verdict)."""
-    trades: deque[tuple[float, datetime, int, int]] = field(default_factory=deque)
-    """(timestamp, time, quote, base) per trade, amounts scaled by 10**18; oldest first."""
+    trades: deque[tuple[float, int, int, int]] = field(default_factory=deque)
+    """(timestamp, sequence number, quote, base) per trade, amounts scaled by 10**18; oldest first."""
     decimals: int | None = None
     published: Decimal | None = None
     published_at: float | None = None
     sum_quote: int = 0
     sum_base: int = 0
-    latest: datetime | None = None
-    """Running totals over `trades`, so a trade costs O(1) whatever the window holds."""
+    latest: deque[tuple[int, datetime]] = field(default_factory=deque)
+    """The trades that may yet be the window's latest: times falling, the first of equal times kept
+    (a sliding-window maximum). With the running sums, a trade costs O(1) whatever the window holds."""
+    added: int = 0
     version: int = 0
     """Bumped on every change to `obs`."""
     remembered: Asked | None = None
@@ -87,22 +89,23 @@ class Observations:
 
     def add_trade(self, at: datetime, quote: Decimal, base: Decimal, *, horizon: float) -> tuple[datetime, Decimal]:
         """Add a trade of `base` for `quote`; return (latest trade time, VWAP quote per base) since `horizon`."""
-        trades = self.trades
+        trades, latest = self.trades, self.latest
         q, b = int(quote.scaleb(18)), int(base.scaleb(18))
-        trades.append((at.timestamp(), at, q, b))
+        seq = self.added
+        self.added += 1
+        trades.append((at.timestamp(), seq, q, b))
         self.sum_quote += q
         self.sum_base += b
-        latest = self.latest
-        if latest is None or at > latest:
-            latest = at
+        while latest and latest[-1][1] < at:
+            latest.pop()
+        latest.append((seq, at))
         while len(trades) > 1 and (trades[0][0] < horizon or len(trades) > MAX_TRADES):
-            _, old, q, b = trades.popleft()
+            _, gone, q, b = trades.popleft()
             self.sum_quote -= q
             self.sum_base -= b
-            if old >= latest:  # the latest left (times out of order): the first latest among the rest
-                latest = max(t[1] for t in trades)
-        self.latest = latest
-        return latest, Decimal(self.sum_quote) / Decimal(self.sum_base)
+            if latest[0][0] == gone:
+                latest.popleft()
+        return latest[0][1], Decimal(self.sum_quote) / Decimal(self.sum_base)
 
     def verdict(
         self, *, now: datetime, max_age_s: float, max_dev: Decimal, value: Callable[[Observation], Decimal | None]
