@@ -45,7 +45,7 @@ class Asked:
     """A verdict and what it was computed from (see PriceBook._best)."""
 
     now: datetime
-    fresh: tuple[bool, ...]
+    oldest_fresh: datetime | None
     version: int
     field: str
     usd_native: Decimal | None
@@ -83,9 +83,11 @@ class Observations:
         if self.obs.pop(source, None) is not None:
             self.version += 1
 
-    def fresh(self, now: datetime, max_age_s: float) -> tuple[bool, ...]:
-        """Which observations count at `now` (in `obs` order): all a verdict reads of the time."""
-        return tuple((now - ob.at).total_seconds() <= max_age_s for ob in self.obs.values())
+    def oldest_fresh(self, now: datetime, max_age_s: float) -> datetime | None:
+        """The oldest observation time still fresh at `now`. A verdict reads the time only through which
+        observations are fresh; later on, those stay as they are while this one is still fresh."""
+        times = [ob.at for ob in self.obs.values() if (now - ob.at).total_seconds() <= max_age_s]
+        return min(times) if times else None
 
     def add_trade(self, at: datetime, quote: Decimal, base: Decimal, *, horizon: float) -> tuple[datetime, Decimal]:
         """Add a trade of `base` for `quote`; return (latest trade time, VWAP quote per base) since `horizon`."""

@@ -404,10 +404,16 @@ class PriceBook:
         if (
             seen is not None
             and seen.version == entry.version
-            and seen.field == field
             and seen.usd_native is usd_native  # the same object: an equal Decimal may have another exponent
+            and seen.field == field
             and seen.config is config
-            and (seen.now == now or seen.fresh == entry.fresh(now, config.max_age_s))
+            and (
+                seen.now == now
+                or (
+                    now > seen.now  # (stale ones stay stale, fresh ones stay fresh while the oldest does)
+                    and (seen.oldest_fresh is None or (now - seen.oldest_fresh).total_seconds() <= config.max_age_s)
+                )
+            )
         ):
             v = seen.verdict
         else:
@@ -421,8 +427,8 @@ class PriceBook:
                 return ob.native
 
             v = entry.verdict(now=now, max_age_s=config.max_age_s, max_dev=config.max_deviation_pct, value=value)
-            fresh = entry.fresh(now, config.max_age_s)
-            entry.remembered = Asked(now, fresh, entry.version, field, usd_native, config, v)
+            oldest = entry.oldest_fresh(now, config.max_age_s)
+            entry.remembered = Asked(now, oldest, entry.version, field, usd_native, config, v)
         if count:
             if v.stale:
                 self.stale_refused += 1
