@@ -40,24 +40,74 @@ class Verdict:
     """Nothing fresh, but something too old was there."""
 
 
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A verdict and what it was computed from (see PriceBook._best)."""
+
+    now: datetime
+    oldest_fresh: datetime | None
+    version: int
+    field: str
+    usd_native: Decimal | None
+    config: object
+    verdict: Verdict
+
+
 @dataclass(slots=True)
 class Observations:
     """Every source's latest observation of one price, and the recent trades behind the swap VWAP."""
 
     obs: dict[str, Observation] = field(default_factory=dict)
-    trades: deque[tuple[datetime, int, int]] = field(default_factory=deque)
+    """Written through `put` and `drop` only (they invalidate the remembered verdict)."""
+    trades: deque[tuple[float, int, int, int]] = field(default_factory=deque)
+    """(timestamp, sequence number, quote, base) per trade, amounts scaled by 10**18; oldest first."""
     decimals: int | None = None
     published: Decimal | None = None
     published_at: float | None = None
+    sum_quote: int = 0
+    sum_base: int = 0
+    latest: deque[tuple[int, datetime]] = field(default_factory=deque)
+    """The trades that may yet be the window's latest: times falling, the first of equal times kept
+    (a sliding-window maximum). With the running sums, a trade costs O(1) whatever the window holds."""
+    added: int = 0
+    version: int = 0
+    """Bumped on every change to `obs`."""
+    remembered: Asked | None = None
+    """The last verdict and the question it answered."""
+
+    def put(self, source: str, ob: Observation) -> None:
+        self.obs[source] = ob
+        self.version += 1
+
+    def drop(self, source: str) -> None:
+        if self.obs.pop(source, None) is not None:
+            self.version += 1
+
+    def oldest_fresh(self, now: datetime, max_age_s: float) -> datetime | None:
+        """The oldest observation time still fresh at `now`. A verdict reads the time only through which
+        observations are fresh; later on, those stay as they are while this one is still fresh."""
+        times = [ob.at for ob in self.obs.values() if (now - ob.at).total_seconds() <= max_age_s]
+        return min(times) if times else None
 
     def add_trade(self, at: datetime, quote: Decimal, base: Decimal, *, horizon: float) -> tuple[datetime, Decimal]:
         """Add a trade of `base` for `quote`; return (latest trade time, VWAP quote per base) since `horizon`."""
-        trades = self.trades
-        trades.append((at, int(quote.scaleb(18)), int(base.scaleb(18))))
-        while len(trades) > 1 and (trades[0][0].timestamp() < horizon or len(trades) > MAX_TRADES):
-            trades.popleft()
-        latest = max(t[0] for t in trades)
-        return latest, Decimal(sum(t[1] for t in trades)) / Decimal(sum(t[2] for t in trades))
+        trades, latest = self.trades, self.latest
+        q, b = int(quote.scaleb(18)), int(base.scaleb(18))
+        seq = self.added
+        self.added += 1
+        trades.append((at.timestamp(), seq, q, b))
+        self.sum_quote += q
+        self.sum_base += b
+        while latest and latest[-1][1] < at:
+            latest.pop()
+        latest.append((seq, at))
+        while len(trades) > 1 and (trades[0][0] < horizon or len(trades) > MAX_TRADES):
+            _, gone, q, b = trades.popleft()
+            self.sum_quote -= q
+            self.sum_base -= b
+            if latest[0][0] == gone:
+                latest.popleft()
+        return latest[0][1], Decimal(self.sum_quote) / Decimal(self.sum_base)
 
     def verdict(
         self, *, now: datetime, max_age_s: float, max_dev: Decimal, value: Callable[[Observation], Decimal | None]
@@ -74,14 +124,20 @@ class Observations:
                 candidates.append((source, v, ob.at))
         if not candidates:
             return Verdict(best=None, stale=stale)
+        if len(candidates) == 1:  # the usual case: one fresh source, kept as it is
+            return Verdict(best=candidates[0])
         kept, dropped = pick(candidates, max_dev)
         if not kept:
             return Verdict(best=None, dropped=dropped)
-        rank = {s: i for i, s in enumerate(SOURCE_ORDER)}
-        best = min(
-            (c for c in candidates if c[0] in kept), key=lambda c: (rank.get(c[0], len(rank)), -c[2].timestamp())
-        )
+        best = min((c for c in candidates if c[0] in kept), key=_preference)
         return Verdict(best=best, dropped=dropped)
+
+
+_RANK = {s: i for i, s in enumerate(SOURCE_ORDER)}
+
+
+def _preference(c: Candidate) -> tuple[int, float]:
+    return _RANK.get(c[0], len(_RANK)), -c[2].timestamp()
 
 
 def pick(candidates: Sequence[Candidate], max_dev: Decimal) -> tuple[list[str], list[str]]:

@@ -28,7 +28,7 @@ from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock
 from quantbot.config import PricesConfig
 from quantbot.events import AccountUpdate, Event, PositionUpdate, PriceUpdate, Swap, Tick, TokenLaunch
-from quantbot.price_quorum import Candidate, Observation, Observations
+from quantbot.price_quorum import Asked, Candidate, Observation, Observations
 from quantbot.price_sources import NATIVE_ID, HttpSource, SourceError, SourceQuote
 from quantbot.reserves import ReserveWatches, bonding_curve_address
 from quantbot.store import Store
@@ -260,7 +260,7 @@ class PriceBook:
             entry = self._entry(key)
             if dec is not None:
                 entry.decimals = dec
-            entry.obs["swap_usd"] = Observation(at=at, usd=Decimal(usd_amt).scaleb(-coin.decimals) / token_amt)
+            entry.put("swap_usd", Observation(at=at, usd=Decimal(usd_amt).scaleb(-coin.decimals) / token_amt))
             await self._changed(key)
 
     async def _add_trade(
@@ -276,10 +276,10 @@ class PriceBook:
         horizon = self.clock.now().timestamp() - self.config.vwap_window_s
         if native_book:  # USD per whole native coin
             latest, vwap = entry.add_trade(at, other_amt, native_amt, horizon=horizon)
-            entry.obs["swap"] = Observation(at=latest, usd=vwap)
+            entry.put("swap", Observation(at=latest, usd=vwap))
         else:
             latest, vwap = entry.add_trade(at, native_amt, other_amt, horizon=horizon)
-            entry.obs["swap"] = Observation(at=latest, native=vwap)
+            entry.put("swap", Observation(at=latest, native=vwap))
         if key is not None:
             await self._changed(key)
 
@@ -292,9 +292,9 @@ class PriceBook:
         entry = self._entry(key)
         source = "curve" if watch.kind == "curve" else "pool"
         if ob is not None:
-            entry.obs[source] = ob
+            entry.put(source, ob)
         elif watch.kind == "curve":  # complete: the coin left its curve (migrating to an AMM)
-            entry.obs.pop(source, None)
+            entry.drop(source)
             log.info("prices.curve_complete", token=watch.token, account=update.account)
             await self._unwatch(update.account)
             if key in self._held:
@@ -374,7 +374,7 @@ class PriceBook:
         for q in quotes:
             if q.token == NATIVE_ID:
                 if q.usd is not None:
-                    self._native[q.chain].obs[source] = Observation(at=now, usd=q.usd)
+                    self._native[q.chain].put(source, Observation(at=now, usd=q.usd))
                     self._best(q.chain, self._native[q.chain], field="usd", count=True)
                 continue
             key = (q.chain, normalise(q.chain, q.token))
@@ -387,7 +387,7 @@ class PriceBook:
             scale = Decimal(10) ** (nd - entry.decimals)
             native = q.native * scale if q.native is not None else None
             usd = q.usd.scaleb(-entry.decimals) if q.usd is not None else None
-            entry.obs[source] = Observation(at=now, native=native, usd=usd)
+            entry.put(source, Observation(at=now, native=native, usd=usd))
             await self._changed(key)
 
     # --- consolidation and publishing ------------------------------------------------------------
@@ -396,18 +396,39 @@ class PriceBook:
         if entry is None or not entry.obs:
             return None
         usd_native = self.usd_per_native(chain) if field == "native" else None
-        unit = usd_native.scaleb(-NATIVE_DECIMALS[chain]) if usd_native else None
+        now = self.clock.now()
+        config = self.config
+        # A verdict depends on these alone (time only through which observations are fresh); it is asked
+        # for several times per event, and again on later events until a source reports or goes stale.
+        seen = entry.remembered
+        if (
+            seen is not None
+            and seen.version == entry.version
+            and seen.usd_native is usd_native  # the same object: an equal Decimal may have another exponent
+            and seen.field == field
+            and seen.config is config
+            and (
+                seen.now == now
+                or (
+                    now > seen.now  # (stale ones stay stale, fresh ones stay fresh while the oldest does)
+                    and (seen.oldest_fresh is None or (now - seen.oldest_fresh).total_seconds() <= config.max_age_s)
+                )
+            )
+        ):
+            v = seen.verdict
+        else:
+            unit = usd_native.scaleb(-NATIVE_DECIMALS[chain]) if usd_native else None
 
-        def value(ob: Observation) -> Decimal | None:
-            if field == "usd":
-                return ob.usd
-            if ob.native is None and ob.usd is not None and unit:
-                return ob.usd / unit
-            return ob.native
+            def value(ob: Observation) -> Decimal | None:
+                if field == "usd":
+                    return ob.usd
+                if ob.native is None and ob.usd is not None and unit:
+                    return ob.usd / unit
+                return ob.native
 
-        v = entry.verdict(
-            now=self.clock.now(), max_age_s=self.config.max_age_s, max_dev=self.config.max_deviation_pct, value=value
-        )
+            v = entry.verdict(now=now, max_age_s=config.max_age_s, max_dev=config.max_deviation_pct, value=value)
+            oldest = entry.oldest_fresh(now, config.max_age_s)
+            entry.remembered = Asked(now, oldest, entry.version, field, usd_native, config, v)
         if count:
             if v.stale:
                 self.stale_refused += 1

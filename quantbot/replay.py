@@ -264,10 +264,16 @@ class ReplaySource:
         """Move simulated time to `target`, stopping at every earlier sleeper deadline and sample boundary."""
         while True:
             deadline = self.clock.next_deadline()
-            step = min(x for x in (target, deadline, next_sample) if x is not None)
-            if step > target:
-                step = target
             now = self.clock.monotonic()
+            if (deadline is None or deadline > target) and next_sample > target:
+                # Nothing wakes and no sample falls due on the way (the usual case between two events):
+                # the pipeline is already settled, so time just moves.
+                if target > now:
+                    if self.speed is not None:
+                        await self.pace.sleep((target - now) / self.speed)
+                    self.clock.advance_to(target)
+                return next_sample
+            step = min(x for x in (target, deadline, next_sample) if x is not None)
             if step > now:
                 if self.speed is not None:
                     await self.pace.sleep((step - now) / self.speed)
@@ -276,8 +282,6 @@ class ReplaySource:
             if step >= next_sample:
                 self._sample()
                 next_sample += sample_s * max(1, math.ceil((step - next_sample) / sample_s + 1e-12))
-            if step >= target and (deadline is None or deadline > target):
-                return next_sample
 
     async def _publish(self, event: Event) -> None:
         bus = self.daemon.bus
@@ -306,9 +310,9 @@ class ReplaySource:
         """
         for _ in range(FAST_SPINS):
             await asyncio.sleep(0)
-            subs, tasks = self._blockers()
-            if not subs and not tasks:
+            if self._quiet():
                 return
+        subs, tasks = self._blockers()
         while subs or tasks:
             self.clock.slept.clear()
             ours: list[asyncio.Future[Any]] = [asyncio.ensure_future(s.queue.join()) for s in subs]
@@ -321,10 +325,20 @@ class ReplaySource:
             await asyncio.sleep(0)
             subs, tasks = self._blockers()
 
+    def _quiet(self) -> bool:
+        """No blockers (see `_blockers`): checked after every loop turn, so without building lists."""
+        bus, router = self.daemon.bus, self.daemon.router
+        assert bus is not None  # noqa: S101
+        sleeping = self.clock.sleeping
+        for s in bus.subscriptions():
+            if (s.busy or s.queue.qsize()) and s.task not in sleeping:
+                return False
+        return router is None or not any(t not in sleeping for t in router.inflight_tasks())
+
     def _blockers(self) -> tuple[list[Subscription], list[asyncio.Task[None]]]:
         """Subscriptions with work and order executions, except those asleep on the simulated clock."""
         bus, router = self.daemon.bus, self.daemon.router
-        assert bus is not None  # noqa: S101
+        assert bus is not None  # noqa: S101  (built before the sources)
         sleeping = self.clock.sleeping
         subs = [s for s in bus.subscriptions() if (s.busy or s.queue.qsize()) and s.task not in sleeping]
         tasks = [t for t in router.inflight_tasks() if t not in sleeping] if router is not None else []

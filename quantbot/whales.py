@@ -136,13 +136,15 @@ class WhaleTracker:
         if swap.amount_in < 0 or swap.amount_out < 0:
             raise ValueError(f"swap {swap.tx} has a negative amount")
         chain = swap.chain
+        wallet = normalise(chain, swap.wallet)
+        if not self.config.discover and (chain, wallet) not in self._watched and (chain, wallet) not in self._auto:
+            return []  # not a whale and none is discovered: valuing the trade would change nothing
         trades = self._legs(
             chain, normalise(chain, swap.mint_in), swap.amount_in, normalise(chain, swap.mint_out), swap.amount_out
         )
         if not trades:
             return []
         at = swap.block_time or self.clock.now()
-        wallet = normalise(chain, swap.wallet)
         valued = [t for t in trades if t.native is not None or t.usd is not None]
         profile = self._whale(chain, wallet, valued[0] if valued else None)
         if profile is None:
