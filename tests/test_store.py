@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -224,6 +225,43 @@ async def test_sqlite_store_survives_reopen(tmp_path: Path) -> None:
         await s.backup(tmp_path / "copy.db")
     async with SqliteStore(tmp_path / "copy.db") as copy:
         assert (await copy.get_order("o1")) == order()
+
+
+async def test_a_cancelled_sqlite_transaction_rolls_back_and_the_store_stays_usable(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "q.db") as s:
+        entered = asyncio.Event()
+
+        async def stuck() -> None:
+            async with s.transaction():
+                await s.set_state("a", "1", now=T0)
+                entered.set()
+                await asyncio.sleep(60)
+
+        task = asyncio.create_task(stuck())
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await s.get_state("a") is None
+        async with s.transaction():
+            await s.set_state("b", "2", now=T0)
+        assert await s.get_state("b") == "2"
+
+
+async def test_a_sqlite_transaction_that_cannot_begin_is_an_error_and_leaves_nothing_open(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "q.db", busy_timeout_ms=50) as s:
+        other = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                async with s.transaction():
+                    await s.set_state("a", "1", now=T0)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        async with s.transaction():
+            await s.set_state("a", "2", now=T0)
+        assert await s.get_state("a") == "2"
 
 
 async def test_unreachable_postgres_is_a_clear_error() -> None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from quantbot.store.base import Store, StoreError
+from quantbot.store.sqlite_thread import SqliteThread
+
+T = TypeVar("T")
 
 
 class SqliteStore(Store):
@@ -20,33 +21,37 @@ class SqliteStore(Store):
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
-        self._db: aiosqlite.Connection | None = None
-        # aiosqlite shares one connection: without this lock, another task's statement could run
+        self._worker: SqliteThread | None = None
+        # One connection is shared: without this lock, another task's statement could run
         # inside a transaction that is waiting on an await.
         self._lock = asyncio.Lock()
         self._in_tx: asyncio.Task[Any] | None = None
 
     async def open(self) -> None:
+        worker = SqliteThread(name=f"quantbot[store].sqlite[{self.path.name}]")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            await worker.open(self.path, self._configure)
         except (OSError, sqlite3.Error) as exc:
+            await worker.close()
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
-        await self._db.execute("PRAGMA journal_mode = WAL")
-        await self._db.execute("PRAGMA synchronous = FULL")  # the journal must survive a power cut
-        await self._db.execute("PRAGMA foreign_keys = ON")
-        await self._db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        self._worker = worker
+
+    def _configure(self, db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")  # the journal must survive a power cut
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        if self._worker is not None:
+            worker, self._worker = self._worker, None
+            await worker.close()
 
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
+    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        if self._worker is None:
             raise StoreError("store is not open")
-        return self._db
+        return self._worker.run(fn)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -55,14 +60,14 @@ class SqliteStore(Store):
             return
         async with self._lock:
             self._in_tx = asyncio.current_task()
-            await self.db.execute("BEGIN IMMEDIATE")
             try:
+                await self._run(_begin)
                 yield
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                await asyncio.shield(self._run(_rollback))
                 raise
             else:
-                await self.db.execute("COMMIT")
+                await self._run(_commit)
             finally:
                 self._in_tx = None
 
@@ -76,17 +81,11 @@ class SqliteStore(Store):
 
     async def execute(self, sql: str, *args: Any) -> int:
         async with self._statement():
-            cursor = await self.db.execute(sql, args)
-            count = cursor.rowcount
-            await cursor.close()
-            return count
+            return await self._run(lambda db: _execute(db, sql, args))
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         async with self._statement():
-            cursor = await self.db.execute(sql, args)
-            rows = await cursor.fetchall()
-            await cursor.close()
-            return [tuple(r) for r in rows]
+            return await self._run(lambda db: _fetch(db, sql, args))
 
     def _is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
@@ -94,8 +93,48 @@ class SqliteStore(Store):
     async def backup(self, target: str | Path) -> None:
         """An online, consistent copy of the database (SQLite's backup API)."""
         async with self._lock:
-            dest = await aiosqlite.connect(Path(target))
-            try:
-                await self.db.backup(dest)
-            finally:
-                await dest.close()
+            await self._run(lambda db: _backup(db, Path(target)))
+
+
+# Run in the store's thread, each as one hop: statement, rows and cursor clean-up together.
+
+
+def _begin(db: sqlite3.Connection) -> None:
+    db.execute("BEGIN IMMEDIATE")
+
+
+def _commit(db: sqlite3.Connection) -> None:
+    try:
+        db.execute("COMMIT")
+    except sqlite3.Error:
+        _rollback(db)  # a failed COMMIT (busy, I/O) may leave the transaction open: the next BEGIN would fail
+        raise
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:  # BEGIN itself may have failed (busy) or been cancelled before it ran
+        db.execute("ROLLBACK")
+
+
+def _execute(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> int:
+    cursor = db.execute(sql, args)
+    try:
+        return cursor.rowcount
+    finally:
+        cursor.close()
+
+
+def _fetch(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    cursor = db.execute(sql, args)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _backup(db: sqlite3.Connection, target: Path) -> None:
+    dest = sqlite3.connect(target)
+    try:
+        db.backup(dest)
+    finally:
+        dest.close()
