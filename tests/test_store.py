@@ -264,6 +264,20 @@ async def test_a_sqlite_transaction_that_cannot_begin_is_an_error_and_leaves_not
         assert await s.get_state("a") == "2"
 
 
+async def test_sqlite_cursors_commit_without_their_own_fsync_and_journal_commits_still_fsync(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "q.db") as s:
+        await s.set_cursor("c", "1", now=T0)
+        assert await s.fetch("PRAGMA synchronous") == [(2,)], "FULL again for everything after"
+        with pytest.raises(RuntimeError):
+            async with s.transaction():  # inside a transaction a cursor is part of it
+                await s.set_cursor("c", "2", now=T0)
+                raise RuntimeError("boom")
+        assert await s.get_cursor("c") == "1"
+        await s.journal_order(order())
+    async with SqliteStore(tmp_path / "q.db") as s:
+        assert (await s.get_cursor("c"), await s.get_order("o1")) == ("1", order())
+
+
 async def test_unreachable_postgres_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):
         async with PostgresStore("postgresql://postgres@127.0.0.1:1/none", timeout=2):

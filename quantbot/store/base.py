@@ -120,6 +120,11 @@ class Store(HistoryTables, abc.ABC):
     @abc.abstractmethod
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
 
+    async def execute_unsynced(self, sql: str, *args: Any) -> int:
+        """`execute`, committed without waiting for the disk where the backend can: it survives a crash
+        of the process at once, and a power cut from the next synced commit on. Default: `execute`."""
+        return await self.execute(sql, *args)
+
     @abc.abstractmethod
     def _is_unique_violation(self, exc: BaseException) -> bool: ...
 
@@ -386,10 +391,14 @@ class Store(HistoryTables, abc.ABC):
         return row[0] if row else None
 
     async def set_cursor(self, name: str, value: str, *, now: datetime) -> None:
-        await self._upsert("cursors", "name", name, value, now)
+        """A watcher's resumption point. Resuming from an older one re-reads (and dedups or repeats), never
+        loses, so it is committed without an fsync of its own where the backend can (`execute_unsynced`)."""
+        await self._upsert("cursors", "name", name, value, now, synced=False)
 
-    async def _upsert(self, table: str, key_col: str, key: str, value: str, now: datetime) -> None:
-        await self.execute(
+    async def _upsert(
+        self, table: str, key_col: str, key: str, value: str, now: datetime, *, synced: bool = True
+    ) -> None:
+        await (self.execute if synced else self.execute_unsynced)(
             f"INSERT INTO {table} ({key_col}, value, updated_at) VALUES (?, ?, ?) "
             f"ON CONFLICT ({key_col}) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             key,

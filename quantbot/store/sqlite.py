@@ -83,6 +83,15 @@ class SqliteStore(Store):
         async with self._statement():
             return await self._run(lambda db: _execute(db, sql, args))
 
+    async def execute_unsynced(self, sql: str, *args: Any) -> int:
+        if self._in_tx is asyncio.current_task():
+            return await self.execute(sql, *args)  # the enclosing transaction's commit decides
+        # Alone, a synced commit (an fsync of the WAL) held the one connection for the whole fsync, and
+        # a journal commit arriving meanwhile waited for it. In WAL mode the next synced commit makes
+        # these frames durable too (the WAL is fsynced whole, and recovery keeps a valid prefix).
+        async with self._lock:
+            return await self._run(lambda db: _execute_unsynced(db, sql, args))
+
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         async with self._statement():
             return await self._run(lambda db: _fetch(db, sql, args))
@@ -122,6 +131,14 @@ def _execute(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> int:
         return cursor.rowcount
     finally:
         cursor.close()
+
+
+def _execute_unsynced(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> int:
+    db.execute("PRAGMA synchronous = NORMAL")
+    try:
+        return _execute(db, sql, args)
+    finally:
+        db.execute("PRAGMA synchronous = FULL")
 
 
 def _fetch(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
