@@ -207,6 +207,22 @@ async def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
     assert await store.get_state("a") is None
 
 
+async def test_a_counter_added_in_a_failed_transaction_is_rolled_back_with_it(store: Store) -> None:
+    assert await store.add_counter("d", "n", Decimal("1.5")) == Decimal("1.5")
+    with pytest.raises(RuntimeError):
+        async with store.transaction():
+            assert await store.add_counter("d", "n", Decimal(2)) == Decimal("3.5")
+            await store.journal_order(order())
+            raise RuntimeError("boom")
+    assert (await store.get_counter("d", "n"), await store.orders()) == (Decimal("1.5"), [])
+    async with store.transaction():
+        pass  # an empty transaction commits nothing and holds nothing
+    async with store.transaction():
+        assert await store.add_counter("d", "n", Decimal(2)) == Decimal("3.5")
+        await store.journal_order(order())
+    assert (await store.get_counter("d", "n"), len(await store.orders())) == (Decimal("3.5"), 1)
+
+
 async def test_records_with_retention(store: Store) -> None:
     await store.put_record("signal", "a", '{"x":1}', now=T0)
     await store.put_record("signal", "b", '{"x":2}', now=T0 + timedelta(hours=30))

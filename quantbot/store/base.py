@@ -410,20 +410,20 @@ class Store(HistoryTables, abc.ABC):
         row = await self.fetchone("SELECT value FROM daily_counters WHERE day = ? AND key = ?", day, key)
         return Decimal(row[0]) if row else Decimal(0)
 
+    _COUNTER_CREATE = (
+        "INSERT INTO daily_counters (day, key, value) VALUES (?, ?, '0') ON CONFLICT (day, key) DO NOTHING"
+    )
+    _COUNTER_READ = "SELECT value FROM daily_counters WHERE day = ? AND key = ?"
+    _COUNTER_WRITE = "UPDATE daily_counters SET value = ? WHERE day = ? AND key = ?"
+
     async def add_counter(self, day: str, key: str, delta: Decimal) -> Decimal:
         """Add to a per-day counter atomically (concurrent adds are never lost); return the new value."""
         async with self.transaction():
-            await self.execute(
-                "INSERT INTO daily_counters (day, key, value) VALUES (?, ?, '0') ON CONFLICT (day, key) DO NOTHING",
-                day,
-                key,
-            )
-            row = await self.fetchone(
-                f"SELECT value FROM daily_counters WHERE day = ? AND key = ?{self.row_lock}", day, key
-            )
+            await self.execute(self._COUNTER_CREATE, day, key)
+            row = await self.fetchone(self._COUNTER_READ + self.row_lock, day, key)
             assert row is not None  # noqa: S101  (inserted just above, in this transaction)
             value = Decimal(row[0]) + delta
-            await self.execute("UPDATE daily_counters SET value = ? WHERE day = ? AND key = ?", str(value), day, key)
+            await self.execute(self._COUNTER_WRITE, str(value), day, key)
         return value
 
     # --- records: profiles, verdicts, signals (JSON payloads with retention) ---------------------

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ class SqliteStore(Store):
         # inside a transaction that is waiting on an await.
         self._lock = asyncio.Lock()
         self._in_tx: asyncio.Task[Any] | None = None
+        self._tx: _Tx | None = None
 
     async def open(self) -> None:
         worker = SqliteThread(name=f"quantbot[store].sqlite[{self.path.name}]")
@@ -59,29 +61,27 @@ class SqliteStore(Store):
             yield  # nested: part of the enclosing transaction
             return
         async with self._lock:
-            self._in_tx = asyncio.current_task()
+            tx = _Tx()
+            self._in_tx, self._tx = asyncio.current_task(), tx
             try:
-                await self._run(_begin)
                 yield
             except BaseException:
                 await asyncio.shield(self._run(_rollback))
                 raise
             else:
-                await self._run(_commit)
+                await self._run(tx.commit)
             finally:
-                self._in_tx = None
+                self._in_tx = self._tx = None
 
-    @asynccontextmanager
-    async def _statement(self) -> AsyncIterator[None]:
-        if self._in_tx is asyncio.current_task():
-            yield
-        else:
-            async with self._lock:
-                yield
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn` in the store's thread: inside this task's transaction, or alone under the lock."""
+        if self._in_tx is asyncio.current_task() and self._tx is not None:
+            return await self._run(self._tx.within(fn))
+        async with self._lock:
+            return await self._run(fn)
 
     async def execute(self, sql: str, *args: Any) -> int:
-        async with self._statement():
-            return await self._run(lambda db: _execute(db, sql, args))
+        return await self._call(lambda db: _execute(db, sql, args))
 
     async def execute_unsynced(self, sql: str, *args: Any) -> int:
         if self._in_tx is asyncio.current_task():
@@ -89,12 +89,25 @@ class SqliteStore(Store):
         # Alone, a synced commit (an fsync of the WAL) held the one connection for the whole fsync, and
         # a journal commit arriving meanwhile waited for it. In WAL mode the next synced commit makes
         # these frames durable too (the WAL is fsynced whole, and recovery keeps a valid prefix).
-        async with self._lock:
-            return await self._run(lambda db: _execute_unsynced(db, sql, args))
+        return await self._call(lambda db: _execute_unsynced(db, sql, args))
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        async with self._statement():
-            return await self._run(lambda db: _fetch(db, sql, args))
+        return await self._call(lambda db: _fetch(db, sql, args))
+
+    async def add_counter(self, day: str, key: str, delta: Decimal) -> Decimal:
+        """The base's three statements as one trip to the store's thread (it reserves every order's budget)."""
+
+        def add(db: sqlite3.Connection) -> Decimal:
+            db.execute(self._COUNTER_CREATE, (day, key)).close()
+            cursor = db.execute(self._COUNTER_READ, (day, key))
+            (raw,) = cursor.fetchone()
+            cursor.close()
+            value = Decimal(raw) + delta
+            db.execute(self._COUNTER_WRITE, (str(value), day, key)).close()
+            return value
+
+        async with self.transaction():
+            return await self._call(add)
 
     def _is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
@@ -108,8 +121,27 @@ class SqliteStore(Store):
 # Run in the store's thread, each as one hop: statement, rows and cursor clean-up together.
 
 
-def _begin(db: sqlite3.Connection) -> None:
-    db.execute("BEGIN IMMEDIATE")
+class _Tx:
+    """One transaction, as the store's thread sees it. BEGIN IMMEDIATE goes with its first statement
+    (one trip fewer); COMMIT only if it began. Touched only in the store's thread."""
+
+    def __init__(self) -> None:
+        self.begun = False
+
+    def within(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+        def run(db: sqlite3.Connection) -> T:
+            if not self.begun:
+                db.execute("BEGIN IMMEDIATE")
+                self.begun = True
+            elif not db.in_transaction:  # SQLite rolled it back itself after an error (full disk, I/O)
+                raise StoreError("the transaction was rolled back after an earlier error")
+            return fn(db)
+
+        return run
+
+    def commit(self, db: sqlite3.Connection) -> None:
+        if self.begun:
+            _commit(db)
 
 
 def _commit(db: sqlite3.Connection) -> None:
