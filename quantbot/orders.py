@@ -174,6 +174,7 @@ class OrderRouter:
 
     async def _execute(self, order: ApprovedOrder) -> None:
         last = ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.NO_EXECUTOR, detail="no executor")
+        recorded = order.executors[0] if order.executors else ""  # what `journal` wrote
         for name in order.executors:
             executor = self.executors.get(name)
             if executor is None:
@@ -186,7 +187,9 @@ class OrderRouter:
                     outcome=Outcome.FAILED, reason=RejectReason.PAPER_MODE, detail=f"{name} is live; mode is paper"
                 )
                 continue
-            await self.store.set_order_executor(order.order_id, name, now=self.clock.now())
+            if name != recorded:  # the journal row already names the first: no second commit before sending
+                await self.store.set_order_executor(order.order_id, name, now=self.clock.now())
+                recorded = name
             try:
                 async with asyncio.timeout(self.execute_timeout):
                     report = await executor.execute(order)

@@ -147,6 +147,29 @@ async def test_the_next_executor_is_tried_only_after_a_proven_refusal(tmp_path: 
     assert (row.status, row.executor, row.tx) == ("filled", "b", "sig-b")
 
 
+async def test_the_journal_names_the_executor_that_holds_the_order_while_it_executes(tmp_path: Path) -> None:
+    """Reconciliation after a crash asks the executor the journal names: it must be the one executing."""
+
+    class Naming(ScriptedExecutor):
+        named: list[str]
+
+        async def execute(self, order: ApprovedOrder) -> ExecutionReport:
+            row = await self.store.get_order(order.order_id)  # type: ignore[attr-defined]
+            self.named = [*getattr(self, "named", []), row.executor]
+            return await super().execute(order)
+
+    refused = ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.NO_PRICE)
+    first, second = Naming(id="a", answers=[refused]), Naming(id="b", answers=[filled("sig-b")])
+    routes = OrdersConfig(solana=("gone", "a", "b"))  # "gone" is not running: skipped
+    async with order_path(tmp_path, executors={"a": first, "b": second}, routes=routes, mode="live") as path:
+        first.store = second.store = path.store
+        await path.bus.publish(intent())
+        await path.settle()
+        (row,) = await path.store.orders()
+    assert (first.named, second.named) == (["a"], ["b"])
+    assert (row.status, row.executor) == ("filled", "b")
+
+
 async def test_an_executor_that_raises_leaves_the_order_submitted_not_resent(tmp_path: Path) -> None:
     first = ScriptedExecutor(id="a", answers=[ConnectionResetError("peer went away mid-send")])
     second = ScriptedExecutor(id="b", answers=[filled()])

@@ -188,3 +188,72 @@ async def test_api_keys_in_endpoint_urls_never_reach_logs_health_or_errors(
     assert "SECRET" not in str(failure.value)
     assert "SECRET" not in json.dumps(health) and "SECRET" not in json.dumps(logs, default=str)
     assert health[endpoint_name(0, keyed)]["last_error"].startswith("HTTP 404")
+
+
+# --- the transport under solana-py's AsyncClient ------------------------------------------------
+
+
+async def test_the_pools_clients_run_on_the_aiohttp_transport(local_solana: LocalSolana) -> None:
+    from quantbot.chains.solana.transport import AiohttpTransport
+
+    async with pool_for(local_solana, clock=RecordingClock()) as pool:
+        session = pool._endpoints[0].client._provider.session
+        assert isinstance(session._transport, AiohttpTransport)
+        assert await pool.get_slot() == local_solana.slot
+
+
+async def test_an_unreachable_endpoint_fails_over(local_solana: LocalSolana) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    endpoints = [SolanaEndpointConfig(http=dead, rps=0), SolanaEndpointConfig(http=local_solana.http_url, rps=0)]
+    async with SolanaRpcPool(endpoints=endpoints, clock=RecordingClock()) as pool:
+        assert await pool.get_slot() == local_solana.slot
+        assert await pool.get_transaction(str(Keypair().sign_message(b"unknown"))) is None
+        assert "ConnectError" in pool.health()[endpoint_name(0, dead)]["last_error"]
+
+
+async def test_get_transaction_fails_over_on_malformed_replies_and_raises_node_errors(
+    two_nodes: tuple[LocalSolana, LocalSolana],
+) -> None:
+    a, b = two_nodes
+    a.faults.malformed = 1
+    unknown = str(Keypair().sign_message(b"unknown"))
+    async with pool_for(a, b, clock=RecordingClock()) as pool:
+        assert await pool.get_transaction(unknown) is None
+        assert (a.calls["malformed"], b.calls["getTransaction"]) == (1, 1)
+        assert "ValidationError" in pool.health()[endpoint_name(0, a.http_url)]["last_error"]
+        with pytest.raises(SolanaRpcError, match="Invalid param"):
+            await pool.get_transaction("not-a-signature")
+
+
+async def test_the_transport_hands_compressed_bodies_to_httpx_undecoded() -> None:
+    """httpx2 decodes Content-Encoding itself: the transport must not decode it first."""
+    import gzip
+
+    import httpx2
+    from aiohttp import web
+
+    from quantbot.chains.solana.transport import AiohttpTransport
+
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": 7}).encode()
+
+    async def handler(request: web.Request) -> web.Response:
+        assert await request.read() == b"{}"
+        return web.Response(body=gzip.compress(body), headers={"Content-Encoding": "gzip"}, content_type="text/json")
+
+    app = web.Application()
+    app.router.add_post("/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with httpx2.AsyncClient(transport=AiohttpTransport()) as client:
+            resp = await client.post(f"http://127.0.0.1:{port}/", content=b"{}")
+            assert (resp.status_code, resp.content) == (200, body)
+    finally:
+        await runner.cleanup()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -206,6 +207,22 @@ async def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
     assert await store.get_state("a") is None
 
 
+async def test_a_counter_added_in_a_failed_transaction_is_rolled_back_with_it(store: Store) -> None:
+    assert await store.add_counter("d", "n", Decimal("1.5")) == Decimal("1.5")
+    with pytest.raises(RuntimeError):
+        async with store.transaction():
+            assert await store.add_counter("d", "n", Decimal(2)) == Decimal("3.5")
+            await store.journal_order(order())
+            raise RuntimeError("boom")
+    assert (await store.get_counter("d", "n"), await store.orders()) == (Decimal("1.5"), [])
+    async with store.transaction():
+        pass  # an empty transaction commits nothing and holds nothing
+    async with store.transaction():
+        assert await store.add_counter("d", "n", Decimal(2)) == Decimal("3.5")
+        await store.journal_order(order())
+    assert (await store.get_counter("d", "n"), len(await store.orders())) == (Decimal("3.5"), 1)
+
+
 async def test_records_with_retention(store: Store) -> None:
     await store.put_record("signal", "a", '{"x":1}', now=T0)
     await store.put_record("signal", "b", '{"x":2}', now=T0 + timedelta(hours=30))
@@ -224,6 +241,57 @@ async def test_sqlite_store_survives_reopen(tmp_path: Path) -> None:
         await s.backup(tmp_path / "copy.db")
     async with SqliteStore(tmp_path / "copy.db") as copy:
         assert (await copy.get_order("o1")) == order()
+
+
+async def test_a_cancelled_sqlite_transaction_rolls_back_and_the_store_stays_usable(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "q.db") as s:
+        entered = asyncio.Event()
+
+        async def stuck() -> None:
+            async with s.transaction():
+                await s.set_state("a", "1", now=T0)
+                entered.set()
+                await asyncio.sleep(60)
+
+        task = asyncio.create_task(stuck())
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await s.get_state("a") is None
+        async with s.transaction():
+            await s.set_state("b", "2", now=T0)
+        assert await s.get_state("b") == "2"
+
+
+async def test_a_sqlite_transaction_that_cannot_begin_is_an_error_and_leaves_nothing_open(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "q.db", busy_timeout_ms=50) as s:
+        other = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                async with s.transaction():
+                    await s.set_state("a", "1", now=T0)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        async with s.transaction():
+            await s.set_state("a", "2", now=T0)
+        assert await s.get_state("a") == "2"
+
+
+async def test_sqlite_cursors_commit_without_their_own_fsync_and_journal_commits_still_fsync(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "q.db") as s:
+        await s.set_cursor("c", "1", now=T0)
+        assert await s.fetch("PRAGMA synchronous") == [(2,)], "FULL again for everything after"
+        with pytest.raises(RuntimeError):
+            async with s.transaction():  # inside a transaction a cursor is part of it
+                await s.set_cursor("c", "2", now=T0)
+                raise RuntimeError("boom")
+        assert await s.get_cursor("c") == "1"
+        await s.journal_order(order())
+    async with SqliteStore(tmp_path / "q.db") as s:
+        assert (await s.get_cursor("c"), await s.get_order("o1")) == ("1", order())
 
 
 async def test_unreachable_postgres_is_a_clear_error() -> None:

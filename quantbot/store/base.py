@@ -120,6 +120,11 @@ class Store(HistoryTables, abc.ABC):
     @abc.abstractmethod
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
 
+    async def execute_unsynced(self, sql: str, *args: Any) -> int:
+        """`execute`, committed without waiting for the disk where the backend can: it survives a crash
+        of the process at once, and a power cut from the next synced commit on. Default: `execute`."""
+        return await self.execute(sql, *args)
+
     @abc.abstractmethod
     def _is_unique_violation(self, exc: BaseException) -> bool: ...
 
@@ -386,10 +391,14 @@ class Store(HistoryTables, abc.ABC):
         return row[0] if row else None
 
     async def set_cursor(self, name: str, value: str, *, now: datetime) -> None:
-        await self._upsert("cursors", "name", name, value, now)
+        """A watcher's resumption point. Resuming from an older one re-reads (and dedups or repeats), never
+        loses, so it is committed without an fsync of its own where the backend can (`execute_unsynced`)."""
+        await self._upsert("cursors", "name", name, value, now, synced=False)
 
-    async def _upsert(self, table: str, key_col: str, key: str, value: str, now: datetime) -> None:
-        await self.execute(
+    async def _upsert(
+        self, table: str, key_col: str, key: str, value: str, now: datetime, *, synced: bool = True
+    ) -> None:
+        await (self.execute if synced else self.execute_unsynced)(
             f"INSERT INTO {table} ({key_col}, value, updated_at) VALUES (?, ?, ?) "
             f"ON CONFLICT ({key_col}) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             key,
@@ -401,20 +410,20 @@ class Store(HistoryTables, abc.ABC):
         row = await self.fetchone("SELECT value FROM daily_counters WHERE day = ? AND key = ?", day, key)
         return Decimal(row[0]) if row else Decimal(0)
 
+    _COUNTER_CREATE = (
+        "INSERT INTO daily_counters (day, key, value) VALUES (?, ?, '0') ON CONFLICT (day, key) DO NOTHING"
+    )
+    _COUNTER_READ = "SELECT value FROM daily_counters WHERE day = ? AND key = ?"
+    _COUNTER_WRITE = "UPDATE daily_counters SET value = ? WHERE day = ? AND key = ?"
+
     async def add_counter(self, day: str, key: str, delta: Decimal) -> Decimal:
         """Add to a per-day counter atomically (concurrent adds are never lost); return the new value."""
         async with self.transaction():
-            await self.execute(
-                "INSERT INTO daily_counters (day, key, value) VALUES (?, ?, '0') ON CONFLICT (day, key) DO NOTHING",
-                day,
-                key,
-            )
-            row = await self.fetchone(
-                f"SELECT value FROM daily_counters WHERE day = ? AND key = ?{self.row_lock}", day, key
-            )
+            await self.execute(self._COUNTER_CREATE, day, key)
+            row = await self.fetchone(self._COUNTER_READ + self.row_lock, day, key)
             assert row is not None  # noqa: S101  (inserted just above, in this transaction)
             value = Decimal(row[0]) + delta
-            await self.execute("UPDATE daily_counters SET value = ? WHERE day = ? AND key = ?", str(value), day, key)
+            await self.execute(self._COUNTER_WRITE, str(value), day, key)
         return value
 
     # --- records: profiles, verdicts, signals (JSON payloads with retention) ---------------------

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from quantbot.store.base import Store, StoreError
+from quantbot.store.sqlite_thread import SqliteThread
+
+T = TypeVar("T")
 
 
 class SqliteStore(Store):
@@ -20,33 +22,38 @@ class SqliteStore(Store):
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
-        self._db: aiosqlite.Connection | None = None
-        # aiosqlite shares one connection: without this lock, another task's statement could run
+        self._worker: SqliteThread | None = None
+        # One connection is shared: without this lock, another task's statement could run
         # inside a transaction that is waiting on an await.
         self._lock = asyncio.Lock()
         self._in_tx: asyncio.Task[Any] | None = None
+        self._tx: _Tx | None = None
 
     async def open(self) -> None:
+        worker = SqliteThread(name=f"quantbot[store].sqlite[{self.path.name}]")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            await worker.open(self.path, self._configure)
         except (OSError, sqlite3.Error) as exc:
+            await worker.close()
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
-        await self._db.execute("PRAGMA journal_mode = WAL")
-        await self._db.execute("PRAGMA synchronous = FULL")  # the journal must survive a power cut
-        await self._db.execute("PRAGMA foreign_keys = ON")
-        await self._db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        self._worker = worker
+
+    def _configure(self, db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")  # the journal must survive a power cut
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        if self._worker is not None:
+            worker, self._worker = self._worker, None
+            await worker.close()
 
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
+    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        if self._worker is None:
             raise StoreError("store is not open")
-        return self._db
+        return self._worker.run(fn)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -54,39 +61,53 @@ class SqliteStore(Store):
             yield  # nested: part of the enclosing transaction
             return
         async with self._lock:
-            self._in_tx = asyncio.current_task()
-            await self.db.execute("BEGIN IMMEDIATE")
+            tx = _Tx()
+            self._in_tx, self._tx = asyncio.current_task(), tx
             try:
                 yield
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                await asyncio.shield(self._run(_rollback))
                 raise
             else:
-                await self.db.execute("COMMIT")
+                await self._run(tx.commit)
             finally:
-                self._in_tx = None
+                self._in_tx = self._tx = None
 
-    @asynccontextmanager
-    async def _statement(self) -> AsyncIterator[None]:
-        if self._in_tx is asyncio.current_task():
-            yield
-        else:
-            async with self._lock:
-                yield
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn` in the store's thread: inside this task's transaction, or alone under the lock."""
+        if self._in_tx is asyncio.current_task() and self._tx is not None:
+            return await self._run(self._tx.within(fn))
+        async with self._lock:
+            return await self._run(fn)
 
     async def execute(self, sql: str, *args: Any) -> int:
-        async with self._statement():
-            cursor = await self.db.execute(sql, args)
-            count = cursor.rowcount
-            await cursor.close()
-            return count
+        return await self._call(lambda db: _execute(db, sql, args))
+
+    async def execute_unsynced(self, sql: str, *args: Any) -> int:
+        if self._in_tx is asyncio.current_task():
+            return await self.execute(sql, *args)  # the enclosing transaction's commit decides
+        # Alone, a synced commit (an fsync of the WAL) held the one connection for the whole fsync, and
+        # a journal commit arriving meanwhile waited for it. In WAL mode the next synced commit makes
+        # these frames durable too (the WAL is fsynced whole, and recovery keeps a valid prefix).
+        return await self._call(lambda db: _execute_unsynced(db, sql, args))
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        async with self._statement():
-            cursor = await self.db.execute(sql, args)
-            rows = await cursor.fetchall()
-            await cursor.close()
-            return [tuple(r) for r in rows]
+        return await self._call(lambda db: _fetch(db, sql, args))
+
+    async def add_counter(self, day: str, key: str, delta: Decimal) -> Decimal:
+        """The base's three statements as one trip to the store's thread (it reserves every order's budget)."""
+
+        def add(db: sqlite3.Connection) -> Decimal:
+            db.execute(self._COUNTER_CREATE, (day, key)).close()
+            cursor = db.execute(self._COUNTER_READ, (day, key))
+            (raw,) = cursor.fetchone()
+            cursor.close()
+            value = Decimal(raw) + delta
+            db.execute(self._COUNTER_WRITE, (str(value), day, key)).close()
+            return value
+
+        async with self.transaction():
+            return await self._call(add)
 
     def _is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
@@ -94,8 +115,75 @@ class SqliteStore(Store):
     async def backup(self, target: str | Path) -> None:
         """An online, consistent copy of the database (SQLite's backup API)."""
         async with self._lock:
-            dest = await aiosqlite.connect(Path(target))
-            try:
-                await self.db.backup(dest)
-            finally:
-                await dest.close()
+            await self._run(lambda db: _backup(db, Path(target)))
+
+
+# Run in the store's thread, each as one hop: statement, rows and cursor clean-up together.
+
+
+class _Tx:
+    """One transaction, as the store's thread sees it. BEGIN IMMEDIATE goes with its first statement
+    (one trip fewer); COMMIT only if it began. Touched only in the store's thread."""
+
+    def __init__(self) -> None:
+        self.begun = False
+
+    def within(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+        def run(db: sqlite3.Connection) -> T:
+            if not self.begun:
+                db.execute("BEGIN IMMEDIATE")
+                self.begun = True
+            elif not db.in_transaction:  # SQLite rolled it back itself after an error (full disk, I/O)
+                raise StoreError("the transaction was rolled back after an earlier error")
+            return fn(db)
+
+        return run
+
+    def commit(self, db: sqlite3.Connection) -> None:
+        if self.begun:
+            _commit(db)
+
+
+def _commit(db: sqlite3.Connection) -> None:
+    try:
+        db.execute("COMMIT")
+    except sqlite3.Error:
+        _rollback(db)  # a failed COMMIT (busy, I/O) may leave the transaction open: the next BEGIN would fail
+        raise
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:  # BEGIN itself may have failed (busy) or been cancelled before it ran
+        db.execute("ROLLBACK")
+
+
+def _execute(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> int:
+    cursor = db.execute(sql, args)
+    try:
+        return cursor.rowcount
+    finally:
+        cursor.close()
+
+
+def _execute_unsynced(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> int:
+    db.execute("PRAGMA synchronous = NORMAL")
+    try:
+        return _execute(db, sql, args)
+    finally:
+        db.execute("PRAGMA synchronous = FULL")
+
+
+def _fetch(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    cursor = db.execute(sql, args)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _backup(db: sqlite3.Connection, target: Path) -> None:
+    dest = sqlite3.connect(target)
+    try:
+        db.backup(dest)
+    finally:
+        dest.close()

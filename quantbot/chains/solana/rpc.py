@@ -13,22 +13,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import httpx2
+import msgspec
 import structlog
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
 from solana.rpc.core import RPCException
-from solana.rpc.jsonrpc import JsonRpcRequest, SolanaJsonRpcError
+from solana.rpc.jsonrpc import JsonRpcRequest, JsonRpcResponseEnvelope, SolanaJsonRpcError
 from solana.rpc.models import TxOpts
 from solders.errors import SerdeJSONError
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
+from quantbot.chains.solana.transport import AiohttpTransport
 from quantbot.clock import Clock
 from quantbot.config import SolanaEndpointConfig
 from quantbot.retry import RETRYABLE_STATUS, Backoff, retry_after
@@ -164,6 +166,13 @@ class _Endpoint:
             timeout=config.timeout,
             rate_limit=config.rps,
             max_transport_retries=0,  # the pool retries, on another endpoint
+        )
+        # solana-py builds its own httpx2 client; the same client over a faster transport (see transport.py).
+        default = self.client._provider.session
+        self.client._provider.session = httpx2.AsyncClient(
+            transport=AiohttpTransport(),
+            timeout=httpx2.Timeout(config.timeout),
+            headers=default.headers,
         )
 
 
@@ -316,10 +325,7 @@ class SolanaRpcPool:
             {"encoding": encoding, "commitment": str(self.commitment), "maxSupportedTransactionVersion": 0},
         ]
         request = JsonRpcRequest(method="getTransaction", params=params)
-        result: dict[str, Any] | None = await self.call(
-            "getTransaction", lambda c: c.send_rpc_request(request, dict[str, Any] | None)
-        )
-        return result
+        return await self.call("getTransaction", lambda c: _object_result(c, request))
 
     async def get_signatures_for_address(
         self, address: str, *, before: str | None = None, until: str | None = None, limit: int | None = None
@@ -405,3 +411,33 @@ class SolanaRpcPool:
         opts = TxOpts(skip_preflight=skip_preflight, preflight_commitment=self.commitment, max_retries=0)
         resp = await self.call("sendTransaction", lambda c: c.send_raw_transaction(raw, opts=opts))
         return str(resp.value)
+
+
+class _Envelope(msgspec.Struct):
+    jsonrpc: Literal["2.0"]
+    id: str | int
+    result: Any = msgspec.UNSET
+    error: Any = None
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+
+
+async def _object_result(client: AsyncClient, request: JsonRpcRequest) -> dict[str, Any] | None:
+    """`send_rpc_request(request, dict[str, Any] | None)`, with the JSON decoded once by msgspec.
+
+    solana-py validates the reply through a pydantic envelope and then a TypeAdapter it builds on
+    every call (~0.1 ms for a transaction here). Anything but a plain object-or-null result (an
+    error, a malformed reply) goes through solana-py's own parsing, so it raises what it always raised.
+    """
+    text = await client._provider.make_request_unparsed(request)
+    try:
+        envelope = _envelope.decode(text)
+    except msgspec.DecodeError:
+        envelope = None
+    if envelope is not None and envelope.error is None and isinstance(envelope.result, dict | None):
+        return envelope.result
+    result: dict[str, Any] | None = TypeAdapter(dict[str, Any] | None).validate_python(
+        JsonRpcResponseEnvelope.model_validate_json(text).unwrap_result(method=request.method)
+    )
+    return result
