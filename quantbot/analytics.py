@@ -280,9 +280,13 @@ def candles(times: npt.ArrayLike, prices: npt.ArrayLike, volumes: npt.ArrayLike,
     starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
     ends = np.r_[starts[1:], t.size] - 1
     vol = np.add.reduceat(v, starts)
-    pv = np.add.reduceat(p * v, starts)
+    # Weights relative to each bar's largest volume: p * v of tiny (subnormal) volumes loses the price's
+    # precision (5e-324 * 2.5 == 1e-323), while v / max(v) keeps the VWAP inside [low, high].
+    peak = np.repeat(np.maximum.reduceat(v, starts), ends - starts + 1)
+    w = np.zeros_like(v)
+    np.divide(v, peak, out=w, where=peak > 0)
     bar_vwap = np.full(starts.size, np.nan)
-    np.divide(pv, vol, out=bar_vwap, where=vol > 0)
+    np.divide(np.add.reduceat(p * w, starts), np.add.reduceat(w, starts), out=bar_vwap, where=vol > 0)
     return Candles(
         start=bucket[starts] * interval,
         open=p[starts],
