@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
-import time
 import types
 from collections import Counter
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 import msgspec
@@ -24,11 +24,13 @@ import structlog
 
 from quantbot.clock import Clock
 from quantbot.events import Event, PluginDisabled
+from quantbot.inbox import Inbox
 
 Handler = Callable[[Event], Awaitable[None]]
 DisableListener = Callable[["PluginRef"], None]
 
 log = structlog.get_logger(component="bus")
+_replace = msgspec.structs.replace
 
 
 class Overflow(enum.StrEnum):
@@ -75,10 +77,15 @@ class LatencyStats:
     total: float = 0.0
     max: float = 0.0
 
-    def add(self, seconds: float) -> None:
-        self.count += 1
-        self.total += seconds
-        self.max = max(self.max, seconds)
+
+class Lane:
+    """What one subscriber handled of one topic: a counter bumped without a dict lookup per event."""
+
+    __slots__ = ("delivered", "key")
+
+    def __init__(self, key: tuple[str, str]) -> None:
+        self.key = key
+        self.delivered = 0
 
 
 @dataclass(eq=False)
@@ -89,7 +96,7 @@ class Subscription:
     plugin: PluginRef | None
     overflow: Overflow
     timeout: float
-    queue: asyncio.Queue[Event]
+    queue: Inbox[tuple[Event, Lane]]
     active: bool = True
     busy: bool = False
     latency: LatencyStats = field(default_factory=LatencyStats)
@@ -105,7 +112,8 @@ class PluginHealth:
         self.disabled: set[PluginRef] = set()
 
     def success(self, plugin: PluginRef) -> None:
-        self._streak.pop(plugin, None)
+        if self._streak:  # most calls: no plugin is failing, so skip hashing the ref
+            self._streak.pop(plugin, None)
 
     def failure(self, plugin: PluginRef) -> int:
         """Record a failure; return the current streak."""
@@ -132,11 +140,11 @@ class EventBus:
         self.health = PluginHealth(max_failures=max_failures)
         self._ids = itertools.count(int(clock.now().timestamp() * 1_000_000))
         self._subs: list[Subscription] = []
-        self._routes: dict[str, tuple[Subscription, ...]] = {}
+        self._routes: dict[str, tuple[tuple[Subscription, Lane], ...]] = {}
+        self._lanes: dict[tuple[str, str], Lane] = {}  # by (subscriber, topic); outlives its subscription
         self._disable_listeners: list[DisableListener] = []
         self._running = False
         self.published: Counter[str] = Counter()
-        self.delivered: Counter[tuple[str, str]] = Counter()
         self.dropped: Counter[tuple[str, str]] = Counter()
         self.failed: Counter[tuple[str, str]] = Counter()
 
@@ -200,7 +208,7 @@ class EventBus:
             plugin=plugin,
             overflow=Overflow(overflow),
             timeout=self.handler_timeout if timeout is None else timeout,
-            queue=asyncio.Queue(maxsize=self.queue_size if maxsize is None else maxsize),
+            queue=Inbox(self.queue_size if maxsize is None else maxsize),
         )
         if plugin is not None and plugin in self.health.disabled:
             sub.active = False
@@ -231,81 +239,95 @@ class EventBus:
         """Give an event its id, publish time and origin, unless it already has them."""
         if event.id:
             return event
-        return msgspec.structs.replace(
-            event, id=next(self._ids), ts=self.clock.now(), origin=event.origin or self.origin
-        )
+        return _replace(event, id=next(self._ids), ts=self.clock.now(), origin=event.origin or self.origin)
 
     async def publish(self, event: Event) -> Event:
         """Stamp and route an event; waits only on full `block` queues. Returns the stamped event."""
-        event = self.stamp(event)
+        if not event.id:  # self.stamp(event), inlined: publish is the bus's hottest call
+            event = _replace(event, id=next(self._ids), ts=self.clock.now(), origin=event.origin or self.origin)
         topic = event.topic
         self.published[topic] += 1
-        for sub in self._route(topic):
+        route = self._routes.get(topic)
+        if route is None:
+            route = self._route(topic)
+        for sub, lane in route:
             if not sub.active:
                 continue
+            item = (event, lane)
             if sub.overflow is Overflow.BLOCK:
-                await sub.queue.put(event)
+                if not sub.queue.offer(item):
+                    await sub.queue.put(item)
             else:
-                self._put_dropping(sub, event, topic)
+                self._put_dropping(sub, item)
         return event
 
-    def _put_dropping(self, sub: Subscription, event: Event, topic: str) -> None:
-        while True:
-            try:
-                sub.queue.put_nowait(event)
-                return
-            except asyncio.QueueFull:
-                old = sub.queue.get_nowait()
-                sub.queue.task_done()
-                self.dropped[(sub.name, old.topic)] += 1
+    def _put_dropping(self, sub: Subscription, item: tuple[Event, Lane]) -> None:
+        while not sub.queue.offer(item):
+            _, old = sub.queue.get_nowait()
+            sub.queue.task_done()
+            self.dropped[old.key] += 1
 
-    def _route(self, topic: str) -> tuple[Subscription, ...]:
-        subs = self._routes.get(topic)
-        if subs is None:
-            subs = tuple(s for s in self._subs if any(topic_matches(p, topic) for p in s.patterns))
-            self._routes[topic] = subs
-        return subs
+    def _route(self, topic: str) -> tuple[tuple[Subscription, Lane], ...]:
+        route = tuple(
+            (s, self._lane(s.name, topic)) for s in self._subs if any(topic_matches(p, topic) for p in s.patterns)
+        )
+        self._routes[topic] = route
+        return route
+
+    def _lane(self, subscriber: str, topic: str) -> Lane:
+        key = (subscriber, topic)
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = Lane(key)
+        return lane
 
     # --- delivery and failure --------------------------------------------------------------------
 
     async def _consume(self, sub: Subscription) -> None:
-        while True:
-            event = await sub.queue.get()
-            sub.busy = True
-            try:
-                if sub.active:
-                    await self._deliver(sub, event)
-            finally:
-                sub.busy = False
-                sub.queue.task_done()
-
-    async def _deliver(self, sub: Subscription, event: Event) -> None:
-        topic = event.topic
-        started = time.perf_counter()
+        inbox, latency = sub.queue, sub.latency
         try:
-            # Run the handler up to its first suspension without a timer: most handlers finish right
-            # there, and arming asyncio.timeout for each event was most of the bus's cost. One that
-            # suspends finishes under a deadline counted from its start.
-            steps = sub.handler(event).__await__()
-            try:
-                pending = steps.send(None)
-            except StopIteration:
-                pass
-            else:
-                remaining = sub.timeout - (time.perf_counter() - started)
-                async with asyncio.timeout(remaining):
-                    await _resume(steps, pending)
-        except Exception as exc:  # noqa: BLE001  (isolation: a handler's error must not escape)
-            if isinstance(exc, TimeoutError):
-                exc = TimeoutError(f"handler did not finish within {sub.timeout}s")
-            self.failed[(sub.name, topic)] += 1
-            await self.report_failure(sub.plugin, exc, event=event, subscriber=sub.name)
-        else:
-            self.delivered[(sub.name, topic)] += 1
-            if sub.plugin is not None:
-                self.health.success(sub.plugin)
+            while True:
+                if not inbox.items:
+                    sub.busy = False
+                    await inbox.wait()
+                    sub.busy = True
+                event, lane = inbox.get_nowait()
+                try:
+                    if not sub.active:
+                        continue
+                    started = perf_counter()
+                    try:
+                        # Run the handler up to its first suspension without a timer: most handlers finish
+                        # right there, and arming asyncio.timeout for each event was most of the bus's cost.
+                        # One that suspends finishes under a deadline counted from its start.
+                        awaitable = sub.handler(event)
+                        steps = awaitable if type(awaitable) is types.CoroutineType else awaitable.__await__()
+                        try:
+                            pending = steps.send(None)
+                        except StopIteration:
+                            pass
+                        else:
+                            async with asyncio.timeout(sub.timeout - (perf_counter() - started)):
+                                await _resume(steps, pending)
+                    except Exception as exc:  # noqa: BLE001  (isolation: a handler's error must not escape)
+                        if isinstance(exc, TimeoutError):
+                            exc = TimeoutError(f"handler did not finish within {sub.timeout}s")
+                        self.failed[lane.key] += 1
+                        await self.report_failure(sub.plugin, exc, event=event, subscriber=sub.name)
+                    else:
+                        lane.delivered += 1
+                        if sub.plugin is not None:
+                            self.health.success(sub.plugin)
+                    finally:
+                        took = perf_counter() - started
+                        latency.count += 1
+                        latency.total += took
+                        if took > latency.max:
+                            latency.max = took
+                finally:
+                    inbox.task_done()
         finally:
-            sub.latency.add(time.perf_counter() - started)
+            sub.busy = False
 
     def report_success(self, plugin: PluginRef) -> None:
         self.health.success(plugin)
@@ -341,6 +363,11 @@ class EventBus:
     # --- introspection ---------------------------------------------------------------------------
 
     @property
+    def delivered(self) -> Counter[tuple[str, str]]:
+        """Events each subscriber handled, by (subscriber, topic)."""
+        return Counter({key: lane.delivered for key, lane in self._lanes.items() if lane.delivered})
+
+    @property
     def idle(self) -> bool:
         """No event queued and no handler running."""
         return not any(s.queue.qsize() or s.busy for s in self._subs)
@@ -369,7 +396,7 @@ class EventBus:
 
 
 @types.coroutine
-def _resume(steps: Generator[Any, Any, Any], pending: Any) -> Generator[Any, Any, None]:
+def _resume(steps: Coroutine[Any, Any, Any] | Generator[Any, Any, Any], pending: Any) -> Generator[Any, Any, None]:
     """Go on driving a handler's awaitable that already ran to its first suspension (`pending`)."""
     while True:
         try:

@@ -306,3 +306,22 @@ async def test_a_handler_that_suspends_gets_its_awaited_results_and_errors_and_f
         await bus.drain(5)
     assert seen == [42, "'gone'", "token.launch"]
     assert bus.delivered[("waiter", "token.launch")] == 1 and not bus.failed
+
+
+async def test_counters_survive_resubscribing_and_unsubscribing() -> None:
+    async def ok(e: Event) -> None:
+        pass
+
+    async with make_bus() as bus:
+        first = bus.subscribe("token.launch", ok, name="notifier")
+        await bus.publish(token_launch())
+        await bus.drain(5)
+        bus.subscribe("chain.*.swap", ok, name="other")  # rebuilds the routes
+        await bus.publish(token_launch())
+        await bus.drain(5)
+        bus.unsubscribe(first)
+        await bus.publish(token_launch())
+        await bus.drain(5)
+    assert bus.delivered == {("notifier", "token.launch"): 2}
+    assert bus.stats()["delivered"] == {"notifier|token.launch": 2}
+    assert bus.stats()["published"] == {"token.launch": 3}
