@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
-import types
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
@@ -101,6 +100,11 @@ class Subscription:
     busy: bool = False
     latency: LatencyStats = field(default_factory=LatencyStats)
     task: asyncio.Task[None] | None = None
+    # The handler timeout: one timer per subscriber, re-armed only when it fires (see EventBus._watch).
+    started: float = 0.0
+    in_handler: bool = False
+    expired: bool = False
+    watchdog: asyncio.TimerHandle | None = None
 
 
 class PluginHealth:
@@ -295,29 +299,31 @@ class EventBus:
                 try:
                     if not sub.active:
                         continue
-                    started = perf_counter()
+                    sub.started = started = perf_counter()
+                    if sub.watchdog is None:
+                        sub.watchdog = asyncio.get_running_loop().call_later(sub.timeout, self._watch, sub)
+                    sub.in_handler = True
+                    failure: Exception | None = None
                     try:
-                        # Run the handler up to its first suspension without a timer: most handlers finish
-                        # right there, and arming asyncio.timeout for each event was most of the bus's cost.
-                        # One that suspends finishes under a deadline counted from its start.
-                        awaitable = sub.handler(event)
-                        steps = awaitable if type(awaitable) is types.CoroutineType else awaitable.__await__()
-                        try:
-                            pending = steps.send(None)
-                        except StopIteration:
-                            pass
-                        else:
-                            async with asyncio.timeout(sub.timeout - (perf_counter() - started)):
-                                await _resume(steps, pending)
+                        await sub.handler(event)
+                    except asyncio.CancelledError:
+                        sub.in_handler = False
+                        if not (sub.expired and self._uncancel(sub)):
+                            raise
+                        failure = TimeoutError(f"handler did not finish within {sub.timeout}s")
                     except Exception as exc:  # noqa: BLE001  (isolation: a handler's error must not escape)
-                        if isinstance(exc, TimeoutError):
-                            exc = TimeoutError(f"handler did not finish within {sub.timeout}s")
-                        self.failed[lane.key] += 1
-                        await self.report_failure(sub.plugin, exc, event=event, subscriber=sub.name)
-                    else:
-                        lane.delivered += 1
-                        if sub.plugin is not None:
-                            self.health.success(sub.plugin)
+                        failure = exc
+                    sub.in_handler = False
+                    if sub.expired:
+                        self._uncancel(sub)
+                    try:
+                        if failure is None:
+                            lane.delivered += 1
+                            if sub.plugin is not None:
+                                self.health.success(sub.plugin)
+                        else:
+                            self.failed[lane.key] += 1
+                            await self.report_failure(sub.plugin, failure, event=event, subscriber=sub.name)
                     finally:
                         took = perf_counter() - started
                         latency.count += 1
@@ -327,7 +333,33 @@ class EventBus:
                 finally:
                     inbox.task_done()
         finally:
-            sub.busy = False
+            sub.busy = sub.in_handler = sub.expired = False
+            if sub.watchdog is not None:
+                sub.watchdog.cancel()
+                sub.watchdog = None
+
+    def _watch(self, sub: Subscription) -> None:
+        """The subscriber's timer: cancel a handler past its deadline, else re-arm for the running one.
+
+        Arming asyncio.timeout for each event was most of the bus's cost; instead a subscriber keeps
+        one timer, armed at a delivery when none is pending and moved on only when it fires. It runs
+        while the consumer task is suspended, so `in_handler` means suspended inside the handler.
+        """
+        sub.watchdog = None
+        if not sub.in_handler or sub.task is None:
+            return
+        left = sub.started + sub.timeout - perf_counter()
+        if left > 0:
+            sub.watchdog = asyncio.get_running_loop().call_later(left, self._watch, sub)
+        else:
+            sub.expired = True
+            sub.task.cancel()
+
+    def _uncancel(self, sub: Subscription) -> bool:
+        """Take back the watchdog's cancellation; True if no other cancellation is pending (as asyncio.timeout)."""
+        sub.expired = False
+        assert sub.task is not None  # noqa: S101  (the watchdog only cancels a running consumer)
+        return sub.task.uncancel() <= 0
 
     def report_success(self, plugin: PluginRef) -> None:
         self.health.success(plugin)
@@ -393,21 +425,3 @@ class EventBus:
             },
             "disabled_plugins": sorted(str(p) for p in self.health.disabled),
         }
-
-
-@types.coroutine
-def _resume(steps: Coroutine[Any, Any, Any] | Generator[Any, Any, Any], pending: Any) -> Generator[Any, Any, None]:
-    """Go on driving a handler's awaitable that already ran to its first suspension (`pending`)."""
-    while True:
-        try:
-            sent = yield pending
-        except BaseException as exc:  # noqa: BLE001  (cancellation/timeout: passed to the handler where it waits)
-            try:
-                pending = steps.throw(exc)
-            except StopIteration:
-                return
-        else:
-            try:
-                pending = steps.send(sent)
-            except StopIteration:
-                return
