@@ -105,6 +105,10 @@ class Subscription:
     in_handler: bool = False
     expired: bool = False
     watchdog: asyncio.TimerHandle | None = None
+    blocking: bool = field(init=False)  # overflow is BLOCK, read per publish
+
+    def __post_init__(self) -> None:
+        self.blocking = self.overflow is Overflow.BLOCK
 
 
 class PluginHealth:
@@ -255,14 +259,13 @@ class EventBus:
         if route is None:
             route = self._route(topic)
         for sub, lane in route:
-            if not sub.active:
-                continue
-            item = (event, lane)
-            if sub.overflow is Overflow.BLOCK:
-                if not sub.queue.offer(item):
-                    await sub.queue.put(item)
-            else:
-                self._put_dropping(sub, item)
+            if sub.active:
+                item = (event, lane)
+                if sub.blocking:
+                    if not sub.queue.offer(item):
+                        await sub.queue.put(item)
+                else:
+                    self._put_dropping(sub, item)
         return event
 
     def _put_dropping(self, sub: Subscription, item: tuple[Event, Lane]) -> None:
@@ -289,13 +292,20 @@ class EventBus:
 
     async def _consume(self, sub: Subscription) -> None:
         inbox, latency = sub.queue, sub.latency
+        items, putters = inbox.items, inbox.putters
+        done = 0  # items handled but not yet marked done: a joiner can only notice before the next wait
         try:
             while True:
-                if not inbox.items:
+                if not items:
+                    if done:
+                        inbox.task_done(done)
+                        done = 0
                     sub.busy = False
                     await inbox.wait()
                     sub.busy = True
-                event, lane = inbox.get_nowait()
+                event, lane = items.popleft()  # inbox.get_nowait(), inlined
+                if putters:
+                    inbox.wake_putter()
                 try:
                     if not sub.active:
                         continue
@@ -331,8 +341,10 @@ class EventBus:
                         if took > latency.max:
                             latency.max = took
                 finally:
-                    inbox.task_done()
+                    done += 1
         finally:
+            if done:
+                inbox.task_done(done)
             sub.busy = sub.in_handler = sub.expired = False
             if sub.watchdog is not None:
                 sub.watchdog.cancel()

@@ -3,7 +3,9 @@
 `put` waits while full (backpressure), `join` waits until every item taken was marked done, `qsize`
 and `full` behave as asyncio.Queue's; maxsize <= 0 means unbounded. Unlike asyncio.Queue, an item
 that fits is accepted by a plain call (`offer`) and the consumer waits (`wait`) only when empty, so
-a publisher and a consumer that keep up never create a coroutine per item.
+a publisher and a consumer that keep up never create a coroutine per item. Its one consumer may
+also take items straight from `items` (then wake a waiting putter if `putters`) and mark a run of
+them done at once: `task_done(n)` before it next waits.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ T = TypeVar("T")
 
 
 class Inbox(Generic[T]):
-    __slots__ = ("_getter", "_joiners", "_putters", "_unfinished", "items", "maxsize")
+    __slots__ = ("_getter", "_joiners", "_unfinished", "items", "maxsize", "putters")
 
     def __init__(self, maxsize: int = 0) -> None:
         self.maxsize = maxsize
         self.items: deque[T] = deque()
         self._unfinished = 0
         self._getter: asyncio.Future[None] | None = None
-        self._putters: deque[asyncio.Future[None]] = deque()
+        self.putters: deque[asyncio.Future[None]] = deque()
         self._joiners: list[asyncio.Future[None]] = []
 
     def qsize(self) -> int:
@@ -58,17 +60,17 @@ class Inbox(Generic[T]):
         """Append `item`, waiting while the inbox is full."""
         while not self.offer(item):
             putter = asyncio.get_running_loop().create_future()
-            self._putters.append(putter)
+            self.putters.append(putter)
             try:
                 await putter
             except BaseException:
                 putter.cancel()
                 try:
-                    self._putters.remove(putter)
+                    self.putters.remove(putter)
                 except ValueError:
                     pass
                 if not self.full() and not putter.cancelled():
-                    self._wake_putter()  # it was woken, then cancelled: pass its slot to the next one
+                    self.wake_putter()  # it was woken, then cancelled: pass its slot to the next one
                 raise
 
     # --- the consumer ----------------------------------------------------------------------------
@@ -78,8 +80,8 @@ class Inbox(Generic[T]):
         if not self.items:
             raise asyncio.QueueEmpty
         item = self.items.popleft()
-        if self._putters:
-            self._wake_putter()
+        if self.putters:
+            self.wake_putter()
         return item
 
     async def wait(self) -> None:
@@ -96,10 +98,11 @@ class Inbox(Generic[T]):
         await self.wait()
         return self.get_nowait()
 
-    def task_done(self) -> None:
-        if self._unfinished <= 0:
+    def task_done(self, n: int = 1) -> None:
+        """Mark `n` taken items done; `join` returns once every item put is."""
+        if self._unfinished < n:
             raise ValueError("task_done() called too many times")
-        self._unfinished -= 1
+        self._unfinished -= n
         if not self._unfinished and self._joiners:
             joiners, self._joiners = self._joiners, []
             for joiner in joiners:
@@ -113,9 +116,9 @@ class Inbox(Generic[T]):
             self._joiners.append(joiner)
             await joiner
 
-    def _wake_putter(self) -> None:
-        while self._putters:
-            putter = self._putters.popleft()
+    def wake_putter(self) -> None:
+        while self.putters:
+            putter = self.putters.popleft()
             if not putter.done():
                 putter.set_result(None)
                 return
