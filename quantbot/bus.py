@@ -87,7 +87,17 @@ class Lane:
         self.delivered = 0
 
 
-@dataclass(eq=False)
+class Route:
+    """Where one topic's events go, and how many were published; kept (and retargeted) as subscribers come and go."""
+
+    __slots__ = ("published", "targets")
+
+    def __init__(self, targets: tuple[tuple[Subscription, Lane], ...]) -> None:
+        self.targets = targets
+        self.published = 0
+
+
+@dataclass(eq=False, slots=True)
 class Subscription:
     name: str
     patterns: tuple[tuple[str, ...], ...]
@@ -148,11 +158,10 @@ class EventBus:
         self.health = PluginHealth(max_failures=max_failures)
         self._ids = itertools.count(int(clock.now().timestamp() * 1_000_000))
         self._subs: list[Subscription] = []
-        self._routes: dict[str, tuple[tuple[Subscription, Lane], ...]] = {}
+        self._routes: dict[str, Route] = {}
         self._lanes: dict[tuple[str, str], Lane] = {}  # by (subscriber, topic); outlives its subscription
         self._disable_listeners: list[DisableListener] = []
         self._running = False
-        self.published: Counter[str] = Counter()
         self.dropped: Counter[tuple[str, str]] = Counter()
         self.failed: Counter[tuple[str, str]] = Counter()
 
@@ -221,7 +230,7 @@ class EventBus:
         if plugin is not None and plugin in self.health.disabled:
             sub.active = False
         self._subs.append(sub)
-        self._routes.clear()
+        self._retarget()
         if self._running:
             self._start(sub)
         return sub
@@ -230,7 +239,7 @@ class EventBus:
         sub.active = False
         if sub in self._subs:
             self._subs.remove(sub)
-            self._routes.clear()
+            self._retarget()
         if sub.task is not None:
             sub.task.cancel()
 
@@ -254,11 +263,11 @@ class EventBus:
         if not event.id:  # self.stamp(event), inlined: publish is the bus's hottest call
             event = _replace(event, id=next(self._ids), ts=self.clock.now(), origin=event.origin or self.origin)
         topic = event.topic
-        self.published[topic] += 1
         route = self._routes.get(topic)
         if route is None:
-            route = self._route(topic)
-        for sub, lane in route:
+            route = self._routes[topic] = Route(self._targets(topic))
+        route.published += 1
+        for sub, lane in route.targets:
             if sub.active:
                 item = (event, lane)
                 if sub.blocking:
@@ -274,12 +283,14 @@ class EventBus:
             sub.queue.task_done()
             self.dropped[old.key] += 1
 
-    def _route(self, topic: str) -> tuple[tuple[Subscription, Lane], ...]:
-        route = tuple(
+    def _targets(self, topic: str) -> tuple[tuple[Subscription, Lane], ...]:
+        return tuple(
             (s, self._lane(s.name, topic)) for s in self._subs if any(topic_matches(p, topic) for p in s.patterns)
         )
-        self._routes[topic] = route
-        return route
+
+    def _retarget(self) -> None:
+        for topic, route in self._routes.items():
+            route.targets = self._targets(topic)
 
     def _lane(self, subscriber: str, topic: str) -> Lane:
         key = (subscriber, topic)
@@ -405,6 +416,11 @@ class EventBus:
         await self.publish(PluginDisabled(group=plugin.group, plugin=plugin.name, failures=failures, last_error=error))
 
     # --- introspection ---------------------------------------------------------------------------
+
+    @property
+    def published(self) -> Counter[str]:
+        """Events published, by topic."""
+        return Counter({topic: route.published for topic, route in self._routes.items() if route.published})
 
     @property
     def delivered(self) -> Counter[tuple[str, str]]:
