@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
-import time
-import types
 from collections import Counter
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 import msgspec
@@ -24,11 +23,13 @@ import structlog
 
 from quantbot.clock import Clock
 from quantbot.events import Event, PluginDisabled
+from quantbot.inbox import Inbox
 
 Handler = Callable[[Event], Awaitable[None]]
 DisableListener = Callable[["PluginRef"], None]
 
 log = structlog.get_logger(component="bus")
+_replace = msgspec.structs.replace
 
 
 class Overflow(enum.StrEnum):
@@ -75,13 +76,28 @@ class LatencyStats:
     total: float = 0.0
     max: float = 0.0
 
-    def add(self, seconds: float) -> None:
-        self.count += 1
-        self.total += seconds
-        self.max = max(self.max, seconds)
+
+class Lane:
+    """What one subscriber handled of one topic: a counter bumped without a dict lookup per event."""
+
+    __slots__ = ("delivered", "key")
+
+    def __init__(self, key: tuple[str, str]) -> None:
+        self.key = key
+        self.delivered = 0
 
 
-@dataclass(eq=False)
+class Route:
+    """Where one topic's events go, and how many were published; kept (and retargeted) as subscribers come and go."""
+
+    __slots__ = ("published", "targets")
+
+    def __init__(self, targets: tuple[tuple[Subscription, Lane], ...]) -> None:
+        self.targets = targets
+        self.published = 0
+
+
+@dataclass(eq=False, slots=True)
 class Subscription:
     name: str
     patterns: tuple[tuple[str, ...], ...]
@@ -89,11 +105,20 @@ class Subscription:
     plugin: PluginRef | None
     overflow: Overflow
     timeout: float
-    queue: asyncio.Queue[Event]
+    queue: Inbox[tuple[Event, Lane]]
     active: bool = True
     busy: bool = False
     latency: LatencyStats = field(default_factory=LatencyStats)
     task: asyncio.Task[None] | None = None
+    # The handler timeout: one timer per subscriber, re-armed only when it fires (see EventBus._watch).
+    started: float = 0.0
+    in_handler: bool = False
+    expired: bool = False
+    watchdog: asyncio.TimerHandle | None = None
+    blocking: bool = field(init=False)  # overflow is BLOCK, read per publish
+
+    def __post_init__(self) -> None:
+        self.blocking = self.overflow is Overflow.BLOCK
 
 
 class PluginHealth:
@@ -105,7 +130,8 @@ class PluginHealth:
         self.disabled: set[PluginRef] = set()
 
     def success(self, plugin: PluginRef) -> None:
-        self._streak.pop(plugin, None)
+        if self._streak:  # most calls: no plugin is failing, so skip hashing the ref
+            self._streak.pop(plugin, None)
 
     def failure(self, plugin: PluginRef) -> int:
         """Record a failure; return the current streak."""
@@ -132,11 +158,10 @@ class EventBus:
         self.health = PluginHealth(max_failures=max_failures)
         self._ids = itertools.count(int(clock.now().timestamp() * 1_000_000))
         self._subs: list[Subscription] = []
-        self._routes: dict[str, tuple[Subscription, ...]] = {}
+        self._routes: dict[str, Route] = {}
+        self._lanes: dict[tuple[str, str], Lane] = {}  # by (subscriber, topic); outlives its subscription
         self._disable_listeners: list[DisableListener] = []
         self._running = False
-        self.published: Counter[str] = Counter()
-        self.delivered: Counter[tuple[str, str]] = Counter()
         self.dropped: Counter[tuple[str, str]] = Counter()
         self.failed: Counter[tuple[str, str]] = Counter()
 
@@ -200,12 +225,12 @@ class EventBus:
             plugin=plugin,
             overflow=Overflow(overflow),
             timeout=self.handler_timeout if timeout is None else timeout,
-            queue=asyncio.Queue(maxsize=self.queue_size if maxsize is None else maxsize),
+            queue=Inbox(self.queue_size if maxsize is None else maxsize),
         )
         if plugin is not None and plugin in self.health.disabled:
             sub.active = False
         self._subs.append(sub)
-        self._routes.clear()
+        self._retarget()
         if self._running:
             self._start(sub)
         return sub
@@ -214,7 +239,7 @@ class EventBus:
         sub.active = False
         if sub in self._subs:
             self._subs.remove(sub)
-            self._routes.clear()
+            self._retarget()
         if sub.task is not None:
             sub.task.cancel()
 
@@ -231,81 +256,133 @@ class EventBus:
         """Give an event its id, publish time and origin, unless it already has them."""
         if event.id:
             return event
-        return msgspec.structs.replace(
-            event, id=next(self._ids), ts=self.clock.now(), origin=event.origin or self.origin
-        )
+        return _replace(event, id=next(self._ids), ts=self.clock.now(), origin=event.origin or self.origin)
 
     async def publish(self, event: Event) -> Event:
         """Stamp and route an event; waits only on full `block` queues. Returns the stamped event."""
-        event = self.stamp(event)
+        if not event.id:  # self.stamp(event), inlined: publish is the bus's hottest call
+            event = _replace(event, id=next(self._ids), ts=self.clock.now(), origin=event.origin or self.origin)
         topic = event.topic
-        self.published[topic] += 1
-        for sub in self._route(topic):
-            if not sub.active:
-                continue
-            if sub.overflow is Overflow.BLOCK:
-                await sub.queue.put(event)
-            else:
-                self._put_dropping(sub, event, topic)
+        route = self._routes.get(topic)
+        if route is None:
+            route = self._routes[topic] = Route(self._targets(topic))
+        route.published += 1
+        for sub, lane in route.targets:
+            if sub.active:
+                item = (event, lane)
+                if sub.blocking:
+                    if not sub.queue.offer(item):
+                        await sub.queue.put(item)
+                else:
+                    self._put_dropping(sub, item)
         return event
 
-    def _put_dropping(self, sub: Subscription, event: Event, topic: str) -> None:
-        while True:
-            try:
-                sub.queue.put_nowait(event)
-                return
-            except asyncio.QueueFull:
-                old = sub.queue.get_nowait()
-                sub.queue.task_done()
-                self.dropped[(sub.name, old.topic)] += 1
+    def _put_dropping(self, sub: Subscription, item: tuple[Event, Lane]) -> None:
+        while not sub.queue.offer(item):
+            _, old = sub.queue.get_nowait()
+            sub.queue.task_done()
+            self.dropped[old.key] += 1
 
-    def _route(self, topic: str) -> tuple[Subscription, ...]:
-        subs = self._routes.get(topic)
-        if subs is None:
-            subs = tuple(s for s in self._subs if any(topic_matches(p, topic) for p in s.patterns))
-            self._routes[topic] = subs
-        return subs
+    def _targets(self, topic: str) -> tuple[tuple[Subscription, Lane], ...]:
+        return tuple(
+            (s, self._lane(s.name, topic)) for s in self._subs if any(topic_matches(p, topic) for p in s.patterns)
+        )
+
+    def _retarget(self) -> None:
+        for topic, route in self._routes.items():
+            route.targets = self._targets(topic)
+
+    def _lane(self, subscriber: str, topic: str) -> Lane:
+        key = (subscriber, topic)
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = Lane(key)
+        return lane
 
     # --- delivery and failure --------------------------------------------------------------------
 
     async def _consume(self, sub: Subscription) -> None:
-        while True:
-            event = await sub.queue.get()
-            sub.busy = True
-            try:
-                if sub.active:
-                    await self._deliver(sub, event)
-            finally:
-                sub.busy = False
-                sub.queue.task_done()
-
-    async def _deliver(self, sub: Subscription, event: Event) -> None:
-        topic = event.topic
-        started = time.perf_counter()
+        inbox, latency = sub.queue, sub.latency
+        items, putters = inbox.items, inbox.putters
+        done = 0  # items handled but not yet marked done: a joiner can only notice before the next wait
         try:
-            # Run the handler up to its first suspension without a timer: most handlers finish right
-            # there, and arming asyncio.timeout for each event was most of the bus's cost. One that
-            # suspends finishes under a deadline counted from its start.
-            steps = sub.handler(event).__await__()
-            try:
-                pending = steps.send(None)
-            except StopIteration:
-                pass
-            else:
-                remaining = sub.timeout - (time.perf_counter() - started)
-                async with asyncio.timeout(remaining):
-                    await _resume(steps, pending)
-        except Exception as exc:  # noqa: BLE001  (isolation: a handler's error must not escape)
-            if isinstance(exc, TimeoutError):
-                exc = TimeoutError(f"handler did not finish within {sub.timeout}s")
-            self.failed[(sub.name, topic)] += 1
-            await self.report_failure(sub.plugin, exc, event=event, subscriber=sub.name)
-        else:
-            self.delivered[(sub.name, topic)] += 1
-            if sub.plugin is not None:
-                self.health.success(sub.plugin)
+            while True:
+                if not items:
+                    if done:
+                        inbox.task_done(done)
+                        done = 0
+                    sub.busy = False
+                    await inbox.wait()
+                    sub.busy = True
+                event, lane = items.popleft()  # inbox.get_nowait(), inlined
+                if putters:
+                    inbox.wake_putter()
+                try:
+                    if not sub.active:
+                        continue
+                    sub.started = started = perf_counter()
+                    if sub.watchdog is None:
+                        sub.watchdog = asyncio.get_running_loop().call_later(sub.timeout, self._watch, sub)
+                    sub.in_handler = True
+                    failure: Exception | None = None
+                    try:
+                        await sub.handler(event)
+                    except asyncio.CancelledError:
+                        sub.in_handler = False
+                        if not (sub.expired and self._uncancel(sub)):
+                            raise
+                        failure = TimeoutError(f"handler did not finish within {sub.timeout}s")
+                    except Exception as exc:  # noqa: BLE001  (isolation: a handler's error must not escape)
+                        failure = exc
+                    sub.in_handler = False
+                    if sub.expired:
+                        self._uncancel(sub)
+                    try:
+                        if failure is None:
+                            lane.delivered += 1
+                            if sub.plugin is not None:
+                                self.health.success(sub.plugin)
+                        else:
+                            self.failed[lane.key] += 1
+                            await self.report_failure(sub.plugin, failure, event=event, subscriber=sub.name)
+                    finally:
+                        took = perf_counter() - started
+                        latency.count += 1
+                        latency.total += took
+                        if took > latency.max:
+                            latency.max = took
+                finally:
+                    done += 1
         finally:
-            sub.latency.add(time.perf_counter() - started)
+            if done:
+                inbox.task_done(done)
+            sub.busy = sub.in_handler = sub.expired = False
+            if sub.watchdog is not None:
+                sub.watchdog.cancel()
+                sub.watchdog = None
+
+    def _watch(self, sub: Subscription) -> None:
+        """The subscriber's timer: cancel a handler past its deadline, else re-arm for the running one.
+
+        Arming asyncio.timeout for each event was most of the bus's cost; instead a subscriber keeps
+        one timer, armed at a delivery when none is pending and moved on only when it fires. It runs
+        while the consumer task is suspended, so `in_handler` means suspended inside the handler.
+        """
+        sub.watchdog = None
+        if not sub.in_handler or sub.task is None:
+            return
+        left = sub.started + sub.timeout - perf_counter()
+        if left > 0:
+            sub.watchdog = asyncio.get_running_loop().call_later(left, self._watch, sub)
+        else:
+            sub.expired = True
+            sub.task.cancel()
+
+    def _uncancel(self, sub: Subscription) -> bool:
+        """Take back the watchdog's cancellation; True if no other cancellation is pending (as asyncio.timeout)."""
+        sub.expired = False
+        assert sub.task is not None  # noqa: S101  (the watchdog only cancels a running consumer)
+        return sub.task.uncancel() <= 0
 
     def report_success(self, plugin: PluginRef) -> None:
         self.health.success(plugin)
@@ -341,6 +418,16 @@ class EventBus:
     # --- introspection ---------------------------------------------------------------------------
 
     @property
+    def published(self) -> Counter[str]:
+        """Events published, by topic."""
+        return Counter({topic: route.published for topic, route in self._routes.items() if route.published})
+
+    @property
+    def delivered(self) -> Counter[tuple[str, str]]:
+        """Events each subscriber handled, by (subscriber, topic)."""
+        return Counter({key: lane.delivered for key, lane in self._lanes.items() if lane.delivered})
+
+    @property
     def idle(self) -> bool:
         """No event queued and no handler running."""
         return not any(s.queue.qsize() or s.busy for s in self._subs)
@@ -366,21 +453,3 @@ class EventBus:
             },
             "disabled_plugins": sorted(str(p) for p in self.health.disabled),
         }
-
-
-@types.coroutine
-def _resume(steps: Generator[Any, Any, Any], pending: Any) -> Generator[Any, Any, None]:
-    """Go on driving a handler's awaitable that already ran to its first suspension (`pending`)."""
-    while True:
-        try:
-            sent = yield pending
-        except BaseException as exc:  # noqa: BLE001  (cancellation/timeout: passed to the handler where it waits)
-            try:
-                pending = steps.throw(exc)
-            except StopIteration:
-                return
-        else:
-            try:
-                pending = steps.send(sent)
-            except StopIteration:
-                return

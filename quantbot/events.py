@@ -40,7 +40,17 @@ class _ChainEvent(Event, frozen=True, kw_only=True):
 
     @property
     def topic(self) -> str:
-        return self.TOPIC.replace("{chain}", self.chain)
+        # One string per (topic, chain), reused: the bus routes and counts by topic per event, and a
+        # fresh string would be built and hashed each time.
+        try:
+            return _CHAIN_TOPICS[self.TOPIC][self.chain]
+        except KeyError:
+            topic = self.TOPIC.replace("{chain}", self.chain)
+            _CHAIN_TOPICS.setdefault(self.TOPIC, {})[self.chain] = topic
+            return topic
+
+
+_CHAIN_TOPICS: dict[str, dict[str, str]] = {}
 
 
 # --- chain ---------------------------------------------------------------------------------------

@@ -306,3 +306,85 @@ async def test_a_handler_that_suspends_gets_its_awaited_results_and_errors_and_f
         await bus.drain(5)
     assert seen == [42, "'gone'", "token.launch"]
     assert bus.delivered[("waiter", "token.launch")] == 1 and not bus.failed
+
+
+async def test_counters_survive_resubscribing_and_unsubscribing() -> None:
+    async def ok(e: Event) -> None:
+        pass
+
+    async with make_bus() as bus:
+        first = bus.subscribe("token.launch", ok, name="notifier")
+        await bus.publish(token_launch())
+        await bus.drain(5)
+        bus.subscribe("chain.*.swap", ok, name="other")  # rebuilds the routes
+        await bus.publish(token_launch())
+        await bus.drain(5)
+        bus.unsubscribe(first)
+        await bus.publish(token_launch())
+        await bus.drain(5)
+    assert bus.delivered == {("notifier", "token.launch"): 2}
+    assert bus.stats()["delivered"] == {"notifier|token.launch": 2}
+    assert bus.stats()["published"] == {"token.launch": 3}
+
+
+async def test_each_delivery_gets_its_own_deadline() -> None:
+    """Handlers that each take most of the timeout all finish: the deadline counts from each start."""
+    done: list[Event] = []
+
+    async def steady(e: Event) -> None:
+        await asyncio.sleep(0.03)
+        done.append(e)
+
+    async with make_bus(handler_timeout=0.05) as bus:
+        bus.subscribe("token.launch", steady, name="steady")
+        for _ in range(5):
+            await bus.publish(token_launch())
+        assert await bus.drain(5)
+    assert len(done) == 5 and not bus.failed
+
+
+async def test_after_a_timeout_the_next_handler_is_timed_afresh_and_a_swallowed_timeout_is_not_a_failure() -> None:
+    outcomes: list[str] = []
+
+    async def handler(e: Event) -> None:
+        n = len(outcomes)
+        outcomes.append("started")
+        if n == 0:
+            await asyncio.sleep(3600)  # times out
+        elif n == 1:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                outcomes.append("swallowed")  # a handler that eats the cancellation finishes normally
+        else:
+            await asyncio.sleep(0.01)
+            outcomes.append("finished")
+
+    async with make_bus(handler_timeout=0.05) as bus:
+        bus.subscribe("token.launch", handler, name="mixed")
+        for _ in range(3):
+            await bus.publish(token_launch())
+        assert await bus.drain(5)
+        task = bus.subscriptions()[0].task
+        assert task is not None and not task.cancelling(), "the watchdog's cancellations were taken back"
+    assert outcomes == ["started", "started", "swallowed", "started", "finished"]
+    assert bus.failed == {("mixed", "token.launch"): 1}
+    assert bus.delivered == {("mixed", "token.launch"): 2}
+
+
+async def test_closing_the_bus_cancels_a_suspended_handler() -> None:
+    cancelled = asyncio.Event()
+
+    async def stuck(e: Event) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    bus = make_bus(handler_timeout=3600)
+    async with bus:
+        sub = bus.subscribe("token.launch", stuck, name="stuck")
+        await bus.publish(token_launch())
+        await asyncio.sleep(0)
+    assert cancelled.is_set() and sub.task is None and not bus.failed

@@ -52,6 +52,14 @@ def test_chain_events_carry_their_chain_in_the_topic() -> None:
     assert token_launch(chain="aptos").topic == "token.launch"
 
 
+@given(chains=st.lists(st.sampled_from(["solana", "aptos"]), min_size=1, max_size=6))
+def test_a_chain_topic_is_the_template_with_the_chain_however_often_asked(chains: list[str]) -> None:
+    for chain in chains:
+        s = swap(chain=chain)
+        assert s.topic == f"chain.{chain}.swap" == s.topic
+        assert token_launch(chain=chain).topic == "token.launch"
+
+
 def test_events_are_immutable() -> None:
     s = swap()
     with pytest.raises(AttributeError):
