@@ -23,7 +23,7 @@ from quantbot.chains.solana.programs import (
     SYSTEM_PROGRAM,
     SYSTEM_TRANSFER_TAG,
 )
-from quantbot.chains.solana.txmodel import Ix, TxView
+from quantbot.chains.solana.txmodel import Ix, TokenBalance, TxView
 
 _TRANSFER_TAG = SYSTEM_TRANSFER_TAG.to_bytes(4, "little")
 _TRANSFER_B58_PREFIX = "3Bxs"
@@ -55,27 +55,24 @@ class NetTrade(msgspec.Struct, frozen=True, gc=False):
 
 
 class Balances:
-    """Token balances of one transaction, indexed by account index, by owner and (lazily) by address."""
+    """Token balances of one transaction, by account index; owners and amounts are read on demand.
 
-    __slots__ = ("_decimals", "by_owner", "post", "pre", "view")
+    Most transactions list a few dozen token accounts and only the signers' few matter, so nothing
+    is converted or indexed per row up front beyond the two index dicts.
+    """
+
+    __slots__ = ("_decimals", "post", "pre", "view")
 
     def __init__(self, view: TxView) -> None:
         self.view = view
+        meta = view.meta
+        # amount digits and decimals range: checked while decoding
+        self.pre: dict[int, TokenBalance] = {tb.account_index: tb for tb in meta.pre_token_balances or ()}
+        self.post: dict[int, TokenBalance] = {tb.account_index: tb for tb in meta.post_token_balances or ()}
         n = len(view.keys)
-        by_owner: dict[str | None, set[int]] = {}
-        tables: list[dict[int, tuple[str, str | None, int, int]]] = []
-        for rows in (view.meta.pre_token_balances, view.meta.post_token_balances):
-            table: dict[int, tuple[str, str | None, int, int]] = {}
-            for tb in rows or ():
-                i = tb.account_index  # amount digits, decimals range: checked while decoding
-                if i >= n:
-                    raise LayoutError("bad_account_index", f"token balance index {i}")
-                ui = tb.ui_token_amount
-                table[i] = (tb.mint, tb.owner, int(ui.amount), ui.decimals)
-                by_owner.setdefault(tb.owner, set()).add(i)
-            tables.append(table)
-        self.pre, self.post = tables
-        self.by_owner = by_owner
+        for table in (self.pre, self.post):
+            if table and max(table) >= n:
+                raise LayoutError("bad_account_index", f"token balance index {max(table)}")
         self._decimals: dict[str, int] | None = None
 
     def account(self, address: str) -> TokenAccount | None:
@@ -85,21 +82,31 @@ class Balances:
         except ValueError:
             return None
         row = self.post.get(i) or self.pre.get(i)
-        if row is None or row[1] is None:
+        if row is None or row.owner is None:
             return None
-        return TokenAccount(row[1], row[0], row[3])
+        return TokenAccount(row.owner, row.mint, row.ui_token_amount.decimals)
 
     @property
     def decimals(self) -> dict[str, int]:
         """Mint -> decimals, from the token balances (and the well-known quote mints)."""
         if self._decimals is None:
-            decimals = {row[0]: row[3] for table in (self.post, self.pre) for row in table.values()}
+            decimals = {
+                tb.mint: tb.ui_token_amount.decimals for table in (self.post, self.pre) for tb in table.values()
+            }
             decimals.update(KNOWN_DECIMALS)
             self._decimals = decimals
         return self._decimals
 
     def owned(self, wallet: str) -> set[int]:
-        return self.by_owner.get(wallet, set())
+        """Indices of the token accounts `wallet` owns before, after or both."""
+        owned = {i for i, tb in self.pre.items() if tb.owner == wallet}
+        owned.update([i for i, tb in self.post.items() if tb.owner == wallet])
+        return owned
+
+
+def amount(row: TokenBalance | None) -> int:
+    """A token balance row's raw amount (0 for no row)."""
+    return int(row.ui_token_amount.amount) if row is not None else 0
 
 
 def system_transfer(ix_parsed: Any, accounts: list[str], data: bytes | None) -> tuple[str, str, int] | None:
@@ -123,14 +130,15 @@ def system_transfer(ix_parsed: Any, accounts: list[str], data: bytes | None) -> 
 
 def system_transfer_of(ix: Ix) -> tuple[str, str, int] | None:
     """`system_transfer` for an instruction, skipping the base58 decode when the data cannot be one."""
-    if ix.parsed is None:
+    if ix.parsed_json is None:
         data = ix.data
         if isinstance(data, str):
             if len(data) != 16 or not data.startswith(_TRANSFER_B58_PREFIX):
                 return None
         elif not isinstance(data, bytes) or len(data) != 12:
             return None
-    return system_transfer(ix.parsed, ix.accounts, None if ix.parsed is not None else ix.raw())
+        return system_transfer(None, ix.accounts, ix.raw())
+    return system_transfer(ix.parsed, [], None)
 
 
 def _tips(view: TxView, wallet: str, owned_addresses: set[str]) -> int:
@@ -167,17 +175,18 @@ def net_trades(view: TxView, balances: Balances) -> list[NetTrade]:
     meta = view.meta
     trades: list[NetTrade] = []
     for wallet in dict.fromkeys(view.signers):
-        owned = balances.by_owner.get(wallet)
+        owned = balances.owned(wallet)
         if not owned:
             continue  # holds no token account here: no token moved for it
         wi = view.keys.index(wallet)
         deltas: dict[str, int] = {}
+        pre_rows, post_rows = balances.pre, balances.post
         for i in owned:
-            pre, post = balances.pre.get(i), balances.post.get(i)
-            mint = (post or pre)[0]  # type: ignore[index]
+            pre, post = pre_rows.get(i), post_rows.get(i)
+            mint = (post or pre).mint  # type: ignore[union-attr]
             if mint == NATIVE_MINT:
                 continue
-            deltas[mint] = deltas.get(mint, 0) + (post[2] if post else 0) - (pre[2] if pre else 0)
+            deltas[mint] = deltas.get(mint, 0) + amount(post) - amount(pre)
         if not any(deltas.values()):
             continue  # no token moved: not a swap (plain SOL transfers are Transfer events)
         post_lamports, pre_lamports = meta.post_balances, meta.pre_balances

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from quantbot.chains.solana.balances import Balances
+from quantbot.chains.solana.balances import Balances, amount
 from quantbot.chains.solana.programs import NATIVE_MINT
 from quantbot.chains.solana.txmodel import decode_document, view
 
@@ -29,13 +29,13 @@ def wallet_deltas(tx: bytes | str | Mapping[str, Any], wallet: str) -> dict[str,
     sol = 0
     for i in balances.owned(wallet):  # owned before, after, or both (an owner change counts on its side only)
         pre, post = balances.pre.get(i), balances.post.get(i)
-        before = pre if pre is not None and pre[1] == wallet else None
-        after = post if post is not None and post[1] == wallet else None
+        before = pre if pre is not None and pre.owner == wallet else None
+        after = post if post is not None and post.owner == wallet else None
         sol += (meta.post_balances[i] if after else 0) - (meta.pre_balances[i] if before else 0)
         row = after or before
-        if row is None or row[0] == NATIVE_MINT:
+        if row is None or row.mint == NATIVE_MINT:
             continue
-        deltas[row[0]] = deltas.get(row[0], 0) + (after[2] if after else 0) - (before[2] if before else 0)
+        deltas[row.mint] = deltas.get(row.mint, 0) + amount(after) - amount(before)
     if wallet in v.keys:
         wi = v.keys.index(wallet)
         sol += meta.post_balances[wi] - meta.pre_balances[wi]
