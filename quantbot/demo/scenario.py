@@ -65,7 +65,7 @@ id = "whale_follow"
 kinds = ["cluster"]
 min_confidence = 0.3
 [exits.strategies.sniper]
-take_profit_pct = 25
+take_profit_pct = 40
 stop_loss_pct = 30
 """
 
