@@ -228,6 +228,8 @@ class WhaleSignal(_ChainEvent, frozen=True, kw_only=True):
     size: int
     size_usd: Decimal | None = None
     confidence: float
+    tx: str = ""
+    """The transaction whose trade fired the signal: the same trade fires the same signal (idempotent orders)."""
 
     @property
     def topic(self) -> str:

@@ -21,6 +21,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Protocol
 
+import msgspec
 import structlog
 
 from quantbot.assets import NATIVE_DECIMALS, is_native, is_quote, normalise, stable
@@ -166,7 +167,7 @@ class WhaleTracker:
                 held = profile.remove(t.token, t.quantity, t.native)
                 signals += self.rules.on_sell(chain, profile, t, held, fresh)
         self.counts["signals"] += len(signals)
-        return signals
+        return [msgspec.structs.replace(s, tx=swap.tx) for s in signals]
 
     def observe_transfer(self, transfer: Transfer) -> None:
         """Holdings follow tokens moved between wallets; a transfer in is valued at the current price."""

@@ -92,6 +92,27 @@ async def test_whale_follow_is_sized_by_its_rule_and_exits_when_the_whale_sells(
     assert exit_.reason == "follow_leader"
 
 
+async def test_a_whale_signal_derived_again_after_a_restart_is_refused_by_the_journal(tmp_path: Path) -> None:
+    """After a restart the watcher's backfill can replay the whale's trade, and the tracker fires the same
+    signal again; the new strategy instance remembers nothing, so only the journal's idempotency key
+    stands between the operator and a second buy (the cooldowns are off here)."""
+    prices = Prices(native={("solana", MINT): Decimal(1000)})
+    sizing = SizingConfig(strategies={"wf": SizingRule(method="fixed", fixed_sol=Decimal("0.2"))})
+    signal = whale_signal(token=MINT, wallets=(WHALE,), confidence=0.95, tx="5igWhaleBuy")
+    async with running(tmp_path, make_plugin(WhaleFollow, id="wf"), prices, limits=LIMITS, sizing=sizing) as path:
+        await send(path, signal)
+    restarted = make_plugin(WhaleFollow, id="wf", rebuy_after_s=0)
+    async with running(tmp_path, restarted, prices, limits=LIMITS, sizing=sizing) as path:
+        await send(path, signal)
+        (row,) = await path.store.orders()
+        assert (row.side, row.status) == ("buy", "filled")
+        ((intent_id, reason),) = refusals(path)
+        assert reason == RejectReason.DUPLICATE_INTENT and "5igWhaleBuy" in intent_id
+        # a different trade is a different signal: bought again (nothing else limits it here)
+        await send(path, whale_signal(token=MINT, wallets=(WHALE,), confidence=0.95, tx="0therWhaleBuy"))
+        assert len(await path.store.orders()) == 2
+
+
 async def test_whale_follow_copy_sizing_is_refused_by_the_real_caps(tmp_path: Path) -> None:
     prices = Prices(native={("solana", MINT): Decimal(1000)})
     sizing = SizingConfig(copy_pct=Decimal(10))

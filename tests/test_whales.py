@@ -109,8 +109,10 @@ def kinds(signals: list[WhaleSignal]) -> list[str]:
 
 def test_large_buy_fires_at_the_native_threshold_when_no_usd_price_exists() -> None:
     t = tracker()
-    [sig] = run(t, buy(W1, 50))
+    whale_buy = buy(W1, 50)
+    [sig] = run(t, whale_buy)
     assert (sig.kind, sig.wallets, sig.token, sig.size, sig.size_usd) == ("large_buy", (W1,), MEME, 50 * SOL, None)
+    assert sig.tx == whale_buy.tx != "", "the signal names the trade that fired it"
     assert 0.5 * 0.5 <= sig.confidence <= 1
     near = swap(wallet=W1, mint_in=WSOL, amount_in=50 * SOL - 1, mint_out=MEME, amount_out=10**12, block_time=T0)
     assert run(tracker(), near) == []

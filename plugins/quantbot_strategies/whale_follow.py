@@ -113,7 +113,7 @@ class WhaleFollow(Strategy):
         await ctx.submit(
             OrderIntent(
                 chain=event.chain,
-                intent_id=f"{ctx.strategy_id}-{event.chain}-{event.token}-{now.isoformat()}",
+                intent_id=_intent_id(ctx.strategy_id, event, now),
                 strategy=ctx.strategy_id,
                 side="buy",
                 token=event.token,
@@ -140,3 +140,11 @@ class WhaleFollow(Strategy):
         if c.min_size_usd > 0 and (event.size_usd is None or event.size_usd < c.min_size_usd):
             return "size"
         return ""
+
+
+def _intent_id(strategy: str, signal: WhaleSignal, now: datetime) -> str:
+    """One id per signal: the trade that fired it, so a signal derived again (after a restart's backfill)
+    is refused by the journal as a duplicate instead of buying twice. A signal that names no
+    transaction (older recordings, third-party publishers) falls back to the time it was acted on."""
+    ref = signal.tx or now.isoformat()
+    return f"{strategy}-{signal.chain}-{signal.token}-{signal.kind}-{ref}"
