@@ -6,7 +6,8 @@ from aptos_sdk.account_address import AccountAddress
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quantbot.chains.aptos.decimals import asset_key, assets_in, normalize_address
+from quantbot.chains.aptos.addresses import normalize_address
+from quantbot.chains.aptos.decimals import asset_key, assets_in
 
 addresses = st.binary(min_size=32, max_size=32).map(lambda b: "0x" + b.hex())
 

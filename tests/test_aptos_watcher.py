@@ -23,8 +23,9 @@ from aptos_sdk.bcs import Serializer
 from aptos_sdk.transactions import EntryFunction, TransactionArgument, TransactionPayload
 from aptos_sdk.type_tag import StructTag, TypeTag
 
+from quantbot.chains.aptos.addresses import normalize_address
 from quantbot.chains.aptos.client import AptosRest
-from quantbot.chains.aptos.decimals import DecimalsCache, normalize_address
+from quantbot.chains.aptos.decimals import DecimalsCache
 from quantbot.chains.aptos.watcher import ACCOUNT_CURSOR, LEDGER_CURSOR, AptosWatcher
 from quantbot.clock import WallClock
 from quantbot.events import Event, Transfer

@@ -15,27 +15,18 @@ import structlog
 from aptos_sdk.account_address import AccountAddress
 from aptos_sdk.async_client import ResourceNotFound, RestClient
 
+from quantbot.chains.aptos.addresses import canonical_type, normalize_address
 from quantbot.chains.aptos.client import AptosRest, AptosUnavailable
 
 log = structlog.get_logger(component="aptos")
 
 APT_COIN = "0x1::aptos_coin::AptosCoin"
-_ADDR = re.compile(r"0x[0-9a-fA-F]{1,64}")
 _COIN_STORE = re.compile(r"^0x0*1::coin::CoinStore<(.+)>$")
 
 
-def normalize_address(addr: str) -> str:
-    """Canonical AIP-40 form (`0x1`..`0xf` short, else `0x` + 64 hex), as the parser compares addresses."""
-    return str(AccountAddress.from_str_relaxed(addr))
-
-
-def normalize_type(type_str: str) -> str:
-    """A coin type with every address in canonical AIP-40 form (as `normalize_address`)."""
-    return _ADDR.sub(lambda m: normalize_address(m.group(0)), type_str.replace(" ", ""))
-
-
 def asset_key(asset: str) -> str:
-    return normalize_type(asset) if "::" in asset else normalize_address(asset)
+    """The cache key of a coin type or FA metadata address: its canonical spelling (quantbot.chains.aptos.addresses)."""
+    return canonical_type(asset) if "::" in asset else normalize_address(asset)
 
 
 class DecimalsCache:

@@ -24,8 +24,9 @@ import structlog
 from aptos_sdk.account_address import AccountAddress
 from aptos_sdk.async_client import ApiError, RestClient
 
+from quantbot.chains.aptos.addresses import normalize_address
 from quantbot.chains.aptos.client import AptosRest, AptosUnavailable, error_code
-from quantbot.chains.aptos.decimals import DecimalsCache, normalize_address
+from quantbot.chains.aptos.decimals import DecimalsCache
 from quantbot.clock import Clock
 from quantbot.events import Event
 from quantbot.retry import Backoff
