@@ -10,12 +10,11 @@ from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 from solders.token import ID as TOKEN_PROGRAM_ID
 from solders.token.associated import get_associated_token_address
-from solders.token.state import Mint, TokenAccount, TokenAccountState
+from solders.token.state import Mint
 from solders.transaction import VersionedTransaction
-from spl.token.instructions import transfer_checked
-from spl.token.models import TransferCheckedParams
 
 from quantbot.clock import WallClock
+from quantbot.localnet.jupiter import token_account_data, transfer_checked_ix
 from quantbot.localnet.solana import LocalSolana
 
 
@@ -43,16 +42,7 @@ def make_mint(node: LocalSolana, *, authority: Pubkey, decimals: int = 6, supply
 
 def token_account(node: LocalSolana, *, owner: Pubkey, mint: Pubkey, amount: int) -> Pubkey:
     address = get_associated_token_address(owner, mint)
-    state = TokenAccount(
-        mint=mint,
-        owner=owner,
-        amount=amount,
-        delegate=None,
-        state=TokenAccountState.Initialized,
-        is_native=None,
-        delegated_amount=0,
-    )
-    node.ledger.set_account(str(address), data=bytes(state), owner=str(TOKEN_PROGRAM_ID))
+    node.ledger.set_account(str(address), data=token_account_data(mint, owner, amount), owner=str(TOKEN_PROGRAM_ID))
     return address
 
 
@@ -68,15 +58,5 @@ def sol_transfer(payer: Keypair, to: Pubkey, lamports: int, blockhash: Hash) -> 
 def spl_transfer(
     owner: Keypair, *, source: Pubkey, dest: Pubkey, mint: Pubkey, amount: int, decimals: int, blockhash: Hash
 ) -> VersionedTransaction:
-    ix = transfer_checked(
-        TransferCheckedParams(
-            program_id=TOKEN_PROGRAM_ID,
-            source=source,
-            mint=mint,
-            dest=dest,
-            owner=owner.pubkey(),
-            amount=amount,
-            decimals=decimals,
-        )
-    )
+    ix = transfer_checked_ix(mint, decimals, source, dest, owner.pubkey(), amount)
     return sign(owner, [ix], blockhash)

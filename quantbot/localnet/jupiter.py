@@ -150,7 +150,7 @@ class LocalJupiter:
         ledger.set_account(str(mint), data=bytes(mint_data), owner=str(TOKEN_PROGRAM_ID))
         vault = get_associated_token_address(authority.pubkey(), mint)
         ledger.set_account(
-            str(vault), data=_token_account(mint, authority.pubkey(), token_reserve), owner=str(TOKEN_PROGRAM_ID)
+            str(vault), data=token_account_data(mint, authority.pubkey(), token_reserve), owner=str(TOKEN_PROGRAM_ID)
         )
         ledger.svm.airdrop(authority.pubkey(), 10**9)  # the authority pays nothing; it only signs
         sol_vault = wrapped_sol_account(self.node, authority.pubkey(), sol_reserve)
@@ -335,13 +335,13 @@ class LocalJupiter:
             ixs += [
                 transfer(TransferParams(from_pubkey=user, to_pubkey=user_wsol, lamports=amount_in)),
                 sync_native(SyncNativeParams(program_id=TOKEN_PROGRAM_ID, account=user_wsol)),
-                _move(WRAPPED_SOL_MINT, SOL_DECIMALS, user_wsol, pool.sol_vault, user, amount_in),
-                _move(pool.mint, pool.decimals, pool.vault, user_ata, authority, tokens),
+                transfer_checked_ix(WRAPPED_SOL_MINT, SOL_DECIMALS, user_wsol, pool.sol_vault, user, amount_in),
+                transfer_checked_ix(pool.mint, pool.decimals, pool.vault, user_ata, authority, tokens),
             ]
         else:
             ixs += [
-                _move(pool.mint, pool.decimals, user_ata, pool.vault, user, tokens),
-                _move(WRAPPED_SOL_MINT, SOL_DECIMALS, pool.sol_vault, user_wsol, authority, out),
+                transfer_checked_ix(pool.mint, pool.decimals, user_ata, pool.vault, user, tokens),
+                transfer_checked_ix(WRAPPED_SOL_MINT, SOL_DECIMALS, pool.sol_vault, user_wsol, authority, out),
             ]
         ixs.append(
             close_account(CloseAccountParams(program_id=TOKEN_PROGRAM_ID, account=user_wsol, dest=user, owner=user))
@@ -355,7 +355,10 @@ class LocalJupiter:
         return VersionedTransaction.populate(message, sigs), cu_limit, last_valid
 
 
-def _move(mint: Pubkey, decimals: int, source: Pubkey, dest: Pubkey, owner: Pubkey, amount: int) -> Instruction:
+def transfer_checked_ix(
+    mint: Pubkey, decimals: int, source: Pubkey, dest: Pubkey, owner: Pubkey, amount: int
+) -> Instruction:
+    """An SPL Token `transferChecked` of `amount` base units from `source` to `dest`, signed by `owner`."""
     return transfer_checked(
         TransferCheckedParams(
             program_id=TOKEN_PROGRAM_ID,
@@ -378,12 +381,13 @@ def wrapped_sol_account(node: LocalSolana, owner: Pubkey, amount: int) -> Pubkey
     """Set `owner`'s wrapped-SOL associated token account on the node, holding `amount` lamports wrapped."""
     address = get_associated_token_address(owner, WRAPPED_SOL_MINT)
     rent = node.ledger.svm.minimum_balance_for_rent_exemption(165)
-    data = _token_account(WRAPPED_SOL_MINT, owner, amount, native_rent=rent)
+    data = token_account_data(WRAPPED_SOL_MINT, owner, amount, native_rent=rent)
     node.ledger.set_account(str(address), data=data, owner=str(TOKEN_PROGRAM_ID), lamports=rent + amount)
     return address
 
 
-def _token_account(mint: Pubkey, owner: Pubkey, amount: int, *, native_rent: int | None = None) -> bytes:
+def token_account_data(mint: Pubkey, owner: Pubkey, amount: int, *, native_rent: int | None = None) -> bytes:
+    """An initialised SPL token account's 165 bytes (`native_rent`: a wrapped-SOL account's rent reserve)."""
     state = TokenAccount(
         mint=mint,
         owner=owner,
