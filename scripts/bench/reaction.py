@@ -86,6 +86,7 @@ LIMITS = RiskConfig(
 
 class FollowConfig(PluginConfig, frozen=True, kw_only=True):
     token: str
+    leader: str
 
 
 class Follow(Strategy):
@@ -96,8 +97,8 @@ class Follow(Strategy):
         return ("chain.*.swap",)
 
     async def on_event(self, event: Event, ctx: StrategyContext) -> None:
-        if not isinstance(event, Swap):
-            return
+        if not isinstance(event, Swap) or event.wallet != self.config.leader:
+            return  # (the local pool's authority co-signs every swap, so its side is a Swap of the same tx too)
         await ctx.submit(
             OrderIntent(
                 chain="solana",
@@ -323,7 +324,7 @@ async def _run(
         )
         await risk.start()
         await router.start()
-        strategy = make_plugin(Follow, id="follow", token=info["mint"])
+        strategy = make_plugin(Follow, id="follow", token=info["mint"], leader=info["whale"])
         strategy.attach(PluginEnv(clock=clock, data_dir=tmp / "follow"))
         host = PluginHost(bus=bus, section="strategies", plugins=[strategy], overflow=Overflow.BLOCK)
         await host.start()
