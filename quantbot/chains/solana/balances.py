@@ -130,7 +130,7 @@ def system_transfer(ix_parsed: Any, accounts: list[str], data: bytes | None) -> 
 
 def system_transfer_of(ix: Ix) -> tuple[str, str, int] | None:
     """`system_transfer` for an instruction, skipping the base58 decode when the data cannot be one."""
-    if ix.parsed_json is None:
+    if ix.parsed is None:
         data = ix.data
         if isinstance(data, str):
             if len(data) != 16 or not data.startswith(_TRANSFER_B58_PREFIX):

@@ -36,7 +36,7 @@ def pool_launches(tx: TxView, balances: Balances) -> Iterator[TokenLaunch]:
     if _PROGRAMS.isdisjoint(tx.programs):
         return
     for ix in tx.ixs:
-        if ix.program not in _PROGRAMS or ix.parsed_json is not None:
+        if ix.program not in _PROGRAMS or ix.parsed is not None:
             continue
         if isinstance(ix.data, str) and len(ix.data) > _MAX_DATA_B58:
             continue  # event self-CPIs and other large payloads: no pool-creating instruction is this long

@@ -195,7 +195,7 @@ class SolanaParser:
     def _pump_events(self, tx: TxView, balances: Balances, liquidity: set[str]) -> list[Event]:
         if PUMP_FUN_PROGRAM not in tx.programs:
             return []
-        logs = tx.logs
+        logs = tx.meta.log_messages or []
         alone = tx.programs <= _PUMP_COMPANIONS  # no other program that could log a colliding event ran
         payloads = list(program_data(logs, PUMP_FUN_PROGRAM, EVENT_PREFIXES, check_emitter=not alone))
         if not payloads or _truncated(logs):

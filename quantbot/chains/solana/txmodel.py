@@ -51,11 +51,11 @@ class TokenBalance(_S):
 class Instruction(_S):
     program_id: str | None = None
     program_id_index: int | None = None
-    accounts: msgspec.Raw = msgspec.Raw()
-    """Addresses (jsonParsed) or key indices (json), kept as JSON until read (`Ix.accounts`)."""
+    accounts: list[str | int] = []
     data: str | None = None
-    parsed: msgspec.Raw = msgspec.Raw()
-    """jsonParsed's decoded form (System and Token instructions), kept as JSON until someone reads it."""
+    program: str | None = None
+    parsed: Any = None
+    stack_height: int | None = None
 
 
 class InnerGroup(_S):
@@ -74,8 +74,7 @@ class Meta(_S):
     pre_balances: list[Lamports] = []
     post_balances: list[Lamports] = []
     inner_instructions: list[InnerGroup] | None = None
-    log_messages: msgspec.Raw = msgspec.Raw()
-    """Kept as JSON until read (`TxView.logs`): only pump.fun transactions need them."""
+    log_messages: list[str] | None = None
     pre_token_balances: list[TokenBalance] | None = None
     post_token_balances: list[TokenBalance] | None = None
     loaded_addresses: LoadedAddresses | None = None
@@ -118,9 +117,6 @@ class Document(TxResult):
 
 
 _decoder = msgspec.json.Decoder(Document)
-_generic = msgspec.json.Decoder()
-_logs = msgspec.json.Decoder(list[str] | None)
-_accounts = msgspec.json.Decoder(list[str | int])
 
 
 def decode_document(raw: bytes | str | Mapping[str, Any]) -> TxResult:
@@ -134,10 +130,10 @@ def decode_document(raw: bytes | str | Mapping[str, Any]) -> TxResult:
             raise LayoutError("schema", str(exc)) from None
         except msgspec.DecodeError as exc:
             raise LayoutError("bad_json", str(exc)) from None
-    elif isinstance(raw, Mapping):  # rare (tests, callers holding a dict): one more encode, then the same path
+    elif isinstance(raw, Mapping):
         try:
-            return decode_document(msgspec.json.encode(raw))
-        except TypeError as exc:
+            doc = msgspec.convert(raw, Document, str_keys=True)
+        except msgspec.ValidationError as exc:
             raise LayoutError("schema", str(exc)) from None
     else:
         raise LayoutError("bad_type", type(raw).__name__)
@@ -165,48 +161,26 @@ def _amounts_are_digits(meta: Meta | None) -> bool:
 class Ix(msgspec.Struct, gc=False):
     """One executed instruction: top level (`inner` False) or inner.
 
-    Accounts are resolved against the key list on first use, and jsonParsed's `parsed` object is decoded
-    on first use: most instructions are never looked at. (A msgspec Struct because building one is
-    C-fast; there are dozens per transaction.)
+    Accounts are resolved against the key list on first use: most instructions are never looked at.
+    (A msgspec Struct because building one is C-fast; there are dozens per transaction.)
     """
 
     program: str
-    raw_accounts: msgspec.Raw | list[int]
-    """JSON (json/jsonParsed) or key indices (base64), as `accounts` reads them."""
+    raw_accounts: list[str | int] | list[str] | list[int]
     keys: list[str]
     data: str | bytes | None
-    parsed_json: msgspec.Raw | None
-    """jsonParsed's `parsed` value as JSON; None when the instruction came as data (json/base64 or unparsed)."""
+    parsed: Any
     inner: bool
     resolved: list[str] | None = None
     """`accounts`, once checked (callers read it several times per instruction)."""
-    decoded: Any = None
-
-    @property
-    def parsed(self) -> Any:
-        """jsonParsed's `parsed` value (an object, or a string for Memo), or None. Raises LayoutError."""
-        if self.decoded is None and self.parsed_json is not None:
-            try:
-                self.decoded = _generic.decode(self.parsed_json)
-            except (msgspec.DecodeError, RecursionError) as exc:
-                raise LayoutError("bad_parsed", str(exc)[:200]) from None
-        return self.decoded
 
     @property
     def accounts(self) -> list[str]:
         """Account addresses. Raises LayoutError for an index outside the key list."""
         if self.resolved is not None:
             return self.resolved
-        raw: list[str | int] | list[int]
-        if isinstance(self.raw_accounts, msgspec.Raw):
-            try:
-                raw = _accounts.decode(self.raw_accounts) if self.raw_accounts else []
-            except (msgspec.DecodeError, RecursionError) as exc:
-                raise LayoutError("bad_accounts", str(exc)[:200]) from None
-        else:
-            raw = self.raw_accounts
+        raw = self.raw_accounts
         if not raw:
-            self.resolved = []
             return []
         kinds = set(map(type, raw))
         if kinds == {str}:
@@ -251,17 +225,6 @@ class TxView(msgspec.Struct, gc=False):
     meta: Meta
     programs: set[str]
     """Every program id invoked (top level or inner)."""
-
-    @property
-    def logs(self) -> list[str]:
-        """meta.logMessages ([] when absent), decoded on first read. Raises LayoutError."""
-        raw = self.meta.log_messages
-        if not raw:
-            return []
-        try:
-            return _logs.decode(raw) or []
-        except (msgspec.DecodeError, RecursionError) as exc:
-            raise LayoutError("bad_logs", str(exc)[:200]) from None
 
 
 _PUBKEY = operator.attrgetter("pubkey")
@@ -311,7 +274,7 @@ def view(result: TxResult) -> TxView:
             signers = keys[:1]  # the fee payer always signs
         keys.extend(extra)
         tops = [
-            Ix(ix.program_id or _program(ix, keys), ix.accounts, keys, ix.data, ix.parsed or None, False)
+            Ix(ix.program_id or _program(ix, keys), ix.accounts, keys, ix.data, ix.parsed, False)
             for ix in msg.instructions
         ]
     elif isinstance(tx, list) and len(tx) == 2 and tx[1] == "base64":
@@ -344,10 +307,7 @@ def view(result: TxResult) -> TxView:
     for i in sorted(inner):  # by group, not by instruction: most top-level instructions have no inner ones
         if 0 <= i < len(tops):
             ixs += tops[done : i + 1]
-            ixs += [
-                Ix(x.program_id or _program(x, keys), x.accounts, keys, x.data, x.parsed or None, True)
-                for x in inner[i]
-            ]
+            ixs += [Ix(x.program_id or _program(x, keys), x.accounts, keys, x.data, x.parsed, True) for x in inner[i]]
             done = i + 1
     ixs += tops[done:]
     programs = set(map(_PROGRAM, ixs))
