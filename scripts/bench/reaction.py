@@ -14,7 +14,9 @@ Reported per run (µs): total; time the local endpoints spent on requests on tha
 their HTTP handler's entry to its return, JSON parsing and rendering included: their work, not
 ours; aiohttp's own HTTP framing on their side is still counted as ours); our own overhead =
 total - endpoint time; the journal commit (the store transaction around reserve + journal); the
-executor's sent-log fsync. "Without the commit" is own overhead minus the commit time.
+executor's sent-log fsync. "Without the commit" is own overhead minus the commit time. The floor: one bare
+getSlot through the same RPC pool, handler included (the path makes four such calls: getTransaction, quote,
+swap, sendTransaction).
 
     .venv/bin/python scripts/bench/reaction.py [--runs 1000] [--warmup 50] [--profile out.prof]
 """
@@ -349,7 +351,14 @@ async def _run(
             watcher = SolanaWatcher(bus=bus, rpc=rpc, parser=SolanaParser(), store=store, clock=clock, config=config)
             await watcher.start()
             await watcher.wait_synced()
-            out: dict[str, list[float]] = {"total": [], "endpoint": [], "own": [], "commit": [], "fsync": []}
+            out: dict[str, list[float]] = {
+                "total": [],
+                "endpoint": [],
+                "own": [],
+                "commit": [],
+                "fsync": [],
+                "floor": [],
+            }
             for stage in STAGES:
                 out[stage] = []
             for n in range(runs + warmup):
@@ -370,6 +379,10 @@ async def _run(
                 out["fsync"].append(covered(t.fsyncs, t0, t1) * 1e6)
                 for stage in STAGES:
                     out[stage].append((t.marks.get(stage, t1) - t0) * 1e6)
+            for _ in range(FLOOR_CALLS):  # the floor: one bare JSON-RPC call through the same pool
+                start = time.perf_counter()
+                await rpc.get_slot()
+                out["floor"].append((time.perf_counter() - start) * 1e6)
             await watcher.stop()
         await host.stop()
         await router.stop()
@@ -377,6 +390,7 @@ async def _run(
     return out
 
 
+FLOOR_CALLS = 500
 STAGES = ("chain.solana.swap", "order.intent", "order.approved", "executor.start", "executor.built")
 """Bus topics first delivered, and the executor's start and quote+swap built, timed from the notification."""
 
@@ -399,7 +413,7 @@ def main() -> int:
     else:
         out = asyncio.run(run(args.runs, args.warmup))
     without = [o - c for o, c in zip(out["own"], out["commit"], strict=True)]
-    print(f"reaction over {len(out['total'])} runs (µs)            p50       p99")
+    print(f"reaction over {len(out['total'])} runs (µs)                p50       p99")
     for label, values in (
         ("total (notification -> signed tx at RPC)", out["total"]),
         ("  in local endpoint handlers", out["endpoint"]),
@@ -408,8 +422,9 @@ def main() -> int:
         ("  journal commit (store transaction)", out["commit"]),
         ("  sent-log append + fsync", out["fsync"]),
         *((f"  notification -> {stage}", out[stage]) for stage in STAGES),
+        ("floor: one getSlot round trip (of 4 on the path)", out["floor"]),
     ):
-        print(f"{label:<44} {pct(values, 50):>9.0f} {pct(values, 99):>9.0f}")
+        print(f"{label:<48} {pct(values, 50):>9.0f} {pct(values, 99):>9.0f}")
     return 0
 
 
