@@ -294,6 +294,89 @@ async def test_sqlite_cursors_commit_without_their_own_fsync_and_journal_commits
         assert (await s.get_cursor("c"), await s.get_order("o1")) == ("1", order())
 
 
+async def test_closing_the_sqlite_store_waits_for_a_transaction_in_progress(tmp_path: Path) -> None:
+    """Shutdown closes the store last; a transaction still running in another task finishes first,
+    whole, instead of being cut between its statements."""
+    s = SqliteStore(tmp_path / "q.db")
+    await s.start()
+    inside = asyncio.Event()
+
+    async def fill() -> None:  # two writes that belong together, with an await between them
+        async with s.transaction():
+            await s.set_state("fill", "1", now=T0)
+            inside.set()
+            await asyncio.sleep(0.05)
+            await s.set_state("position", "1", now=T0)
+
+    task = asyncio.create_task(fill())
+    await inside.wait()
+    await s.close()
+    await task
+    async with SqliteStore(tmp_path / "q.db") as again:
+        assert (await again.get_state("fill"), await again.get_state("position")) == ("1", "1")
+
+
+async def test_a_transaction_cut_by_close_keeps_its_own_exception_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import quantbot.store.sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "CLOSE_WAIT_S", 0.05)
+    s = SqliteStore(tmp_path / "q.db")
+    await s.start()
+    inside = asyncio.Event()
+
+    async def stuck() -> None:
+        async with s.transaction():
+            await s.set_state("fill", "1", now=T0)
+            inside.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(stuck())
+    await inside.wait()
+    await s.close()  # gives up waiting, closes under it
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):  # not a StoreError from the rollback it no longer needs
+        await task
+    async with SqliteStore(tmp_path / "q.db") as again:
+        assert await again.get_state("fill") is None
+
+
+async def test_a_write_after_a_failed_rollback_is_committed_not_swallowed_by_the_open_transaction(
+    tmp_path: Path,
+) -> None:
+    """Were a transaction left open (its ROLLBACK failed), the next journal row would join it and never be
+    committed while its caller believed it written. The store rolls the stale transaction back first."""
+    async with SqliteStore(tmp_path / "q.db") as s:
+        assert s._worker is not None
+        await s._worker.run(lambda db: db.execute("BEGIN IMMEDIATE"))  # what a failed ROLLBACK leaves
+        await s.journal_order(order())
+        other = sqlite3.connect(tmp_path / "q.db")  # another connection sees only what was committed
+        try:
+            assert other.execute("SELECT order_id FROM orders").fetchall() == [("o1",)]
+        finally:
+            other.close()
+
+
+async def test_a_nested_transaction_that_fails_is_never_committed_in_part(tmp_path: Path) -> None:
+    """The enclosing block may catch a nested block's error, but the transaction promised to be one atomic
+    unit: it rolls back whole and says so."""
+    async with SqliteStore(tmp_path / "q.db") as s:
+        with pytest.raises(StoreError, match="nested"):
+            async with s.transaction():
+                await s.set_state("outer", "1", now=T0)
+                try:
+                    async with s.transaction():
+                        await s.set_state("inner", "1", now=T0)
+                        raise RuntimeError("half done")
+                except RuntimeError:
+                    pass
+        assert (await s.get_state("outer"), await s.get_state("inner")) == (None, None)
+        async with s.transaction():  # and the store goes on
+            await s.set_state("after", "1", now=T0)
+        assert await s.get_state("after") == "1"
+
+
 async def test_unreachable_postgres_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):
         async with PostgresStore("postgresql://postgres@127.0.0.1:1/none", timeout=2):

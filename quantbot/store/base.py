@@ -111,7 +111,13 @@ class Store(HistoryTables, abc.ABC):
 
     @abc.abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[Any]:
-        """A context in which `execute`/`fetch` calls form one atomic, durable unit."""
+        """A context in which `execute`/`fetch` calls form one atomic, durable unit.
+
+        Nested, it joins the enclosing transaction; a nested block that raises makes the whole unit roll
+        back even if the enclosing block catches the error. The transaction belongs to the task that
+        opened it: a store call from a task it spawns (`gather`, `shield`, `wait_for` wrap one) is not
+        part of it, and on SQLite waits until it ends, so do not await such a call inside one.
+        """
 
     @abc.abstractmethod
     async def execute(self, sql: str, *args: Any) -> int:

@@ -10,10 +10,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
+
 from quantbot.store.base import Store, StoreError
 from quantbot.store.sqlite_thread import SqliteThread
 
 T = TypeVar("T")
+
+log = structlog.get_logger(component="store")
+
+CLOSE_WAIT_S = 5.0
+"""How long `close()` waits for a transaction in progress to finish before closing under it."""
 
 
 class SqliteStore(Store):
@@ -37,18 +44,37 @@ class SqliteStore(Store):
         except (OSError, sqlite3.Error) as exc:
             await worker.close()
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        except BaseException:  # cancelled while opening: do not leave the thread and connection behind
+            await asyncio.shield(worker.close())
+            raise
         self._worker = worker
 
     def _configure(self, db: sqlite3.Connection) -> None:
-        db.execute("PRAGMA journal_mode = WAL")
+        (mode,) = db.execute("PRAGMA journal_mode = WAL").fetchone()
+        if str(mode).lower() != "wal":  # unsynced cursor commits are durable only through the WAL
+            raise sqlite3.OperationalError(f"journal_mode is {mode}, not wal")
         db.execute("PRAGMA synchronous = FULL")  # the journal must survive a power cut
         db.execute("PRAGMA foreign_keys = ON")
         db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
 
     async def close(self) -> None:
-        if self._worker is not None:
-            worker, self._worker = self._worker, None
-            await worker.close()
+        """Close after the transaction in progress, if any, ends (or after CLOSE_WAIT_S, under it:
+        SQLite then rolls it back and its task's next statement fails)."""
+        if self._worker is None:
+            return
+        locked = False
+        try:
+            async with asyncio.timeout(CLOSE_WAIT_S):
+                locked = await self._lock.acquire()
+        except TimeoutError:
+            log.warning("store.close_under_transaction", path=str(self.path), waited_s=CLOSE_WAIT_S)
+        try:
+            if self._worker is not None:
+                worker, self._worker = self._worker, None
+                await worker.close()
+        finally:
+            if locked:
+                self._lock.release()
 
     def _run(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         if self._worker is None:
@@ -57,8 +83,13 @@ class SqliteStore(Store):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        if self._in_tx is asyncio.current_task():
-            yield  # nested: part of the enclosing transaction
+        if self._in_tx is asyncio.current_task() and self._tx is not None:
+            tx = self._tx
+            try:
+                yield  # nested: part of the enclosing transaction
+            except BaseException:
+                tx.failed = True  # even if the enclosing block catches this, it must not commit half of it
+                raise
             return
         async with self._lock:
             tx = _Tx()
@@ -66,19 +97,32 @@ class SqliteStore(Store):
             try:
                 yield
             except BaseException:
-                await asyncio.shield(self._run(_rollback))
+                await self._rollback_after_error()
                 raise
             else:
+                if tx.failed:
+                    await self._rollback_after_error()
+                    raise StoreError("a nested transaction failed inside this one: rolled back whole")
                 await self._run(tx.commit)
             finally:
                 self._in_tx = self._tx = None
+
+    async def _rollback_after_error(self) -> None:
+        """Roll back for a failed or cancelled block without replacing its exception: a rollback that
+        fails leaves the transaction open, and the next statement (`_alone`) rolls it back first."""
+        if self._worker is None:
+            return  # closed under the transaction: closing the connection rolled it back
+        try:
+            await asyncio.shield(self._run(_rollback))
+        except (sqlite3.Error, StoreError) as exc:
+            log.error("store.rollback_failed", path=str(self.path), error=str(exc))
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """`fn` in the store's thread: inside this task's transaction, or alone under the lock."""
         if self._in_tx is asyncio.current_task() and self._tx is not None:
             return await self._run(self._tx.within(fn))
         async with self._lock:
-            return await self._run(fn)
+            return await self._run(_alone(fn))
 
     async def execute(self, sql: str, *args: Any) -> int:
         return await self._call(lambda db: _execute(db, sql, args))
@@ -123,10 +167,12 @@ class SqliteStore(Store):
 
 class _Tx:
     """One transaction, as the store's thread sees it. BEGIN IMMEDIATE goes with its first statement
-    (one trip fewer); COMMIT only if it began. Touched only in the store's thread."""
+    (one trip fewer); COMMIT only if it began. `begun` is touched only in the store's thread; `failed`
+    (a nested block raised) only in the event loop."""
 
     def __init__(self) -> None:
         self.begun = False
+        self.failed = False
 
     def within(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
         def run(db: sqlite3.Connection) -> T:
@@ -157,6 +203,19 @@ def _rollback(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
 
 
+def _alone(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    """`fn` outside any transaction. Were one still open (an earlier ROLLBACK failed), this statement
+    would join it and never be committed: a journal row that looks written and is not. Roll it back
+    first, or refuse."""
+
+    def run(db: sqlite3.Connection) -> T:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        return fn(db)
+
+    return run
+
+
 def _execute(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> int:
     cursor = db.execute(sql, args)
     try:
@@ -170,7 +229,12 @@ def _execute_unsynced(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -
     try:
         return _execute(db, sql, args)
     finally:
-        db.execute("PRAGMA synchronous = FULL")
+        try:
+            db.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error:
+            # Left at NORMAL, every later journal commit would skip its fsync. Closed, they fail loudly.
+            db.close()
+            raise
 
 
 def _fetch(db: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:

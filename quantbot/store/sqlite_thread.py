@@ -25,6 +25,7 @@ class SqliteThread:
         self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._db: sqlite3.Connection | None = None
+        self._closing = False
 
     async def open(self, path: Path, configure: Callable[[sqlite3.Connection], None]) -> None:
         """Start the thread and connect there (autocommit: transactions are explicit BEGIN/COMMIT)."""
@@ -40,6 +41,9 @@ class SqliteThread:
         """`fn(connection)` in the thread; its result (or exception) in the returned future."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        if self._closing:
+            future.set_exception(sqlite3.ProgrammingError("the store's connection is closed"))
+            return future
         self._jobs.put((loop, future, fn))
         return future
 
@@ -56,6 +60,7 @@ class SqliteThread:
         try:
             await asyncio.shield(self.run(close))
         finally:
+            self._closing = True  # nothing handed over after this could ever run
             self._jobs.put(None)
 
     def _work(self) -> None:
