@@ -315,6 +315,7 @@ class EventBus:
                     await inbox.wait()
                     sub.busy = True
                 event, lane = items.popleft()  # inbox.get_nowait(), inlined
+                sub.busy = True  # (also for items already queued when the consumer started)
                 if putters:
                     inbox.wake_putter()
                 try:
@@ -324,15 +325,24 @@ class EventBus:
                     if sub.watchdog is None:
                         sub.watchdog = asyncio.get_running_loop().call_later(sub.timeout, self._watch, sub)
                     sub.in_handler = True
-                    failure: Exception | None = None
+                    failure: BaseException | None = None
                     try:
                         await sub.handler(event)
-                    except asyncio.CancelledError:
+                    except asyncio.CancelledError as exc:
                         sub.in_handler = False
-                        if not (sub.expired and self._uncancel(sub)):
-                            raise
-                        failure = TimeoutError(f"handler did not finish within {sub.timeout}s")
+                        if sub.expired:
+                            if not self._uncancel(sub):
+                                raise
+                            failure = TimeoutError(f"handler did not finish within {sub.timeout}s")
+                        elif sub.task is not None and sub.task.cancelling():
+                            raise  # the subscription itself is being stopped
+                        else:
+                            failure = exc  # one the handler let out of something it awaited: its failure
                     except Exception as exc:  # noqa: BLE001  (isolation: a handler's error must not escape)
+                        failure = exc
+                    except (KeyboardInterrupt, SystemExit):
+                        raise
+                    except BaseException as exc:  # noqa: BLE001  (e.g. a Rust panic from a native library)
                         failure = exc
                     sub.in_handler = False
                     if sub.expired:
@@ -353,6 +363,8 @@ class EventBus:
                             latency.max = took
                 finally:
                     done += 1
+                if sub.task is not None and sub.task.cancelling():
+                    raise asyncio.CancelledError  # a handler swallowed the stop's cancellation: stop anyway
         finally:
             if done:
                 inbox.task_done(done)

@@ -388,3 +388,60 @@ async def test_closing_the_bus_cancels_a_suspended_handler() -> None:
         await bus.publish(token_launch())
         await asyncio.sleep(0)
     assert cancelled.is_set() and sub.task is None and not bus.failed
+
+
+async def test_a_cancelled_error_from_inside_a_handler_is_its_failure_and_the_subscriber_goes_on() -> None:
+    """A handler awaiting a future someone else cancelled (a pool, a library) lets CancelledError out: that
+    is the handler's failure, counted, not the end of its subscriber (whose block publishers would hang)."""
+    loop = asyncio.get_running_loop()
+    seen: list[int] = []
+
+    async def handler(event: Event) -> None:
+        seen.append(event.id)
+        if len(seen) == 1:
+            future = loop.create_future()
+            loop.call_soon(future.cancel)
+            await future
+
+    async with make_bus(handler_timeout=1.0, queue_size=2) as bus:
+        sub = bus.subscribe("token.launch", handler, name="p", plugin=PluginRef("strategies", "p"))
+        for _ in range(4):
+            await bus.publish(token_launch())
+        assert await bus.drain(2)
+        assert len(seen) == 4 and sub.task is not None and not sub.task.done()
+        assert bus.failed[("p", "token.launch")] == 1
+
+
+async def test_a_native_panic_in_a_handler_is_contained() -> None:
+    class PanicException(BaseException):  # what pyo3 raises for a Rust panic: not an Exception
+        pass
+
+    seen: list[int] = []
+
+    async def handler(event: Event) -> None:
+        seen.append(event.id)
+        if len(seen) == 1:
+            raise PanicException("index out of bounds")
+
+    async with make_bus(handler_timeout=1.0) as bus:
+        bus.subscribe("token.launch", handler, name="p", plugin=PluginRef("strategies", "p"))
+        await bus.publish(token_launch())
+        await bus.publish(token_launch())
+        assert await bus.drain(2)
+        assert len(seen) == 2 and bus.failed[("p", "token.launch")] == 1
+
+
+async def test_closing_the_bus_stops_a_handler_that_swallows_its_cancellation() -> None:
+    async def stubborn(event: Event) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass  # a plugin that ignores cancellation
+
+    bus = make_bus(handler_timeout=3600)
+    await bus.__aenter__()
+    bus.subscribe("token.launch", stubborn, name="p")
+    await bus.publish(token_launch())
+    await asyncio.sleep(0.01)
+    async with asyncio.timeout(5):
+        await bus.__aexit__(None, None, None)
