@@ -144,7 +144,7 @@ class OrderRouter:
                 executor=order.executors[0] if order.executors else "",
                 status="pending",
                 intent=_order_codec.encode(order).decode(),
-                created_at=now,
+                created_at=order.approved_at,  # the day its budget was reserved on, which a release must match
                 updated_at=now,
             )
         )
@@ -173,6 +173,17 @@ class OrderRouter:
         task.add_done_callback(self._inflight.discard)
 
     async def _execute(self, order: ApprovedOrder) -> None:
+        try:
+            await self._try_executors(order)
+        except Exception as exc:  # a store error, a broken report: never a silent end with the row pending
+            log.critical("order.execute_crashed", order_id=order.order_id, exc_info=exc)
+            report = ExecutionReport(outcome=Outcome.SUBMITTED, detail=f"router error: {type(exc).__name__}: {exc}")
+            try:
+                await self._apply(order, "", report)
+            except Exception as again:
+                log.critical("order.unrecorded", order_id=order.order_id, exc_info=again)
+
+    async def _try_executors(self, order: ApprovedOrder) -> None:
         last = ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.NO_EXECUTOR, detail="no executor")
         recorded = order.executors[0] if order.executors else ""  # what `journal` wrote
         for name in order.executors:
@@ -195,8 +206,12 @@ class OrderRouter:
                     report = await executor.execute(order)
             except Exception as exc:
                 log.error("order.executor_error", order_id=order.order_id, executor=name, exc_info=exc)
-                await self._apply(order, name, ExecutionReport(outcome=Outcome.SUBMITTED, detail=str(exc)))
+                detail = f"{type(exc).__name__}: {exc}"  # (a TimeoutError's str is empty)
+                await self._apply(order, name, ExecutionReport(outcome=Outcome.SUBMITTED, detail=detail))
                 return
+            if not isinstance(report, ExecutionReport):
+                log.error("order.bad_report", order_id=order.order_id, executor=name, report=repr(report)[:200])
+                report = ExecutionReport(outcome=Outcome.SUBMITTED, detail=f"{name} returned {type(report).__name__}")
             if report.outcome in (Outcome.FAILED, Outcome.NOT_SENT, Outcome.EXPIRED):
                 # provably did not and cannot execute (EXPIRED: sent, but can never land): try the next one
                 log.info("order.executor_refused", order_id=order.order_id, executor=name, reason=report.reason)
@@ -212,6 +227,11 @@ class OrderRouter:
         now = self.clock.now()
         oid = order.order_id
         outcome = report.outcome
+        if outcome is Outcome.FILLED and report.fill is None:
+            # the trade landed, by the executor's word, but it did not say what moved: reconcile, never "failed"
+            log.error("order.fill_missing", order_id=oid, executor=executor)
+            report = ExecutionReport(outcome=Outcome.SUBMITTED, tx=report.tx, detail="filled without fill details")
+            outcome = report.outcome
         if outcome is Outcome.FILLED and report.fill is not None:
             f = report.fill
             fill = FillRow(

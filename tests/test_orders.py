@@ -11,8 +11,9 @@ import msgspec
 import pytest
 
 from quantbot.api import NATIVE_TOKEN, ApprovedOrder, ExecutionReport, Executor, Fill, Outcome, PluginConfig
+from quantbot.clock import SimClock
 from quantbot.config import OrdersConfig
-from quantbot.events import OrderFailed, OrderFilled, OrderRejected, OrderSubmitted, RejectReason
+from quantbot.events import OrderApproved, OrderFailed, OrderFilled, OrderRejected, OrderSubmitted, RejectReason
 from quantbot.hosting import StrategyContextImpl
 from quantbot.testing import make_plugin, order_intent
 from quantbot_executors.paper import PaperExecutor
@@ -181,6 +182,45 @@ async def test_an_executor_that_raises_leaves_the_order_submitted_not_resent(tmp
     assert (row.status, row.executor) == ("submitted", "a")
     assert second.seen == [], "maybe-sent is never sent again elsewhere"
     assert [type(e) for e in path.events if isinstance(e, OrderSubmitted)] == [OrderSubmitted]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [ExecutionReport(outcome=Outcome.FILLED, tx="sig"), None],
+    ids=["filled-without-fill", "not-a-report"],
+)
+async def test_a_report_the_router_cannot_read_leaves_the_order_submitted_not_failed(
+    tmp_path: Path, answer: ExecutionReport | None
+) -> None:
+    """An executor that says FILLED without what moved (or returns nothing) may have traded: the order waits
+    for reconciliation, its budget held, never marked failed and never tried elsewhere."""
+    first = ScriptedExecutor(id="a", answers=[answer])  # type: ignore[list-item]
+    second = ScriptedExecutor(id="b", answers=[filled()])
+    routes = OrdersConfig(solana=("a", "b"))
+    async with order_path(tmp_path, executors={"a": first, "b": second}, routes=routes, mode="live") as path:
+        await path.bus.publish(intent())
+        await path.settle()
+        (row,) = await path.store.orders()
+    assert row.status == "submitted" and second.seen == []
+    assert not [e for e in path.events if isinstance(e, OrderFailed)]
+
+
+async def test_the_journal_row_is_dated_when_its_budget_was_reserved(tmp_path: Path) -> None:
+    """The budget is reserved on the approval's UTC day and released on the row's: they must be one day,
+    even when the journal write lands after midnight."""
+
+    class Ticking(SimClock):
+        def now(self) -> datetime:
+            self.advance(0.001)  # time passes between approval and journal, as it does
+            return super().now()
+
+    async with order_path(tmp_path, clock=Ticking(datetime(2026, 6, 1, 23, 59, 59, tzinfo=UTC))) as path:
+        await path.bus.publish(intent())
+        await path.settle()
+        (row,) = await path.store.orders()
+        (approved,) = [e for e in path.events if isinstance(e, OrderApproved)]
+    order = msgspec.json.decode(row.intent)
+    assert row.created_at == datetime.fromisoformat(order["approved_at"]) and approved.order_id == row.order_id
 
 
 async def test_all_executors_refusing_fails_the_order_with_the_last_reason(tmp_path: Path) -> None:
