@@ -93,6 +93,20 @@ async def test_malformed_reply_fails_over(two_nodes: tuple[LocalSolana, LocalSol
         assert "SerdeJSONError" in pool.health()[endpoint_name(0, a.http_url)]["last_error"]
 
 
+@pytest.mark.parametrize("code", [-32429, -32000, 429])
+async def test_an_error_code_solders_does_not_know_fails_over_instead_of_passing_as_an_answer(
+    two_nodes: tuple[LocalSolana, LocalSolana], code: int
+) -> None:
+    """solders returns an unrecognised JSON-RPC error's code as a bare int rather than raising; the pool
+    must not take that for the node's answer (nor prefer that node)."""
+    a, b = two_nodes
+    a.faults.rpc_errors, a.faults.rpc_error_code = 1, code
+    async with pool_for(a, b, clock=RecordingClock()) as pool:
+        assert await pool.get_slot() == b.slot
+        health = pool.health()[endpoint_name(0, a.http_url)]
+        assert health["errors"] == 1 and str(code) in health["last_error"]
+
+
 async def test_every_endpoint_failing_raises_unavailable_after_the_configured_rounds(
     two_nodes: tuple[LocalSolana, LocalSolana],
 ) -> None:

@@ -55,6 +55,9 @@ class Faults:
     server_errors: int = 0
     server_error_status: int = 503
     malformed: int = 0
+    rpc_errors: int = 0
+    """Replies (HTTP 200) carrying a JSON-RPC error with `rpc_error_code` (counts down)."""
+    rpc_error_code: int = -32429
     delay: float = 0.0
     refuse_ws: bool = False
     ws_rate_limited: int = 0
@@ -229,6 +232,10 @@ class LocalSolana:
             f.malformed -= 1
             self.calls["malformed"] += 1
             return web.Response(status=200, text="<html>502 Bad Gateway</html>", content_type="application/json")
+        if f.rpc_errors > 0:
+            f.rpc_errors -= 1
+            self.calls[f"rpc_error {f.rpc_error_code}"] += 1
+            return web.json_response(_error(1, RpcError(f.rpc_error_code, "node is busy")))
         return None
 
     async def _call(self, req: Any) -> dict[str, Any]:

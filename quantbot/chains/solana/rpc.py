@@ -271,9 +271,17 @@ class SolanaRpcPool:
                         self._answered(ep, index, began)
                         raise SolanaRpcError(self.scrub(f"{method}: {detail}")) from exc
                     last = self._failed(ep, method, detail[:200])
+                except BaseException as exc:
+                    if type(exc).__name__ != "PanicException":
+                        raise
+                    # solders panics on some malformed replies (an error without `data`): that node's fault
+                    last = self._failed(ep, method, f"malformed reply: {exc}"[:200])
                 else:
-                    self._answered(ep, index, began)
-                    return result
+                    if type(result) is not int:
+                        self._answered(ep, index, began)
+                        return result
+                    # solders hands back an error code it does not recognise as a bare int, not a response
+                    last = self._failed(ep, method, f"rpc error {result} (unrecognised)")
                 if n > 1:
                     ep.health.failovers += 1
             wait = self.backoff.delay(attempt)
