@@ -5,10 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from solders.token.associated import get_associated_token_address
 from solders.token.state import TokenAccount
 
-from quantbot.api import NATIVE_TOKEN, Outcome, RejectReason
+from quantbot.api import NATIVE_TOKEN, ExecutionReport, Outcome, RejectReason
+from quantbot.testing import make_plugin
+from quantbot_executors.jupiter import JupiterExecutor
 from tests.jupiter_env import API_KEY, WALLET_SOL, approved, jupiter_env
 
 SOL = NATIVE_TOKEN["solana"]
@@ -137,6 +140,32 @@ async def test_transaction_failing_on_chain_is_failed_with_its_signature_and_no_
     assert "landed and failed" in report.detail
     landed = env.node.ledger.transaction(report.tx)
     assert landed is not None and landed.err is not None
+
+
+@pytest.mark.parametrize(
+    ("commitment", "seen", "final"),
+    [("confirmed", "processed", False), ("confirmed", "confirmed", True), ("finalized", "confirmed", False)],
+)
+async def test_a_failed_status_is_final_only_at_the_configured_commitment(
+    commitment: str, seen: str, final: bool
+) -> None:
+    """A failure seen only "processed" may sit on a fork that is dropped, and the same bytes can still land:
+    calling it FAILED then would let the router send the order through the next executor as well."""
+
+    class Rpc:
+        async def block_height(self, commitment: str) -> int:
+            return 10
+
+        async def signature_status(self, signature: str) -> dict[str, object]:
+            return {"err": {"InstructionError": [2, {"Custom": 6001}]}, "confirmationStatus": seen}
+
+    executor = make_plugin(JupiterExecutor, id="jupiter", commitment=commitment)
+    executor.rpc = Rpc()  # type: ignore[assignment]
+    state = await executor.state(None, "sig", 100)  # type: ignore[arg-type]
+    if final:
+        assert isinstance(state, ExecutionReport) and state.outcome is Outcome.FAILED
+    else:
+        assert state == "pending"
 
 
 async def test_preflight_refusal_is_failed_as_never_sent(tmp_path: Path) -> None:

@@ -270,15 +270,17 @@ class SolanaSwapExecutor(Executor):
         status = await self.rpc.signature_status(signature)
         if status is None:
             return "expired" if height > last_valid else "pending"
+        # An error is final only at the configured commitment: a failed transaction seen "processed" on a
+        # fork that is dropped can be sent again by the node and land, after the router tried the next executor.
+        if status.get("confirmationStatus") not in ("confirmed", "finalized"):
+            return "pending"
+        if self.config.commitment == "finalized" and status.get("confirmationStatus") != "finalized":
+            return "pending"
         if status.get("err") is not None:
             detail = f"landed and failed: {status['err']}"
             return ExecutionReport(
                 outcome=Outcome.FAILED, tx=signature, reason=RejectReason.EXECUTOR_ERROR, detail=detail
             )
-        if status.get("confirmationStatus") not in ("confirmed", "finalized"):
-            return "pending"
-        if self.config.commitment == "finalized" and status.get("confirmationStatus") != "finalized":
-            return "pending"
         fill = await self.read_fill(order, signature)
         if fill is None:
             return "pending"  # confirmed but not served yet by this node
