@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from tests.mqttbroker import Broker, make_broker, need_private
 
@@ -242,3 +243,12 @@ def own_mqtt_broker(tmp_path: Path) -> Iterator[Broker]:
     need_private(broker)
     yield broker
     broker.stop()
+
+
+async def serve_app(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Run `app` on 127.0.0.1 on a free port: (the runner, to `cleanup()` after; the port)."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]

@@ -15,6 +15,7 @@ from quantbot.chains.aptos.inspect import AptosInspectError, inspect_aptos
 from quantbot.config import AptosConfig, Config
 from quantbot.events import Swap, Transfer
 from quantbot.retry import Backoff
+from tests.conftest import serve_app
 
 CELLANA = "cellana_router_swap_route_entry_usdc_usdt_v3541198895.json"
 USDC = "0xbae207659db88bea0cbead6da0ed00aac12edcdda169e591cd41c94180b46f3b"
@@ -112,11 +113,7 @@ async def node(aptos_fixtures: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
     app.router.add_get("/v1/transactions/by_version/{version}", by_version)
     app.router.add_get("/v1/transactions/by_hash/{hash}", by_hash)
     app.router.add_get("/v1/accounts/{address}/resource/{type}", resource)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_app(app)
     try:
         yield f"http://127.0.0.1:{port}/v1", seen
     finally:

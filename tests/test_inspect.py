@@ -13,7 +13,7 @@ from aiohttp import web
 
 from quantbot.events import PumpTrade, Swap, TokenLaunch, Transfer, decode
 
-from .conftest import cli_env, run_cli, write
+from .conftest import cli_env, run_cli, serve_app, write
 
 CREATE_V2 = "pumpfun_create_v2_gettransaction_jsonparsed.json"
 
@@ -77,11 +77,7 @@ async def _rpc_server(result: Any, *, throttle_first: int) -> tuple[web.AppRunne
 
     app = web.Application()
     app.router.add_post("/", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_app(app)
     return runner, f"http://127.0.0.1:{port}/", seen
 
 

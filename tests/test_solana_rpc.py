@@ -16,6 +16,7 @@ from quantbot.chains.solana.rpc import RpcUnavailable, SolanaRpcError, SolanaRpc
 from quantbot.config import SolanaEndpointConfig
 from quantbot.localnet.solana import LocalSolana
 from quantbot.retry import Backoff
+from tests.conftest import serve_app
 from tests.solana_chain import RecordingClock, fund, make_mint, sol_transfer, token_account
 
 
@@ -260,11 +261,7 @@ async def test_the_transport_hands_compressed_bodies_to_httpx_undecoded() -> Non
 
     app = web.Application()
     app.router.add_post("/", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_app(app)
     try:
         async with httpx2.AsyncClient(transport=AiohttpTransport()) as client:
             resp = await client.post(f"http://127.0.0.1:{port}/", content=b"{}")
