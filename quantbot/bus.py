@@ -313,9 +313,8 @@ class EventBus:
                         done = 0
                     sub.busy = False
                     await inbox.wait()
-                    sub.busy = True
                 event, lane = items.popleft()  # inbox.get_nowait(), inlined
-                sub.busy = True  # (also for items already queued when the consumer started)
+                sub.busy = True  # (here, not after the wait: also for items queued before the consumer started)
                 if putters:
                     inbox.wake_putter()
                 try:
