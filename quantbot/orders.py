@@ -1,9 +1,10 @@
-"""OrderRouter: journal first, then the executor; on start-up, reconcile what was left unfinished.
+"""OrderRouter: journal first, then the executor; reconcile what was left unfinished.
 
 An order reaches an executor only after its journal row (with its idempotency key) is committed.
 Executors in an order's chain are tried in turn, the next only when the previous provably did not
 send. An executor that raises may have sent: the order stays `submitted` and is reconciled, never
-re-sent. Unfinished orders found at start are asked about through the executor's `reconcile`.
+re-sent. Unfinished orders found at start, and orders left `submitted` while running (the
+`reconcile_orders` job), are asked about through the executor's `reconcile`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 
 import msgspec
 import structlog
@@ -83,6 +85,9 @@ class OrderRouter:
         self.mode = mode
         self.execute_timeout = execute_timeout
         self._inflight: set[asyncio.Task[None]] = set()
+        self._executing: set[str] = set()
+        """Order ids between dispatch and their result being recorded (reconciliation leaves them alone)."""
+        self._reconciling = asyncio.Lock()
 
     async def start(self) -> None:
         await self.reconcile_all()
@@ -173,6 +178,7 @@ class OrderRouter:
         task.add_done_callback(self._inflight.discard)
 
     async def _execute(self, order: ApprovedOrder) -> None:
+        self._executing.add(order.order_id)
         try:
             await self._try_executors(order)
         except Exception as exc:  # a store error, a broken report: never a silent end with the row pending
@@ -182,6 +188,8 @@ class OrderRouter:
                 await self._apply(order, "", report)
             except Exception as again:
                 log.critical("order.unrecorded", order_id=order.order_id, exc_info=again)
+        finally:
+            self._executing.discard(order.order_id)
 
     async def _try_executors(self, order: ApprovedOrder) -> None:
         last = ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.NO_EXECUTOR, detail="no executor")
@@ -288,30 +296,50 @@ class OrderRouter:
                     OrderFailed(order_id=oid, executor=executor, reason=reason, detail=report.detail)
                 )
 
-    # --- start-up reconciliation -------------------------------------------------------------------
+    # --- reconciliation ----------------------------------------------------------------------------
 
     async def reconcile_all(self) -> int:
-        """Ask the executor about every unfinished order; apply what it proves. Returns how many were open."""
-        rows = await self.store.unfinished_orders()
-        for row in rows:
-            order = _order_decoder.decode(row.intent)
-            executor = self.executors.get(row.executor)
-            if executor is None:
-                log.error("order.reconcile_impossible", order_id=row.order_id, executor=row.executor)
-                continue
-            try:
-                report = await executor.reconcile(order, row.tx)
-            except Exception as exc:
-                log.error("order.reconcile_failed", order_id=row.order_id, executor=row.executor, exc_info=exc)
-                continue
-            log.info("order.reconciled", order_id=row.order_id, status=row.status, outcome=report.outcome.value)
-            if report.outcome is Outcome.SUBMITTED:
-                continue  # still unknown: leave it open, never re-send
-            if report.outcome is Outcome.NOT_SENT:
-                report = ExecutionReport(
-                    outcome=Outcome.FAILED,
-                    reason=RejectReason.NOT_SENT,
-                    detail="journaled but never sent before a restart; not re-sent",
-                )
-            await self._apply(order, row.executor, report)
+        """At start-up: ask the executor about every unfinished order (`pending` ones were cut off by a
+        stop or a crash before their result was recorded) and apply what it proves. Returns how many."""
+        return await self._reconcile(lambda row: True)
+
+    async def reconcile_submitted(self) -> int:
+        """The `reconcile_orders` job: ask again about orders left `submitted` while running (an executor
+        timeout, an unreadable report, a crash in the router), so a swap that landed after we stopped
+        waiting is booked, and one that provably never will releases its budget, now rather than at the
+        next restart. `pending` orders belong to a flow still under way and are left alone."""
+        return await self._reconcile(lambda row: row.status == "submitted" and row.order_id not in self._executing)
+
+    async def _reconcile(self, wanted: Callable[[OrderRow], bool]) -> int:
+        async with self._reconciling:  # the start-up pass and the job never ask about one order twice at once
+            rows = [row for row in await self.store.unfinished_orders() if wanted(row)]
+            for row in rows:
+                await self._reconcile_one(row)
         return len(rows)
+
+    async def _reconcile_one(self, row: OrderRow) -> None:
+        """One order: a failing or hanging executor (bounded by `execute_timeout`) leaves it open for next time."""
+        executor = self.executors.get(row.executor)
+        if executor is None:
+            log.error("order.reconcile_impossible", order_id=row.order_id, executor=row.executor)
+            return
+        try:
+            order = _order_decoder.decode(row.intent)
+            async with asyncio.timeout(self.execute_timeout):
+                report = await executor.reconcile(order, row.tx)
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"  # (a TimeoutError's str is empty)
+            log.error(
+                "order.reconcile_failed", order_id=row.order_id, executor=row.executor, detail=detail, exc_info=exc
+            )
+            return
+        log.info("order.reconciled", order_id=row.order_id, status=row.status, outcome=report.outcome.value)
+        if report.outcome is Outcome.SUBMITTED:
+            return  # still unknown: leave it open, never re-send
+        if report.outcome is Outcome.NOT_SENT:
+            report = ExecutionReport(
+                outcome=Outcome.FAILED,
+                reason=RejectReason.NOT_SENT,
+                detail=f"journaled ({row.status}) but never sent; not re-sent",
+            )
+        await self._apply(order, row.executor, report)

@@ -302,15 +302,28 @@ class Pool:
             raise TimeoutError("endpoint did not answer")
 
 
+class Router:
+    name = "orders"
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def reconcile_submitted(self) -> int:
+        self.asked += 1
+        return 0
+
+
 async def test_components_hooks_and_the_portfolio_snapshot_become_jobs(tmp_path: Path) -> None:
     clock = SimClock(T0)
     tracker, good, bad = Tracker(), Pool("solana.rpc", fail=False), Pool("aptos.rest", fail=True)
+    router = Router()
     async with SqliteStore(tmp_path / "q.db") as store:
         portfolio = SnapshottingPortfolio(store=store, clock=clock)
-        jobs = jobs_for(store, tmp_path, clock=clock, components=[tracker, bad, good], portfolio=portfolio)
+        jobs = jobs_for(store, tmp_path, clock=clock, components=[tracker, bad, good, router], portfolio=portfolio)
         await jobs.start()
-        assert {"whale_profiles", "rpc_health", "equity_snapshot"} <= set(jobs.fns)
-        assert jobs.stats["rpc_health"].schedule == "1m"
+        assert {"whale_profiles", "rpc_health", "equity_snapshot", "reconcile_orders"} <= set(jobs.fns)
+        assert (jobs.stats["rpc_health"].schedule, jobs.stats["reconcile_orders"].schedule) == ("1m", "30s")
+        assert await jobs.run_now("reconcile_orders") and router.asked == 1
         assert await jobs.run_now("whale_profiles") and tracker.recomputed == 1
         assert await jobs.run_now("equity_snapshot") and portfolio.snapshots == [T0]
         with capture_logs() as logs:

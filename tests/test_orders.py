@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import msgspec
 import pytest
+from structlog.testing import capture_logs
 
 from quantbot.api import NATIVE_TOKEN, ApprovedOrder, ExecutionReport, Executor, Fill, Outcome, PluginConfig
 from quantbot.clock import SimClock
 from quantbot.config import OrdersConfig
 from quantbot.events import OrderApproved, OrderFailed, OrderFilled, OrderRejected, OrderSubmitted, RejectReason
 from quantbot.hosting import StrategyContextImpl
+from quantbot.risk import NOTIONAL_KEY, utc_day
 from quantbot.testing import make_plugin, order_intent
 from quantbot_executors.paper import PaperExecutor
 from tests.conftest import REPO
@@ -269,6 +272,99 @@ async def test_restart_reconciles_from_the_executor_and_never_resends(tmp_path: 
         fills = await path.store.fills()
     assert rows["sent"].status == "filled" and [f.order_id for f in fills] == ["sent"]
     assert (rows["unsent"].status, rows["unsent"].reason) == ("failed", "not_sent")
+
+
+async def test_an_order_left_submitted_is_booked_by_the_reconcile_job_without_a_restart(tmp_path: Path) -> None:
+    """The executor gave up waiting (its swap landed later): the `reconcile_orders` job books the fill, the
+    position and the result while the daemon keeps running, and the swap is never sent again."""
+    executor = ScriptedExecutor(id="a", answers=[TimeoutError(), ExecutionReport(outcome=Outcome.SUBMITTED)])
+    async with order_path(tmp_path, executors={"a": executor}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
+        await path.bus.publish(intent())
+        await path.settle()
+        (row,) = await path.store.orders()
+        assert row.status == "submitted" and await path.store.positions() == []
+        assert await path.router.reconcile_submitted() == 1, "not landed yet: asked, left open"
+        assert (await path.store.get_order(row.order_id)).status == "submitted"  # type: ignore[union-attr]
+        executor.answers.append(filled("late"))
+        assert await path.router.reconcile_submitted() == 1
+        await path.settle()
+        (row,) = await path.store.orders()
+        (position,) = await path.store.positions()
+        fills = await path.store.fills()
+        assert await path.router.reconcile_submitted() == 0, "a finished order is not asked about again"
+    assert row.status == "filled" and [f.tx for f in fills] == ["late"]
+    assert (position.token, position.quantity, position.cost_native) == (intent().token, 2, 1)
+    assert len(executor.seen) == 1, "reconciling never re-sends"
+    assert [e.tx for e in path.events if isinstance(e, OrderFilled)] == ["late"]
+    assert path.risk.pending == {}
+
+
+async def test_a_submitted_order_that_was_never_sent_gives_its_budget_back_on_the_next_reconcile(
+    tmp_path: Path,
+) -> None:
+    executor = ScriptedExecutor(
+        id="a", answers=[RuntimeError("signer crashed"), ExecutionReport(outcome=Outcome.NOT_SENT)]
+    )
+    async with order_path(tmp_path, executors={"a": executor}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
+        await path.bus.publish(intent(notional_usd=Decimal(7)))
+        await path.settle()
+        (row,) = await path.store.orders()
+        day = utc_day(row.created_at)
+        assert await path.store.get_counter(day, NOTIONAL_KEY) == Decimal(7), "maybe sent: the budget is held"
+        await path.router.reconcile_submitted()
+        await path.settle()
+        (row,) = await path.store.orders()
+        assert await path.store.get_counter(day, NOTIONAL_KEY) == 0
+    assert (row.status, row.reason) == ("failed", "not_sent")
+
+
+async def test_the_reconcile_job_leaves_an_order_still_in_its_executor_alone(tmp_path: Path) -> None:
+    class Slow(ScriptedExecutor):
+        def __init__(self) -> None:
+            super().__init__(id="a", answers=[filled()])
+            self.entered, self.release = asyncio.Event(), asyncio.Event()
+            self.asked: list[str] = []
+
+        async def execute(self, order: ApprovedOrder) -> ExecutionReport:
+            self.entered.set()
+            await self.release.wait()
+            return await super().execute(order)
+
+        async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
+            self.asked.append(order.order_id)
+            return ExecutionReport(outcome=Outcome.NOT_SENT)  # what a sent-log without the line would say
+
+    executor = Slow()
+    async with order_path(tmp_path, executors={"a": executor}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
+        await path.bus.publish(intent())
+        await asyncio.wait_for(executor.entered.wait(), 5)
+        assert await path.router.reconcile_submitted() == 0
+        executor.release.set()
+        await path.settle()
+        (row,) = await path.store.orders()
+    assert executor.asked == [] and row.status == "filled"
+
+
+async def test_a_reconciliation_that_hangs_is_bounded_and_the_next_order_is_still_asked(tmp_path: Path) -> None:
+    class Hanging(ScriptedExecutor):
+        async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
+            if order.intent.intent_id == "i1":
+                await asyncio.Event().wait()  # a node that never answers
+            return filled(f"tx-{order.intent.intent_id}")
+
+    executor = Hanging(id="a", answers=[TimeoutError(), TimeoutError()])
+    async with order_path(tmp_path, executors={"a": executor}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
+        for n in (1, 2):
+            await path.bus.publish(intent(n, token=f"Tok{n}"))
+        await path.settle()
+        path.router.execute_timeout = 0.05
+        with capture_logs() as logs:
+            assert await path.router.reconcile_submitted() == 2
+        await path.settle()
+        rows = {r.token: r.status for r in await path.store.orders()}
+    assert rows == {"Tok1": "submitted", "Tok2": "filled"}
+    (failed,) = [e for e in logs if e["event"] == "order.reconcile_failed"]
+    assert failed["detail"] == "TimeoutError: "
 
 
 def _row(order: ApprovedOrder):  # type: ignore[no-untyped-def]

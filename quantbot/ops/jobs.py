@@ -2,7 +2,8 @@
 
 Built-in jobs: `backup` (SQLite online backup, N newest kept), `store_retention`, `equity_snapshot`
 (when the portfolio has `snapshot()`), and hooks found on components: `whale_profiles` calls every
-`recompute_profiles()`, `rpc_health` every `probe_health()`. Anything else registers with
+`recompute_profiles()`, `rpc_health` every `probe_health()`, `reconcile_orders` the order router's
+`reconcile_submitted()`. Anything else registers with
 `jobs.add(name, fn, schedule)`. A job that raises is logged with its name, counted, and simply runs
 again at its next time; one still running when its time comes again is skipped, never stacked.
 APScheduler decides *when* (wall clock); the jobs take their timestamps from the daemon's clock.
@@ -43,10 +44,15 @@ DEFAULT_SCHEDULES = {
     "equity_snapshot": "5m",
     "whale_profiles": "1h",
     "rpc_health": "1m",
+    "reconcile_orders": "30s",
     "watcher_lag": "5s",
     "daily_report": "5 0 * * *",
 }
-HOOKS = {"whale_profiles": "recompute_profiles", "rpc_health": "probe_health"}
+HOOKS = {
+    "whale_profiles": "recompute_profiles",
+    "rpc_health": "probe_health",
+    "reconcile_orders": "reconcile_submitted",
+}
 """Job name -> the method a component exposes to take part in it."""
 DEFAULT_SCHEDULE = "1h"
 JOB_TIMEOUT_S = 900.0
