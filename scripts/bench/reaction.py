@@ -14,9 +14,11 @@ Reported per run (µs): total; time the local endpoints spent on requests on tha
 their HTTP handler's entry to its return, JSON parsing and rendering included: their work, not
 ours; aiohttp's own HTTP framing on their side is still counted as ours); our own overhead =
 total - endpoint time; the journal commit (the store transaction around reserve + journal); the
-executor's sent-log fsync. "Without the commit" is own overhead minus the commit time. The floor: one bare
-getSlot through the same RPC pool, handler included (the path makes four such calls: getTransaction, quote,
-swap, sendTransaction).
+executor's sent-log fsync. "Without the commit" is own overhead minus the commit time. CPU: the CPU time
+this process (every thread: the store's too) used from the whale's swap until our sendTransaction call; the
+rest of "own overhead" is waiting (loopback transport, wake-ups, the disk). The floor: one bare getSlot
+through the same RPC pool, handler included (the path makes four such calls: getTransaction, quote, swap,
+sendTransaction), and the same request on a plain aiohttp session.
 
     .venv/bin/python scripts/bench/reaction.py [--runs 1000] [--warmup 50] [--profile out.prof]
 """
@@ -39,6 +41,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from solders.keypair import Keypair
 from solders.message import to_bytes_versioned
@@ -304,6 +307,14 @@ async def _run(
                 t.marks.setdefault("executor.built", time.perf_counter())
 
         executor.build = timed_build  # type: ignore[method-assign]
+        assert executor.rpc is not None  # noqa: S101  (started)
+        send = executor.rpc.send
+
+        async def timed_send(*args: Any, **kwargs: Any) -> str:
+            t.marks.setdefault("cpu.send", time.process_time())
+            return await send(*args, **kwargs)
+
+        executor.rpc.send = timed_send  # type: ignore[method-assign]
         executors: dict[str, Any] = {"jupiter": executor}
         routes = OrdersConfig(solana=("jupiter",), aptos=())
         portfolio = Portfolio(store=store, clock=clock, bus=bus, executors=executors, routes=routes)
@@ -358,11 +369,14 @@ async def _run(
                 "commit": [],
                 "fsync": [],
                 "floor": [],
+                "cpu": [],
+                "bare": [],
             }
             for stage in STAGES:
                 out[stage] = []
             for n in range(runs + warmup):
                 t.reset()
+                cpu = time.process_time()  # this process idles until the notification arrives
                 conn.send(("swap", n))
                 await asyncio.wait_for(t.done.wait(), 30)
                 conn.send(("timings", 0))
@@ -377,12 +391,20 @@ async def _run(
                 out["own"].append(total - endpoint_s * 1e6)
                 out["commit"].append(covered(t.commits, t0, t1) * 1e6)
                 out["fsync"].append(covered(t.fsyncs, t0, t1) * 1e6)
+                out["cpu"].append((t.marks["cpu.send"] - cpu) * 1e6)
                 for stage in STAGES:
                     out[stage].append((t.marks.get(stage, t1) - t0) * 1e6)
             for _ in range(FLOOR_CALLS):  # the floor: one bare JSON-RPC call through the same pool
                 start = time.perf_counter()
                 await rpc.get_slot()
                 out["floor"].append((time.perf_counter() - start) * 1e6)
+            body = b'{"jsonrpc":"2.0","id":1,"method":"getSlot"}'
+            async with aiohttp.ClientSession() as session:  # and the same call on plain aiohttp
+                for _ in range(FLOOR_CALLS):
+                    start = time.perf_counter()
+                    async with session.post(info["http"], data=body, headers=JSON) as resp:
+                        await resp.read()
+                    out["bare"].append((time.perf_counter() - start) * 1e6)
             await watcher.stop()
         await host.stop()
         await router.stop()
@@ -391,6 +413,7 @@ async def _run(
 
 
 FLOOR_CALLS = 500
+JSON = {"content-type": "application/json"}
 STAGES = ("chain.solana.swap", "order.intent", "order.approved", "executor.start", "executor.built")
 """Bus topics first delivered, and the executor's start and quote+swap built, timed from the notification."""
 
@@ -421,8 +444,10 @@ def main() -> int:
         ("  our own overhead (without the commit)", without),
         ("  journal commit (store transaction)", out["commit"]),
         ("  sent-log append + fsync", out["fsync"]),
+        ("  CPU of this process (all threads) until send", out["cpu"]),
         *((f"  notification -> {stage}", out[stage]) for stage in STAGES),
         ("floor: one getSlot round trip (of 4 on the path)", out["floor"]),
+        ("  the same on plain aiohttp (no pool, no solana-py)", out["bare"]),
     ):
         print(f"{label:<48} {pct(values, 50):>9.0f} {pct(values, 99):>9.0f}")
     return 0
