@@ -42,6 +42,9 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True):
     amount_in: int
     amount_out: int
     fee: int = 0
+    """The network fee the wallet paid for the transaction (lamports, octas: native base units), on top of
+    `amount_in` / `amount_out`, which are the swap's own legs. A venue's fee taken inside the swap is
+    already out of `amount_out`."""
     price_native: Decimal | None = None
     filled_at: datetime
 

@@ -262,6 +262,7 @@ class OrderRouter:
                         side=i.side,
                         amount_in=f.amount_in,
                         amount_out=f.amount_out,
+                        fee=f.fee,
                         strategy=i.strategy,
                         leader=i.leader,
                     )

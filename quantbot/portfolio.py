@@ -181,21 +181,27 @@ class Portfolio:
         side: str,
         amount_in: int,
         amount_out: int,
+        fee: int = 0,
         strategy: str = "",
         leader: str | None = None,
     ) -> PositionUpdate:
-        """Update and persist the position (call inside the transaction that records the fill)."""
+        """Update and persist the position (call inside the transaction that records the fill).
+
+        `fee` is the network fee in native base units: part of a buy's cost, out of a sell's proceeds.
+        """
         pos = self.positions.setdefault((chain, token), Position(chain=chain, token=token))
         now = self.clock.now()
         self._dirty()
         if side == "buy":
-            pos.buy(spent=amount_in, received=amount_out, at=now, strategy=strategy, leader=leader)
+            spent = amount_in + fee
+            pos.buy(spent=spent, received=amount_out, at=now, strategy=strategy, leader=leader)
             if chain in self.native:
-                self.native[chain] -= amount_in
+                self.native[chain] -= spent
         else:
-            pnl = pos.sell(sold=amount_in, received=amount_out)
+            received = amount_out - fee
+            pnl = pos.sell(sold=amount_in, received=received)
             if chain in self.native:
-                self.native[chain] += amount_out
+                self.native[chain] += received
             log.info("position.realised", chain=chain, token=token, pnl_native=pnl)
             if not pos.open:
                 await self._close(pos, now)

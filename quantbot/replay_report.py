@@ -61,7 +61,7 @@ def chain_metrics(result: ReplayResult, chain: str) -> dict[str, Any]:
         "trades": qa.trade_count(sizes),
         "buys": sum(1 for t in trades if t.side == "buy"),
         "sells": sum(1 for t in trades if t.side == "sell"),
-        "fees_base_units": sum(t.fee for t in trades),
+        "network_fees_base_units": sum(t.fee for t in trades),
         "avg_trade_native": _clean(qa.average_trade_size(sizes)),
         "round_trips": trips.count,
         "win_rate": _clean(trips.win_rate),

@@ -105,7 +105,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path, p
     expected: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for oid, fill in ledger.items():
         expected[by_id[oid].token][0] += fill.amount_out
-        expected[by_id[oid].token][1] += fill.amount_in
+        expected[by_id[oid].token][1] += fill.amount_in + fill.fee  # the network fee is part of the cost
     assert {p.token: [p.quantity, p.cost_native] for p in positions} == dict(expected)
     print(
         f"\n{ITERATIONS} kills: {len(orders)} orders journaled, {len(ledger)} filled at the venue, "

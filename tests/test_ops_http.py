@@ -47,6 +47,7 @@ topics = ["config.reloaded"]
 use = "paper"
 slippage_bps = 0
 fee_bps = 0
+network_fee = 0
 """
 
 

@@ -12,7 +12,16 @@ import msgspec
 import pytest
 from structlog.testing import capture_logs
 
-from quantbot.api import NATIVE_TOKEN, ApprovedOrder, ExecutionReport, Executor, Fill, Outcome, PluginConfig
+from quantbot.api import (
+    NATIVE_TOKEN,
+    ApprovedOrder,
+    ExecutionReport,
+    Executor,
+    Fill,
+    Outcome,
+    PluginConfig,
+    PluginEnv,
+)
 from quantbot.clock import SimClock
 from quantbot.config import OrdersConfig
 from quantbot.events import OrderApproved, OrderFailed, OrderFilled, OrderRejected, OrderSubmitted, RejectReason
@@ -24,6 +33,7 @@ from tests.conftest import REPO
 from tests.orderpath import order_path
 
 PRICE = Decimal(1000)  # lamports per token base unit
+SOL_IN = 100_000_000
 
 
 def intent(n: int = 1, **fields: object):  # type: ignore[no-untyped-def]
@@ -89,10 +99,26 @@ async def test_paper_fill_end_to_end(tmp_path: Path) -> None:
         (row,) = await path.store.orders()
         (fill,) = await path.store.fills()
     assert row.status == "filled" and row.executor == "paper" and row.idempotency_key == "test:i1"
-    # 1e8 lamports at 1000 per base unit = 100000, less 50 bps slippage = 99500, less 25 bps fee (248).
-    assert (fill.amount_in, fill.amount_out, fill.fee) == (100_000_000, 99_252, 248)
+    # 1e8 lamports at 1000 per base unit = 100000, less 50 bps slippage = 99500, less the 25 bps venue fee
+    # (248) taken from the output; the network fee (5000 lamports) is paid on top.
+    assert (fill.amount_in, fill.amount_out, fill.fee) == (100_000_000, 99_252, 5_000)
     (event,) = [e for e in path.events if isinstance(e, OrderFilled)]
     assert (event.order_id, event.amount_out, event.tx) == (row.order_id, 99_252, f"paper-{row.order_id}")
+    assert path.portfolio.position("solana", intent().token).cost_native == 100_005_000
+
+
+async def test_paper_ledger_lines_from_before_network_fees_keep_their_balances(tmp_path: Path) -> None:
+    """Older ledger lines hold the venue fee in `fee` (already out of the output): not charged to SOL again."""
+    old = Fill(tx="paper-o", amount_in=SOL_IN, amount_out=99_252, fee=248, filled_at=datetime(2026, 1, 1, tzinfo=UTC))
+    line = {"order_id": "o", "fill": msgspec.to_builtins(old), "chain": "solana", "token": "Tok", "side": "buy"}
+    folder = tmp_path / "paper"
+    folder.mkdir()
+    (folder / "paper-ledger.jsonl").write_bytes(msgspec.json.encode(line) + b"\n")
+    executor = make_plugin(PaperExecutor, id="paper")
+    executor.attach(PluginEnv(clock=SimClock(), data_dir=folder))
+    await executor.start()
+    balances = await executor.balances()
+    assert (balances[NATIVE_TOKEN["solana"]], balances["Tok"]) == (10 * 10**9 - SOL_IN, 99_252)
 
 
 async def test_an_order_without_a_valid_seal_never_reaches_an_executor(tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ LIMITS = RiskConfig(token_cooldown_s=0, duplicate_window_s=0, max_order_sol=Deci
 
 
 def paper(**params: object) -> PaperExecutor:
-    return make_plugin(PaperExecutor, id="paper", balance_sol=Decimal(10), slippage_bps=0, fee_bps=0, **params)
+    base: dict[str, object] = {"balance_sol": Decimal(10), "slippage_bps": 0, "fee_bps": 0, "network_fee": 0}
+    return make_plugin(PaperExecutor, id="paper", **(base | params))
 
 
 async def buy(path: OrderPath, token: str, sol: int = 1, strategy: str = "s") -> None:
@@ -112,6 +113,36 @@ async def test_a_closed_position_is_a_round_trip_of_the_strategy_that_opened_it(
         1_200_000_000,
         2 * SOL // 10,
     )
+
+
+async def test_network_fees_are_part_of_a_round_trips_cost_and_come_out_of_its_proceeds(tmp_path: Path) -> None:
+    fee = 5_000
+    executor = paper(network_fee=fee)
+    async with order_path(tmp_path, executors={"paper": executor}, limits=LIMITS) as path:
+        await buy(path, "A", strategy="alpha")  # 1 SOL of swap + the fee
+        pos = path.portfolio.position("solana", "A")
+        assert (pos.quantity, pos.cost_native) == (1_000_000, SOL + fee)
+        assert path.portfolio.native["solana"] == 9 * SOL - fee
+        await mark(path, "A", "1000")  # the price it was bought at: down by the fee
+        assert path.portfolio.unrealised_pnl("solana", "A") == -fee
+        await path.bus.publish(
+            order_intent(
+                intent_id="x",
+                strategy="exits",
+                token="A",
+                side="sell",
+                reduce_only=True,
+                amount=pos.quantity,
+                price_native=Decimal(1200),
+            )
+        )
+        await path.settle()
+        (trip,) = await path.store.round_trips()
+        native = path.portfolio.native["solana"]
+        ledger = (await executor.balances())[NATIVE_TOKEN["solana"]]
+    assert (trip.cost_native, trip.proceeds_native) == (SOL + fee, 1_200_000_000 - fee)
+    assert trip.pnl_native == 2 * SOL // 10 - 2 * fee
+    assert native == ledger == 10 * SOL + 2 * SOL // 10 - 2 * fee, "the cash the portfolio counts is the ledger's"
 
 
 async def test_a_position_the_chain_disagrees_with_is_corrected_with_a_reason(tmp_path: Path) -> None:

@@ -145,9 +145,11 @@ def test_replay_buys_the_dip_sells_at_take_profit_and_writes_the_report(
     assert Decimal(sell["price_native"]).quantize(Decimal("0.000001")) == Decimal("1.000000")
     summary = json.loads((out / "summary.json").read_text())
     sol = summary["chains"]["solana"]
-    pnl = int(sell["amount_out"]) - int(buy["amount_in"])  # native back from the sale less native spent
-    assert pnl > 0
+    fees = int(buy["fee"]) + int(sell["fee"])  # the paper network fee, on top of each swap
+    pnl = int(sell["amount_out"]) - int(buy["amount_in"]) - fees  # native back from the sale less native spent
+    assert pnl > 0 and fees == 2 * 5000
     assert (sol["trades"], sol["round_trips"], sol["win_rate"]) == (2, 1, 1.0)
+    assert sol["network_fees_base_units"] == fees
     assert sol["realised_pnl_base_units"] == pnl
     assert sol["unrealised_pnl_base_units"] == 0
     assert summary["rejections"] == {}

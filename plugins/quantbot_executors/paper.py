@@ -1,5 +1,5 @@
 """`paper` executor: simulated fills at the current price (the daemon's PriceView when it has a fresh
-one, else the intent's reference price), with slippage, fee and latency.
+one, else the intent's reference price), with slippage, a venue fee, a network fee and latency.
 
 It records exactly what a live fill records, and keeps its own append-only ledger (one fsynced JSON
 line per fill) so `reconcile` after a crash answers from what it really filled, and `balances`
@@ -37,6 +37,13 @@ class PaperConfig(PluginConfig, frozen=True, kw_only=True):
     slippage_bps: Annotated[int, msgspec.Meta(ge=0, le=10_000, description="price moved against us, in bps")] = 50
     fee_bps: Annotated[int, msgspec.Meta(ge=0, le=10_000, description="venue fee taken from the output, in bps")] = 25
     latency_ms: Annotated[int, msgspec.Meta(ge=0, description="simulated time from send to fill")] = 0
+    network_fee: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            description="network fee per fill in native base units (lamports, octas), paid on top as on chain",
+        ),
+    ] = 5000
     balance_sol: Annotated[Decimal, msgspec.Meta(description="paper SOL the ledger starts with")] = Decimal(10)
     balance_apt: Annotated[Decimal, msgspec.Meta(description="paper APT the ledger starts with")] = Decimal(100)
 
@@ -47,6 +54,8 @@ class _Entry(msgspec.Struct, frozen=True):
     chain: str = ""
     token: str = ""
     side: str = ""
+    fee_native: bool = False
+    """`fill.fee` is the network fee in native units (older lines held the venue fee, already out of the output)."""
 
 
 class PaperExecutor(Executor):
@@ -91,7 +100,7 @@ class PaperExecutor(Executor):
         return None
 
     def quote(self, order: ApprovedOrder) -> tuple[int, int] | None:
-        """(amount_out, fee) at the current price, or None without one."""
+        """(amount_out, venue fee already taken out of it) at the current price, or None without one."""
         intent = order.intent
         price = self.price(order)
         if price is None or price <= 0:
@@ -114,12 +123,12 @@ class PaperExecutor(Executor):
             )
         if self.config.latency_ms:
             await self.env.clock.sleep(self.config.latency_ms / 1000)
-        out, fee = quoted
+        out, _ = quoted
         fill = Fill(
             tx=f"paper-{order.order_id}",
             amount_in=order.intent.amount,
             amount_out=out,
-            fee=fee,
+            fee=self.config.network_fee,
             price_native=self.price(order),
             filled_at=self.env.clock.now(),
         )
@@ -145,12 +154,14 @@ class PaperExecutor(Executor):
             spent, got = (native, e.token) if e.side == "buy" else (e.token, native)
             out[spent] = out.get(spent, 0) - e.fill.amount_in
             out[got] = out.get(got, 0) + e.fill.amount_out
+            if e.fee_native:
+                out[native] -= e.fill.fee
         return out
 
     async def _record(self, order: ApprovedOrder, fill: Fill) -> None:
         assert self._file is not None  # noqa: S101  (start() ran)
         i = order.intent
-        entry = _Entry(order_id=order.order_id, fill=fill, chain=i.chain, token=i.token, side=i.side)
+        entry = _Entry(order_id=order.order_id, fill=fill, chain=i.chain, token=i.token, side=i.side, fee_native=True)
         async with self._lock:
             await self._file.append(entry)
             self._ledger[order.order_id] = fill
