@@ -242,6 +242,7 @@ class EventBus:
             self._retarget()
         if sub.task is not None:
             sub.task.cancel()
+        sub.queue.close()  # a publisher waiting for room in its full queue would wait forever
 
     def on_plugin_disabled(self, listener: DisableListener) -> None:
         """Call `listener(plugin)` when a plugin is disabled for repeated failures."""

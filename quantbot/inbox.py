@@ -5,7 +5,8 @@ and `full` behave as asyncio.Queue's; maxsize <= 0 means unbounded. Unlike async
 that fits is accepted by a plain call (`offer`) and the consumer waits (`wait`) only when empty, so
 a publisher and a consumer that keep up never create a coroutine per item. Its one consumer may
 also take items straight from `items` (then wake a waiting putter if `putters`) and mark a run of
-them done at once: `task_done(n)` before it next waits.
+them done at once: `task_done(n)` before it next waits. `close` releases waiting putters when the
+consumer goes away for good.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ T = TypeVar("T")
 
 
 class Inbox(Generic[T]):
-    __slots__ = ("_getter", "_joiners", "_unfinished", "items", "maxsize", "putters")
+    __slots__ = ("_getter", "_joiners", "_unfinished", "closed", "items", "maxsize", "putters")
 
     def __init__(self, maxsize: int = 0) -> None:
         self.maxsize = maxsize
@@ -27,6 +28,8 @@ class Inbox(Generic[T]):
         self._getter: asyncio.Future[None] | None = None
         self.putters: deque[asyncio.Future[None]] = deque()
         self._joiners: list[asyncio.Future[None]] = []
+        self.closed = False
+        """No consumer will ever take from it again: `put` returns at once instead of waiting for room."""
 
     def qsize(self) -> int:
         return len(self.items)
@@ -57,8 +60,10 @@ class Inbox(Generic[T]):
             raise asyncio.QueueFull
 
     async def put(self, item: T) -> None:
-        """Append `item`, waiting while the inbox is full."""
+        """Append `item`, waiting while the inbox is full; dropped if it is (or gets) closed while full."""
         while not self.offer(item):
+            if self.closed:
+                return
             putter = asyncio.get_running_loop().create_future()
             self.putters.append(putter)
             try:
@@ -115,6 +120,14 @@ class Inbox(Generic[T]):
             joiner = asyncio.get_running_loop().create_future()
             self._joiners.append(joiner)
             await joiner
+
+    def close(self) -> None:
+        """Its consumer is gone for good: release every waiting putter (their items are dropped)."""
+        self.closed = True
+        putters, self.putters = self.putters, deque()
+        for putter in putters:
+            if not putter.done():
+                putter.set_result(None)
 
     def wake_putter(self) -> None:
         while self.putters:

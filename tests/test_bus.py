@@ -143,6 +143,28 @@ async def test_block_overflow_applies_backpressure_without_loss() -> None:
     assert not bus.dropped
 
 
+async def test_unsubscribing_a_full_block_subscriber_releases_a_waiting_publisher() -> None:
+    async def stuck(e: Event) -> None:
+        await asyncio.Event().wait()
+
+    seen: list[Event] = []
+
+    async def other(e: Event) -> None:
+        seen.append(e)
+
+    async with make_bus(handler_timeout=60) as bus:
+        sub = bus.subscribe("order.#", stuck, name="stuck", overflow=Overflow.BLOCK, maxsize=1)
+        bus.subscribe("order.#", other, name="other", overflow=Overflow.BLOCK)
+        publisher = asyncio.create_task(_publish_n(bus, 4))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not publisher.done(), "one in the handler, one queued: the third waits"
+        bus.unsubscribe(sub)
+        await asyncio.wait_for(publisher, 1)
+        await bus.drain(5)
+    assert len(seen) == 4, "the other subscriber still gets every event"
+
+
 async def _publish_n(bus: EventBus, n: int) -> None:
     from quantbot.testing import order_intent
 
