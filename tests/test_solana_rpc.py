@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -29,9 +30,12 @@ async def two_nodes() -> AsyncIterator[tuple[LocalSolana, LocalSolana]]:
         yield a, b
 
 
-def pool_for(*nodes: LocalSolana, clock: RecordingClock, timeout: float = 5.0, rounds: int = 3) -> SolanaRpcPool:
+def pool_for(
+    *nodes: LocalSolana, clock: RecordingClock, timeout: float = 5.0, rounds: int = 3, backoff: Backoff | None = None
+) -> SolanaRpcPool:
     endpoints = [SolanaEndpointConfig(http=n.http_url, timeout=timeout, rps=0) for n in nodes]
-    return SolanaRpcPool(endpoints=endpoints, clock=clock, rounds=rounds, backoff=Backoff(base=0.01, cap=0.05))
+    backoff = backoff or Backoff(base=0.01, cap=0.05)
+    return SolanaRpcPool(endpoints=endpoints, clock=clock, rounds=rounds, backoff=backoff)
 
 
 async def test_failing_endpoint_fails_over_to_the_next_and_the_healthy_one_becomes_preferred(
@@ -86,6 +90,23 @@ async def test_stalled_endpoint_times_out_and_fails_over(two_nodes: tuple[LocalS
         assert pool.health()[endpoint_name(0, a.http_url)]["timeouts"] == 1
 
 
+async def test_stopping_the_pool_under_a_call_ends_it_without_reopening_an_endpoint(
+    two_nodes: tuple[LocalSolana, LocalSolana],
+) -> None:
+    """A call under way when the daemon stops the pool ends as unavailable; it does not go on to the next
+    endpoint (whose closed client would open a new session nobody closes)."""
+    a, b = two_nodes
+    a.faults.delay = 5.0
+    pool = pool_for(a, b, clock=SkippingClock(), timeout=0.5)
+    await pool.start()
+    call = asyncio.create_task(pool.get_slot())
+    await asyncio.sleep(0.2)  # the request to `a` is under way (it stalls for 5 s)
+    await pool.stop()
+    with pytest.raises(RpcUnavailable, match="the pool was stopped"):
+        await asyncio.wait_for(call, 10)
+    assert b.calls["getSlot"] == 0
+
+
 async def test_malformed_reply_fails_over(two_nodes: tuple[LocalSolana, LocalSolana]) -> None:
     a, b = two_nodes
     a.faults.malformed = 1
@@ -106,6 +127,54 @@ async def test_an_error_code_solders_does_not_know_fails_over_instead_of_passing
         assert await pool.get_slot() == b.slot
         health = pool.health()[endpoint_name(0, a.http_url)]
         assert health["errors"] == 1 and str(code) in health["last_error"]
+
+
+class SkippingClock(RecordingClock):
+    """Waits take no time: the monotonic clock jumps ahead by what was asked instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skipped = 0.0
+
+    def monotonic(self) -> float:
+        return super().monotonic() + self.skipped
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.skipped += seconds
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("code", [429, -32429])
+@pytest.mark.parametrize("method", ["getSlot", "getTransaction"])
+async def test_a_rate_limit_answered_in_json_rpc_parks_the_endpoint(
+    two_nodes: tuple[LocalSolana, LocalSolana], code: int, method: str
+) -> None:
+    """Some providers say "too many requests" as a JSON-RPC error in an HTTP 200: fail over and leave that
+    endpoint alone for a while, as for HTTP 429, through the typed methods and the raw getTransaction alike."""
+    a, b = two_nodes
+    a.faults.rpc_errors, a.faults.rpc_error_code = 1, code
+    unknown = str(Keypair().sign_message(b"never sent"))
+
+    async def call(pool: SolanaRpcPool) -> object:
+        return await (pool.get_slot() if method == "getSlot" else pool.get_transaction(unknown))
+
+    async with pool_for(a, b, clock=SkippingClock(), backoff=Backoff(base=60, cap=60)) as pool:
+        await call(pool)
+        assert pool.health()[endpoint_name(0, a.http_url)]["rate_limited"] == 1
+        asked = a.calls[method]
+        b.faults.server_errors = 1  # the preferred endpoint fails once: the parked one is still not asked
+        await call(pool)
+    assert a.calls[method] == asked
+
+
+async def test_block_status_not_yet_available_fails_over(two_nodes: tuple[LocalSolana, LocalSolana]) -> None:
+    """-32014 is the node's state, not the request's: the typed methods fail over as the raw ones do."""
+    a, b = two_nodes
+    a.faults.rpc_errors, a.faults.rpc_error_code = 1, -32014
+    async with pool_for(a, b, clock=RecordingClock()) as pool:
+        assert await pool.get_slot() == b.slot
+        assert "BlockStatusNotAvailableYet" in pool.health()[endpoint_name(0, a.http_url)]["last_error"]
 
 
 async def test_every_endpoint_failing_raises_unavailable_after_the_configured_rounds(

@@ -42,8 +42,17 @@ T = TypeVar("T")
 MAX_MULTIPLE_ACCOUNTS = 100
 MAX_SIGNATURE_STATUSES = 256
 # Node-side JSON-RPC errors that say "this node, now" rather than "this request": try elsewhere.
-RETRYABLE_RPC_CODES = frozenset({-32603, -32004, -32005, -32014, -32016, -32019, 429})
-_RETRYABLE_TYPED = ("NodeUnhealthy", "BlockNotAvailable", "MinContextSlotNotReached", "InternalError", "LongTerm")
+RATE_LIMIT_RPC_CODES = frozenset({429, -32429})
+"""JSON-RPC error codes providers use for "too many requests" in an HTTP 200 answer: the endpoint is parked."""
+RETRYABLE_RPC_CODES = frozenset({-32603, -32004, -32005, -32014, -32016, -32019}) | RATE_LIMIT_RPC_CODES
+_RETRYABLE_TYPED = (
+    "NodeUnhealthy",
+    "BlockNotAvailable",
+    "BlockStatusNotAvailableYet",
+    "MinContextSlotNotReached",
+    "InternalError",
+    "LongTerm",
+)
 
 
 class SolanaRpcError(Exception):
@@ -237,15 +246,18 @@ class SolanaRpcPool:
 
     async def call(self, method: str, fn: Callable[[AsyncClient], Awaitable[T]]) -> T:
         """Run `fn(client)` on endpoints in turn until one answers; see the module docstring."""
-        if not self._endpoints:
+        endpoints = self._endpoints  # this call's list: a stop() meanwhile closes the clients, not the indices
+        if not endpoints:
             raise RuntimeError("SolanaRpcPool is not started")
         last = "no endpoint tried"
-        n = len(self._endpoints)
+        n = len(endpoints)
         for attempt in range(self.rounds):
             start = self._preferred
             for offset in range(n):
+                if self._endpoints is not endpoints:
+                    raise RpcUnavailable(f"{method}: the pool was stopped ({last})")
                 index = (start + offset) % n
-                ep = self._endpoints[index]
+                ep = endpoints[index]
                 if ep.health.cooldown_until > self.clock.monotonic():
                     continue
                 began = self.clock.monotonic()
@@ -265,6 +277,7 @@ class SolanaRpcPool:
                         self._answered(ep, index, began)
                         raise SolanaRpcError(self.scrub(f"{method}: {exc.code} {exc.message}")) from exc
                     last = self._failed(ep, method, f"rpc error {exc.code}: {exc.message}"[:200])
+                    self._park_if_rate_limited(ep, exc.code)
                 except RPCException as exc:
                     detail = str(exc)
                     if not any(marker in detail for marker in _RETRYABLE_TYPED):
@@ -277,15 +290,16 @@ class SolanaRpcPool:
                     # solders panics on some malformed replies (an error without `data`): that node's fault
                     last = self._failed(ep, method, f"malformed reply: {exc}"[:200])
                 else:
-                    if type(result) is not int:
+                    if not isinstance(result, int) or isinstance(result, bool):
                         self._answered(ep, index, began)
                         return result
                     # solders hands back an error code it does not recognise as a bare int, not a response
                     last = self._failed(ep, method, f"rpc error {result} (unrecognised)")
+                    self._park_if_rate_limited(ep, result)
                 if n > 1:
                     ep.health.failovers += 1
             wait = self.backoff.delay(attempt)
-            cooling = [ep.health.cooldown_until for ep in self._endpoints if ep.health.cooldown_until]
+            cooling = [ep.health.cooldown_until for ep in endpoints if ep.health.cooldown_until]
             if cooling:
                 wait = max(wait, min(cooling) - self.clock.monotonic())
             if attempt + 1 < self.rounds:
@@ -305,6 +319,12 @@ class SolanaRpcPool:
         ep.health.last_error = reason
         log.warning("rpc.request_failed", endpoint=ep.health.name, method=method, reason=reason)
         return reason
+
+    def _park_if_rate_limited(self, ep: _Endpoint, code: int) -> None:
+        """A rate-limit answer in JSON-RPC (no Retry-After to read): park the endpoint for a backoff."""
+        if code in RATE_LIMIT_RPC_CODES:
+            ep.health.rate_limited += 1
+            ep.health.cooldown_until = self.clock.monotonic() + self.backoff.delay(ep.health.rate_limited)
 
     def _http_failure(self, ep: _Endpoint, exc: SolanaRpcException) -> str:
         cause = exc.__cause__
