@@ -85,8 +85,9 @@ class OrderRouter:
         self.mode = mode
         self.execute_timeout = execute_timeout
         self._inflight: set[asyncio.Task[None]] = set()
-        self._executing: set[str] = set()
-        """Order ids between dispatch and their result being recorded (reconciliation leaves them alone)."""
+        self._mine: set[str] = set()
+        """Orders this run journaled whose flow is still under way (journal -> executor -> result recorded):
+        the reconcile job leaves them alone. Any other unfinished row is an orphan it may settle."""
         self._reconciling = asyncio.Lock()
 
     async def start(self) -> None:
@@ -135,6 +136,7 @@ class OrderRouter:
         """
         if not self.sealer.verify(order):
             raise UnsealedOrder(f"order {order.order_id} carries no valid seal")
+        self._mine.add(order.order_id)  # before the row can be seen (the caller's transaction commits it)
         now = self.clock.now()
         await self.store.journal_order(
             OrderRow(
@@ -155,6 +157,7 @@ class OrderRouter:
         )
 
     async def refuse(self, order: ApprovedOrder, exc: Exception) -> None:
+        self._mine.discard(order.order_id)  # its journal row was rolled back: no flow
         if isinstance(exc, UnsealedOrder):
             log.critical("order.unsealed_refused", order_id=order.order_id, strategy=order.intent.strategy)
             return
@@ -178,7 +181,6 @@ class OrderRouter:
         task.add_done_callback(self._inflight.discard)
 
     async def _execute(self, order: ApprovedOrder) -> None:
-        self._executing.add(order.order_id)
         try:
             await self._try_executors(order)
         except Exception as exc:  # a store error, a broken report: never a silent end with the row pending
@@ -189,7 +191,7 @@ class OrderRouter:
             except Exception as again:
                 log.critical("order.unrecorded", order_id=order.order_id, exc_info=again)
         finally:
-            self._executing.discard(order.order_id)
+            self._mine.discard(order.order_id)
 
     async def _try_executors(self, order: ApprovedOrder) -> None:
         last = ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.NO_EXECUTOR, detail="no executor")
@@ -304,26 +306,31 @@ class OrderRouter:
         stop or a crash before their result was recorded) and apply what it proves. Returns how many."""
         return await self._reconcile(lambda row: True)
 
-    async def reconcile_submitted(self) -> int:
-        """The `reconcile_orders` job: ask again about orders left `submitted` while running (an executor
-        timeout, an unreadable report, a crash in the router), so a swap that landed after we stopped
-        waiting is booked, and one that provably never will releases its budget, now rather than at the
-        next restart. `pending` orders belong to a flow still under way and are left alone."""
-        return await self._reconcile(lambda row: row.status == "submitted" and row.order_id not in self._executing)
+    async def reconcile_open(self) -> int:
+        """The `reconcile_orders` job: ask again about unfinished orders no flow of this run is handling: left
+        `submitted` (an executor timeout, an unreadable report, a crash in the router) or still `pending` after
+        a start-up reconciliation that could not settle them. A swap that landed after we stopped waiting is
+        booked, and one that provably never will gives its budget back, now rather than at the next restart."""
+        return await self._reconcile(lambda row: row.order_id not in self._mine)
 
     async def _reconcile(self, wanted: Callable[[OrderRow], bool]) -> int:
         async with self._reconciling:  # the start-up pass and the job never ask about one order twice at once
             rows = [row for row in await self.store.unfinished_orders() if wanted(row)]
+            hanging: set[str] = set()
             for row in rows:
-                await self._reconcile_one(row)
+                if row.executor in hanging:
+                    continue  # one timeout per executor and pass: the other executors' orders still get asked
+                if not await self._reconcile_one(row):
+                    hanging.add(row.executor)
         return len(rows)
 
-    async def _reconcile_one(self, row: OrderRow) -> None:
-        """One order: a failing or hanging executor (bounded by `execute_timeout`) leaves it open for next time."""
+    async def _reconcile_one(self, row: OrderRow) -> bool:
+        """One order: a failing or hanging executor (bounded by `execute_timeout`) leaves it open for next time.
+        False when the executor timed out."""
         executor = self.executors.get(row.executor)
         if executor is None:
             log.error("order.reconcile_impossible", order_id=row.order_id, executor=row.executor)
-            return
+            return True
         try:
             order = _order_decoder.decode(row.intent)
             async with asyncio.timeout(self.execute_timeout):
@@ -333,14 +340,16 @@ class OrderRouter:
             log.error(
                 "order.reconcile_failed", order_id=row.order_id, executor=row.executor, detail=detail, exc_info=exc
             )
-            return
+            return not isinstance(exc, TimeoutError)
         log.info("order.reconciled", order_id=row.order_id, status=row.status, outcome=report.outcome.value)
         if report.outcome is Outcome.SUBMITTED:
-            return  # still unknown: leave it open, never re-send
+            return True  # still unknown: leave it open, never re-send
         if report.outcome is Outcome.NOT_SENT:
             report = ExecutionReport(
                 outcome=Outcome.FAILED,
                 reason=RejectReason.NOT_SENT,
                 detail=f"journaled ({row.status}) but never sent; not re-sent",
             )
-        await self._apply(order, row.executor, report)
+        # Shielded: a job cancelled mid-way must not leave the position changed in memory but not in the store.
+        await asyncio.shield(self._apply(order, row.executor, report))
+        return True

@@ -308,7 +308,7 @@ class Router:
     def __init__(self) -> None:
         self.asked = 0
 
-    async def reconcile_submitted(self) -> int:
+    async def reconcile_open(self) -> int:
         self.asked += 1
         return 0
 

@@ -34,6 +34,7 @@ from tests.orderpath import order_path
 
 PRICE = Decimal(1000)  # lamports per token base unit
 SOL_IN = 100_000_000
+T_APPROVED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def intent(n: int = 1, **fields: object):  # type: ignore[no-untyped-def]
@@ -119,6 +120,41 @@ async def test_paper_ledger_lines_from_before_network_fees_keep_their_balances(t
     await executor.start()
     balances = await executor.balances()
     assert (balances[NATIVE_TOKEN["solana"]], balances["Tok"]) == (10 * 10**9 - SOL_IN, 99_252)
+    order = ApprovedOrder(
+        order_id="o", idempotency_key="k", intent=intent(), executors=("paper",), approved_at=old.filled_at
+    )
+    report = await executor.reconcile(order, None)
+    assert report.fill is not None and report.fill.fee == 0, "no venue fee charged as a network fee on reconcile"
+
+
+async def test_a_paper_fill_cancelled_mid_write_is_still_known_to_reconcile(tmp_path: Path) -> None:
+    """The router's timeout can cancel `execute` while the ledger line is being fsynced: the line lands, and
+    the reconcile job must find it (not call the order never sent)."""
+    executor = make_plugin(PaperExecutor, id="paper")
+    executor.attach(PluginEnv(clock=SimClock(), data_dir=tmp_path / "paper"))
+    await executor.start()
+    assert executor._file is not None
+    append, entered, release = executor._file.append, asyncio.Event(), asyncio.Event()
+
+    async def slow_append(entry: object) -> None:
+        entered.set()
+        await release.wait()  # the fsync takes a while
+        await append(entry)  # type: ignore[arg-type]
+
+    executor._file.append = slow_append  # type: ignore[method-assign]
+    order = ApprovedOrder(
+        order_id="o", idempotency_key="k", intent=intent(), executors=("paper",), approved_at=T_APPROVED
+    )
+    task = asyncio.create_task(executor.execute(order))
+    await entered.wait()
+    task.cancel()  # the router gave up waiting
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with executor._lock:  # the write under way holds it until the ledger knows the fill
+        pass
+    report = await executor.reconcile(order, None)
+    assert report.outcome is Outcome.FILLED
 
 
 async def test_an_order_without_a_valid_seal_never_reaches_an_executor(tmp_path: Path) -> None:
@@ -309,15 +345,15 @@ async def test_an_order_left_submitted_is_booked_by_the_reconcile_job_without_a_
         await path.settle()
         (row,) = await path.store.orders()
         assert row.status == "submitted" and await path.store.positions() == []
-        assert await path.router.reconcile_submitted() == 1, "not landed yet: asked, left open"
+        assert await path.router.reconcile_open() == 1, "not landed yet: asked, left open"
         assert (await path.store.get_order(row.order_id)).status == "submitted"  # type: ignore[union-attr]
         executor.answers.append(filled("late"))
-        assert await path.router.reconcile_submitted() == 1
+        assert await path.router.reconcile_open() == 1
         await path.settle()
         (row,) = await path.store.orders()
         (position,) = await path.store.positions()
         fills = await path.store.fills()
-        assert await path.router.reconcile_submitted() == 0, "a finished order is not asked about again"
+        assert await path.router.reconcile_open() == 0, "a finished order is not asked about again"
     assert row.status == "filled" and [f.tx for f in fills] == ["late"]
     assert (position.token, position.quantity, position.cost_native) == (intent().token, 2, 1)
     assert len(executor.seen) == 1, "reconciling never re-sends"
@@ -337,7 +373,7 @@ async def test_a_submitted_order_that_was_never_sent_gives_its_budget_back_on_th
         (row,) = await path.store.orders()
         day = utc_day(row.created_at)
         assert await path.store.get_counter(day, NOTIONAL_KEY) == Decimal(7), "maybe sent: the budget is held"
-        await path.router.reconcile_submitted()
+        await path.router.reconcile_open()
         await path.settle()
         (row,) = await path.store.orders()
         assert await path.store.get_counter(day, NOTIONAL_KEY) == 0
@@ -364,33 +400,78 @@ async def test_the_reconcile_job_leaves_an_order_still_in_its_executor_alone(tmp
     async with order_path(tmp_path, executors={"a": executor}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
         await path.bus.publish(intent())
         await asyncio.wait_for(executor.entered.wait(), 5)
-        assert await path.router.reconcile_submitted() == 0
+        assert await path.router.reconcile_open() == 0
         executor.release.set()
         await path.settle()
         (row,) = await path.store.orders()
     assert executor.asked == [] and row.status == "filled"
 
 
-async def test_a_reconciliation_that_hangs_is_bounded_and_the_next_order_is_still_asked(tmp_path: Path) -> None:
+async def test_a_hanging_executor_is_bounded_and_the_other_executors_orders_are_still_asked(tmp_path: Path) -> None:
     class Hanging(ScriptedExecutor):
         async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
-            if order.intent.intent_id == "i1":
-                await asyncio.Event().wait()  # a node that never answers
-            return filled(f"tx-{order.intent.intent_id}")
+            self.seen.append(order)
+            await asyncio.Event().wait()  # a node that never answers
+            raise AssertionError("unreachable")
 
-    executor = Hanging(id="a", answers=[TimeoutError(), TimeoutError()])
-    async with order_path(tmp_path, executors={"a": executor}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
-        for n in (1, 2):
-            await path.bus.publish(intent(n, token=f"Tok{n}"))
-        await path.settle()
+    class Answering(ScriptedExecutor):
+        async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
+            return filled(f"tx-{order.order_id}")
+
+    hanging, answering = Hanging(id="a", answers=[]), Answering(id="b", answers=[])
+    async with order_path(tmp_path, executors={"a": hanging, "b": answering}, mode="live") as path:
+        for oid, executor in (("a1", "a"), ("a2", "a"), ("b1", "b")):  # left open by an earlier run
+            order = path.sealer.seal(
+                ApprovedOrder(
+                    order_id=oid,
+                    idempotency_key=f"k:{oid}",
+                    intent=intent(token=f"Tok-{oid}"),
+                    executors=(executor,),
+                    approved_at=datetime(2026, 1, 1, tzinfo=UTC),
+                )
+            )
+            await path.store.journal_order(msgspec.structs.replace(_row(order), executor=executor, status="submitted"))
         path.router.execute_timeout = 0.05
         with capture_logs() as logs:
-            assert await path.router.reconcile_submitted() == 2
+            assert await path.router.reconcile_open() == 3
         await path.settle()
-        rows = {r.token: r.status for r in await path.store.orders()}
-    assert rows == {"Tok1": "submitted", "Tok2": "filled"}
+        rows = {r.order_id: r.status for r in await path.store.orders()}
+    assert rows == {"a1": "submitted", "a2": "submitted", "b1": "filled"}
+    assert [o.order_id for o in hanging.seen] == ["a1"], "one timeout per executor and pass"
     (failed,) = [e for e in logs if e["event"] == "order.reconcile_failed"]
-    assert failed["detail"] == "TimeoutError: "
+    assert (failed["order_id"], failed["detail"]) == ("a1", "TimeoutError: ")
+
+
+async def test_a_pending_order_start_up_could_not_settle_is_settled_by_the_job(tmp_path: Path) -> None:
+    """The node was still down at start-up: the order stays pending, and the job books it once the node answers."""
+
+    class Flaky(ScriptedExecutor):
+        async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
+            answer = self.answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    async with order_path(tmp_path) as path:  # an earlier run journaled it and died before sending or not
+        order = path.sealer.seal(
+            ApprovedOrder(
+                order_id="o",
+                idempotency_key="k:o",
+                intent=intent(),
+                executors=("a",),
+                approved_at=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+        )
+        await path.store.journal_order(msgspec.structs.replace(_row(order), executor="a"))
+    flaky = Flaky(id="a", answers=[ConnectionRefusedError("node still booting"), filled("landed")])
+    async with order_path(tmp_path, executors={"a": flaky}, mode="live") as path:
+        (row,) = await path.store.orders()
+        assert row.status == "pending", "start-up could not ask"
+        assert await path.router.reconcile_open() == 1
+        await path.settle()
+        (row,) = await path.store.orders()
+        fills = await path.store.fills()
+    assert row.status == "filled" and [f.tx for f in fills] == ["landed"]
 
 
 def _row(order: ApprovedOrder):  # type: ignore[no-untyped-def]

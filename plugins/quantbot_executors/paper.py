@@ -75,7 +75,8 @@ class PaperExecutor(Executor):
             self.env.data_dir / "paper-ledger.jsonl", _Entry, log=self.log, skipped="paper.ledger_line_skipped"
         )
         for entry in self._file.read():
-            self._ledger[entry.order_id] = entry.fill
+            fill = entry.fill if entry.fee_native else msgspec.structs.replace(entry.fill, fee=0)
+            self._ledger[entry.order_id] = fill  # an older line's fee was the venue's, already out of the output
             self._entries.append(entry)
 
     def price(self, order: ApprovedOrder) -> Decimal | None:
@@ -162,7 +163,14 @@ class PaperExecutor(Executor):
         assert self._file is not None  # noqa: S101  (start() ran)
         i = order.intent
         entry = _Entry(order_id=order.order_id, fill=fill, chain=i.chain, token=i.token, side=i.side, fee_native=True)
-        async with self._lock:
-            await self._file.append(entry)
-            self._ledger[order.order_id] = fill
-            self._entries.append(entry)
+        file = self._file
+
+        async def write() -> None:
+            async with self._lock:
+                await file.append(entry)
+                self._ledger[order.order_id] = fill
+                self._entries.append(entry)
+
+        # Shielded: a router timeout cancelling us mid-write must not leave the line on disk but not in memory
+        # (the reconcile job would then call a filled order never sent).
+        await asyncio.shield(write())

@@ -3,7 +3,7 @@
 Built-in jobs: `backup` (SQLite online backup, N newest kept), `store_retention`, `equity_snapshot`
 (when the portfolio has `snapshot()`), and hooks found on components: `whale_profiles` calls every
 `recompute_profiles()`, `rpc_health` every `probe_health()`, `reconcile_orders` the order router's
-`reconcile_submitted()`. Anything else registers with
+`reconcile_open()`. Anything else registers with
 `jobs.add(name, fn, schedule)`. A job that raises is logged with its name, counted, and simply runs
 again at its next time; one still running when its time comes again is skipped, never stacked.
 APScheduler decides *when* (wall clock); the jobs take their timestamps from the daemon's clock.
@@ -51,7 +51,7 @@ DEFAULT_SCHEDULES = {
 HOOKS = {
     "whale_profiles": "recompute_profiles",
     "rpc_health": "probe_health",
-    "reconcile_orders": "reconcile_submitted",
+    "reconcile_orders": "reconcile_open",
 }
 """Job name -> the method a component exposes to take part in it."""
 DEFAULT_SCHEDULE = "1h"
