@@ -121,6 +121,8 @@ class Portfolio:
         """Caches the risk engine reads per intent; `_dirty()` drops them on every change."""
         self._last_equity: datetime | None = None
         self._last_balances: datetime | None = None
+        self._fills_booked = 0
+        """Fills applied so far (a balance read that a fill overtook is not adopted)."""
         self.corrections = 0
 
     async def start(self) -> None:
@@ -192,6 +194,7 @@ class Portfolio:
         pos = self.positions.setdefault((chain, token), Position(chain=chain, token=token))
         now = self.clock.now()
         self._dirty()
+        self._fills_booked += 1
         if side == "buy":
             spent = amount_in + fee
             pos.buy(spent=spent, received=amount_out, at=now, strategy=strategy, leader=leader)
@@ -347,22 +350,37 @@ class Portfolio:
         return None
 
     async def sync_balances(self) -> int:
-        """Read real balances; adopt the native figure; correct disagreeing positions. Returns corrections."""
+        """Read real balances; adopt the native figure unless an order of that chain is under way; correct
+        disagreeing positions not being traded. A read that a fill overtook is not used. Returns corrections."""
         self._last_balances = self.clock.now()
-        busy = {(r.chain, r.token) for r in await self.store.unfinished_orders()}
         fixed = 0
         for chain in NATIVE_DECIMALS:
+            busy = await self._trading(chain)
+            booked = self._fills_booked
             balances = await self.read_balances(chain)
             if balances is None:
                 continue
-            self.native[chain] = int(balances.get(NATIVE_TOKEN[chain], 0))
-            self._dirty()
+            if booked != self._fills_booked:
+                log.debug("portfolio.balance_sync_deferred", chain=chain, reason="a fill was booked during the read")
+                continue  # the read may predate that fill: it would undo it
+            busy |= await self._trading(chain)  # orders placed during the read
+            if busy:
+                # An order under way may be in the balance read but not yet booked: adopting the figure now
+                # would count its SOL/APT twice until the next read (enough to trip the drawdown breaker).
+                log.debug("portfolio.native_sync_deferred", chain=chain, trading=sorted(busy))
+            else:
+                self.native[chain] = int(balances.get(NATIVE_TOKEN[chain], 0))
+                self._dirty()
             for pos in [p for p in self.positions.values() if p.chain == chain and p.open]:
                 on_chain = int(balances.get(pos.token, 0))
-                if on_chain != pos.quantity and (chain, pos.token) not in busy:
+                if on_chain != pos.quantity and pos.token not in busy:
                     await self._correct(pos, on_chain)
                     fixed += 1
         return fixed
+
+    async def _trading(self, chain: str) -> set[str]:
+        """Tokens of `chain` with an order under way."""
+        return {r.token for r in await self.store.unfinished_orders() if r.chain == chain}
 
     async def _correct(self, pos: Position, on_chain: int) -> None:
         recorded = pos.quantity

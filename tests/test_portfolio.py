@@ -8,10 +8,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from quantbot.api import NATIVE_TOKEN
+import msgspec
+
+from quantbot.api import NATIVE_TOKEN, ApprovedOrder
 from quantbot.clock import SimClock
 from quantbot.config import RiskConfig
 from quantbot.events import EquityUpdate, PositionCorrected, PositionUpdate, PriceUpdate, Tick
+from quantbot.store import OrderRow
 from quantbot.testing import make_plugin, order_intent
 from quantbot_executors.paper import PaperExecutor
 from tests.orderpath import OrderPath, order_path
@@ -173,3 +176,75 @@ async def test_a_position_the_chain_disagrees_with_is_corrected_with_a_reason(tm
         assert "outside quantbot" in fixed.reason
         (row,) = [r for r in await path.store.positions() if r.token == "A"]
         assert row.quantity == 600_000, "the correction is persisted"
+
+
+async def test_the_native_balance_is_not_adopted_while_an_order_of_that_chain_is_under_way(tmp_path: Path) -> None:
+    """The read may already hold the swap that the book has not booked yet: adopting it would count the SOL
+    twice once the fill is booked (enough to trip a drawdown breaker)."""
+    ex = paper()
+    async with order_path(tmp_path, executors={"paper": ex}, limits=LIMITS) as path:
+        await buy(path, "A")
+        real = ex.balances
+
+        async def landed_not_booked() -> dict[str, int]:
+            out = dict(await real())
+            out[NATIVE_TOKEN["solana"]] -= SOL  # a second 1 SOL buy landed; its fill is not read yet
+            return out
+
+        ex.balances = landed_not_booked  # type: ignore[method-assign]
+        await path.store.journal_order(_pending_row(path, "B"))
+        await path.portfolio.sync_balances()
+        assert path.portfolio.native["solana"] == 9 * SOL, "our book stands while B is under way"
+        await path.store.set_order_status("o-B", "failed", now=T0, reason="test")
+        await path.portfolio.sync_balances()
+        assert path.portfolio.native["solana"] == 8 * SOL, "adopted once nothing is under way"
+
+
+async def test_a_balance_read_overtaken_by_a_fill_is_not_used(tmp_path: Path) -> None:
+    ex = paper()
+    async with order_path(tmp_path, executors={"paper": ex}, limits=LIMITS) as path:
+        await buy(path, "A")
+        real = ex.balances
+
+        filled: list[int] = []
+
+        async def read_then_fill() -> dict[str, int]:
+            out = dict(await real())  # the wallet as it was
+            if not filled:  # (the Aptos read goes here too)
+                filled.append(1)
+                await path.portfolio.apply_fill(chain="solana", token="A", side="buy", amount_in=SOL, amount_out=10**6)
+            return out  # ... returned after another buy was booked
+
+        ex.balances = read_then_fill  # type: ignore[method-assign]
+        assert await path.portfolio.sync_balances() == 0
+        pos = path.portfolio.position("solana", "A")
+    assert pos.quantity == 2 * 10**6, "not 'corrected' back to the read's 1e6"
+    assert path.portfolio.native["solana"] == 8 * SOL
+    assert not [e for e in path.events if isinstance(e, PositionCorrected)]
+
+
+def _pending_row(path: OrderPath, token: str) -> OrderRow:
+    order = path.sealer.seal(
+        ApprovedOrder(
+            order_id=f"o-{token}",
+            idempotency_key=f"k-{token}",
+            intent=order_intent(token=token, amount=SOL),
+            executors=("paper",),
+            approved_at=T0,
+        )
+    )
+    return OrderRow(
+        order_id=order.order_id,
+        idempotency_key=order.idempotency_key,
+        strategy="s",
+        chain="solana",
+        side="buy",
+        token=token,
+        amount=SOL,
+        notional_usd=None,
+        executor="paper",
+        status="pending",
+        intent=msgspec.json.encode(order).decode(),
+        created_at=T0,
+        updated_at=T0,
+    )
