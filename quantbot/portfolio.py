@@ -360,17 +360,18 @@ class Portfolio:
             balances = await self.read_balances(chain)
             if balances is None:
                 continue
-            if booked != self._fills_booked:
-                log.debug("portfolio.balance_sync_deferred", chain=chain, reason="a fill was booked during the read")
-                continue  # the read may predate that fill: it would undo it
+            overtaken = booked != self._fills_booked  # the read may predate a fill booked meanwhile
             busy |= await self._trading(chain)  # orders placed during the read
-            if busy:
-                # An order under way may be in the balance read but not yet booked: adopting the figure now
-                # would count its SOL/APT twice until the next read (enough to trip the drawdown breaker).
-                log.debug("portfolio.native_sync_deferred", chain=chain, trading=sorted(busy))
+            if chain in self.native and (busy or overtaken):
+                # An order under way may be in the read but not yet booked (or booked but not in it): adopting
+                # the figure would count its SOL/APT twice, or not at all, until the next read (enough to trip
+                # the drawdown breaker). Our own book stands until then; with no book yet, the read is all we have.
+                log.debug("portfolio.native_sync_deferred", chain=chain, trading=sorted(busy), overtaken=overtaken)
             else:
                 self.native[chain] = int(balances.get(NATIVE_TOKEN[chain], 0))
                 self._dirty()
+            if overtaken:
+                continue  # nor can it tell a position that the fill changed is wrong
             for pos in [p for p in self.positions.values() if p.chain == chain and p.open]:
                 on_chain = int(balances.get(pos.token, 0))
                 if on_chain != pos.quantity and pos.token not in busy:

@@ -173,7 +173,9 @@ class RiskEngine:
         self._last_intent.clear()
         self._sells.clear()
         await self.breakers.load()
-        for row in await self.store.orders():
+        rows = await self.store.orders()
+        await self._rebuild_budget(rows, utc_day(now))
+        for row in rows:
             if row.status in ("pending", "submitted") and row.side == "buy":
                 self.pending[row.order_id] = Pending(chain=row.chain, token=row.token, native=row.amount)
             if row.status in ("pending", "submitted") and row.side == "sell":
@@ -183,6 +185,21 @@ class RiskEngine:
             if row.status == "filled" and row.side == "sell" and row.updated_at >= guard_window:
                 if _intent_of(row).reason == "stop_loss":
                     self.breakers.note_stop_loss(row.updated_at)
+
+    async def _rebuild_budget(self, rows: list[OrderRow], day: str) -> None:
+        """Today's spent budget is what today's orders that did not fail reserved. A stop between an order's
+        failure and its release (a crash, a kill) left it counted; the journal says what it should be."""
+        owed = Decimal(0)
+        for row in rows:
+            if utc_day(row.created_at) != day or row.status in ("failed", "expired"):
+                continue
+            intent = _intent_of(row)
+            if not is_exit(intent) and intent.notional_usd is not None:
+                owed += intent.notional_usd
+        counted = await self.store.get_counter(day, NOTIONAL_KEY)
+        if counted != owed:
+            await self.store.add_counter(day, NOTIONAL_KEY, owed - counted)
+            log.warning("risk.budget_rebuilt", day=day, counted=str(counted), owed=str(owed))
 
     def set_limits(self, limits: RiskConfig) -> None:
         log.info("risk.limits_changed", old=_plain(self.limits), new=_plain(limits))

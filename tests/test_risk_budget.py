@@ -16,6 +16,7 @@ import msgspec
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from structlog.testing import capture_logs
 
 from quantbot.api import NATIVE_TOKEN, ApprovedOrder, ExecutionReport, Executor, Fill, Outcome, PluginConfig
 from quantbot.clock import SimClock
@@ -113,6 +114,28 @@ async def test_daily_notional_is_reserved_and_a_new_utc_day_starts_clean(tmp_pat
         await settle(path)
         await settle(path)
         assert await path.store.get_counter(utc_day(T0), NOTIONAL_KEY) == 0, "failures give the budget back"
+
+
+async def test_a_failure_whose_release_was_cut_off_gives_the_budget_back_at_the_next_start(tmp_path: Path) -> None:
+    """Killed after the order was marked failed but before the risk engine heard of it: the next start
+    rebuilds today's budget from the journal instead of keeping the dead order's reservation all day."""
+    clock = SimClock(T0)
+    ex = HeldExecutor(landed={})
+    async with order_path(tmp_path, executors={"held": ex}, routes=ROUTES, limits=LIMITS, clock=clock) as path:
+        await path.bus.publish(buy(1, token="A", usd="10"))
+        await path.bus.publish(buy(2, token="B", usd="7"))
+        await settle(path)
+        assert await path.store.get_counter(utc_day(T0), NOTIONAL_KEY) == Decimal(17)
+        dead, _ = sorted(await path.store.orders(), key=lambda r: r.token)
+        await path.store.set_order_status(dead.order_id, "failed", now=T0, reason="not_sent")  # then the kill
+        path.router.crash()
+    with capture_logs() as logs:
+        restarted = HeldExecutor(landed={})
+        async with order_path(tmp_path, executors={"held": restarted}, routes=ROUTES, clock=clock) as path:
+            counted = await path.store.get_counter(utc_day(T0), NOTIONAL_KEY)
+            path.router.crash()
+    assert counted == Decimal(7), "B still holds its 7; A's 10 is back"
+    assert [e["owed"] for e in logs if e["event"] == "risk.budget_rebuilt"] == ["7"]
 
 
 async def test_pending_buys_count_as_open_positions_and_exposure(tmp_path: Path) -> None:
