@@ -164,6 +164,8 @@ class EventBus:
         self._running = False
         self.dropped: Counter[tuple[str, str]] = Counter()
         self.failed: Counter[tuple[str, str]] = Counter()
+        self.overfilled: Counter[tuple[str, str]] = Counter()
+        """Events a `block` subscriber's own handler published to it past its full queue (it cannot wait on itself)."""
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -273,7 +275,12 @@ class EventBus:
                 item = (event, lane)
                 if sub.blocking:
                     if not sub.queue.offer(item):
-                        await sub.queue.put(item)
+                        if sub.task is asyncio.current_task():
+                            # its own handler publishing to it: waiting for room it alone can make never ends
+                            sub.queue.force(item)
+                            self.overfilled[lane.key] += 1
+                        else:
+                            await sub.queue.put(item)
                 else:
                     self._put_dropping(sub, item)
         return event
@@ -458,6 +465,7 @@ class EventBus:
             "delivered": {f"{s}|{t}": n for (s, t), n in self.delivered.items()},
             "dropped": {f"{s}|{t}": n for (s, t), n in self.dropped.items()},
             "failed": {f"{s}|{t}": n for (s, t), n in self.failed.items()},
+            "overfilled": {f"{s}|{t}": n for (s, t), n in self.overfilled.items()},
             "queue_depth": self.queue_depths(),
             "latency": {
                 s.name: {"count": s.latency.count, "total_s": s.latency.total, "max_s": s.latency.max}

@@ -55,6 +55,11 @@ class Inbox(Generic[T]):
                 getter.set_result(None)
         return True
 
+    def force(self, item: T) -> None:
+        """Append `item` even past maxsize (for a producer that must not wait: the consumer itself)."""
+        self.items.append(item)
+        self._unfinished += 1
+
     def put_nowait(self, item: T) -> None:
         if not self.offer(item):
             raise asyncio.QueueFull

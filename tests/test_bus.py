@@ -165,6 +165,25 @@ async def test_unsubscribing_a_full_block_subscriber_releases_a_waiting_publishe
     assert len(seen) == 4, "the other subscriber still gets every event"
 
 
+async def test_a_handler_publishing_to_its_own_full_queue_does_not_wait_on_itself() -> None:
+    from quantbot.testing import order_intent
+
+    seen: list[str] = []
+
+    async def echo(e: Event) -> None:
+        seen.append(e.intent_id)  # type: ignore[attr-defined]
+        if e.intent_id == "0":  # type: ignore[attr-defined]
+            for i in range(1, 4):  # its queue holds 1: the second publish would wait for this very handler
+                await bus.publish(order_intent(intent_id=str(i)))
+
+    async with make_bus(handler_timeout=60) as bus:
+        bus.subscribe("order.#", echo, name="echo", overflow=Overflow.BLOCK, maxsize=1)
+        await bus.publish(order_intent(intent_id="0"))
+        assert await bus.drain(5), "no deadlock"
+    assert seen == ["0", "1", "2", "3"]
+    assert bus.stats()["overfilled"] == {"echo|order.intent": 2}
+
+
 async def _publish_n(bus: EventBus, n: int) -> None:
     from quantbot.testing import order_intent
 
