@@ -31,6 +31,8 @@ from quantbot.store.writer import WriteBehind
 log = structlog.get_logger(component="portfolio")
 
 NATIVE_DECIMALS = {"solana": 9, "aptos": 8}
+STUCK_AFTER_S = 900.0
+"""An unfinished order untouched this long no longer holds back adopting the chain's native balance."""
 
 
 @dataclass
@@ -355,14 +357,15 @@ class Portfolio:
         self._last_balances = self.clock.now()
         fixed = 0
         for chain in NATIVE_DECIMALS:
-            busy = await self._trading(chain)
+            busy, recent = await self._trading(chain)
             booked = self._fills_booked
             balances = await self.read_balances(chain)
             if balances is None:
                 continue
             overtaken = booked != self._fills_booked  # the read may predate a fill booked meanwhile
-            busy |= await self._trading(chain)  # orders placed during the read
-            if chain in self.native and (busy or overtaken):
+            busy_after, recent_after = await self._trading(chain)  # orders placed during the read
+            busy |= busy_after
+            if chain in self.native and (recent or recent_after or overtaken):
                 # An order under way may be in the read but not yet booked (or booked but not in it): adopting
                 # the figure would count its SOL/APT twice, or not at all, until the next read (enough to trip
                 # the drawdown breaker). Our own book stands until then; with no book yet, the read is all we have.
@@ -379,9 +382,12 @@ class Portfolio:
                     fixed += 1
         return fixed
 
-    async def _trading(self, chain: str) -> set[str]:
-        """Tokens of `chain` with an order under way."""
-        return {r.token for r in await self.store.unfinished_orders() if r.chain == chain}
+    async def _trading(self, chain: str) -> tuple[set[str], bool]:
+        """Tokens of `chain` with an unfinished order, and whether one of those moved in the last STUCK_AFTER_S
+        (an order stuck longer, e.g. its executor gone from the config, must not freeze the native figure)."""
+        rows = [r for r in await self.store.unfinished_orders() if r.chain == chain]
+        since = self.clock.now() - timedelta(seconds=STUCK_AFTER_S)
+        return {r.token for r in rows}, any(r.updated_at >= since for r in rows)
 
     async def _correct(self, pos: Position, on_chain: int) -> None:
         recorded = pos.quantity

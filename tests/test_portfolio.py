@@ -14,6 +14,7 @@ from quantbot.api import NATIVE_TOKEN, ApprovedOrder
 from quantbot.clock import SimClock
 from quantbot.config import RiskConfig
 from quantbot.events import EquityUpdate, PositionCorrected, PositionUpdate, PriceUpdate, Tick
+from quantbot.portfolio import STUCK_AFTER_S
 from quantbot.store import OrderRow
 from quantbot.testing import make_plugin, order_intent
 from quantbot_executors.paper import PaperExecutor
@@ -181,8 +182,8 @@ async def test_a_position_the_chain_disagrees_with_is_corrected_with_a_reason(tm
 async def test_the_native_balance_is_not_adopted_while_an_order_of_that_chain_is_under_way(tmp_path: Path) -> None:
     """The read may already hold the swap that the book has not booked yet: adopting it would count the SOL
     twice once the fill is booked (enough to trip a drawdown breaker)."""
-    ex = paper()
-    async with order_path(tmp_path, executors={"paper": ex}, limits=LIMITS) as path:
+    ex, clock = paper(), SimClock(T0)
+    async with order_path(tmp_path, executors={"paper": ex}, limits=LIMITS, clock=clock) as path:
         await buy(path, "A")
         real = ex.balances
 
@@ -195,9 +196,14 @@ async def test_the_native_balance_is_not_adopted_while_an_order_of_that_chain_is
         await path.store.journal_order(_pending_row(path, "B"))
         await path.portfolio.sync_balances()
         assert path.portfolio.native["solana"] == 9 * SOL, "our book stands while B is under way"
-        await path.store.set_order_status("o-B", "failed", now=T0, reason="test")
+        clock.advance(STUCK_AFTER_S + 1)
         await path.portfolio.sync_balances()
-        assert path.portfolio.native["solana"] == 8 * SOL, "adopted once nothing is under way"
+        assert path.portfolio.native["solana"] == 8 * SOL, "an order stuck that long no longer freezes it"
+        await path.store.set_order_status("o-B", "failed", now=clock.now(), reason="test")
+        await path.store.journal_order(msgspec.structs.replace(_pending_row(path, "C"), updated_at=clock.now()))
+        ex.balances = real  # type: ignore[method-assign]
+        await path.portfolio.sync_balances()
+        assert path.portfolio.native["solana"] == 8 * SOL, "C is under way: the book stands again"
 
 
 async def test_a_balance_read_overtaken_by_a_fill_is_not_used(tmp_path: Path) -> None:
