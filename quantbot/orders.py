@@ -3,7 +3,7 @@
 An order reaches an executor only after its journal row (with its idempotency key) is committed.
 Executors in an order's chain are tried in turn, the next only when the previous provably did not
 send. An executor that raises may have sent: the order stays `submitted` and is reconciled, never
-re-sent. Unfinished orders found at start, and orders left `submitted` while running (the
+re-sent. Unfinished orders found at start, and unfinished orders no flow of this run owns (the
 `reconcile_orders` job), are asked about through the executor's `reconcile`.
 """
 
@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
+from datetime import datetime
 
 import msgspec
 import structlog
@@ -89,8 +90,10 @@ class OrderRouter:
         """Orders this run journaled whose flow is still under way (journal -> executor -> result recorded):
         the reconcile job leaves them alone. Any other unfinished row is an orphan it may settle."""
         self._reconciling = asyncio.Lock()
+        self._started_at: datetime | None = None
 
     async def start(self) -> None:
+        self._started_at = self.clock.now()
         await self.reconcile_all()
 
     @property
@@ -311,7 +314,14 @@ class OrderRouter:
         `submitted` (an executor timeout, an unreadable report, a crash in the router) or still `pending` after
         a start-up reconciliation that could not settle them. A swap that landed after we stopped waiting is
         booked, and one that provably never will gives its budget back, now rather than at the next restart."""
-        return await self._reconcile(lambda row: row.order_id not in self._mine)
+        started = self._started_at
+        return await self._reconcile(
+            lambda row: (
+                row.order_id not in self._mine
+                # a pending row journaled since we started that is not ours is another process's flow under way
+                and (row.status != "pending" or (started is not None and row.created_at <= started))
+            )
+        )
 
     async def _reconcile(self, wanted: Callable[[OrderRow], bool]) -> int:
         async with self._reconciling:  # the start-up pass and the job never ask about one order twice at once

@@ -474,6 +474,28 @@ async def test_a_pending_order_start_up_could_not_settle_is_settled_by_the_job(t
     assert row.status == "filled" and [f.tx for f in fills] == ["landed"]
 
 
+async def test_the_job_leaves_a_pending_order_journaled_since_start_by_someone_else_alone(tmp_path: Path) -> None:
+    """Not ours and newer than our start: another process's flow may be sending it right now."""
+    executor = ScriptedExecutor(id="a", answers=[ExecutionReport(outcome=Outcome.NOT_SENT)])
+    clock = SimClock()
+    async with order_path(tmp_path, executors={"a": executor}, mode="live", clock=clock) as path:
+        clock.advance(60)
+        order = path.sealer.seal(
+            ApprovedOrder(
+                order_id="theirs",
+                idempotency_key="k:theirs",
+                intent=intent(),
+                executors=("a",),
+                approved_at=clock.now(),
+            )
+        )
+        fresh = msgspec.structs.replace(_row(order), executor="a", created_at=clock.now(), updated_at=clock.now())
+        await path.store.journal_order(fresh)
+        assert await path.router.reconcile_open() == 0
+        (row,) = await path.store.orders()
+    assert row.status == "pending" and executor.answers, "not asked"
+
+
 def _row(order: ApprovedOrder):  # type: ignore[no-untyped-def]
     from quantbot.store import OrderRow
 
