@@ -111,7 +111,9 @@ class Inbox(Generic[T]):
     def task_done(self, n: int = 1) -> None:
         """Mark `n` taken items done; `join` returns once every item put is."""
         if self._unfinished < n:
-            raise ValueError("task_done() called too many times")
+            if not self.closed:
+                raise ValueError("task_done() called too many times")
+            n = self._unfinished  # closing already counted the consumer's last items done
         self._unfinished -= n
         if not self._unfinished and self._joiners:
             joiners, self._joiners = self._joiners, []
@@ -127,12 +129,16 @@ class Inbox(Generic[T]):
             await joiner
 
     def close(self) -> None:
-        """Its consumer is gone for good: release every waiting putter (their items are dropped)."""
+        """Its consumer is gone for good: release every waiting putter (their items are dropped) and every
+        joiner (what is left will never be done)."""
         self.closed = True
         putters, self.putters = self.putters, deque()
         for putter in putters:
             if not putter.done():
                 putter.set_result(None)
+        self.items.clear()
+        if self._unfinished:
+            self.task_done(self._unfinished)
 
     def wake_putter(self) -> None:
         while self.putters:

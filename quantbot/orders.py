@@ -174,14 +174,20 @@ class OrderRouter:
         )
 
     async def dispatch(self, order: ApprovedOrder) -> None:
-        """Announce a journaled order and start executing it in the background."""
+        """Announce a journaled order and start executing it in the background.
+
+        The execution starts even if the announcement is cut off (the caller's handler timed out while a full
+        queue held the publish): the row is committed and its budget reserved, so it must run to a result.
+        """
         log.info("order.journaled", order_id=order.order_id, key=order.idempotency_key, executors=order.executors)
-        await self.bus.publish(OrderApproved(order_id=order.order_id, intent=order.intent))
-        task = asyncio.get_running_loop().create_task(
-            self._execute(order), name=f"quantbot[orders].execute[{order.order_id}]"
-        )
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+        try:
+            await self.bus.publish(OrderApproved(order_id=order.order_id, intent=order.intent))
+        finally:
+            task = asyncio.get_running_loop().create_task(
+                self._execute(order), name=f"quantbot[orders].execute[{order.order_id}]"
+            )
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
 
     async def _execute(self, order: ApprovedOrder) -> None:
         try:

@@ -31,8 +31,8 @@ from quantbot.store.writer import WriteBehind
 log = structlog.get_logger(component="portfolio")
 
 NATIVE_DECIMALS = {"solana": 9, "aptos": 8}
-STUCK_AFTER_S = 900.0
-"""An unfinished order untouched this long no longer holds back adopting the chain's native balance."""
+DEFERRED_RETRY_S = 30.0
+"""After a balance read was not adopted (an order under way), the next read comes this much later."""
 
 
 @dataclass
@@ -357,19 +357,22 @@ class Portfolio:
         self._last_balances = self.clock.now()
         fixed = 0
         for chain in NATIVE_DECIMALS:
-            busy, recent = await self._trading(chain)
+            busy, settling = await self._trading(chain)
             booked = self._fills_booked
             balances = await self.read_balances(chain)
             if balances is None:
                 continue
             overtaken = booked != self._fills_booked  # the read may predate a fill booked meanwhile
-            busy_after, recent_after = await self._trading(chain)  # orders placed during the read
+            busy_after, settling_after = await self._trading(chain)  # orders placed during the read
             busy |= busy_after
-            if chain in self.native and (recent or recent_after or overtaken):
+            if chain in self.native and (settling or settling_after or overtaken):
                 # An order under way may be in the read but not yet booked (or booked but not in it): adopting
                 # the figure would count its SOL/APT twice, or not at all, until the next read (enough to trip
                 # the drawdown breaker). Our own book stands until then; with no book yet, the read is all we have.
                 log.debug("portfolio.native_sync_deferred", chain=chain, trading=sorted(busy), overtaken=overtaken)
+                interval = self.config.balance_interval_s
+                if interval > DEFERRED_RETRY_S:  # try again soon rather than a whole interval later
+                    self._last_balances = self.clock.now() - timedelta(seconds=interval - DEFERRED_RETRY_S)
             else:
                 self.native[chain] = int(balances.get(NATIVE_TOKEN[chain], 0))
                 self._dirty()
@@ -383,11 +386,10 @@ class Portfolio:
         return fixed
 
     async def _trading(self, chain: str) -> tuple[set[str], bool]:
-        """Tokens of `chain` with an unfinished order, and whether one of those moved in the last STUCK_AFTER_S
-        (an order stuck longer, e.g. its executor gone from the config, must not freeze the native figure)."""
+        """Tokens of `chain` with an unfinished order, and whether one of those will be settled (its executor
+        runs: one that left the config never books a fill, so it must not freeze the native figure)."""
         rows = [r for r in await self.store.unfinished_orders() if r.chain == chain]
-        since = self.clock.now() - timedelta(seconds=STUCK_AFTER_S)
-        return {r.token for r in rows}, any(r.updated_at >= since for r in rows)
+        return {r.token for r in rows}, any(r.executor in self.executors for r in rows)
 
     async def _correct(self, pos: Position, on_chain: int) -> None:
         recorded = pos.quantity

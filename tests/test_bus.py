@@ -159,9 +159,11 @@ async def test_unsubscribing_a_full_block_subscriber_releases_a_waiting_publishe
         for _ in range(20):
             await asyncio.sleep(0)
         assert not publisher.done(), "one in the handler, one queued: the third waits"
+        draining = asyncio.create_task(bus.drain(5))
+        await asyncio.sleep(0)
         bus.unsubscribe(sub)
         await asyncio.wait_for(publisher, 1)
-        await bus.drain(5)
+        assert await asyncio.wait_for(draining, 1), "a drain under way does not wait for the gone subscriber"
     assert len(seen) == 4, "the other subscriber still gets every event"
 
 

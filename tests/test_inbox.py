@@ -112,3 +112,16 @@ async def test_join_waits_for_task_done_of_every_item() -> None:
         inbox.task_done()
     await asyncio.wait_for(joined, 1)
     await asyncio.wait_for(inbox.join(), 1)  # nothing unfinished: returns at once
+
+
+async def test_closing_releases_joiners_and_the_gone_consumer_may_still_mark_its_items_done() -> None:
+    inbox: Inbox[int] = Inbox(1)
+    inbox.put_nowait(1)
+    taken = inbox.get_nowait()  # the consumer is handling it
+    inbox.put_nowait(2)
+    joiner = asyncio.ensure_future(inbox.join())
+    await asyncio.sleep(0)
+    inbox.close()
+    await asyncio.wait_for(joiner, 1)
+    inbox.task_done()  # the cancelled consumer's cleanup for `taken`: no error
+    assert taken == 1 and inbox.empty()

@@ -407,6 +407,47 @@ async def test_the_reconcile_job_leaves_an_order_still_in_its_executor_alone(tmp
     assert executor.asked == [] and row.status == "filled"
 
 
+async def test_a_journaled_order_executes_even_if_its_announcement_is_cut_off(tmp_path: Path) -> None:
+    """The risk engine's handler can be cancelled (its watchdog) while OrderApproved waits on a full queue:
+    the row is committed and its budget reserved, so the order must still run, not sit pending until restart."""
+    gate = asyncio.Event()
+
+    async def stuck(e: object) -> None:
+        await gate.wait()
+
+    executor = ScriptedExecutor(id="a", answers=[filled("t1"), filled("t2"), filled("t3")])
+    async with order_path(tmp_path, executors={"a": executor}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
+        path.bus.subscribe("order.approved", stuck, name="stuck", maxsize=1, timeout=60)
+        orders = []
+        for n in (1, 2, 3):
+            order = path.sealer.seal(
+                ApprovedOrder(
+                    order_id=f"o{n}",
+                    idempotency_key=f"k{n}",
+                    intent=intent(n, token=f"Tok{n}"),
+                    executors=("a",),
+                    approved_at=T_APPROVED,
+                )
+            )
+            async with path.store.transaction():
+                await path.router.journal(order)
+            orders.append(order)
+        for order in orders[:2]:  # one in the stuck handler, one in its queue
+            await path.router.dispatch(order)
+        cut = asyncio.create_task(path.router.dispatch(orders[2]))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not cut.done(), "the third announcement waits for room"
+        cut.cancel()  # the caller's watchdog
+        with pytest.raises(asyncio.CancelledError):
+            await cut
+        while path.router.busy:
+            await path.router.stop()
+        statuses = {r.order_id: r.status for r in await path.store.orders()}
+        gate.set()
+    assert statuses == {"o1": "filled", "o2": "filled", "o3": "filled"}
+
+
 async def test_a_hanging_executor_is_bounded_and_the_other_executors_orders_are_still_asked(tmp_path: Path) -> None:
     class Hanging(ScriptedExecutor):
         async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:

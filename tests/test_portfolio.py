@@ -14,7 +14,6 @@ from quantbot.api import NATIVE_TOKEN, ApprovedOrder
 from quantbot.clock import SimClock
 from quantbot.config import RiskConfig
 from quantbot.events import EquityUpdate, PositionCorrected, PositionUpdate, PriceUpdate, Tick
-from quantbot.portfolio import STUCK_AFTER_S
 from quantbot.store import OrderRow
 from quantbot.testing import make_plugin, order_intent
 from quantbot_executors.paper import PaperExecutor
@@ -196,14 +195,17 @@ async def test_the_native_balance_is_not_adopted_while_an_order_of_that_chain_is
         await path.store.journal_order(_pending_row(path, "B"))
         await path.portfolio.sync_balances()
         assert path.portfolio.native["solana"] == 9 * SOL, "our book stands while B is under way"
-        clock.advance(STUCK_AFTER_S + 1)
-        await path.portfolio.sync_balances()
-        assert path.portfolio.native["solana"] == 8 * SOL, "an order stuck that long no longer freezes it"
+        clock.advance(30)
+        await path.bus.publish(Tick(seq=1))  # deferred: the next read comes 30 s later, not 300
+        await path.settle()
+        assert path.portfolio.native["solana"] == 9 * SOL, "B is still under way"
         await path.store.set_order_status("o-B", "failed", now=clock.now(), reason="test")
-        await path.store.journal_order(msgspec.structs.replace(_pending_row(path, "C"), updated_at=clock.now()))
-        ex.balances = real  # type: ignore[method-assign]
-        await path.portfolio.sync_balances()
-        assert path.portfolio.native["solana"] == 8 * SOL, "C is under way: the book stands again"
+        retired = msgspec.structs.replace(_pending_row(path, "C"), executor="retired")  # gone from the config
+        await path.store.journal_order(retired)
+        clock.advance(30)
+        await path.bus.publish(Tick(seq=2))
+        await path.settle()
+        assert path.portfolio.native["solana"] == 8 * SOL, "an order nothing can settle does not freeze it"
 
 
 async def test_a_balance_read_overtaken_by_a_fill_is_not_used(tmp_path: Path) -> None:
