@@ -23,6 +23,7 @@ from quantbot.api import Executor, Filter, Plugin, PluginConfig, PluginEnv, Pric
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock, WallClock
 from quantbot.config import Config, ConfigError, LoadedConfig, PluginSpec, changed_sections, load_config
+from quantbot.datadir import EX_TEMPFAIL, AlreadyRunning, DataDirLock
 from quantbot.events import ConfigReloaded, Tick
 from quantbot.exits import ExitManager
 from quantbot.filtering import FilterStage
@@ -283,6 +284,19 @@ class Daemon:
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def run(self) -> int:
+        cfg = self.config
+        lock = DataDirLock(Path(cfg.daemon.data_dir))
+        try:
+            lock.acquire()
+        except AlreadyRunning as exc:
+            log.error("daemon.already_running", detail=str(exc))
+            return EX_TEMPFAIL
+        try:
+            return await self._run()
+        finally:
+            lock.release()
+
+    async def _run(self) -> int:
         cfg = self.config
         self.sd.status("starting")
         log.info("daemon.starting", version=__version__, mode=cfg.mode, instance=cfg.instance, pid=os.getpid())

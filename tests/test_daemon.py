@@ -90,6 +90,28 @@ def test_stop_signal_stops_components_in_reverse_order_and_exits_0(
 
 
 @pytest.mark.subprocess
+def test_a_second_daemon_on_the_same_data_dir_refuses_to_start(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
+    """Started by hand while the service runs, it would trade the same wallet from the same store."""
+    cfg = write(tmp_path / "q.toml", config_text(tmp_path))
+    first = DaemonProcess("-c", str(cfg))
+    daemons.append(first)
+    first.wait_for("daemon.ready")
+    second = DaemonProcess("-c", str(cfg))
+    daemons.append(second)
+    assert second.wait() == 75  # EX_TEMPFAIL: systemd may try again later
+    (refused,) = [r for r in second.lines if r["event"] == "daemon.already_running"]
+    assert f"pid {first.proc.pid}" in refused["detail"] and str(tmp_path / "data") in refused["detail"]
+    assert not [r for r in second.lines if r["event"] == "component.started"], "it touched nothing"
+    first.signal(signal.SIGTERM)
+    assert first.wait() == 0
+    third = DaemonProcess("-c", str(cfg))  # the lock went with the first process
+    daemons.append(third)
+    third.wait_for("daemon.ready")
+    third.signal(signal.SIGTERM)
+    assert third.wait() == 0
+
+
+@pytest.mark.subprocess
 def test_sighup_applies_new_filter_parameter_and_risk_limit(tmp_path: Path, daemons: list[DaemonProcess]) -> None:
     cfg = write(tmp_path / "q.toml", config_text(tmp_path, max_usd=50, patterns='["rug"]'))
     d = DaemonProcess("-c", str(cfg))
