@@ -323,18 +323,21 @@ class SolanaRpcPool:
     def _park_if_rate_limited(self, ep: _Endpoint, code: int) -> None:
         """A rate-limit answer in JSON-RPC (no Retry-After to read): park the endpoint for a backoff."""
         if code in RATE_LIMIT_RPC_CODES:
-            ep.health.rate_limited += 1
-            ep.health.cooldown_until = self.clock.monotonic() + self.backoff.delay(ep.health.rate_limited)
+            self._park(ep, None)
+
+    def _park(self, ep: _Endpoint, wait: float | None) -> float:
+        """Count a rate limit and leave `ep` alone for `wait` seconds (a backoff when the node gave none)."""
+        ep.health.rate_limited += 1
+        wait = self.backoff.delay(ep.health.rate_limited) if wait is None else wait
+        ep.health.cooldown_until = self.clock.monotonic() + wait
+        return wait
 
     def _http_failure(self, ep: _Endpoint, exc: SolanaRpcException) -> str:
         cause = exc.__cause__
         if isinstance(cause, httpx2.HTTPStatusError):
             status = cause.response.status_code
             if status == 429:
-                ep.health.rate_limited += 1
-                wait = retry_after(cause.response.headers, now=self.clock.now())
-                wait = self.backoff.delay(ep.health.rate_limited) if wait is None else wait
-                ep.health.cooldown_until = self.clock.monotonic() + wait
+                wait = self._park(ep, retry_after(cause.response.headers, now=self.clock.now()))
                 return f"HTTP 429, retry after {wait:.3g}s"
             return f"HTTP {status}" + ("" if status in RETRYABLE_STATUS else " (not retryable)")
         return f"{type(cause).__name__}: {cause}"[:200]
