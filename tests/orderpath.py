@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from quantbot.api import Executor, PluginEnv, PriceView
+import msgspec
+
+from quantbot.api import ApprovedOrder, Executor, OrderIntent, PluginEnv, PriceView
 from quantbot.bus import EventBus
 from quantbot.clock import SimClock
 from quantbot.config import ExitsConfig, OrdersConfig, RiskConfig, SizingConfig
@@ -17,7 +20,7 @@ from quantbot.orders import OrderRouter, Sealer
 from quantbot.portfolio import Portfolio
 from quantbot.risk import RiskEngine
 from quantbot.sizing import Sizer
-from quantbot.store import Store
+from quantbot.store import OrderRow, Store
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import make_plugin
 from quantbot_executors.paper import PaperExecutor
@@ -41,6 +44,38 @@ class OrderPath:
         while self.router.busy:
             await self.router.stop()
             await self.bus.drain(5)
+
+    def approve(self, order_id: str, intent: OrderIntent, *, at: datetime, executor: str = "paper") -> ApprovedOrder:
+        """`intent` as the risk engine would approve it for `executor` (sealed), approved `at`; not journaled."""
+        return self.sealer.seal(
+            ApprovedOrder(
+                order_id=order_id,
+                idempotency_key=f"k:{order_id}",
+                intent=intent,
+                executors=(executor,),
+                approved_at=at,
+            )
+        )
+
+
+def order_row(order: ApprovedOrder, *, status: str = "pending") -> OrderRow:
+    """The journal row of `order` (dated at its approval), for tests that write the store as another run did."""
+    i = order.intent
+    return OrderRow(
+        order_id=order.order_id,
+        idempotency_key=order.idempotency_key,
+        strategy=i.strategy,
+        chain=i.chain,
+        side=i.side,
+        token=i.token,
+        amount=i.amount,
+        notional_usd=i.notional_usd,
+        executor=order.executors[0],
+        status=status,
+        intent=msgspec.json.encode(order).decode(),
+        created_at=order.approved_at,
+        updated_at=order.approved_at,
+    )
 
 
 @asynccontextmanager

@@ -30,7 +30,7 @@ from quantbot.risk import NOTIONAL_KEY, utc_day
 from quantbot.testing import make_plugin, order_intent
 from quantbot_executors.paper import PaperExecutor
 from tests.conftest import REPO
-from tests.orderpath import order_path
+from tests.orderpath import order_path, order_row
 
 PRICE = Decimal(1000)  # lamports per token base unit
 SOL_IN = 100_000_000
@@ -304,26 +304,10 @@ async def test_restart_reconciles_from_the_executor_and_never_resends(tmp_path: 
     async with order_path(tmp_path) as path:
         paper = path.executors["paper"]
         assert isinstance(paper, PaperExecutor)
-        sent = path.sealer.seal(
-            ApprovedOrder(
-                order_id="sent",
-                idempotency_key="s:1",
-                intent=intent(1),
-                executors=("paper",),
-                approved_at=datetime(2026, 1, 1, tzinfo=UTC),
-            )
-        )
-        unsent = path.sealer.seal(
-            ApprovedOrder(
-                order_id="unsent",
-                idempotency_key="s:2",
-                intent=intent(2),
-                executors=("paper",),
-                approved_at=datetime(2026, 1, 1, tzinfo=UTC),
-            )
-        )
+        sent = path.approve("sent", intent(1), at=T_APPROVED)
+        unsent = path.approve("unsent", intent(2), at=T_APPROVED)
         for o in (sent, unsent):
-            await path.store.journal_order(_row(o))
+            await path.store.journal_order(order_row(o))
         report = await paper.execute(sent)  # reached the venue; the store never recorded it
         assert report.outcome is Outcome.FILLED
 
@@ -420,15 +404,7 @@ async def test_a_journaled_order_executes_even_if_its_announcement_is_cut_off(tm
         path.bus.subscribe("order.approved", stuck, name="stuck", maxsize=1, timeout=60)
         orders = []
         for n in (1, 2, 3):
-            order = path.sealer.seal(
-                ApprovedOrder(
-                    order_id=f"o{n}",
-                    idempotency_key=f"k{n}",
-                    intent=intent(n, token=f"Tok{n}"),
-                    executors=("a",),
-                    approved_at=T_APPROVED,
-                )
-            )
+            order = path.approve(f"o{n}", intent(n, token=f"Tok{n}"), at=T_APPROVED, executor="a")
             async with path.store.transaction():
                 await path.router.journal(order)
             orders.append(order)
@@ -462,16 +438,8 @@ async def test_a_hanging_executor_is_bounded_and_the_other_executors_orders_are_
     hanging, answering = Hanging(id="a", answers=[]), Answering(id="b", answers=[])
     async with order_path(tmp_path, executors={"a": hanging, "b": answering}, mode="live") as path:
         for oid, executor in (("a1", "a"), ("a2", "a"), ("b1", "b")):  # left open by an earlier run
-            order = path.sealer.seal(
-                ApprovedOrder(
-                    order_id=oid,
-                    idempotency_key=f"k:{oid}",
-                    intent=intent(token=f"Tok-{oid}"),
-                    executors=(executor,),
-                    approved_at=datetime(2026, 1, 1, tzinfo=UTC),
-                )
-            )
-            await path.store.journal_order(msgspec.structs.replace(_row(order), executor=executor, status="submitted"))
+            order = path.approve(oid, intent(token=f"Tok-{oid}"), at=T_APPROVED, executor=executor)
+            await path.store.journal_order(order_row(order, status="submitted"))
         path.router.execute_timeout = 0.05
         with capture_logs() as logs:
             assert await path.router.reconcile_open() == 3
@@ -494,16 +462,7 @@ async def test_a_pending_order_start_up_could_not_settle_is_settled_by_the_job(t
             return answer
 
     async with order_path(tmp_path) as path:  # an earlier run journaled it and died before sending or not
-        order = path.sealer.seal(
-            ApprovedOrder(
-                order_id="o",
-                idempotency_key="k:o",
-                intent=intent(),
-                executors=("a",),
-                approved_at=datetime(2026, 1, 1, tzinfo=UTC),
-            )
-        )
-        await path.store.journal_order(msgspec.structs.replace(_row(order), executor="a"))
+        await path.store.journal_order(order_row(path.approve("o", intent(), at=T_APPROVED, executor="a")))
     flaky = Flaky(id="a", answers=[ConnectionRefusedError("node still booting"), filled("landed")])
     async with order_path(tmp_path, executors={"a": flaky}, mode="live") as path:
         (row,) = await path.store.orders()
@@ -521,41 +480,10 @@ async def test_the_job_leaves_a_pending_order_journaled_since_start_by_someone_e
     clock = SimClock()
     async with order_path(tmp_path, executors={"a": executor}, mode="live", clock=clock) as path:
         clock.advance(60)
-        order = path.sealer.seal(
-            ApprovedOrder(
-                order_id="theirs",
-                idempotency_key="k:theirs",
-                intent=intent(),
-                executors=("a",),
-                approved_at=clock.now(),
-            )
-        )
-        fresh = msgspec.structs.replace(_row(order), executor="a", created_at=clock.now(), updated_at=clock.now())
-        await path.store.journal_order(fresh)
+        await path.store.journal_order(order_row(path.approve("theirs", intent(), at=clock.now(), executor="a")))
         assert await path.router.reconcile_open() == 0
         (row,) = await path.store.orders()
     assert row.status == "pending" and executor.answers, "not asked"
-
-
-def _row(order: ApprovedOrder):  # type: ignore[no-untyped-def]
-    from quantbot.store import OrderRow
-
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    return OrderRow(
-        order_id=order.order_id,
-        idempotency_key=order.idempotency_key,
-        strategy="s",
-        chain="solana",
-        side="buy",
-        token=order.intent.token,
-        amount=order.intent.amount,
-        notional_usd=None,
-        executor="paper",
-        status="pending",
-        intent=msgspec.json.encode(order).decode(),
-        created_at=now,
-        updated_at=now,
-    )
 
 
 def test_a_strategy_context_offers_submit_but_no_way_to_an_executor() -> None:

@@ -8,16 +8,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import msgspec
-
-from quantbot.api import NATIVE_TOKEN, ApprovedOrder
+from quantbot.api import NATIVE_TOKEN
 from quantbot.clock import SimClock
 from quantbot.config import RiskConfig
 from quantbot.events import EquityUpdate, PositionCorrected, PositionUpdate, PriceUpdate, Tick
-from quantbot.store import OrderRow
 from quantbot.testing import make_plugin, order_intent
 from quantbot_executors.paper import PaperExecutor
-from tests.orderpath import OrderPath, order_path
+from tests.orderpath import OrderPath, order_path, order_row
 from tests.test_risk_checks import FixedPrices
 
 SOL = 10**9
@@ -42,6 +39,22 @@ async def buy(path: OrderPath, token: str, sol: int = 1, strategy: str = "s") ->
         )
     )
     await path.settle()
+
+
+async def sell_all(path: OrderPath, token: str, price: str) -> None:
+    """The exit manager's sell of the whole position at `price` lamports per base unit."""
+    qty = path.portfolio.position("solana", token).quantity
+    await path.bus.publish(
+        order_intent(
+            intent_id=f"exit-{token}",
+            strategy="exits",
+            token=token,
+            side="sell",
+            reduce_only=True,
+            amount=qty,
+            price_native=Decimal(price),
+        )
+    )
 
 
 async def mark(path: OrderPath, token: str, price: str) -> None:
@@ -96,18 +109,7 @@ async def test_equity_history_has_interval_rows_and_one_daily_snapshot_per_utc_d
 async def test_a_closed_position_is_a_round_trip_of_the_strategy_that_opened_it(tmp_path: Path) -> None:
     async with order_path(tmp_path, executors={"paper": paper()}, limits=LIMITS) as path:
         await buy(path, "A", strategy="alpha")
-        qty = path.portfolio.position("solana", "A").quantity
-        await path.bus.publish(
-            order_intent(
-                intent_id="x",
-                strategy="exits",
-                token="A",
-                side="sell",
-                reduce_only=True,
-                amount=qty,
-                price_native=Decimal(1200),
-            )
-        )
+        await sell_all(path, "A", price="1200")
         await path.settle()
         (trip,) = await path.store.round_trips()
     assert (trip.strategy, trip.cost_native, trip.proceeds_native, trip.pnl_native) == (
@@ -128,17 +130,7 @@ async def test_network_fees_are_part_of_a_round_trips_cost_and_come_out_of_its_p
         assert path.portfolio.native["solana"] == 9 * SOL - fee
         await mark(path, "A", "1000")  # the price it was bought at: down by the fee
         assert path.portfolio.unrealised_pnl("solana", "A") == -fee
-        await path.bus.publish(
-            order_intent(
-                intent_id="x",
-                strategy="exits",
-                token="A",
-                side="sell",
-                reduce_only=True,
-                amount=pos.quantity,
-                price_native=Decimal(1200),
-            )
-        )
+        await sell_all(path, "A", price="1200")
         await path.settle()
         (trip,) = await path.store.round_trips()
         native = path.portfolio.native["solana"]
@@ -192,7 +184,7 @@ async def test_the_native_balance_is_not_adopted_while_an_order_of_that_chain_is
             return out
 
         ex.balances = landed_not_booked  # type: ignore[method-assign]
-        await path.store.journal_order(_pending_row(path, "B"))
+        await path.store.journal_order(order_row(path.approve("o-B", order_intent(token="B", amount=SOL), at=T0)))
         await path.portfolio.sync_balances()
         assert path.portfolio.native["solana"] == 9 * SOL, "our book stands while B is under way"
         clock.advance(30)
@@ -200,8 +192,10 @@ async def test_the_native_balance_is_not_adopted_while_an_order_of_that_chain_is
         await path.settle()
         assert path.portfolio.native["solana"] == 9 * SOL, "B is still under way"
         await path.store.set_order_status("o-B", "failed", now=clock.now(), reason="test")
-        retired = msgspec.structs.replace(_pending_row(path, "C"), executor="retired")  # gone from the config
-        await path.store.journal_order(retired)
+        retired = path.approve(
+            "o-C", order_intent(token="C", amount=SOL), at=T0, executor="retired"
+        )  # gone from the config
+        await path.store.journal_order(order_row(retired))
         clock.advance(30)
         await path.bus.publish(Tick(seq=2))
         await path.settle()
@@ -229,30 +223,3 @@ async def test_a_balance_read_overtaken_by_a_fill_is_not_used(tmp_path: Path) ->
     assert pos.quantity == 2 * 10**6, "not 'corrected' back to the read's 1e6"
     assert path.portfolio.native["solana"] == 8 * SOL
     assert not [e for e in path.events if isinstance(e, PositionCorrected)]
-
-
-def _pending_row(path: OrderPath, token: str) -> OrderRow:
-    order = path.sealer.seal(
-        ApprovedOrder(
-            order_id=f"o-{token}",
-            idempotency_key=f"k-{token}",
-            intent=order_intent(token=token, amount=SOL),
-            executors=("paper",),
-            approved_at=T0,
-        )
-    )
-    return OrderRow(
-        order_id=order.order_id,
-        idempotency_key=order.idempotency_key,
-        strategy="s",
-        chain="solana",
-        side="buy",
-        token=token,
-        amount=SOL,
-        notional_usd=None,
-        executor="paper",
-        status="pending",
-        intent=msgspec.json.encode(order).decode(),
-        created_at=T0,
-        updated_at=T0,
-    )
