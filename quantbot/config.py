@@ -150,6 +150,8 @@ class StoreConfig(_Section, frozen=True, kw_only=True):
     postgres_dsn: str = "postgresql://quantbot@127.0.0.1:5432/quantbot"
     postgres_password: Secret | None = None
     flush_interval_s: Positive = 2.0
+    lease_check_s: Positive = 10.0
+    """Seconds between checks that the trading lease is still ours (quantbot/lease.py)."""
     retention: RetentionConfig = RetentionConfig()
 
 

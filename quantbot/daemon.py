@@ -28,6 +28,7 @@ from quantbot.events import ConfigReloaded, Tick
 from quantbot.exits import ExitManager
 from quantbot.filtering import FilterStage
 from quantbot.hosting import PluginHost
+from quantbot.lease import TradingLease, holder_name
 from quantbot.logs import setup_logging
 from quantbot.ops.cluster import ClusterTransport, role_runs
 from quantbot.ops.control import Controller
@@ -268,6 +269,9 @@ class Daemon:
         self.sizer: Sizer | None = None
         self.cluster: ClusterTransport | None = None
         self.mqtt: MqttBridge | None = None
+        self.lease: TradingLease | None = None
+        self._exit_status: int | None = None
+        """Set by a part that must stop the daemon with a given status (the trading lease lost)."""
 
     @property
     def config(self) -> Config:
@@ -277,6 +281,10 @@ class Daemon:
 
     def request_stop(self) -> None:
         self._commands.put_nowait("stop")
+
+    def _lease_lost(self) -> None:
+        self._exit_status = EX_TEMPFAIL  # systemd starts us again; we then wait for the lease
+        self.request_stop()
 
     def request_reload(self) -> None:
         self._commands.put_nowait("reload")
@@ -443,11 +451,19 @@ class Daemon:
             plugins=build_plugins(self.loaded, self.catalog, "notifiers", self.clock, self.prices),
             overflow=Overflow.DROP_OLDEST,
         )
+        self.lease = TradingLease(
+            store=self.store,
+            holder=holder_name(cfg.instance),
+            on_lost=self._lease_lost,
+            check_interval_s=cfg.store.lease_check_s,
+        )
         # The risk engine subscribes to order results before the router reconciles, so budgets
         # reserved by orders that turn out to have failed are given back.
         # The portfolio starts after the executors: it reads the real balances through them.
+        # Nothing that trades starts before the store's trading lease is ours (one trading daemon per store).
         self.components = [
             self.store,
+            self.lease,
             self.writer,
             *ops,
             self.prices,
@@ -470,6 +486,7 @@ class Daemon:
         self._wire_ops(
             bus,
             trading=[
+                self.lease,
                 self.portfolio,
                 executor_host,
                 self.risk,
@@ -525,12 +542,17 @@ class Daemon:
                     self._ready()
                     ticker = loop.create_task(self._tick(bus), name="quantbot[daemon].tick")
                     await self._serve()
+                except AlreadyRunning as exc:  # the store's trading lease is another daemon's
+                    log.error("daemon.already_running", detail=str(exc))
+                    self._exit_status = EX_TEMPFAIL
                 except Exception as exc:
                     failed = True
                     log.critical("daemon.failed", exc_info=exc)
                 if ticker is not None:
                     ticker.cancel()
                 status = await self._shutdown(bus, started)
+                if self._exit_status is not None:
+                    return self._exit_status
                 return 1 if failed else status
         finally:
             watchdog.cancel()

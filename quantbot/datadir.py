@@ -15,18 +15,20 @@ from pathlib import Path
 
 LOCK_NAME = "daemon.lock"
 EX_TEMPFAIL = 75
-"""Exit status when another daemon holds the directory (sysexits: try again later)."""
+"""Exit status when another daemon holds the directory or the store (sysexits: try again later)."""
 
 
 class AlreadyRunning(Exception):
-    """Another process holds the data directory."""
+    """Another process holds what this one needs to itself (the message says which and what to do)."""
 
 
-class DataDirLock:
-    """`acquire()` or AlreadyRunning; `release()` when the daemon has stopped."""
+class FileLock:
+    """An exclusive `flock` on `path`, which records the holder's pid: `acquire()` or AlreadyRunning."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / LOCK_NAME
+    def __init__(self, path: Path, *, what: str, remedy: str) -> None:
+        self.path = path
+        self.what = what
+        self.remedy = remedy
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -37,15 +39,27 @@ class DataDirLock:
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise AlreadyRunning(
-                f"another quantbot (pid {holder}) is running on {self.path.parent}; stop it first "
-                "(systemctl stop quantbot) or give this one its own [daemon] data_dir"
-            ) from None
+            raise AlreadyRunning(f"another quantbot (pid {holder}) is running on {self.what}; {self.remedy}") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)  # closing the descriptor drops the flock
+
+
+class DataDirLock(FileLock):
+    """The data directory's lock (`daemon.lock` in it)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(
+            data_dir / LOCK_NAME,
+            what=str(data_dir),
+            remedy="stop it first (systemctl stop quantbot) or give this one its own [daemon] data_dir",
+        )

@@ -228,6 +228,8 @@ async def test_two_daemons_split_by_role_trade_across_the_broker_and_survive_its
         await asyncio.to_thread(d.wait_for, "mqtt.connected", link="mqtt")
     started = {r["name"] for r in a.lines if r.get("event") == "component.started"}
     assert "risk" not in started and "strategies" not in started and "cluster" in started, "A only watches"
+    assert "lease" not in started, "A places no orders: it needs no trading lease"
+    assert "lease" in {r["name"] for r in b.lines if r.get("event") == "component.started"}
 
     def launch(mint: str, id: int) -> bytes:
         return encode(token_launch(mint=mint, name=f"Coin {mint}", id=id, origin="wa"))

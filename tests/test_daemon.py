@@ -29,6 +29,7 @@ from tests.conftest import DaemonProcess, cli_env, write
 
 COMPONENTS = [
     "store",
+    "lease",
     "store.writer",
     "http",
     "prices",

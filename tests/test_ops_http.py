@@ -250,7 +250,7 @@ async def test_status_shows_state_positions_plugins_components_and_no_secret(tmp
     assert body["plugins"]["filters"] == [{"id": "blocklist", "use": "blocklist", "enabled": True, "state": "enabled"}]
     assert body["plugins"]["executors"][0]["id"] == "paper"
     names = [c["name"] for c in body["components"]]
-    assert names[:5] == ["store", "store.writer", "http", "prices", "whales"] and all(
+    assert names[:6] == ["store", "lease", "store.writer", "http", "prices", "whales"] and all(
         c["started"] for c in body["components"]
     )
     assert body["watchers"]["solana.watcher"]["endpoint"] == "https://rpc.example/?api-key=***"

@@ -16,6 +16,7 @@ from typing import Any, Self
 
 import msgspec
 
+from quantbot.datadir import AlreadyRunning
 from quantbot.store.history import HistoryTables
 from quantbot.store.schema import LATEST, MIGRATIONS
 
@@ -29,6 +30,21 @@ class StoreError(Exception):
 
 class DuplicateOrder(StoreError):
     """An order with this idempotency key is already journaled."""
+
+
+class LeaseHeld(StoreError, AlreadyRunning):
+    """Another process holds the lease (the message names it where the backend can tell)."""
+
+
+class Lease(abc.ABC):
+    """An exclusive claim on a store, from `Store.lease()` until `release()` or until it is lost."""
+
+    @abc.abstractmethod
+    async def held(self) -> bool:
+        """Whether it is still ours. False once lost (or unverifiable): whatever it guards must stop."""
+
+    @abc.abstractmethod
+    async def release(self) -> None: ...
 
 
 class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,6 +149,11 @@ class Store(HistoryTables, abc.ABC):
 
     @abc.abstractmethod
     def _is_unique_violation(self, exc: BaseException) -> bool: ...
+
+    @abc.abstractmethod
+    async def lease(self, name: str, *, holder: str) -> Lease:
+        """Take the exclusive lease `name` on this database (every process that opens it sees the same
+        one), or raise LeaseHeld. `holder` says who we are, for the message another process gets."""
 
     async def start(self) -> None:
         """Open and migrate (the daemon's component lifecycle)."""

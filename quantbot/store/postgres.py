@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from quantbot.store.base import Store, StoreError
+from quantbot.store.base import Lease, LeaseHeld, Store, StoreError
 
 _conn: ContextVar[asyncpg.Connection | None] = ContextVar("quantbot_pg_conn", default=None)
 
@@ -21,6 +23,56 @@ def _dollar(sql: str) -> str:
     """`?` -> `$1, $2, ...` (our statements never hold a literal question mark)."""
     counter = iter(range(1, 10_000))
     return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
+
+
+_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_MINE = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()"
+    " AND classid = $1 AND objid = $2 AND objsubid = 1)"
+)
+_HOLDER = (
+    "SELECT a.application_name, a.pid, host(a.client_addr), a.backend_start FROM pg_locks l"
+    " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1"
+)
+
+
+def lease_key(name: str) -> int:
+    """The 64-bit advisory-lock key of a lease name (stable across processes and versions)."""
+    return int.from_bytes(hashlib.blake2b(f"quantbot:{name}".encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _halves(key: int) -> tuple[int, int]:
+    """How pg_locks shows a bigint advisory key: (classid, objid) = its high and low 32 bits."""
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    return unsigned >> 32, unsigned & 0xFFFF_FFFF
+
+
+class _AdvisoryLease(Lease):
+    """A session-level advisory lock on a connection of its own: PostgreSQL drops it with the session,
+    so a crashed holder (or one whose connection is gone) never blocks the next one."""
+
+    def __init__(self, conn: asyncpg.Connection, key: int, timeout: float) -> None:
+        self._conn = conn
+        self._halves = _halves(key)
+        self._timeout = timeout
+
+    async def held(self) -> bool:
+        if self._conn.is_closed():
+            return False
+        try:
+            return bool(await self._conn.fetchval(_MINE, *self._halves, timeout=self._timeout))
+        except _CONNECTION_ERRORS:
+            return False
+
+    async def release(self) -> None:
+        if self._conn.is_closed():
+            return
+        try:
+            await asyncio.shield(self._conn.close(timeout=self._timeout))  # ending the session drops the lock
+        except _CONNECTION_ERRORS:
+            self._conn.terminate()
 
 
 class PostgresStore(Store):
@@ -91,3 +143,38 @@ class PostgresStore(Store):
 
     def _is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, asyncpg.UniqueViolationError)
+
+    async def lease(self, name: str, *, holder: str) -> Lease:
+        """A session-level advisory lock in this database (other databases on the server have their own)."""
+        key = lease_key(name)
+        try:
+            conn = await asyncpg.connect(
+                self.dsn,
+                password=self._password,
+                timeout=self.timeout,
+                command_timeout=self.timeout,
+                server_settings={"application_name": holder[:63]},  # what another process's message shows
+            )
+        except _CONNECTION_ERRORS as exc:
+            raise StoreError(
+                f"cannot connect to PostgreSQL for the {name} lease ({type(exc).__name__}: {exc})"
+            ) from exc
+        try:
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                return _AdvisoryLease(conn, key, self.timeout)
+            row = await conn.fetchrow(_HOLDER, *_halves(key))
+        except BaseException:
+            conn.terminate()
+            raise
+        await conn.close()
+        who = "unknown"
+        if row is not None:
+            app, pid, addr, since = row
+            # another role's session may hide its address and start time (pg_read_all_stats shows them)
+            who = f"{app or 'no application_name'}, backend pid {pid}"
+            who += f", from {addr}" if addr else ""
+            who += f", since {since:%Y-%m-%d %H:%M:%S%z}" if since else ""
+        raise LeaseHeld(
+            f"another quantbot ({who}) holds the {name} lease on this PostgreSQL database; stop it first, "
+            "or give this one its own database ([store] postgres_dsn)"
+        )

@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 import structlog
 
-from quantbot.store.base import Store, StoreError
+from quantbot.datadir import AlreadyRunning, FileLock
+from quantbot.store.base import Lease, LeaseHeld, Store, StoreError
 from quantbot.store.sqlite_thread import SqliteThread
 
 T = TypeVar("T")
@@ -21,6 +22,19 @@ log = structlog.get_logger(component="store")
 
 CLOSE_WAIT_S = 5.0
 """How long `close()` waits for a transaction in progress to finish before closing under it."""
+
+
+class _FileLease(Lease):
+    """A `flock` beside the database file: released by the kernel with the process, so never stale."""
+
+    def __init__(self, lock: FileLock) -> None:
+        self._lock = lock
+
+    async def held(self) -> bool:
+        return self._lock.held
+
+    async def release(self) -> None:
+        self._lock.release()
 
 
 class SqliteStore(Store):
@@ -155,6 +169,22 @@ class SqliteStore(Store):
 
     def _is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+
+    async def lease(self, name: str, *, holder: str) -> Lease:
+        """A lock file beside the database (`<db>.<name>.lease`): processes on this machine see the same
+        one, which is as far as a SQLite file is shared."""
+        lock = FileLock(
+            self.path.with_name(f"{self.path.name}.{name}.lease"),
+            what=f"the store {self.path}",
+            remedy="stop it first, or give this one its own [store] sqlite_path",
+        )
+        try:
+            lock.acquire()
+        except AlreadyRunning as exc:
+            raise LeaseHeld(str(exc)) from None
+        except OSError as exc:
+            raise StoreError(f"cannot take the {name} lease beside {self.path}: {exc}") from exc
+        return _FileLease(lock)
 
     async def backup(self, target: str | Path) -> None:
         """An online, consistent copy of the database (SQLite's backup API)."""

@@ -1,0 +1,93 @@
+"""One trading daemon per store: the trading lease, held for as long as orders can be placed.
+
+The data-directory lock keeps a second daemon off one machine's store. A PostgreSQL store is shared by
+every machine that reaches it, so two trading daemons on different hosts (a cluster given two `trading`
+instances, or an `all` instance left running on the old VPS) would each place orders from one journal,
+settle each other's orders in flight as orphans and rebuild today's budget without the other's. The
+trading components therefore run only under the store's `trading` lease. A daemon that loses it (its
+lease connection dropped, so the other may now hold it) stops with EX_TEMPFAIL: systemd starts it
+again, and it waits its turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from quantbot.store.base import Lease, Store
+
+log = structlog.get_logger(component="lease")
+
+LEASE_NAME = "trading"
+CHECK_INTERVAL_S = 10.0
+"""How often the lease is checked by default (`[store] lease_check_s`; real seconds, whatever clock a
+replay runs on)."""
+
+
+def holder_name(instance: str) -> str:
+    """Who we are, as another process's refusal shows it."""
+    return f"quantbot {instance} pid {os.getpid()} on {socket.gethostname()}"
+
+
+class TradingLease:
+    """Takes the store's trading lease at start (LeaseHeld if another process has it), checks it every
+    `check_interval_s` and calls `on_lost` once if it is gone; releases it at stop."""
+
+    name = "lease"
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        holder: str,
+        on_lost: Callable[[], None],
+        check_interval_s: float = CHECK_INTERVAL_S,
+    ) -> None:
+        self.store = store
+        self.holder = holder
+        self.on_lost = on_lost
+        self.check_interval_s = check_interval_s
+        self.checks = 0
+        self.lost = False
+        self._lease: Lease | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._lease = await self.store.lease(LEASE_NAME, holder=self.holder)
+        log.info("lease.taken", lease=LEASE_NAME, backend=self.store.backend, holder=self.holder)
+        self._task = asyncio.create_task(self._watch(self._lease), name="quantbot[lease].watch")
+
+    async def _watch(self, lease: Lease) -> None:
+        while True:
+            await asyncio.sleep(self.check_interval_s)
+            self.checks += 1
+            if not await lease.held():
+                self.lost = True
+                log.critical(
+                    "lease.lost",
+                    lease=LEASE_NAME,
+                    detail="the store's trading lease is gone (connection lost?); stopping so that no two "
+                    "daemons trade from one store",
+                )
+                self.on_lost()
+                return
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            await lease.release()
+            log.info("lease.released", lease=LEASE_NAME)
+
+    def stats(self) -> dict[str, Any]:
+        return {"held": self._lease is not None and not self.lost, "lost": self.lost, "checks": self.checks}
