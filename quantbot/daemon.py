@@ -270,6 +270,7 @@ class Daemon:
         self.cluster: ClusterTransport | None = None
         self.mqtt: MqttBridge | None = None
         self.lease: TradingLease | None = None
+        self._stop_requested = False
         self._exit_status: int | None = None
         """Set by a part that must stop the daemon with a given status (the trading lease lost)."""
 
@@ -280,10 +281,15 @@ class Daemon:
     # --- control ---------------------------------------------------------------------------------
 
     def request_stop(self) -> None:
+        self._stop_requested = True
         self._commands.put_nowait("stop")
 
     def _lease_lost(self) -> None:
-        self._exit_status = EX_TEMPFAIL  # systemd starts us again; we then wait for the lease
+        if self.router is not None:
+            self.router.fence("this daemon lost the store's trading lease")
+        if self._stop_requested:
+            return  # stopping anyway (the host going down takes the database with it, say): a clean stop is 0
+        self._exit_status = EX_TEMPFAIL  # systemd may start us again; we then need the lease back
         self.request_stop()
 
     def request_reload(self) -> None:

@@ -40,6 +40,9 @@ class FileLock:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise AlreadyRunning(f"another quantbot (pid {holder}) is running on {self.what}; {self.remedy}") from None
+        except OSError:  # no locks on this filesystem (ENOLCK), say
+            os.close(fd)
+            raise
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd

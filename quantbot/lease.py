@@ -30,6 +30,9 @@ CHECK_INTERVAL_S = 10.0
 replay runs on)."""
 
 
+EXPIRE_MIN_S = 30.0
+
+
 def holder_name(instance: str) -> str:
     """Who we are, as another process's refusal shows it."""
     return f"quantbot {instance} pid {os.getpid()} on {socket.gethostname()}"
@@ -53,13 +56,15 @@ class TradingLease:
         self.holder = holder
         self.on_lost = on_lost
         self.check_interval_s = check_interval_s
+        self.expire_s = max(EXPIRE_MIN_S, 3 * check_interval_s)
+        """A holder that missed three checks (cut off from PostgreSQL) has lost the lease, server side."""
         self.checks = 0
         self.lost = False
         self._lease: Lease | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._lease = await self.store.lease(LEASE_NAME, holder=self.holder)
+        self._lease = await self.store.lease(LEASE_NAME, holder=self.holder, expire_s=self.expire_s)
         log.info("lease.taken", lease=LEASE_NAME, backend=self.store.backend, holder=self.holder)
         self._task = asyncio.create_task(self._watch(self._lease), name="quantbot[lease].watch")
 
@@ -67,27 +72,34 @@ class TradingLease:
         while True:
             await asyncio.sleep(self.check_interval_s)
             self.checks += 1
-            if not await lease.held():
+            try:
+                held = await lease.held()
+            except Exception as exc:  # noqa: BLE001  (a check that cannot say yes is a lost lease)
+                log.error("lease.check_failed", lease=LEASE_NAME, error=f"{type(exc).__name__}: {exc}")
+                held = False
+            if not held:
                 self.lost = True
                 log.critical(
                     "lease.lost",
                     lease=LEASE_NAME,
-                    detail="the store's trading lease is gone (connection lost?); stopping so that no two "
-                    "daemons trade from one store",
+                    detail="the store's trading lease is gone (connection lost?); orders are fenced and the "
+                    "daemon stops, so that no two daemons trade from one store",
                 )
                 self.on_lost()
                 return
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._lease is not None:
-            lease, self._lease = self._lease, None
-            await lease.release()
-            log.info("lease.released", lease=LEASE_NAME)
+        try:
+            if self._task is not None:
+                task, self._task = self._task, None
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            if self._lease is not None:
+                lease, self._lease = self._lease, None
+                await lease.release()
+                log.info("lease.released", lease=LEASE_NAME)
 
     def stats(self) -> dict[str, Any]:
         return {"held": self._lease is not None and not self.lost, "lost": self.lost, "checks": self.checks}

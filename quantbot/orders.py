@@ -91,6 +91,7 @@ class OrderRouter:
         the reconcile job leaves them alone. Any other unfinished row is an orphan it may settle."""
         self._reconciling = asyncio.Lock()
         self._started_at: datetime | None = None
+        self._fenced: str | None = None
 
     async def start(self) -> None:
         self._started_at = self.clock.now()
@@ -108,6 +109,14 @@ class OrderRouter:
     def inflight_tasks(self) -> frozenset[asyncio.Task[None]]:
         """The executions running now (replay waits for them before moving simulated time)."""
         return frozenset(self._inflight)
+
+    def fence(self, why: str) -> None:
+        """Send nothing from now on (this daemon lost the store's trading lease and is stopping): an order not yet
+        in an executor ends failed, never sent, and no orphan is asked about (the lease's new holder settles them).
+        Orders already in an executor run to their result."""
+        if self._fenced is None:
+            log.critical("orders.fenced", detail=why, inflight=len(self._inflight))
+            self._fenced = why
 
     def crash(self) -> None:
         """Tests only: abandon executions mid-way, as a killed process would."""
@@ -206,6 +215,12 @@ class OrderRouter:
         last = ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.NO_EXECUTOR, detail="no executor")
         recorded = order.executors[0] if order.executors else ""  # what `journal` wrote
         for name in order.executors:
+            if self._fenced is not None:
+                report = ExecutionReport(
+                    outcome=Outcome.FAILED, reason=RejectReason.HALTED, detail=f"not sent: {self._fenced}"
+                )
+                await self._apply(order, recorded, report)
+                return
             executor = self.executors.get(name)
             if executor is None:
                 last = ExecutionReport(
@@ -334,6 +349,8 @@ class OrderRouter:
             rows = [row for row in await self.store.unfinished_orders() if wanted(row)]
             hanging: set[str] = set()
             for row in rows:
+                if self._fenced is not None:
+                    break
                 if row.executor in hanging:
                     continue  # one timeout per executor and pass: the other executors' orders still get asked
                 if not await self._reconcile_one(row):

@@ -88,6 +88,43 @@ async def test_a_lease_whose_session_ends_is_reported_lost_and_is_free_for_the_n
         await lease.stop()  # stopping after the loss releases nothing and raises nothing
 
 
+async def test_a_holder_cut_off_from_postgres_loses_the_lease_after_expire_s() -> None:
+    """The server ends a lease session that stays silent (no check) for `expire_s`: a holder whose network
+    is gone frees the lease for the next instead of holding it until TCP gives up (hours)."""
+    async with pg_database() as dsn, PostgresStore(dsn) as a, PostgresStore(dsn) as b:
+        silent = await a.lease("trading", holder="quantbot alpha", expire_s=0.5)
+        with pytest.raises(LeaseHeld):
+            await b.lease("trading", holder="quantbot beta")
+        await asyncio.sleep(1.5)  # no check from alpha meanwhile, as if it were cut off
+        assert not await silent.held()
+        taken = await b.lease("trading", holder="quantbot beta", expire_s=0.5)
+        for _ in range(4):  # a holder that keeps checking keeps it
+            await asyncio.sleep(0.25)
+            assert await taken.held()
+        await taken.release()
+        await silent.release()
+
+
+async def test_a_check_that_fails_unexpectedly_counts_as_lost_and_stop_still_releases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with SqliteStore(tmp_path / "q.db") as a, SqliteStore(tmp_path / "q.db") as b:
+        reported = asyncio.Event()
+        lease = TradingLease(store=a, holder="quantbot a", on_lost=reported.set, check_interval_s=0.02)
+        await lease.start()
+        assert lease._lease is not None
+
+        async def broken() -> bool:
+            raise RuntimeError("a bug in the check")
+
+        monkeypatch.setattr(lease._lease, "held", broken)
+        await asyncio.wait_for(reported.wait(), 10)
+        assert lease.stats()["lost"]
+        await lease.stop()
+        again = await b.lease("trading", holder="quantbot b")  # stop released it all the same
+        await again.release()
+
+
 async def test_sqlite_lease_is_one_per_database_file(tmp_path: Path) -> None:
     async with (
         SqliteStore(tmp_path / "q.db") as a,
@@ -128,6 +165,11 @@ def test_a_second_trading_daemon_on_the_same_store_exits_75_before_trading(
     assert started == ["store"], "nothing that trades started"
     first.signal(signal.SIGTERM)
     assert first.wait() == 0
+    third = DaemonProcess("-c", str(two))  # the first released the lease as it stopped
+    daemons.append(third)
+    third.wait_for("daemon.ready")
+    third.signal(signal.SIGTERM)
+    assert third.wait() == 0
 
 
 @pytest.mark.subprocess

@@ -502,3 +502,26 @@ def test_first_party_plugins_import_only_the_api(package: str) -> None:
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     assert not alias.name.startswith("quantbot."), f"{path.name} imports {alias.name}"
+
+
+async def test_a_fenced_router_sends_nothing_more_and_asks_about_no_orphan(tmp_path: Path) -> None:
+    """The daemon lost the store's trading lease: another may hold it now. An order approved meanwhile ends failed,
+    never sent, its budget given back; an unfinished order is left to the lease's new holder."""
+    executor = ScriptedExecutor(id="a", answers=[TimeoutError(), filled("late")])
+    async with order_path(tmp_path, executors={"a": executor}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
+        await path.bus.publish(intent(1))
+        await path.settle()
+        (left,) = await path.store.orders()
+        assert left.status == "submitted"
+        path.router.fence("this daemon lost the store's trading lease")
+        assert await path.router.reconcile_open() == 1, "seen, but not asked about"
+        await path.bus.publish(intent(2, notional_usd=Decimal(7), token="So1anaOtherMint111111111111111111111111111"))
+        await path.settle()
+        rows = {r.idempotency_key: r for r in await path.store.orders()}
+        day = utc_day(rows["test:i2"].created_at)
+        spent = await path.store.get_counter(day, NOTIONAL_KEY)
+    assert len(executor.seen) == 1 and executor.answers == [filled("late")], "neither sent nor reconciled"
+    assert rows["test:i1"].status == "submitted"
+    second = rows["test:i2"]
+    assert (second.status, second.reason) == ("failed", "halted") and "not sent" in second.detail
+    assert spent == rows["test:i1"].notional_usd, "the failed order's budget is back; the open one's is held"

@@ -151,9 +151,11 @@ class Store(HistoryTables, abc.ABC):
     def _is_unique_violation(self, exc: BaseException) -> bool: ...
 
     @abc.abstractmethod
-    async def lease(self, name: str, *, holder: str) -> Lease:
+    async def lease(self, name: str, *, holder: str, expire_s: float | None = None) -> Lease:
         """Take the exclusive lease `name` on this database (every process that opens it sees the same
-        one), or raise LeaseHeld. `holder` says who we are, for the message another process gets."""
+        one), or raise LeaseHeld. `holder` says who we are, for the message another process gets. Where the
+        backend can, a holder that has not checked its lease (`Lease.held`) for `expire_s` loses it: one cut
+        off from the database then frees it for the next instead of holding it until the network notices."""
 
     async def start(self) -> None:
         """Open and migrate (the daemon's component lifecycle)."""

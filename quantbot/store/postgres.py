@@ -12,8 +12,11 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
+import structlog
 
 from quantbot.store.base import Lease, LeaseHeld, Store, StoreError
+
+log = structlog.get_logger(component="store")
 
 _conn: ContextVar[asyncpg.Connection | None] = ContextVar("quantbot_pg_conn", default=None)
 
@@ -47,6 +50,13 @@ def _halves(key: int) -> tuple[int, int]:
     """How pg_locks shows a bigint advisory key: (classid, objid) = its high and low 32 bits."""
     unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
     return unsigned >> 32, unsigned & 0xFFFF_FFFF
+
+
+async def _expire_idle_session(conn: asyncpg.Connection, expire_s: float) -> None:
+    try:
+        await conn.execute(f"SET idle_session_timeout = {max(1, round(expire_s * 1000))}")
+    except asyncpg.UndefinedObjectError:  # before PostgreSQL 14
+        log.warning("store.lease_without_expiry", detail="idle_session_timeout needs PostgreSQL 14 or later")
 
 
 class _AdvisoryLease(Lease):
@@ -144,8 +154,10 @@ class PostgresStore(Store):
     def _is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, asyncpg.UniqueViolationError)
 
-    async def lease(self, name: str, *, holder: str) -> Lease:
-        """A session-level advisory lock in this database (other databases on the server have their own)."""
+    async def lease(self, name: str, *, holder: str, expire_s: float | None = None) -> Lease:
+        """A session-level advisory lock in this database (other databases on the server have their own).
+        `expire_s` becomes the session's idle_session_timeout (PostgreSQL 14 and later; older servers hold
+        the lock of a holder cut off from them until TCP gives up on its connection)."""
         key = lease_key(name)
         try:
             conn = await asyncpg.connect(
@@ -160,6 +172,8 @@ class PostgresStore(Store):
                 f"cannot connect to PostgreSQL for the {name} lease ({type(exc).__name__}: {exc})"
             ) from exc
         try:
+            if expire_s is not None:
+                await _expire_idle_session(conn, expire_s)
             if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
                 return _AdvisoryLease(conn, key, self.timeout)
             row = await conn.fetchrow(_HOLDER, *_halves(key))

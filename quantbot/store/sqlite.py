@@ -170,9 +170,9 @@ class SqliteStore(Store):
     def _is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
 
-    async def lease(self, name: str, *, holder: str) -> Lease:
+    async def lease(self, name: str, *, holder: str, expire_s: float | None = None) -> Lease:
         """A lock file beside the database (`<db>.<name>.lease`): processes on this machine see the same
-        one, which is as far as a SQLite file is shared."""
+        one, which is as far as a SQLite file is shared. It ends with the process, so it needs no expiry."""
         lock = FileLock(
             self.path.with_name(f"{self.path.name}.{name}.lease"),
             what=f"the store {self.path}",
