@@ -2,9 +2,10 @@
 
 An order reaches an executor only after its journal row (with its idempotency key) is committed.
 Executors in an order's chain are tried in turn, the next only when the previous provably did not
-send. An executor that raises may have sent: the order stays `submitted` and is reconciled, never
-re-sent. Unfinished orders found at start, and unfinished orders no flow of this run owns (the
-`reconcile_orders` job), are asked about through the executor's `reconcile`.
+send and did not refuse the trade itself (price impact, slippage: a market verdict). An executor
+that raises may have sent: the order stays `submitted` and is reconciled, never re-sent. Unfinished
+orders found at start, and unfinished orders no flow of this run owns (the `reconcile_orders` job),
+are asked about through the executor's `reconcile`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,17 @@ from quantbot.portfolio import Portfolio
 from quantbot.store import DuplicateOrder, FillRow, OrderRow, Store
 
 log = structlog.get_logger(component="orders")
+
+MARKET_VERDICTS = frozenset(
+    {
+        RejectReason.PRICE_IMPACT,
+        RejectReason.SLIPPAGE,
+        RejectReason.MIN_LIQUIDITY,
+        RejectReason.INSUFFICIENT_BALANCE,
+    }
+)
+"""Refusals about the market or the wallet, not the venue: the next executor would trade into the same pool with
+the same wallet, without the check that refused (a fallback that cannot quote its price impact, say)."""
 
 _order_codec = msgspec.json.Encoder()
 _order_decoder = msgspec.json.Decoder(ApprovedOrder)
@@ -246,6 +258,9 @@ class OrderRouter:
             if not isinstance(report, ExecutionReport):
                 log.error("order.bad_report", order_id=order.order_id, executor=name, report=repr(report)[:200])
                 report = ExecutionReport(outcome=Outcome.SUBMITTED, detail=f"{name} returned {type(report).__name__}")
+            if report.outcome is Outcome.FAILED and report.reason in MARKET_VERDICTS:
+                await self._apply(order, name, report)
+                return
             if report.outcome in (Outcome.FAILED, Outcome.NOT_SENT, Outcome.EXPIRED):
                 # provably did not and cannot execute (EXPIRED: sent, but can never land): try the next one
                 log.info("order.executor_refused", order_id=order.order_id, executor=name, reason=report.reason)

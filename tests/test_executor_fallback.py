@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import structlog
 from quantbot.clock import WallClock
 from quantbot.config import OrdersConfig
 from quantbot.events import OrderExpired, OrderFailed, OrderFilled, PositionUpdate
+from quantbot.execution import ApprovedOrder
 from quantbot.testing import order_intent
 from tests.jupiter_env import jupiter_env
 from tests.orderpath import order_path
@@ -103,6 +105,32 @@ async def test_a_transaction_that_may_still_land_is_never_followed_by_another_ex
             await ex.stop()
     assert [(r.status, r.executor) for r in rows] == [("submitted", "jupiter")]
     assert len(env.jup.requests.quotes) == 1 and env.jup.requests.trades == []
+
+
+async def test_a_buy_jupiter_refuses_for_its_price_impact_is_not_handed_to_pumpportal(tmp_path: Path) -> None:
+    """PumpPortal cannot quote the impact: a fallback there would trade past the approved limit."""
+    async with jupiter_env(tmp_path) as env:
+        executors = {"jupiter": env.keyed(env.jupiter()), "pumpportal": env.keyed(env.pumpportal())}
+        routes = OrdersConfig(solana=("jupiter", "pumpportal"))
+        async with order_path(tmp_path, executors=executors, routes=routes, mode="live", clock=WallClock()) as path:
+            intent = order_intent(token=str(env.pool.mint), intent_id="big", amount=20 * 10**9)
+            approved = ApprovedOrder(
+                order_id="o1",
+                idempotency_key="k1",
+                intent=intent,
+                executors=routes.solana,
+                approved_at=datetime.now(UTC),
+                max_price_impact_bps=100,  # 20 SOL into this pool moves it about 2%
+                max_slippage_bps=1000,
+            )
+            await path.router.submit(path.sealer.seal(approved))
+            await path.settle()
+            (row,) = await path.store.orders()
+            fills = await path.store.fills()
+        for ex in executors.values():
+            await ex.stop()
+    assert (row.status, row.executor, row.reason) == ("failed", "jupiter", "price_impact")
+    assert fills == [] and env.jup.requests.trades == [], "nothing was sent to PumpPortal"
 
 
 @pytest.mark.parametrize("bad", ["stale quote", "expired"])

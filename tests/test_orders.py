@@ -213,6 +213,23 @@ async def test_the_next_executor_is_tried_only_after_a_proven_refusal(tmp_path: 
     assert (row.status, row.executor, row.tx) == ("filled", "b", "sig-b")
 
 
+@pytest.mark.parametrize(
+    "reason",
+    [RejectReason.PRICE_IMPACT, RejectReason.SLIPPAGE, RejectReason.MIN_LIQUIDITY, RejectReason.INSUFFICIENT_BALANCE],
+)
+async def test_a_market_verdict_is_final_and_no_fallback_trades_past_it(tmp_path: Path, reason: RejectReason) -> None:
+    """Jupiter refusing a buy for its price impact must not hand it to a fallback that cannot see the impact."""
+    first = ScriptedExecutor(id="a", answers=[ExecutionReport(outcome=Outcome.FAILED, reason=reason, detail="too big")])
+    second = ScriptedExecutor(id="b", answers=[filled("sig-b")])
+    routes = OrdersConfig(solana=("a", "b"))
+    async with order_path(tmp_path, executors={"a": first, "b": second}, routes=routes, mode="live") as path:
+        await path.bus.publish(intent())
+        await path.settle()
+        (row,) = await path.store.orders()
+    assert second.seen == []
+    assert (row.status, row.executor, row.reason) == ("failed", "a", str(reason))
+
+
 async def test_the_journal_names_the_executor_that_holds_the_order_while_it_executes(tmp_path: Path) -> None:
     """Reconciliation after a crash asks the executor the journal names: it must be the one executing."""
 
