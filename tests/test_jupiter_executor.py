@@ -179,6 +179,24 @@ async def test_preflight_refusal_is_failed_as_never_sent(tmp_path: Path) -> None
     assert env.node.ledger.signatures_for(str(env.wallet.pubkey())) == []
 
 
+async def test_a_send_whose_answer_is_lost_is_waited_for_and_never_followed_by_a_second_swap(tmp_path: Path) -> None:
+    """The node took the transaction, but its answer never came back. The retry of the same bytes is refused as
+    already processed, which proves nothing was refused: the executor waits for that signature and builds no other."""
+    async with jupiter_env(tmp_path) as env:
+        env.node.faults.lost_answers = 1
+        env.node.faults.only_methods = frozenset({"sendTransaction"})
+        ex = await env.started(env.jupiter())
+        order = approved(str(env.pool.mint), amount=10**9, max_price_impact_bps=300, max_slippage_bps=200)
+        report = await ex.execute(order)
+        await ex.stop()
+    assert env.node.calls["lost_answer"] == 1 and env.node.calls["sendTransaction"] == 2
+    assert report.outcome is Outcome.FILLED, report
+    (sent,) = ex._sent[order.order_id]
+    assert report.tx == sent.signature
+    assert len(env.node.ledger.signatures_for(str(env.wallet.pubkey()))) == 1, "one swap landed, not two"
+    assert len(env.jup.requests.swaps) == 1, "no second transaction was built"
+
+
 async def test_reconcile_answers_from_the_recorded_signatures_after_a_restart(tmp_path: Path) -> None:
     async with jupiter_env(tmp_path) as env:
         ex = await env.started(env.jupiter())

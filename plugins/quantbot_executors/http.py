@@ -63,14 +63,22 @@ class Http:
             self.session = None
 
     async def request(
-        self, method: str, url: str, *, params: dict[str, str] | None = None, json: object = None
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: object = None,
+        attempts: int | None = None,
     ) -> tuple[bytes, str]:
-        """(body, content type) of the first acceptable answer; HttpRefused / HttpFailed otherwise."""
+        """(body, content type) of the first acceptable answer; HttpRefused / HttpFailed otherwise.
+        `attempts` overrides the configured number of tries for this request."""
         if self.session is None:
             raise RuntimeError("Http used before start()")
         data = msgspec.json.encode(json) if json is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else None
         last = "no attempt made"
+        tries = self.attempts if attempts is None else attempts
         for attempt in itertools.count():
             wait: float | None = None
             try:
@@ -85,8 +93,8 @@ class Http:
                     wait = retry_after(resp.headers)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
-            if attempt + 1 >= self.attempts:
-                raise HttpFailed(f"{method} {url}: {last} after {self.attempts} attempts")
+            if attempt + 1 >= tries:
+                raise HttpFailed(f"{method} {url}: {last} after {tries} attempts")
             self.retries += 1
             await self.clock.sleep(max(wait or 0.0, self.backoff.delay(attempt)))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -107,10 +115,10 @@ class SolanaRpc:
         self.url = url
         self._ids = itertools.count(1)
 
-    async def call(self, method: str, params: list[Any]) -> Any:
+    async def call(self, method: str, params: list[Any], *, attempts: int | None = None) -> Any:
         rid = next(self._ids)
         body = await self.http.json(
-            "POST", self.url, json={"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+            "POST", self.url, json={"jsonrpc": "2.0", "id": rid, "method": method, "params": params}, attempts=attempts
         )
         if not isinstance(body, dict):
             raise HttpFailed(f"{method}: malformed JSON-RPC answer")
@@ -137,9 +145,34 @@ class SolanaRpc:
         return result if isinstance(result, dict) else None
 
     async def send(self, raw_base64: str, *, skip_preflight: bool, max_retries: int | None, commitment: str) -> str:
+        """sendTransaction, retried with the same bytes (one signature: it can land only once).
+
+        RpcRefused means the node refused this transaction and did not forward it, which holds only while no
+        earlier try's fate is unknown: once one went unanswered (the node may have taken and forwarded it), a
+        refusal of the copy ("already processed", or a preflight failing because the first copy already moved the
+        balances) proves nothing, and HttpFailed says so. A refusal as already processed is never a refusal."""
         config: dict[str, Any] = {"encoding": "base64", "skipPreflight": skip_preflight}
         if not skip_preflight:
             config["preflightCommitment"] = commitment
         if max_retries is not None:
             config["maxRetries"] = max_retries
-        return str(await self.call("sendTransaction", [raw_base64, config]))
+        unanswered: HttpFailed | None = None
+        for attempt in itertools.count():
+            try:
+                return str(await self.call("sendTransaction", [raw_base64, config], attempts=1))
+            except HttpFailed as exc:
+                unanswered = exc
+                if attempt + 1 >= self.http.attempts:
+                    raise
+            except RpcRefused as exc:
+                if unanswered is None and not _already_processed(exc):
+                    raise
+                raise HttpFailed(f"sendTransaction: {exc}, after a try whose fate is unknown ({unanswered})") from exc
+            self.http.retries += 1
+            await self.http.clock.sleep(self.http.backoff.delay(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _already_processed(exc: RpcRefused) -> bool:
+    """The node has this signature already (it landed, or is being processed): the transaction was taken."""
+    return "AlreadyProcessed" in f"{exc.message} {exc.data}" or "already been processed" in exc.message

@@ -64,6 +64,8 @@ class Faults:
     """WebSocket upgrades to answer with 429 + Retry-After (counts down)."""
     only_methods: frozenset[str] = frozenset()
     """When non-empty, HTTP faults apply only to these JSON-RPC methods."""
+    lost_answers: int = 0
+    """Requests the node carries out but never answers: the connection drops before the reply (counts down)."""
 
 
 @dataclass(eq=False)
@@ -210,8 +212,16 @@ class LocalSolana:
         if fault is not None:
             return fault
         if isinstance(body, list):
-            return web.json_response([await self._call(item) for item in body])
-        return web.json_response(await self._call(body))
+            reply = web.json_response([await self._call(item) for item in body])
+        else:
+            reply = web.json_response(await self._call(body))
+        f = self.faults
+        if f.lost_answers > 0 and (not f.only_methods or any(m in f.only_methods for m in methods)):
+            f.lost_answers -= 1
+            self.calls["lost_answer"] += 1
+            if request.transport is not None:
+                request.transport.close()  # done, but the caller never hears of it
+        return reply
 
     async def _fault(self, methods: list[Any]) -> web.Response | None:
         f = self.faults
