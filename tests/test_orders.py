@@ -127,6 +127,32 @@ async def test_paper_ledger_lines_from_before_network_fees_keep_their_balances(t
     assert report.fill is not None and report.fill.fee == 0, "no venue fee charged as a network fee on reconcile"
 
 
+async def test_an_entry_written_after_a_torn_ledger_line_is_still_read_after_a_restart(tmp_path: Path) -> None:
+    """A crash mid-append leaves a line without its newline. The next run's entries must not merge into it: an
+    entry acknowledged (and acted on) after it would be unreadable at the next start, its order 'never sent'."""
+    folder = tmp_path / "paper"
+    folder.mkdir()
+    (folder / "paper-ledger.jsonl").write_bytes(b'{"order_id": "torn", "fill": {"tx": "paper-to')
+
+    def order(oid: str) -> ApprovedOrder:
+        return ApprovedOrder(
+            order_id=oid, idempotency_key=oid, intent=intent(), executors=("paper",), approved_at=T_APPROVED
+        )
+
+    executor = make_plugin(PaperExecutor, id="paper")
+    executor.attach(PluginEnv(clock=SimClock(), data_dir=folder))
+    await executor.start()
+    assert (await executor.execute(order("after"))).outcome is Outcome.FILLED
+    await executor.stop()
+
+    restarted = make_plugin(PaperExecutor, id="paper")
+    restarted.attach(PluginEnv(clock=SimClock(), data_dir=folder))
+    await restarted.start()
+    assert (await restarted.reconcile(order("after"), None)).outcome is Outcome.FILLED
+    assert (await restarted.reconcile(order("torn"), None)).outcome is Outcome.NOT_SENT, "never acknowledged"
+    assert (folder / "paper-ledger.jsonl").read_bytes().count(b"\n") == 1
+
+
 async def test_a_paper_fill_cancelled_mid_write_is_still_known_to_reconcile(tmp_path: Path) -> None:
     """The router's timeout can cancel `execute` while the ledger line is being fsynced: the line lands, and
     the reconcile job must find it (not call the order never sent)."""

@@ -1,5 +1,5 @@
 """An executor's memory that survives a crash: an append-only JSON-lines file, each line fsynced before the
-append returns, read back at start with a torn last line (a crash mid-write) skipped and logged.
+append returns, read back at start with a torn last line (a crash mid-write) logged and cut off.
 """
 
 from __future__ import annotations
@@ -24,16 +24,28 @@ class DurableLog(Generic[T]):
         self._decoder = msgspec.json.Decoder(entry_type)
 
     def read(self) -> list[T]:
-        """Every complete entry, oldest first (creates the directory; no file yet is an empty log)."""
+        """Every complete entry, oldest first (creates the directory; no file yet is an empty log).
+
+        A torn last write (no final newline: a crash mid-append) was never acknowledged, so what it was written
+        for never happened. It is cut off here: the next entry must start a line of its own, or the two would
+        merge into one unreadable line and the next read would lose an entry that was acknowledged."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
             return []
+        data = self.path.read_bytes()
+        complete = data.rfind(b"\n") + 1
+        if complete < len(data):
+            self.log.warning(
+                self.skipped, line=data.count(b"\n") + 1, path=str(self.path), torn_bytes=len(data) - complete
+            )
+            _truncate_durably(self.path, complete)
+            data = data[:complete]
         entries: list[T] = []
-        for n, line in enumerate(self.path.read_bytes().splitlines(), 1):
+        for n, line in enumerate(data.splitlines(), 1):
             try:
                 entries.append(self._decoder.decode(line))
             except msgspec.DecodeError:
-                self.log.warning(self.skipped, line=n, path=str(self.path))  # a torn last write
+                self.log.warning(self.skipped, line=n, path=str(self.path))  # not one of ours: never written so
         return entries
 
     async def append(self, entry: T) -> None:
@@ -42,9 +54,29 @@ class DurableLog(Generic[T]):
 
 
 def _append_durably(path: Path, line: bytes) -> None:
+    created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:  # the file's name is durable only once its directory is
+        _fsync_dir(path.parent)
+
+
+def _truncate_durably(path: Path, size: int) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
         os.fsync(fd)
     finally:
         os.close(fd)
