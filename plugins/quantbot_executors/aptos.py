@@ -184,11 +184,19 @@ class AptosExecutor(Executor):
         seq = await self._sequence()
         account = self.account
 
-        def raw(min_out: int, max_gas: int, sequence_number: int = seq) -> RawTransaction:
+        def raw(min_out: int, max_gas: int, sequence_number: int | None = None) -> RawTransaction:
             payload = TransactionPayload(call.build({**values, "min_amount_out": str(min_out)}))
-            return RawTransaction(account.address(), sequence_number, payload, max_gas, gas_price, expiration, chain_id)
+            number = seq if sequence_number is None else sequence_number
+            return RawTransaction(account.address(), number, payload, max_gas, gas_price, expiration, chain_id)
 
         sim = await rest.call("simulate", lambda cl: simulate(cl, raw(0, c.max_gas_amount), account))
+        if "SEQUENCE_NUMBER_TOO_OLD" in str(sim.get("vm_status", "")):
+            # The wallet was used elsewhere (the operator's other tool): our count is behind the chain's. Nothing was
+            # sent; count again from the chain, or every later order (exits too) would fail the same way.
+            self.log.info("executor.sequence_resync", order_id=order.order_id, was=seq)
+            self._next_seq = None
+            seq = await self._sequence()
+            sim = await rest.call("simulate", lambda cl: simulate(cl, raw(0, c.max_gas_amount), account))
         if "SEQUENCE_NUMBER_TOO_NEW" in str(sim.get("vm_status", "")):
             # Our earlier orders are still pending: simulate as the next transaction the chain would run.
             address = account.address()

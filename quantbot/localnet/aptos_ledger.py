@@ -213,9 +213,15 @@ class Ledger:
         return committed
 
     def simulate(self, signed: SignedTransaction, body: bytes) -> dict[str, Any]:
+        raw = signed.transaction
+        if raw.sequence_number < self.sequence_number(str(raw.sender)):
+            # As the fullnode: a simulation reports the prologue's refusal as its status (HTTP 200), where a
+            # submission is refused with HTTP 400.
+            status = "Transaction Executed and Committed with Error SEQUENCE_NUMBER_TOO_OLD"
+            tx = self._execute(signed, transaction_hash(body), simulate=True)  # on an overlay: nothing is kept
+            return tx | {"success": False, "vm_status": status, "events": [], "changes": [], "gas_used": "0"}
         self._prologue(signed, simulate=True)
         tx = self._execute(signed, transaction_hash(body), simulate=True)
-        raw = signed.transaction
         if raw.sequence_number > self.sequence_number(str(raw.sender)):
             # As the fullnode (aptos-core #5066): the prologue refuses a future sequence number, even simulated.
             status = "Transaction Executed and Committed with Error SEQUENCE_NUMBER_TOO_NEW"
