@@ -253,7 +253,7 @@ class OrderRouter:
             except Exception as exc:
                 log.error("order.executor_error", order_id=order.order_id, executor=name, exc_info=exc)
                 detail = f"{type(exc).__name__}: {exc}"  # (a TimeoutError's str is empty)
-                await self._apply(order, name, ExecutionReport(outcome=Outcome.SUBMITTED, detail=detail))
+                await self._apply(order, name, await self._what_was_sent(executor, order, detail))
                 return
             if not isinstance(report, ExecutionReport):
                 log.error("order.bad_report", order_id=order.order_id, executor=name, report=repr(report)[:200])
@@ -269,6 +269,24 @@ class OrderRouter:
             await self._apply(order, name, report)
             return
         await self._apply(order, order.executors[-1] if order.executors else "", last)
+
+    async def _what_was_sent(self, executor: Executor, order: ApprovedOrder, detail: str) -> ExecutionReport:
+        """An execute that raised or ran out of time may have sent: SUBMITTED, with the transaction the executor
+        recorded if its `reconcile` names one (or its result, if already final). The journal row then holds the
+        transaction itself, so reconciling it later does not depend on the executor's local log surviving (a
+        data_dir moved, the store's lease taken over by a daemon on another host)."""
+        unknown = ExecutionReport(outcome=Outcome.SUBMITTED, detail=detail)
+        try:
+            async with asyncio.timeout(self.execute_timeout):
+                known = await executor.reconcile(order, None)
+        except Exception as exc:  # noqa: BLE001  (the reconcile job asks again later)
+            log.warning("order.sent_unknown", order_id=order.order_id, error=f"{type(exc).__name__}: {exc}")
+            return unknown
+        if known.outcome is Outcome.FILLED and known.fill is not None:
+            return known
+        if known.tx:
+            return ExecutionReport(outcome=Outcome.SUBMITTED, tx=known.tx, detail=detail)
+        return unknown
 
     # --- results ---------------------------------------------------------------------------------
 

@@ -366,7 +366,8 @@ async def test_restart_reconciles_from_the_executor_and_never_resends(tmp_path: 
 async def test_an_order_left_submitted_is_booked_by_the_reconcile_job_without_a_restart(tmp_path: Path) -> None:
     """The executor gave up waiting (its swap landed later): the `reconcile_orders` job books the fill, the
     position and the result while the daemon keeps running, and the swap is never sent again."""
-    executor = ScriptedExecutor(id="a", answers=[TimeoutError(), ExecutionReport(outcome=Outcome.SUBMITTED)])
+    not_yet = ExecutionReport(outcome=Outcome.SUBMITTED)  # asked right after the timeout, then by the job
+    executor = ScriptedExecutor(id="a", answers=[TimeoutError(), not_yet, not_yet])
     async with order_path(tmp_path, executors={"a": executor}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
         await path.bus.publish(intent())
         await path.settle()
@@ -388,11 +389,39 @@ async def test_an_order_left_submitted_is_booked_by_the_reconcile_job_without_a_
     assert path.risk.pending == {}
 
 
+async def test_an_execute_that_times_out_leaves_the_transaction_it_sent_in_the_journal(tmp_path: Path) -> None:
+    """The executor recorded and sent a transaction, then the router stopped waiting: the journal row gets that
+    transaction from the executor at once, so a later reconcile does not hang on the executor's local log."""
+    sent = ExecutionReport(outcome=Outcome.SUBMITTED, tx="sig-1", detail="still may land")
+    executor = ScriptedExecutor(id="a", answers=[TimeoutError(), sent])
+    async with order_path(tmp_path, executors={"a": executor}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
+        await path.bus.publish(intent())
+        await path.settle()
+        (row,) = await path.store.orders()
+    assert (row.status, row.tx) == ("submitted", "sig-1")
+    assert executor.answers == [] and len(executor.seen) == 1
+
+
+async def test_an_execute_that_times_out_after_its_swap_landed_is_booked_at_once(tmp_path: Path) -> None:
+    executor = ScriptedExecutor(id="a", answers=[TimeoutError(), filled("landed")])
+    async with order_path(tmp_path, executors={"a": executor}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
+        await path.bus.publish(intent())
+        await path.settle()
+        (row,) = await path.store.orders()
+        (position,) = await path.store.positions()
+    assert (row.status, row.tx) == ("filled", "landed") and position.quantity == 2
+
+
 async def test_a_submitted_order_that_was_never_sent_gives_its_budget_back_on_the_next_reconcile(
     tmp_path: Path,
 ) -> None:
-    executor = ScriptedExecutor(
-        id="a", answers=[RuntimeError("signer crashed"), ExecutionReport(outcome=Outcome.NOT_SENT)]
+    executor = ScriptedExecutor(  # execute raises; the router's question right after it and the job's: not sent
+        id="a",
+        answers=[
+            RuntimeError("signer crashed"),
+            ExecutionReport(outcome=Outcome.NOT_SENT),
+            ExecutionReport(outcome=Outcome.NOT_SENT),
+        ],
     )
     async with order_path(tmp_path, executors={"a": executor}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
         await path.bus.publish(intent(notional_usd=Decimal(7)))
@@ -550,7 +579,9 @@ def test_first_party_plugins_import_only_the_api(package: str) -> None:
 async def test_a_fenced_router_sends_nothing_more_and_asks_about_no_orphan(tmp_path: Path) -> None:
     """The daemon lost the store's trading lease: another may hold it now. An order approved meanwhile ends failed,
     never sent, its budget given back; an unfinished order is left to the lease's new holder."""
-    executor = ScriptedExecutor(id="a", answers=[TimeoutError(), filled("late")])
+    executor = ScriptedExecutor(
+        id="a", answers=[TimeoutError(), ExecutionReport(outcome=Outcome.SUBMITTED), filled("late")]
+    )
     async with order_path(tmp_path, executors={"a": executor}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
         await path.bus.publish(intent(1))
         await path.settle()
