@@ -78,6 +78,10 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
+def _forget(executors: dict[str, Executor], name: str) -> None:
+    executors.pop(name, None)
+
+
 def build_plugins(
     loaded: LoadedConfig, catalog: PluginCatalog, section: str, clock: Clock, prices: PriceView | None = None
 ) -> list[Plugin]:
@@ -359,7 +363,13 @@ class Daemon:
                 if name in executors:
                     executors[name].use_wallet_key(key)
         executor_host = PluginHost(
-            bus=bus, section="executors", plugins=list(executors.values()), overflow=Overflow.BLOCK
+            bus=bus,
+            section="executors",
+            plugins=list(executors.values()),
+            overflow=Overflow.BLOCK,
+            # An executor that did not start (its sent log unread, its wallet not loaded) must neither trade nor
+            # reconcile: it would call every order it cannot see in its log never sent. Its orders stay open.
+            on_start_failed=lambda p: _forget(executors, p.id),
         )
         sealer = Sealer()
         self.portfolio = Portfolio(

@@ -44,12 +44,22 @@ class StrategyContextImpl:
 class PluginHost:
     """Starts, subscribes, reconfigures and stops the instances of one plugin section."""
 
-    def __init__(self, *, bus: EventBus, section: str, plugins: list[Plugin], overflow: Overflow) -> None:
+    def __init__(
+        self,
+        *,
+        bus: EventBus,
+        section: str,
+        plugins: list[Plugin],
+        overflow: Overflow,
+        on_start_failed: Callable[[Plugin], None] | None = None,
+    ) -> None:
         self.bus = bus
         self.section = section
         self.name = section
         self.plugins = plugins
         self.overflow = overflow
+        self.on_start_failed = on_start_failed
+        """Told of a plugin that could not start (disabled), e.g. to take an executor out of the order router."""
 
     def _handler(self, plugin: Plugin) -> Callable[[Event], Awaitable[None]]:
         if isinstance(plugin, Strategy):
@@ -71,6 +81,8 @@ class PluginHost:
             except Exception as exc:  # noqa: BLE001  (a plugin that cannot start is disabled, not fatal)
                 await self.bus.report_failure(ref, exc, event=None, subscriber=f"{self.section}.{p.id}")
                 await self.bus.disable_plugin(ref, failures=1, error=f"start failed: {type(exc).__name__}: {exc}")
+                if self.on_start_failed is not None:
+                    self.on_start_failed(p)
                 continue
             if not isinstance(p, Strategy | Notifier):
                 continue  # executors are called by the order router, not fed from the bus

@@ -7,16 +7,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from quantbot.clock import WallClock
 from quantbot.config import load_config
 from quantbot.daemon import Daemon
 from quantbot.events import Event, OrderFailed, OrderFilled, OrderRejected, PositionUpdate, RejectReason, Swap
+from quantbot.execution import ApprovedOrder
 from quantbot.plugins import PluginCatalog
 from quantbot.secrets import Redactor
+from quantbot.store.sqlite import SqliteStore
+from quantbot.testing import order_intent
 from tests.conftest import write
 from tests.jupiter_env import API_KEY, Env, jupiter_env
+from tests.orderpath import order_row
 from tests.test_jupiter_executor import token_balance
 
 WHALE_TX = "raydium_v4_swap_direct_gettransaction_jsonparsed.json"
@@ -152,3 +157,27 @@ async def test_whale_swap_whose_order_moves_the_price_too_much_is_refused_by_the
     assert row.status == "failed" and positions == []
     assert env.node.calls["sendTransaction"] == 0 and env.jup.requests.swaps == []
     assert token_balance(env, env.wallet.pubkey()) == 0
+
+
+async def test_an_executor_that_could_not_start_neither_trades_nor_settles_its_orders(
+    tmp_path: Path, plugin_site: Path
+) -> None:
+    """Its sent log unreadable, the executor cannot tell what it sent: an order journaled before the restart must
+    stay open (not be called never sent, its budget released, while its swap may have landed)."""
+    async with jupiter_env(tmp_path) as env:
+        earlier = ApprovedOrder(
+            order_id="o-before",
+            idempotency_key="k-before",
+            intent=order_intent(token=str(env.pool.mint), amount=10**8),
+            executors=("jupiter",),
+            approved_at=datetime.now(UTC),
+        )
+        async with SqliteStore(tmp_path / "data" / "quantbot.db") as store:
+            await store.migrate()
+            await store.journal_order(order_row(earlier))
+        (tmp_path / "data" / "executors" / "jupiter" / "sent.jsonl").mkdir(parents=True)  # unreadable as a log
+        async with live_daemon(tmp_path, env, amount=10**8, impact_bps=300) as (daemon, _):
+            assert daemon.store is not None and daemon.router is not None
+            assert "jupiter" not in daemon.router.executors, "taken out of the order path"
+            row = await daemon.store.get_order("o-before")
+    assert row is not None and row.status == "pending"
