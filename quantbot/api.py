@@ -138,6 +138,7 @@ __all__ = [
     "WatcherLag",
     "WhaleSignal",
     "aptos_asset_name",
+    "aptos_gas_charge",
     "aptos_paired_metadata",
     "aptos_primary_store",
     "aptos_rest",
@@ -392,12 +393,20 @@ def aptos_wallet_deltas(tx: Mapping[str, Any], wallet: str) -> dict[str, int]:
     """Asset -> signed base-unit change for `wallet` in an Aptos REST transaction (committed or simulated).
 
     Netted as the AptosParser nets a swap: APT under NATIVE_TOKEN["aptos"] (coin and 0xa FA together), other
-    coins by coin type, fungible assets by metadata address; gas is not included (gas_used * gas_unit_price).
+    coins by coin type, fungible assets by metadata address; gas is not included (`aptos_gas_charge`).
     Raises ValueError on a response that is not a readable user transaction.
     """
     from quantbot.chains.aptos.fills import wallet_deltas  # on demand: the order path never loads chains/
 
     return wallet_deltas(tx, wallet)
+
+
+def aptos_gas_charge(tx: Mapping[str, Any]) -> int:
+    """Octas an Aptos transaction cost its fee payer: gas_used * gas_unit_price less the storage fee refund its
+    FeeStatement reports (negative when the refund was the larger). Raises ValueError when unreadable."""
+    from quantbot.chains.aptos.fills import gas_fee
+
+    return gas_fee(tx)
 
 
 def aptos_primary_store(owner: str, metadata: str) -> str:

@@ -470,6 +470,27 @@ def test_a_withdraw_of_the_fee_amount_is_gas_only_when_the_fee_statement_follows
     assert only(AptosParser().parse_transaction(moved), Swap).amount_in == 39_856_517 + fee
 
 
+def test_a_storage_refund_is_netted_from_the_gas_charge_and_its_withdraw_is_still_gas(aptos_fixtures: Path) -> None:
+    """The framework burns gas_used * gas_unit_price less the FeeStatement's storage refund: on the 2024 framework
+    the gas Withdraw is that net amount, which is still gas (not the sender's outflow), and it is the fee booked."""
+    from quantbot.api import aptos_gas_charge, aptos_wallet_deltas
+
+    tx = load(aptos_fixtures, "fa_primary_fungible_store_transfer_mainnet_v1642580695.json")
+    assert aptos_gas_charge(tx) == 545 * 100
+    refunded = copy.deepcopy(tx)
+    *_, gas, statement = refunded["events"]
+    statement["data"]["storage_fee_refund_octas"] = "4500"
+    gas["data"]["amount"] = "50000"  # what the epilogue burnt: 54_500 - 4_500
+    assert aptos_gas_charge(refunded) == 50_000
+    assert [e.amount for e in AptosParser().parse_transaction(refunded)] == [10_000]
+    assert aptos_wallet_deltas(refunded, tx["sender"]) == aptos_wallet_deltas(tx, tx["sender"])
+
+    statement["data"]["storage_fee_refund_octas"] = "abc"
+    parser = AptosParser()
+    assert parser.parse_transaction(refunded) == []
+    assert parser.rejected == {"bad_fee_statement": 1}
+
+
 def test_apt_moved_as_coin_and_as_fa_nets_to_one_asset(aptos_fixtures: Path) -> None:
     """Thala's coin wrapper withdraws and re-deposits APT on the same store: no APT leg, one swap."""
     tx = load(aptos_fixtures, "thala_v2_coin_wrapper_swap_exact_in_weighted_apt_coin_v3541198891.json")

@@ -39,6 +39,7 @@ from quantbot.api import (
     PluginConfig,
     RejectReason,
     aptos_asset_name,
+    aptos_gas_charge,
     aptos_paired_metadata,
     aptos_primary_store,
     aptos_rest,
@@ -339,7 +340,7 @@ class AptosExecutor(Executor):
         token_in, token_out = (APT, intent.token) if intent.side == "buy" else (intent.token, APT)
         try:
             deltas = aptos_wallet_deltas(tx, self.wallet)
-            fee = int(tx["gas_used"]) * int(tx["gas_unit_price"])
+            fee = aptos_gas_charge(tx)  # net of a storage refund
             stamp = datetime.fromtimestamp(int(tx["timestamp"]) / 1_000_000, UTC)
         except (ValueError, KeyError, TypeError) as exc:
             return ExecutionReport(outcome=Outcome.SUBMITTED, tx=tx_hash, detail=f"committed; fill unreadable: {exc}")

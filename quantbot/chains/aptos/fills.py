@@ -20,7 +20,7 @@ from quantbot.chains.aptos.rest import (
     balance_legs,
     canonical_events,
     drop_gas_leg,
-    u64,
+    gas_charge,
 )
 
 
@@ -35,9 +35,8 @@ def wallet_deltas(tx: Mapping[str, Any], wallet: str) -> dict[str, int]:
         payer = normalize_address(user.sender)
         if user.signature is not None and user.signature.fee_payer_address:
             payer = normalize_address(user.signature.fee_payer_address)
-        fee = u64(user.gas_used) * u64(user.gas_unit_price)
         legs, _ = balance_legs(user, WriteSet(user))
-        legs = drop_gas_leg(legs, user.events, payer, fee)
+        legs = drop_gas_leg(legs, user.events, payer, gas_charge(user))
     except msgspec.ValidationError as exc:
         raise ValueError(f"not an Aptos user transaction: {exc}") from None
     except Rejected as exc:
@@ -52,8 +51,11 @@ def wallet_deltas(tx: Mapping[str, Any], wallet: str) -> dict[str, int]:
 
 
 def gas_fee(tx: Mapping[str, Any]) -> int:
-    """Octas the transaction charged for gas (gas_used * gas_unit_price)."""
+    """Octas the transaction cost its fee payer: gas less the storage refund (`rest.gas_charge`; negative when the
+    refund was the larger). Raises ValueError when `tx` has no readable charge."""
     try:
-        return u64(str(tx["gas_used"])) * u64(str(tx["gas_unit_price"]))
-    except (KeyError, TypeError, Rejected) as exc:
-        raise ValueError(f"transaction without a readable gas charge: {exc}") from None
+        return gas_charge(canonical_events(msgspec.convert(tx, UserTransaction)))
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"not an Aptos user transaction: {exc}") from None
+    except Rejected as exc:
+        raise ValueError(f"transaction without a readable gas charge ({exc.reason}): {exc.detail}") from None

@@ -54,6 +54,7 @@ from quantbot.chains.aptos.rest import (
     balance_legs,
     canonical_events,
     drop_gas_leg,
+    gas_charge,
     u64,
 )
 from quantbot.chains.aptos.venues import VenueBook
@@ -193,7 +194,7 @@ class AptosParser:
         sender = normalize_address(tx.sender)
         signature = tx.signature
         payer = normalize_address(signature.fee_payer_address) if signature and signature.fee_payer_address else sender
-        fee = u64(tx.gas_used) * u64(tx.gas_unit_price)
+        fee = gas_charge(tx)
         writes = WriteSet(tx)
         legs, _ = balance_legs(tx, writes)
         legs = drop_gas_leg(legs, tx.events, payer, fee)

@@ -335,16 +335,30 @@ def balance_legs(tx: UserTransaction, writes: WriteSet) -> tuple[list[Leg], Asse
 FEE_STATEMENT = "0x1::transaction_fee::FeeStatement"
 
 
-def drop_gas_leg(legs: list[Leg], events: list[RawEvent], payer: str, fee: int) -> list[Leg]:
-    """Remove the gas charge when it was emitted as a Withdraw (2024 framework; aptos.md §2.5).
+def gas_charge(tx: UserTransaction) -> int:
+    """Octas the fee payer was charged: gas_used * gas_unit_price less the storage fee refund its `FeeStatement`
+    reports. The framework's epilogue burns that difference, or pays it out when the refund is the larger (a
+    transaction that frees storage): then the charge is negative."""
+    gross = u64(tx.gas_used) * u64(tx.gas_unit_price)
+    for event in reversed(tx.events):
+        if event.type == FEE_STATEMENT:
+            refund = event.data.get("storage_fee_refund_octas") if isinstance(event.data, dict) else None
+            if not (isinstance(refund, str) and refund.isascii() and refund.isdigit() and len(refund) <= 20):
+                raise Rejected("bad_fee_statement", "FeeStatement without a u64 storage_fee_refund_octas")
+            return gross - u64(refund)
+    return gross
 
-    The charge is the payer's APT withdraw of exactly gas_used * gas_unit_price that is the last
-    balance event and is immediately followed by the `FeeStatement` (the framework charges gas
-    after the payload ran, then states the fee).
+
+def drop_gas_leg(legs: list[Leg], events: list[RawEvent], payer: str, charge: int) -> list[Leg]:
+    """Remove the gas charge when it was emitted as a balance event (2024 framework; aptos.md §2.5).
+
+    The charge (`gas_charge`) is the payer's APT withdraw of exactly that amount (or, when the storage
+    refund exceeded the fee, a deposit of the difference) that is the last balance event and is immediately
+    followed by the `FeeStatement` (the framework charges gas after the payload ran, then states the fee).
     """
-    if fee > 0 and legs:
+    if charge != 0 and legs:
         last = legs[-1]
         follower = events[last.index + 1].type if last.index + 1 < len(events) else ""
-        if last.owner == payer and last.asset == APT and last.delta == -fee and follower == FEE_STATEMENT:
+        if last.owner == payer and last.asset == APT and last.delta == -charge and follower == FEE_STATEMENT:
             return legs[:-1]
     return legs
