@@ -47,3 +47,19 @@ async def test_rate_limited_trade_local_is_retried_and_an_error_answer_sends_not
     assert ok.outcome is Outcome.FILLED
     assert unknown.outcome is Outcome.FAILED and "HTTP 400" in unknown.detail
     assert env.node.calls["sendTransaction"] == 1
+
+
+async def test_a_venue_blockhash_is_bounded_from_the_newest_block_height_not_the_confirmed_one(tmp_path: Path) -> None:
+    """PumpPortal gives no last valid height: the executor bounds it from the height after the transaction arrived.
+    Read at the configured commitment, that trails the newest block, where the venue's blockhash may come from: a
+    bound too low calls a transaction that can still land expired, and the next executor buys again."""
+    async with jupiter_env(tmp_path) as env:
+        env.node.commitment_lag = {"confirmed": 5, "finalized": 32}
+        ex = await env.started(env.pumpportal())
+        order = approved(str(env.pool.mint), executors=("pumpportal",), amount=10**8)
+        newest = env.node.ledger.block_height
+        report = await ex.execute(order)
+        await ex.stop()
+    assert report.outcome is Outcome.FILLED, report
+    (sent,) = ex._sent[order.order_id]
+    assert sent.last_valid_block_height >= newest + 150

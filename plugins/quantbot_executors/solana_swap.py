@@ -43,7 +43,10 @@ from .http import Http, HttpFailed, HttpRefused, RpcRefused, SolanaRpc
 
 SOL = NATIVE_TOKEN["solana"]
 BLOCKHASH_WINDOW = 150
-"""Blocks a blockhash stays valid: a transaction on one fetched before height h cannot land after h + 150."""
+"""Blocks a blockhash stays valid: a transaction on one fetched before height h cannot land after h + 150.
+h must be read at "processed", the newest: a venue may hand us a blockhash newer than what the configured
+commitment (confirmed, finalized) shows yet, and a bound below its true last valid height would declare a
+transaction that can still land expired, and the next executor would trade again."""
 TOKEN_PROGRAMS = ("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
@@ -220,7 +223,7 @@ class SolanaSwapExecutor(Executor):
         signature = str(tx.signatures[0])
         if last_valid is None:  # the venue did not say: bound it by the blockhash's lifetime
             try:
-                last_valid = await self.rpc.block_height(c.commitment) + BLOCKHASH_WINDOW
+                last_valid = await self.rpc.block_height("processed") + BLOCKHASH_WINDOW
             except (HttpFailed, RpcRefused) as exc:
                 refused.append(f"block height unknown, not sent: {exc}")
                 return None
@@ -323,7 +326,7 @@ class SolanaSwapExecutor(Executor):
         entries = list(self._sent.get(order.order_id, ()))
         if tx is not None and not any(e.signature == tx for e in entries):
             assert self.rpc is not None  # noqa: S101
-            height = await self.rpc.block_height(self.config.commitment)
+            height = await self.rpc.block_height("processed")
             entries.append(SentEntry(order.order_id, tx, height + BLOCKHASH_WINDOW))
         if not entries:
             return ExecutionReport(outcome=Outcome.NOT_SENT, detail="no signature was recorded: never sent")

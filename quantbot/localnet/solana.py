@@ -83,6 +83,8 @@ class LocalSolana:
         self.clock = clock or WallClock()
         self.ledger = SolanaLedger(now=int(self.clock.now().timestamp()))
         self.faults = Faults()
+        self.commitment_lag: dict[str, int] = {}
+        """Blocks a commitment level trails the newest ("processed") by, as getBlockHeight answers it."""
         self.calls: Counter[str] = Counter()
         self.ws_connections_total = 0
         self._conns: set[_Conn] = set()
@@ -363,7 +365,9 @@ class LocalSolana:
         return self.ledger.slot
 
     async def _get_block_height(self, params: list[Any]) -> object:
-        return self.ledger.block_height
+        config = params[0] if params and isinstance(params[0], dict) else {}
+        lag = self.commitment_lag.get(str(config.get("commitment", "finalized")), 0)
+        return self.ledger.block_height - lag
 
     async def _get_health(self, params: list[Any]) -> object:
         return "ok"
