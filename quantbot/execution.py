@@ -67,3 +67,6 @@ class ExecutionReport(msgspec.Struct, frozen=True, kw_only=True):
     fill: Fill | None = None
     reason: RejectReason | Literal[""] = ""
     detail: str = ""
+    fee: int = 0
+    """FAILED with `tx` only: the network fee a transaction that landed without executing still cost the wallet
+    (native base units; a FILLED report carries its fee in `fill`). Booked on the chain's native balance."""

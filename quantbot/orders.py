@@ -259,16 +259,24 @@ class OrderRouter:
                 log.error("order.bad_report", order_id=order.order_id, executor=name, report=repr(report)[:200])
                 report = ExecutionReport(outcome=Outcome.SUBMITTED, detail=f"{name} returned {type(report).__name__}")
             if report.outcome is Outcome.FAILED and report.reason in MARKET_VERDICTS:
-                await self._apply(order, name, report)
+                await self._apply(order, name, self._charge(order, report))
                 return
             if report.outcome in (Outcome.FAILED, Outcome.NOT_SENT, Outcome.EXPIRED):
                 # provably did not and cannot execute (EXPIRED: sent, but can never land): try the next one
                 log.info("order.executor_refused", order_id=order.order_id, executor=name, reason=report.reason)
-                last = report
+                last = self._charge(order, report)
                 continue
             await self._apply(order, name, report)
             return
         await self._apply(order, order.executors[-1] if order.executors else "", last)
+
+    def _charge(self, order: ApprovedOrder, report: ExecutionReport) -> ExecutionReport:
+        """Book the fee of a transaction that landed and failed; the report without it (it is charged once)."""
+        if report.outcome is not Outcome.FAILED or report.fee == 0:
+            return report
+        log.info("order.failed_fee", order_id=order.order_id, tx=report.tx, fee=report.fee)
+        self.portfolio.charge_fee(order.intent.chain, report.fee)
+        return msgspec.structs.replace(report, fee=0)
 
     async def _what_was_sent(self, executor: Executor, order: ApprovedOrder, detail: str) -> ExecutionReport:
         """An execute that raised or ran out of time may have sent: SUBMITTED, with the transaction the executor
@@ -417,5 +425,5 @@ class OrderRouter:
                 detail=f"journaled ({row.status}) but never sent; not re-sent",
             )
         # Shielded: a job cancelled mid-way must not leave the position changed in memory but not in the store.
-        await asyncio.shield(self._apply(order, row.executor, report))
+        await asyncio.shield(self._apply(order, row.executor, self._charge(order, report)))
         return True

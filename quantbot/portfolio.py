@@ -213,6 +213,14 @@ class Portfolio:
         await self._persist(pos, now)
         return self._update(pos)
 
+    def charge_fee(self, chain: str, fee: int) -> None:
+        """A network fee paid by a transaction that landed without executing (no fill carries it): out of the
+        chain's native balance now, rather than at the next balance read."""
+        if chain in self.native:
+            self.native[chain] -= fee
+        self._fills_booked += 1  # a balance read under way may predate it
+        self._dirty()
+
     async def _close(self, pos: Position, now: datetime) -> None:
         trip = RoundTrip(
             id=uuid.uuid4().hex,

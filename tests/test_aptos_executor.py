@@ -232,6 +232,7 @@ async def test_a_transaction_committed_with_success_false_failed_with_its_vm_sta
     assert "success=false" in report.detail
     tx = node.ledger.txs[node.ledger.by_hash[report.tx or ""]]
     assert tx["success"] is False and tx["vm_status"] in report.detail
+    assert report.fee == int(tx["gas_used"]) * int(tx["gas_unit_price"]) > 0, "the gas it burnt is reported"
     assert node.balance(me, MEME) == 0
 
 

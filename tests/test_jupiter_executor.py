@@ -140,6 +140,7 @@ async def test_transaction_failing_on_chain_is_failed_with_its_signature_and_no_
     assert "landed and failed" in report.detail
     landed = env.node.ledger.transaction(report.tx)
     assert landed is not None and landed.err is not None
+    assert report.fee == landed.result["meta"]["fee"] > 0, "the fee it cost is reported, to be booked"
 
 
 @pytest.mark.parametrize(

@@ -256,6 +256,28 @@ async def test_a_market_verdict_is_final_and_no_fallback_trades_past_it(tmp_path
     assert (row.status, row.executor, row.reason) == ("failed", "a", str(reason))
 
 
+async def test_the_fee_of_a_transaction_that_landed_and_failed_is_booked_once(tmp_path: Path) -> None:
+    """It executed nothing but cost its fee: the native balance loses it now, not at the next balance read, also
+    when the next executor then fills the order."""
+    landed_failed = ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.EXECUTOR_ERROR, tx="t1", fee=7_000)
+    first = ScriptedExecutor(id="a", answers=[landed_failed, landed_failed])
+    second = ScriptedExecutor(id="b", answers=[filled("sig-b")])
+    routes = OrdersConfig(solana=("a", "b"))
+    async with order_path(tmp_path, executors={"a": first, "b": second}, routes=routes, mode="live") as path:
+        start = path.portfolio.native["solana"]
+        await path.bus.publish(intent(1))
+        await path.settle()
+        after_fallback = path.portfolio.native["solana"]
+        path.router.executors.pop("b")
+        await path.bus.publish(intent(2, token="So1anaOtherMint111111111111111111111111111"))
+        await path.settle()
+        rows = {r.idempotency_key: r for r in await path.store.orders()}
+        end = path.portfolio.native["solana"]
+    assert rows["test:i1"].status == "filled" and rows["test:i2"].status == "failed"
+    assert after_fallback == start - 7_000 - 1, "the failed attempt's fee, then the fill's 1 lamport"
+    assert end == after_fallback - 7_000, "charged once when it is the order's last word"
+
+
 async def test_the_journal_names_the_executor_that_holds_the_order_while_it_executes(tmp_path: Path) -> None:
     """Reconciliation after a crash asks the executor the journal names: it must be the one executing."""
 

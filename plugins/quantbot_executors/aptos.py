@@ -330,11 +330,16 @@ class AptosExecutor(Executor):
         if not tx.get("success"):
             status = str(tx.get("vm_status", ""))
             self.log.warning("executor.committed_failed", order_id=order.order_id, tx=tx_hash, vm_status=status)
+            try:
+                fee = aptos_gas_charge(tx)  # the gas it burnt all the same
+            except ValueError:
+                fee = 0  # the portfolio's next balance read catches it up
             return ExecutionReport(
                 outcome=Outcome.FAILED,
                 tx=tx_hash,
                 reason=RejectReason.EXECUTOR_ERROR,
                 detail=f"committed with success=false: {status}",
+                fee=fee,
             )
         intent = order.intent
         token_in, token_out = (APT, intent.token) if intent.side == "buy" else (intent.token, APT)

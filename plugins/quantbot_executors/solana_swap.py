@@ -282,12 +282,28 @@ class SolanaSwapExecutor(Executor):
         if status.get("err") is not None:
             detail = f"landed and failed: {status['err']}"
             return ExecutionReport(
-                outcome=Outcome.FAILED, tx=signature, reason=RejectReason.EXECUTOR_ERROR, detail=detail
+                outcome=Outcome.FAILED,
+                tx=signature,
+                reason=RejectReason.EXECUTOR_ERROR,
+                detail=detail,
+                fee=await self._fee_of(signature),
             )
         fill = await self.read_fill(order, signature)
         if fill is None:
             return "pending"  # confirmed but not served yet by this node
         return ExecutionReport(outcome=Outcome.FILLED, tx=signature, fill=fill)
+
+    async def _fee_of(self, signature: str) -> int:
+        """The fee our wallet paid for a landed transaction (sign() makes it the fee payer); 0 when the node cannot
+        say yet (the portfolio's next balance read catches it up)."""
+        assert self.rpc is not None  # noqa: S101
+        try:
+            tx = await self.rpc.transaction(signature, self.config.commitment)
+            fee = (tx or {}).get("meta", {}).get("fee")
+        except (HttpFailed, RpcRefused, AttributeError) as exc:
+            self.log.info("executor.fee_unknown", tx=signature, error=str(exc))
+            return 0
+        return fee if type(fee) is int and fee >= 0 else 0
 
     async def read_fill(self, order: ApprovedOrder, signature: str) -> Fill | None:
         """The real amounts: the wallet's balance deltas in the confirmed transaction."""
