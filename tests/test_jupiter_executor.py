@@ -198,6 +198,21 @@ async def test_a_send_whose_answer_is_lost_is_waited_for_and_never_followed_by_a
     assert len(env.jup.requests.swaps) == 1, "no second transaction was built"
 
 
+async def test_a_rate_limited_send_then_a_refusal_is_refused_at_once_not_waited_for(tmp_path: Path) -> None:
+    """A 429 answers that the node did not take the transaction: the refusal of the next try is then a real one,
+    and the executor quotes again at once instead of waiting out the blockhash."""
+    async with jupiter_env(tmp_path) as env:
+        env.node.faults.rate_limited = 1
+        env.node.faults.retry_after = "0"
+        env.node.faults.only_methods = frozenset({"sendTransaction"})
+        env.jup.faults.fail_on_chain = 5  # every transaction fails its preflight
+        ex = await env.started(env.jupiter(requote_attempts=1, confirm_timeout=2))
+        report = await ex.execute(approved(str(env.pool.mint), amount=10**8))
+        await ex.stop()
+    assert env.node.calls["429"] == 1
+    assert report.outcome is Outcome.FAILED and "refused every transaction" in report.detail, report
+
+
 async def test_reconcile_answers_from_the_recorded_signatures_after_a_restart(tmp_path: Path) -> None:
     async with jupiter_env(tmp_path) as env:
         ex = await env.started(env.jupiter())

@@ -20,6 +20,20 @@ class HttpFailed(Exception):
     """Every attempt failed (transport errors, timeouts, retryable statuses): the outcome is unknown."""
 
 
+class HttpBusy(HttpFailed):
+    """The last attempt was answered "not now" (429, 503): the request was not taken. `wait`: its Retry-After."""
+
+    def __init__(self, message: str, *, status: int, wait: float | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.wait = wait
+
+
+BUSY_STATUS = frozenset({429, 503})
+"""Answers that say the request was not taken (rate limited, unavailable), unlike a gateway's 502/504 or a 500,
+after which a sendTransaction may well have been forwarded."""
+
+
 class HttpRefused(Exception):
     """The peer answered with a non-retryable status: it deliberately refused the request."""
 
@@ -81,6 +95,7 @@ class Http:
         tries = self.attempts if attempts is None else attempts
         for attempt in itertools.count():
             wait: float | None = None
+            busy: int | None = None
             try:
                 async with self.session.request(method, url, params=params, data=data, headers=headers) as resp:
                     body = await resp.read()
@@ -91,10 +106,14 @@ class Http:
                         raise HttpRefused(resp.status, text)
                     last = f"HTTP {resp.status}"
                     wait = retry_after(resp.headers)
+                    busy = resp.status if resp.status in BUSY_STATUS else None
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
             if attempt + 1 >= tries:
-                raise HttpFailed(f"{method} {url}: {last} after {tries} attempts")
+                message = f"{method} {url}: {last} after {tries} attempts"
+                if busy is not None:
+                    raise HttpBusy(message, status=busy, wait=wait)
+                raise HttpFailed(message)
             self.retries += 1
             await self.clock.sleep(max(wait or 0.0, self.backoff.delay(attempt)))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -158,8 +177,15 @@ class SolanaRpc:
             config["maxRetries"] = max_retries
         unanswered: HttpFailed | None = None
         for attempt in itertools.count():
+            wait: float | None = None
             try:
                 return str(await self.call("sendTransaction", [raw_base64, config], attempts=1))
+            except HttpBusy as exc:  # answered "not now": not taken, so this try changes nothing
+                wait = exc.wait
+                if attempt + 1 >= self.http.attempts:
+                    if unanswered is not None:
+                        raise HttpFailed(f"{exc}, after a try whose fate is unknown ({unanswered})") from exc
+                    raise
             except HttpFailed as exc:
                 unanswered = exc
                 if attempt + 1 >= self.http.attempts:
@@ -169,7 +195,7 @@ class SolanaRpc:
                     raise
                 raise HttpFailed(f"sendTransaction: {exc}, after a try whose fate is unknown ({unanswered})") from exc
             self.http.retries += 1
-            await self.http.clock.sleep(self.http.backoff.delay(attempt))
+            await self.http.clock.sleep(max(wait or 0.0, self.http.backoff.delay(attempt)))
         raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -39,7 +39,7 @@ from quantbot.api import (
 )
 
 from .durable import DurableLog
-from .http import Http, HttpFailed, HttpRefused, RpcRefused, SolanaRpc
+from .http import Http, HttpBusy, HttpFailed, HttpRefused, RpcRefused, SolanaRpc
 
 SOL = NATIVE_TOKEN["solana"]
 BLOCKHASH_WINDOW = 150
@@ -239,6 +239,10 @@ class SolanaSwapExecutor(Executor):
             self.log.warning(
                 "executor.send_refused", order_id=order.order_id, tx=signature, code=exc.code, error=exc.message
             )
+            refused.append(str(exc))
+            return None
+        except HttpBusy as exc:  # every try answered "not now" (429, 503): never taken
+            self.log.warning("executor.send_busy", order_id=order.order_id, tx=signature, error=str(exc))
             refused.append(str(exc))
             return None
         except HttpFailed as exc:
