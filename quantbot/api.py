@@ -307,6 +307,13 @@ class Executor(Plugin):
     async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
         raise NotImplementedError
 
+    def sent(self, order: ApprovedOrder) -> str | None:
+        """The last transaction this executor recorded as sent for `order` (its own log; no network), or None.
+
+        The router asks after an `execute` that raised or timed out, and writes it into the order's journal row,
+        so that settling the order later does not depend on this executor's local log surviving."""
+        return None
+
     async def balances(self) -> Mapping[str, int] | None:
         """The operator's balances at the venue: token -> base units, native under NATIVE_TOKEN[chain].
 

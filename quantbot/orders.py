@@ -107,7 +107,13 @@ class OrderRouter:
 
     async def start(self) -> None:
         self._started_at = self.clock.now()
-        await self.reconcile_all()
+        if await self.reconcile_all():
+            # The portfolio read the balances before these orders were settled: a swap (or a fee) that landed before
+            # the restart is in that read and was just booked again. Read them again now.
+            try:
+                await self.portfolio.sync_balances()
+            except Exception as exc:  # noqa: BLE001  (the scheduled read comes all the same)
+                log.warning("orders.resync_failed", error=f"{type(exc).__name__}: {exc}")
 
     @property
     def busy(self) -> bool:
@@ -253,7 +259,8 @@ class OrderRouter:
             except Exception as exc:
                 log.error("order.executor_error", order_id=order.order_id, executor=name, exc_info=exc)
                 detail = f"{type(exc).__name__}: {exc}"  # (a TimeoutError's str is empty)
-                await self._apply(order, name, await self._what_was_sent(executor, order, detail))
+                await self._apply(order, name, ExecutionReport(outcome=Outcome.SUBMITTED, detail=detail))
+                await self._what_was_sent(executor, order)
                 return
             if not isinstance(report, ExecutionReport):
                 log.error("order.bad_report", order_id=order.order_id, executor=name, report=repr(report)[:200])
@@ -278,23 +285,22 @@ class OrderRouter:
         self.portfolio.charge_fee(order.intent.chain, report.fee)
         return msgspec.structs.replace(report, fee=0)
 
-    async def _what_was_sent(self, executor: Executor, order: ApprovedOrder, detail: str) -> ExecutionReport:
-        """An execute that raised or ran out of time may have sent: SUBMITTED, with the transaction the executor
-        recorded if its `reconcile` names one (or its result, if already final). The journal row then holds the
-        transaction itself, so reconciling it later does not depend on the executor's local log surviving (a
-        data_dir moved, the store's lease taken over by a daemon on another host)."""
-        unknown = ExecutionReport(outcome=Outcome.SUBMITTED, detail=detail)
+    async def _what_was_sent(self, executor: Executor, order: ApprovedOrder) -> None:
+        """After an execute that raised or ran out of time (recorded SUBMITTED): put the transaction the executor
+        recorded as sent into the journal row. Settling the row later then does not depend on the executor's local
+        log surviving (a data_dir moved, the store's lease taken over by a daemon on another host)."""
         try:
-            async with asyncio.timeout(self.execute_timeout):
-                known = await executor.reconcile(order, None)
-        except Exception as exc:  # noqa: BLE001  (the reconcile job asks again later)
+            tx = executor.sent(order)
+        except Exception as exc:  # noqa: BLE001  (the reconcile job asks the executor later all the same)
             log.warning("order.sent_unknown", order_id=order.order_id, error=f"{type(exc).__name__}: {exc}")
-            return unknown
-        if known.outcome is Outcome.FILLED and known.fill is not None:
-            return known
-        if known.tx:
-            return ExecutionReport(outcome=Outcome.SUBMITTED, tx=known.tx, detail=detail)
-        return unknown
+            return
+        if tx:
+            await self._note_tx(order.order_id, tx)
+
+    async def _note_tx(self, order_id: str, tx: str) -> None:
+        """Record the transaction of an unfinished order that names none (no event: its status did not change)."""
+        if await self.store.set_order_tx(order_id, tx, now=self.clock.now()):
+            log.info("order.tx_recorded", order_id=order_id, tx=tx)
 
     # --- results ---------------------------------------------------------------------------------
 
@@ -417,6 +423,8 @@ class OrderRouter:
             return not isinstance(exc, TimeoutError)
         log.info("order.reconciled", order_id=row.order_id, status=row.status, outcome=report.outcome.value)
         if report.outcome is Outcome.SUBMITTED:
+            if report.tx and not row.tx:  # the row should name what was sent, not only the executor's log
+                await self._note_tx(row.order_id, report.tx)
             return True  # still unknown: leave it open, never re-send
         if report.outcome is Outcome.NOT_SENT:
             report = ExecutionReport(

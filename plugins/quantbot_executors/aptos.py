@@ -80,7 +80,7 @@ class AptosExecutor(Executor):
         super().__init__(id=id, config=config)
         self.account: Account | None = None
         self.nodes: AptosNodes | None = None
-        self.sent: SentLog | None = None
+        self.sent_log: SentLog | None = None
         self._lock = asyncio.Lock()
         self._next_seq: int | None = None
         self._chain_id: int | None = None
@@ -101,8 +101,8 @@ class AptosExecutor(Executor):
             retry_cap=c.retry_cap,
             api_key=c.api_key.reveal() if c.api_key else None,
         )
-        self.sent = SentLog(self.env.data_dir / "sent.jsonl", log=self.log)
-        self.sent.load()
+        self.sent_log = SentLog(self.env.data_dir / "sent.jsonl", log=self.log)
+        self.sent_log.load()
 
     async def stop(self) -> None:
         if self.nodes is not None:
@@ -259,8 +259,8 @@ class AptosExecutor(Executor):
     async def _submit(self, order: ApprovedOrder, p: Prepared) -> ExecutionReport | None:
         """None when submitted (or maybe submitted); FAILED when the node provably refused it."""
         try:
-            assert self.sent is not None  # noqa: S101  (start() ran)
-            await self.sent.record(SentEntry(order.order_id, p.tx, p.sequence_number, p.expiration))
+            assert self.sent_log is not None  # noqa: S101  (start() ran)
+            await self.sent_log.record(SentEntry(order.order_id, p.tx, p.sequence_number, p.expiration))
         except OSError as exc:
             return _failed(RejectReason.EXECUTOR_ERROR, f"cannot log the transaction before sending it: {exc}")
         self._next_seq = p.sequence_number + 1
@@ -370,8 +370,12 @@ class AptosExecutor(Executor):
 
     # --- reconcile ---------------------------------------------------------------------------
 
+    def sent(self, order: ApprovedOrder) -> str | None:
+        entries = self.sent_log.entries(order.order_id) if self.sent_log else []
+        return entries[-1].tx if entries else None
+
     async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
-        entries = self.sent.entries(order.order_id) if self.sent else []
+        entries = self.sent_log.entries(order.order_id) if self.sent_log else []
         if tx is None and not entries:
             # The hash is logged durably before any submit: no entry, never submitted.
             return ExecutionReport(outcome=Outcome.NOT_SENT, detail="no transaction was ever submitted")

@@ -57,7 +57,12 @@ def _append_durably(path: Path, line: bytes) -> None:
     created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        os.write(fd, line)
+        view = memoryview(line)
+        while view:  # a short write (a full disk) must raise, never pass for durable
+            written = os.write(fd, view)
+            if written <= 0:
+                raise OSError(f"no progress writing {path}")
+            view = view[written:]
         os.fsync(fd)
     finally:
         os.close(fd)

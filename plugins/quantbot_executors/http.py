@@ -21,7 +21,7 @@ class HttpFailed(Exception):
 
 
 class HttpBusy(HttpFailed):
-    """The last attempt was answered "not now" (429, 503): the request was not taken. `wait`: its Retry-After."""
+    """The last attempt was answered "not now" (429): the request was not taken. `wait`: its Retry-After."""
 
     def __init__(self, message: str, *, status: int, wait: float | None) -> None:
         super().__init__(message)
@@ -29,9 +29,9 @@ class HttpBusy(HttpFailed):
         self.wait = wait
 
 
-BUSY_STATUS = frozenset({429, 503})
-"""Answers that say the request was not taken (rate limited, unavailable), unlike a gateway's 502/504 or a 500,
-after which a sendTransaction may well have been forwarded."""
+BUSY_STATUS = frozenset({429})
+"""Answers that say the request was not taken (rate limited). A 5xx may come from a proxy after the node took and
+forwarded a sendTransaction (some answer 503 for an upstream timeout), so those leave a try's fate unknown."""
 
 
 class HttpRefused(Exception):
@@ -180,7 +180,7 @@ class SolanaRpc:
             wait: float | None = None
             try:
                 return str(await self.call("sendTransaction", [raw_base64, config], attempts=1))
-            except HttpBusy as exc:  # answered "not now": not taken, so this try changes nothing
+            except HttpBusy as exc:  # answered "not now" (429): not taken, so this try changes nothing
                 wait = exc.wait
                 if attempt + 1 >= self.http.attempts:
                     if unanswered is not None:

@@ -136,6 +136,10 @@ class PaperExecutor(Executor):
         await self._record(order, fill)
         return ExecutionReport(outcome=Outcome.FILLED, tx=fill.tx, fill=fill)
 
+    def sent(self, order: ApprovedOrder) -> str | None:
+        fill = self._ledger.get(order.order_id)
+        return fill.tx if fill is not None else None
+
     async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
         fill = self._ledger.get(order.order_id)
         if fill is None:

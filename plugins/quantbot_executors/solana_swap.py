@@ -241,7 +241,7 @@ class SolanaSwapExecutor(Executor):
             )
             refused.append(str(exc))
             return None
-        except HttpBusy as exc:  # every try answered "not now" (429, 503): never taken
+        except HttpBusy as exc:  # every try answered "not now" (429): never taken
             self.log.warning("executor.send_busy", order_id=order.order_id, tx=signature, error=str(exc))
             refused.append(str(exc))
             return None
@@ -389,6 +389,9 @@ class SolanaSwapExecutor(Executor):
         async with self._lock:
             await self._file.append(entry)
             self._sent.setdefault(entry.order_id, []).append(entry)
+
+    def sent(self, order: ApprovedOrder) -> str | None:
+        return self._last_signature(order)
 
     def _last_signature(self, order: ApprovedOrder) -> str | None:
         entries = self._sent.get(order.order_id)

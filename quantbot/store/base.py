@@ -262,6 +262,17 @@ class Store(HistoryTables, abc.ABC):
         )
         return changed == 1
 
+    async def set_order_tx(self, order_id: str, tx: str, *, now: datetime) -> bool:
+        """Name the transaction of an unfinished order that has none yet (its status and detail unchanged)."""
+        changed = await self.execute(
+            "UPDATE orders SET tx = ?, updated_at = ? "
+            "WHERE order_id = ? AND tx IS NULL AND status NOT IN ('filled', 'failed', 'expired')",
+            tx,
+            _ts(now),
+            order_id,
+        )
+        return changed == 1
+
     async def set_order_executor(self, order_id: str, executor: str, *, now: datetime) -> None:
         """Record which executor is about to get the order (reconciliation asks that one)."""
         await self.execute(
