@@ -129,9 +129,15 @@ async def test_a_failure_whose_release_was_cut_off_gives_the_budget_back_at_the_
         dead, _ = sorted(await path.store.orders(), key=lambda r: r.token)
         await path.store.set_order_status(dead.order_id, "failed", now=T0, reason="not_sent")  # then the kill
         path.router.crash()
+
+    class StillOut(HeldExecutor):  # B may still land: its budget stays held
+        async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
+            return ExecutionReport(outcome=Outcome.SUBMITTED)
+
     with capture_logs() as logs:
-        restarted = HeldExecutor(landed={})
+        restarted = StillOut(landed={})
         async with order_path(tmp_path, executors={"held": restarted}, routes=ROUTES, clock=clock) as path:
+            await settle(path)
             counted = await path.store.get_counter(utc_day(T0), NOTIONAL_KEY)
             path.router.crash()
     assert counted == Decimal(7), "B still holds its 7; A's 10 is back"
