@@ -284,6 +284,8 @@ class RejectReason(enum.StrEnum):
     STOP_LOSS_GUARD = "stop_loss_guard"
     INSUFFICIENT_BALANCE = "insufficient_balance"
     SIZING = "sizing"
+    RISK_ERROR = "risk_error"
+    """The risk engine could not decide (a store error, say): refused, nothing sent; the next trigger may retry."""
     """A sizing hint could not be turned into an amount (no equity known, no edge, no leader amount)."""
 
 

@@ -33,6 +33,7 @@ from quantbot.events import (
     OrderFailed,
     OrderFilled,
     OrderIntent,
+    PositionUpdate,
     PriceUpdate,
     Tick,
     TokenRugWarning,
@@ -45,6 +46,11 @@ log = structlog.get_logger(component="exits")
 
 FLATTEN_KIND = "command.flatten"
 STRATEGY = "exits"
+EXIT_ANSWER_S = 60.0
+"""An exit intent neither approved nor rejected this long after it was published (the risk engine's handler cut
+off, say) is released, unless the journal holds an unfinished sell of the token, so the next trigger can retry."""
+FLATTEN_GIVE_UP_S = 600.0
+"""How long a flatten request keeps selling what it names before it is dropped (logged with what is left)."""
 HUNDRED = Decimal(100)
 
 
@@ -66,6 +72,11 @@ class ExitManager:
         self.clock = clock
         self.prices: dict[tuple[str, str], Decimal] = {}
         self.peaks: dict[tuple[str, str], Decimal] = {}
+        """The highest price seen since the position opened; forgotten when it closes (a re-buy starts afresh)."""
+        self._asked_at: dict[tuple[str, str], datetime] = {}
+        """When each exit in flight was published (one never answered is released after EXIT_ANSWER_S)."""
+        self._flattening: dict[str, datetime] = {}
+        """Flatten requests under way, by record id: when they were first seen."""
         self.exiting: dict[tuple[str, str], str] = {}
         """Position -> intent id of the exit in flight."""
         self._by_intent: dict[str, tuple[str, str]] = {}
@@ -81,6 +92,7 @@ class ExitManager:
         self.bus.subscribe("clock.tick", self._on_tick, name="exits.tick", overflow=Overflow.DROP_OLDEST)
         self.bus.subscribe("whale.signal", self._on_whale, name="exits.leaders", overflow=Overflow.BLOCK)
         self.bus.subscribe("token.rug_warning", self._on_rug, name="exits.rug", overflow=Overflow.BLOCK)
+        self.bus.subscribe("position.update", self._on_position, name="exits.positions", overflow=Overflow.BLOCK)
         self.bus.subscribe(
             ["order.approved", "order.rejected", "order.filled", "order.failed", "order.expired"],
             self._on_order,
@@ -123,6 +135,11 @@ class ExitManager:
         if reason:
             await self.exit(pos, reason)
 
+    async def _on_position(self, event: Event) -> None:
+        assert isinstance(event, PositionUpdate)  # noqa: S101
+        if event.quantity == 0:  # closed: a position opened later must not inherit this one's peak
+            self.peaks.pop((event.chain, event.token), None)
+
     def trigger(self, pos: Position, price: Decimal, peak: Decimal) -> str:
         """Which price rule, if any, says to sell now."""
         cost = pos.avg_cost()
@@ -161,17 +178,47 @@ class ExitManager:
                 hold = self.rules_for(pos.strategy).max_hold_s
                 if hold and pos.open and pos.opened_at and (now - pos.opened_at).total_seconds() >= hold:
                     await self.exit(pos, "max_hold")
+        await self._release_unanswered()
         await self._flatten_requests()
 
+    async def _release_unanswered(self) -> None:
+        now = self.clock.now()
+        approved = set(self._order_to_key.values())
+        stale = [
+            key
+            for key, intent_id in self.exiting.items()
+            if intent_id in self._by_intent
+            and key not in approved
+            and (now - self._asked_at.get(key, now)).total_seconds() >= EXIT_ANSWER_S
+        ]
+        if not stale:
+            return
+        journaled = {(r.chain, r.token) for r in await self.store.unfinished_orders() if r.side == "sell"}
+        for key in stale:
+            if key not in journaled:  # never journaled: nothing is selling it
+                log.warning("exits.unanswered", chain=key[0], token=key[1], intent=self.exiting[key])
+                self._release(key, self.exiting[key])
+
     async def _flatten_requests(self) -> None:
+        """Sell what a `quantbot flatten` names, tick after tick, until it is all sold (a sell can fail: slippage, a
+        node down) or FLATTEN_GIVE_UP_S has passed; then the request is consumed."""
         requests = [(key, payload) async for key, payload in self.store.records(FLATTEN_KIND)]
+        now = self.clock.now()
         for request_id, payload in requests:
             token = json.loads(payload).get("token")
             targets = [p for p in self.portfolio.positions.values() if p.open and token in (None, p.token)]
-            log.warning("exits.flatten", request=request_id, token=token or "*", positions=len(targets))
+            first = self._flattening.setdefault(request_id, now)
+            if first == now:
+                log.warning("exits.flatten", request=request_id, token=token or "*", positions=len(targets))
+            given_up = (now - first).total_seconds() >= FLATTEN_GIVE_UP_S
+            if not targets or given_up:
+                if targets:
+                    log.error("exits.flatten_incomplete", request=request_id, left=[p.token for p in targets])
+                await self.store.delete_record(FLATTEN_KIND, request_id)
+                self._flattening.pop(request_id, None)
+                continue
             for pos in targets:
-                await self.exit(pos, "flatten")
-            await self.store.delete_record(FLATTEN_KIND, request_id)
+                await self.exit(pos, "flatten")  # one in flight is left to finish
 
     # --- acting ----------------------------------------------------------------------------------
 
@@ -183,6 +230,7 @@ class ExitManager:
         intent_id = f"exit-{uuid.uuid4().hex}"
         self.exiting[key] = intent_id
         self._by_intent[intent_id] = key
+        self._asked_at[key] = self.clock.now()
         log.info("exits.triggered", chain=pos.chain, token=pos.token, reason=reason, quantity=pos.quantity)
         await self.bus.publish(
             OrderIntent(
@@ -216,3 +264,4 @@ class ExitManager:
     def _release(self, key: tuple[str, str], intent_id: str) -> None:
         self.exiting.pop(key, None)
         self._by_intent.pop(intent_id, None)
+        self._asked_at.pop(key, None)

@@ -15,6 +15,7 @@ intents can never jointly pass a limit.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import msgspec
 import structlog
 
 from quantbot.api import PriceView
+from quantbot.assets import normalise
 from quantbot.breakers import (
     REASON_KEY,
     STATE_KEY,
@@ -220,12 +222,13 @@ class RiskEngine:
             return RejectReason.REDUCE_ONLY, "trading is reduce-only; only exits pass"
         if self.mode == "paper" and not self._paper_route(intent.chain):
             return RejectReason.PAPER_MODE, f"mode is paper and every {intent.chain} executor is live"
-        if intent.token in lim.block_tokens:
-            return RejectReason.BLOCKED_TOKEN, f"{intent.token} is on risk.block_tokens"
-        if lim.allow_tokens and intent.token not in lim.allow_tokens and not exit_order:
-            return RejectReason.NOT_ALLOWED_TOKEN, f"{intent.token} is not on risk.allow_tokens"
         if exit_order:
-            return None  # exits reduce risk: no size, rate, exposure or budget check holds them back
+            return None  # exits reduce risk: no list, size, rate, exposure or budget check holds them back
+        token = normalise(intent.chain, intent.token)
+        if token in self._lists(intent.chain, lim.block_tokens):
+            return RejectReason.BLOCKED_TOKEN, f"{intent.token} is on risk.block_tokens"
+        if lim.allow_tokens and token not in self._lists(intent.chain, lim.allow_tokens):
+            return RejectReason.NOT_ALLOWED_TOKEN, f"{intent.token} is not on risk.allow_tokens"
         solana = intent.chain == "solana"
         if intent.side == "buy":
             cap = native_cap(lim.max_order_sol if solana else lim.max_order_apt, intent.chain)
@@ -328,6 +331,12 @@ class RiskEngine:
 
     # --- completing an intent --------------------------------------------------------------------
 
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def _lists(chain: str, tokens: tuple[str, ...]) -> frozenset[str]:
+        """An allow/block list in the canonical spelling of `chain`'s asset ids (Aptos addresses long, lower-case)."""
+        return frozenset(normalise(chain, t) for t in tokens)
+
     async def complete(self, intent: OrderIntent) -> OrderIntent:
         """Size a hinted buy and value an intent without USD; raises _Refused when it cannot."""
         if is_exit(intent):
@@ -341,8 +350,14 @@ class RiskEngine:
 
     async def _on_intent(self, event: Event) -> None:
         assert isinstance(event, OrderIntent)  # noqa: S101  (the subscription guarantees it)
-        async with self._lock:
-            order = await self._approve(event)
+        try:
+            async with self._lock:
+                order = await self._approve(event)
+        except Exception as exc:
+            # Every intent gets an answer: the exit manager holds a position's exit "in flight" until one comes.
+            log.error("risk.failed", strategy=event.strategy, token=event.token, exc_info=exc)
+            await self._reject(event, RejectReason.RISK_ERROR, f"{type(exc).__name__}: {exc}"[:300])
+            return
         if order is not None:
             await self.router.dispatch(order)
 
@@ -367,7 +382,7 @@ class RiskEngine:
         exit_order = is_exit(intent)
         slippage = intent.max_slippage_bps
         if not exit_order:
-            slippage = min(slippage or lim.max_slippage_bps, lim.max_slippage_bps)
+            slippage = lim.max_slippage_bps if slippage is None else min(slippage, lim.max_slippage_bps)
         order = self.sealer.seal(
             ApprovedOrder(
                 order_id=uuid.uuid4().hex,

@@ -112,7 +112,7 @@ def _units(value: Decimal | int) -> int:
 
 
 async def complete_intent(intent: OrderIntent, *, sizer: Sizer | None, prices: PriceView | None) -> OrderIntent:
-    """Size a buy that carries a hint (or amount 0); value an intent without USD from the PriceView.
+    """Size a buy that carries a hint (or amount 0); value an intent without USD (or just sized) from the PriceView.
 
     Raises Incomplete (SIZING, NO_USD_PRICE): USD limits fail closed without a fresh price.
     """
@@ -126,7 +126,8 @@ async def complete_intent(intent: OrderIntent, *, sizer: Sizer | None, prices: P
         if amount <= 0:
             raise Incomplete(RejectReason.SIZING, f"sized to nothing ({how})")
         log.info("risk.sized", strategy=intent.strategy, token=intent.token, amount=amount, how=how)
-        intent = msgspec.structs.replace(intent, amount=amount)
+        # A USD figure the strategy declared was for the amount it asked, not this one: value the sized order anew.
+        intent = msgspec.structs.replace(intent, amount=amount, notional_usd=None)
     if intent.notional_usd is None and prices is not None:
         native = intent.amount
         if intent.side == "sell":

@@ -12,8 +12,10 @@ import msgspec
 import pytest
 
 from quantbot.config import ExitsConfig, RiskConfig
-from quantbot.events import OrderIntent, PriceUpdate, Tick, TokenRugWarning, WhaleSignal
+from quantbot.events import OrderIntent, OrderRejected, PriceUpdate, RejectReason, Tick, TokenRugWarning, WhaleSignal
+from quantbot.execution import ExecutionReport, Outcome
 from quantbot.risk import TradingState, set_trading_state
+from quantbot.store import StoreError
 from quantbot.testing import order_intent
 from tests.conftest import run_cli, write
 from tests.orderpath import OrderPath, order_path
@@ -111,7 +113,9 @@ async def test_flatten_from_the_command_line_sells_every_position(tmp_path: Path
         await path.settle()
         assert {e.reason for e in exits_of(path)} == {"flatten"}
         assert path.portfolio.open_positions() == 0
-        assert [k async for k, _ in path.store.records("command.flatten")] == [], "the request is consumed"
+        await path.bus.publish(Tick(seq=2))
+        await path.settle()
+        assert [k async for k, _ in path.store.records("command.flatten")] == [], "consumed once all is sold"
 
 
 LEADER = "Wha1e111111111111111111111111111111111111111"
@@ -173,3 +177,101 @@ async def test_leader_and_rug_exits_can_be_switched_off(tmp_path: Path) -> None:
         await path.bus.publish(TokenRugWarning(chain="solana", token="A", kind="creator_sell"))
         await path.settle()
     assert exits_of(path) == []
+
+
+async def test_an_exit_the_risk_engine_could_not_decide_is_answered_and_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store error while journaling the stop-loss must not leave the exit "in flight" for ever."""
+    async with order_path(tmp_path, exits=ExitsConfig(stop_loss_pct=Decimal(10)), limits=LIMITS) as path:
+        await open_position(path)
+        journal = path.router.journal
+        calls = 0
+
+        async def locked_once(order: object) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise StoreError("database is locked")
+            await journal(order)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(path.router, "journal", locked_once)
+        await price(path, "800")
+        rejected = [e for e in path.events if isinstance(e, OrderRejected)]
+        assert [e.reason for e in rejected] == [RejectReason.RISK_ERROR]
+        await price(path, "700")
+        assert path.portfolio.position("solana", "A").quantity == 0
+    assert [e.reason for e in exits_of(path)] == ["stop_loss", "stop_loss"]
+
+
+async def test_an_exit_never_answered_is_released_after_a_while(tmp_path: Path) -> None:
+    from quantbot.clock import SimClock
+    from quantbot.exits import EXIT_ANSWER_S
+
+    clock = SimClock(T0)
+    async with order_path(tmp_path, exits=ExitsConfig(stop_loss_pct=Decimal(10)), limits=LIMITS, clock=clock) as path:
+        await open_position(path)
+        assert path.exits is not None
+        bus = path.exits.bus
+
+        class Lost:  # the intent is published but never reaches the risk engine (its handler cut off)
+            async def publish(self, event: object) -> None:
+                pass
+
+        path.exits.bus = Lost()  # type: ignore[assignment]
+        await price(path, "800")
+        path.exits.bus = bus
+        await price(path, "790")
+        assert path.portfolio.position("solana", "A").quantity == 99_252, "still held as in flight"
+        clock.advance(EXIT_ANSWER_S)
+        await path.bus.publish(Tick(seq=1))
+        await path.settle()
+        await price(path, "780")
+        assert path.portfolio.position("solana", "A").quantity == 0
+
+
+async def test_a_trailing_peak_belongs_to_the_position_that_saw_it(tmp_path: Path) -> None:
+    """Sold on a trailing stop after a peak of 1500, then bought again at 1000: its first price is no exit."""
+    rules = ExitsConfig(take_profit_pct=Decimal(0), stop_loss_pct=Decimal(0), trailing_stop_pct=Decimal(10))
+    limits = msgspec.structs.replace(LIMITS, duplicate_window_s=0)
+    async with order_path(tmp_path, exits=rules, limits=limits) as path:
+        await open_position(path)
+        for p in ("1500", "1340"):
+            await price(path, p)
+        assert path.portfolio.position("solana", "A").quantity == 0
+        await path.bus.publish(
+            order_intent(intent_id="again", token="A", notional_usd=Decimal(5), price_native=Decimal(1000))
+        )
+        await path.settle()
+        await price(path, "1000")
+        assert path.portfolio.position("solana", "A").quantity > 0
+    assert [e.reason for e in exits_of(path)] == ["trailing_stop"]
+
+
+async def test_flatten_keeps_selling_until_the_position_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = write(tmp_path / "q.toml", f'[store]\nsqlite_path = "{tmp_path}/q.db"\n')
+    async with order_path(tmp_path, exits=OFF, limits=LIMITS) as path:
+        await open_position(path, "A")
+        await price(path, "1000", "A")
+        paper = path.executors["paper"]
+        execute = paper.execute
+        calls = 0
+
+        async def slipped_once(order: object) -> object:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                return ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.SLIPPAGE, detail="moved")
+            return await execute(order)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(paper, "execute", slipped_once)
+        result = await asyncio.to_thread(run_cli, "flatten", "-c", str(cfg))
+        assert result.returncode == 0, result.stderr
+        for seq in (1, 2, 3):
+            await path.bus.publish(Tick(seq=seq))
+            await path.settle()
+        assert path.portfolio.open_positions() == 0
+        assert [k async for k, _ in path.store.records("command.flatten")] == []
+    assert [e.reason for e in exits_of(path)] == ["flatten", "flatten"]

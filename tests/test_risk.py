@@ -79,6 +79,19 @@ def test_block_and_allow_lists() -> None:
     assert e.evaluate(order_intent(token="Good", notional_usd=Decimal(1))) is None
     exit_other = order_intent(token="Other", side="sell", reduce_only=True)
     assert e.evaluate(exit_other) is None, "an exit from a token no longer allowed still passes"
+    exit_evil = order_intent(token="Evil", side="sell", reduce_only=True, reason="stop_loss")
+    assert e.evaluate(exit_evil) is None, "blocking a token held must not take away the way out"
+
+
+def test_aptos_lists_match_an_address_however_it_is_spelled() -> None:
+    short = "0xABCDEF0000000000000000000000000000000000000000000000000000000001"
+    canonical = "0xabcdef0000000000000000000000000000000000000000000000000000000001"
+    e = engine(RiskConfig(block_tokens=(short, "0x1::Evil::COIN"), allow_tokens=()))
+    for token in (canonical, short, "0x0001::Evil::COIN"):
+        verdict = e.evaluate(order_intent(chain="aptos", token=token, notional_usd=Decimal(1), amount=1))
+        assert verdict is not None and verdict[0] is RejectReason.BLOCKED_TOKEN, token
+    allowed = engine(RiskConfig(allow_tokens=(short,)))
+    assert allowed.evaluate(order_intent(chain="aptos", token=canonical, notional_usd=Decimal(1), amount=1)) is None
 
 
 @given(

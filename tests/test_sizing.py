@@ -20,6 +20,7 @@ from quantbot.store import RoundTrip
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import order_intent
 from tests.orderpath import order_path
+from tests.test_risk_checks import FixedPrices
 
 SOL = 10**9
 T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -116,12 +117,37 @@ async def test_equity_sizing_without_a_known_equity_is_refused(tmp_path: Path) -
 async def test_the_risk_engine_sizes_hinted_buys_then_checks_them(tmp_path: Path) -> None:
     limits = RiskConfig(token_cooldown_s=0, duplicate_window_s=0, max_order_sol=Decimal(1))
     sizing = SizingConfig(strategies={"big": SizingRule(method="equity_pct", equity_pct=Decimal(20))})
-    async with order_path(tmp_path, limits=limits, sizing=sizing, clock=SimClock(T0)) as path:
+    prices = FixedPrices(usd={"solana": Decimal(100)})
+    async with order_path(tmp_path, limits=limits, sizing=sizing, clock=SimClock(T0), prices=prices) as path:
         await path.bus.publish(hinted(intent_id="a", token="A", strategy="small"))  # global: fixed 0.05 SOL
         await path.bus.publish(hinted(intent_id="b", token="B", strategy="big", sizing=None))  # 20% of 10 SOL
         await path.bus.publish(hinted(intent_id="c", token="C", sizing="copy"))
         await path.settle()
         (row,) = await path.store.orders()
-    assert (row.token, row.amount) == ("A", 50_000_000)
+    assert (row.token, row.amount, row.notional_usd) == ("A", 50_000_000, Decimal(5)), "0.05 SOL at 100 USD"
     refused = {e.intent.intent_id: (e.reason, e.intent.amount) for e in path.events if isinstance(e, OrderRejected)}
     assert refused == {"b": (RejectReason.MAX_ORDER_NATIVE, 2 * SOL), "c": (RejectReason.SIZING, 0)}
+
+
+async def test_a_sized_buy_is_valued_at_its_sized_amount_not_the_usd_figure_the_strategy_declared(
+    tmp_path: Path,
+) -> None:
+    """The USD limits must see what the order is worth: 0.5 SOL at 150 USD is 75 USD, whatever the intent said."""
+    limits = RiskConfig(token_cooldown_s=0, duplicate_window_s=0, max_order_usd=Decimal(5))
+    sizing = SizingConfig(fixed_sol=Decimal("0.5"))
+    prices = FixedPrices(usd={"solana": Decimal(150)})
+    async with order_path(tmp_path, limits=limits, sizing=sizing, clock=SimClock(T0), prices=prices) as path:
+        await path.bus.publish(hinted(intent_id="a", token="A", notional_usd=Decimal(1)))
+        await path.settle()
+        assert await path.store.orders() == []
+    (refused,) = [e for e in path.events if isinstance(e, OrderRejected)]
+    assert refused.reason is RejectReason.MAX_ORDER_USD and refused.intent.notional_usd == Decimal(75)
+
+
+async def test_a_sized_buy_without_a_usd_price_is_refused(tmp_path: Path) -> None:
+    async with order_path(tmp_path, sizing=SizingConfig(), clock=SimClock(T0)) as path:
+        await path.bus.publish(hinted(intent_id="a", token="A"))
+        await path.settle()
+        assert await path.store.orders() == []
+    (refused,) = [e for e in path.events if isinstance(e, OrderRejected)]
+    assert refused.reason is RejectReason.NO_USD_PRICE
