@@ -168,7 +168,9 @@ class RiskEngine:
         now = self.clock.now()
         lim = self.limits
         window = now - timedelta(seconds=max(60.0, lim.token_cooldown_s, lim.duplicate_window_s))
-        guard_window = now - timedelta(seconds=lim.stop_loss_guard_window_s)
+        # A pause set by stop-losses up to a window before it began lasts `pause_s` after the last of them.
+        guard_window = now - timedelta(seconds=lim.stop_loss_guard_window_s + lim.stop_loss_guard_pause_s)
+        stop_losses: list[datetime] = []
         self.pending.clear()
         self._recent.clear()
         self._last_by_token.clear()
@@ -186,7 +188,9 @@ class RiskEngine:
                 self._note_sent(row.strategy, row.chain, row.token, row.side, row.created_at)
             if row.status == "filled" and row.side == "sell" and row.updated_at >= guard_window:
                 if _intent_of(row).reason == "stop_loss":
-                    self.breakers.note_stop_loss(row.updated_at)
+                    stop_losses.append(row.updated_at)
+        for at in sorted(stop_losses):  # in the order they happened, as they were first noted
+            self.breakers.note_stop_loss(at)
 
     async def _rebuild_budget(self, rows: list[OrderRow], day: str) -> None:
         """Today's spent budget is what today's orders that did not fail reserved. A stop between an order's

@@ -261,6 +261,32 @@ async def test_stop_loss_guard_pauses_entries_after_n_stop_losses_and_survives_a
         assert "e" not in reasons(path)
 
 
+async def test_a_restart_late_in_a_stop_loss_pause_keeps_it_until_it_ends(tmp_path: Path) -> None:
+    """Paused at the second stop-loss for 900 s; a restart 700 s later (past the 600 s window) must not lift it."""
+    clock = SimClock(T0)
+    limits = msgspec.structs.replace(
+        OPEN, stop_loss_guard_count=2, stop_loss_guard_window_s=600, stop_loss_guard_pause_s=900
+    )
+    async with order_path(tmp_path, limits=limits, clock=clock) as path:
+        for token in "AB":
+            await path.bus.publish(buy(f"buy-{token}", token=token))
+            await path.settle()
+            qty = path.portfolio.position("solana", token).quantity
+            exit_ = buy(f"sl-{token}", token=token, side="sell", reduce_only=True, amount=qty, reason="stop_loss")
+            await path.bus.publish(exit_)
+            await path.settle()
+            clock.advance(60)
+    clock.advance(700 - 60)  # 700 s after the second stop-loss: 200 s of the pause left
+    async with order_path(tmp_path, limits=limits, clock=clock) as path:
+        await path.bus.publish(buy("d", token="D"))
+        await path.settle()
+        assert reasons(path) == {"d": RejectReason.STOP_LOSS_GUARD}
+        clock.advance(200)
+        await path.bus.publish(buy("e", token="E"))
+        await path.settle()
+        assert "e" not in reasons(path)
+
+
 async def test_concurrent_hinted_intents_never_overspend_the_balance(tmp_path: Path) -> None:
     paper = make_plugin(PaperExecutor, id="paper", balance_sol=Decimal("0.35"))
     limits = msgspec.structs.replace(OPEN, max_exposure_pct=Decimal(0))
