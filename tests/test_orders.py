@@ -127,6 +127,24 @@ async def test_paper_ledger_lines_from_before_network_fees_keep_their_balances(t
     assert report.fill is not None and report.fill.fee == 0, "no venue fee charged as a network fee on reconcile"
 
 
+async def test_paper_cannot_sell_tokens_it_does_not_hold(tmp_path: Path) -> None:
+    """An exit and another strategy's sell of the same tokens: as on chain, only the first can pay; the second
+    must not credit proceeds for tokens never held."""
+    async with order_path(tmp_path) as path:
+        await path.bus.publish(intent(1))
+        await path.settle()
+        held = path.portfolio.position("solana", intent().token).quantity
+        for n in (2, 3):
+            sell = intent(n, side="sell", amount=held, notional_usd=Decimal(1), reduce_only=True, reason="stop_loss")
+            await path.bus.publish(sell)
+        await path.settle()
+        rows = {r.idempotency_key: r for r in await path.store.orders()}
+        position = path.portfolio.position("solana", intent().token)
+    statuses = sorted((r.status, r.reason) for k, r in rows.items() if k != "test:i1")
+    assert statuses == [("failed", "insufficient_balance"), ("filled", "")]
+    assert position.quantity == 0
+
+
 async def test_an_entry_written_after_a_torn_ledger_line_is_still_read_after_a_restart(tmp_path: Path) -> None:
     """A crash mid-append leaves a line without its newline. The next run's entries must not merge into it: an
     entry acknowledged (and acted on) after it would be unreadable at the next start, its order 'never sent'."""

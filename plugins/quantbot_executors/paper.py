@@ -133,7 +133,9 @@ class PaperExecutor(Executor):
             price_native=self.price(order),
             filled_at=self.env.clock.now(),
         )
-        await self._record(order, fill)
+        short = await self._record(order, fill)
+        if short is not None:
+            return ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.INSUFFICIENT_BALANCE, detail=short)
         return ExecutionReport(outcome=Outcome.FILLED, tx=fill.tx, fill=fill)
 
     def sent(self, order: ApprovedOrder) -> str | None:
@@ -148,6 +150,9 @@ class PaperExecutor(Executor):
 
     async def balances(self) -> Mapping[str, int]:
         """Starting balances plus every fill in the ledger: native under NATIVE_TOKEN, tokens by mint."""
+        return self._holdings()
+
+    def _holdings(self) -> dict[str, int]:
         out: dict[str, int] = {
             NATIVE_TOKEN["solana"]: int(self.config.balance_sol.scaleb(9)),
             NATIVE_TOKEN["aptos"]: int(self.config.balance_apt.scaleb(8)),
@@ -163,18 +168,28 @@ class PaperExecutor(Executor):
                 out[native] -= e.fill.fee
         return out
 
-    async def _record(self, order: ApprovedOrder, fill: Fill) -> None:
+    async def _record(self, order: ApprovedOrder, fill: Fill) -> str | None:
+        """Book the fill, or say why the paper wallet cannot pay for it (as the chain would refuse the swap)."""
         assert self._file is not None  # noqa: S101  (start() ran)
         i = order.intent
         entry = _Entry(order_id=order.order_id, fill=fill, chain=i.chain, token=i.token, side=i.side, fee_native=True)
         file = self._file
 
-        async def write() -> None:
-            async with self._lock:
+        async def write() -> str | None:
+            async with self._lock:  # checked and booked together: two sells cannot both spend the same tokens
+                held = self._holdings()
+                native = NATIVE_TOKEN[i.chain]
+                need = {native: fill.amount_in + fill.fee} if i.side == "buy" else {i.token: fill.amount_in}
+                if i.side == "sell":
+                    need[native] = fill.fee
+                for asset, amount in need.items():
+                    if held.get(asset, 0) < amount:
+                        return f"the paper wallet holds {held.get(asset, 0)} of {asset}, the swap needs {amount}"
                 await file.append(entry)
                 self._ledger[order.order_id] = fill
                 self._entries.append(entry)
+                return None
 
         # Shielded: a router timeout cancelling us mid-write must not leave the line on disk but not in memory
         # (the reconcile job would then call a filled order never sent).
-        await asyncio.shield(write())
+        return await asyncio.shield(write())
