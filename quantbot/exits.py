@@ -49,6 +49,8 @@ STRATEGY = "exits"
 EXIT_ANSWER_S = 60.0
 """An exit intent neither approved nor rejected this long after it was published (the risk engine's handler cut
 off, say) is released, unless the journal holds an unfinished sell of the token, so the next trigger can retry."""
+UNPRICED_S = 300.0
+"""A held token without a price this long is reported (`exits.unpriced`, and in `stats()`)."""
 FLATTEN_GIVE_UP_S = 600.0
 """How long a flatten request keeps selling what it names before it is dropped (logged with what is left)."""
 HUNDRED = Decimal(100)
@@ -73,6 +75,9 @@ class ExitManager:
         self.prices: dict[tuple[str, str], Decimal] = {}
         self.peaks: dict[tuple[str, str], Decimal] = {}
         """The highest price seen since the position opened; forgotten when it closes (a re-buy starts afresh)."""
+        self._priced_at: dict[tuple[str, str], datetime] = {}
+        """When each token's last price arrived: a held token without one has no price rule watching it."""
+        self._unpriced: set[tuple[str, str]] = set()
         self._asked_at: dict[tuple[str, str], datetime] = {}
         """When each exit in flight was published (one never answered is released after EXIT_ANSWER_S)."""
         self._flattening: dict[str, datetime] = {}
@@ -125,6 +130,10 @@ class ExitManager:
         assert isinstance(event, PriceUpdate)  # noqa: S101
         key = (event.chain, event.token)
         self.prices[key] = event.price_native
+        self._priced_at[key] = self.clock.now()
+        if key in self._unpriced:
+            self._unpriced.discard(key)
+            log.info("exits.priced_again", chain=key[0], token=key[1])
         pos = self.portfolio.positions.get(key)
         if pos is None or not pos.open:
             self.peaks.pop(key, None)
@@ -178,8 +187,23 @@ class ExitManager:
                 hold = self.rules_for(pos.strategy).max_hold_s
                 if hold and pos.open and pos.opened_at and (now - pos.opened_at).total_seconds() >= hold:
                     await self.exit(pos, "max_hold")
+        self._watch_unpriced()
         await self._release_unanswered()
         await self._flatten_requests()
+
+    def _watch_unpriced(self) -> None:
+        """Warn (once per silence) about a held token no price has reached for UNPRICED_S: its stop-loss, take-profit
+        and trailing stop are not watching it (its sources disagree or went quiet); only max_hold and flatten are."""
+        now = self.clock.now()
+        for key, pos in self.portfolio.positions.items():
+            if not pos.open or key in self._unpriced:
+                continue
+            since = self._priced_at.get(key) or pos.opened_at
+            if since is not None and (now - since).total_seconds() >= UNPRICED_S:
+                self._unpriced.add(key)
+                log.warning(
+                    "exits.unpriced", chain=key[0], token=key[1], since=since.isoformat(), quantity=pos.quantity
+                )
 
     async def _release_unanswered(self) -> None:
         now = self.clock.now()
@@ -260,6 +284,9 @@ class ExitManager:
             key2 = self._order_to_key.pop(event.order_id, None)
             if key2 is not None:
                 self._release(key2, self.exiting.get(key2, ""))
+
+    def stats(self) -> dict[str, object]:
+        return {"in_flight": len(self.exiting), "unpriced": sorted(f"{c}:{t}" for c, t in self._unpriced)}
 
     def _release(self, key: tuple[str, str], intent_id: str) -> None:
         self.exiting.pop(key, None)

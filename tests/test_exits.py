@@ -275,3 +275,30 @@ async def test_flatten_keeps_selling_until_the_position_is_gone(
         assert path.portfolio.open_positions() == 0
         assert [k async for k, _ in path.store.records("command.flatten")] == []
     assert [e.reason for e in exits_of(path)] == ["flatten", "flatten"]
+
+
+async def test_a_held_token_that_no_price_reaches_is_reported(tmp_path: Path) -> None:
+    """Its stop-loss is not watching it: the operator must hear of it (log and status), and again after a price."""
+    from structlog.testing import capture_logs
+
+    from quantbot.clock import SimClock
+    from quantbot.exits import UNPRICED_S
+
+    clock = SimClock(T0)
+    async with order_path(tmp_path, exits=ExitsConfig(stop_loss_pct=Decimal(10)), limits=LIMITS, clock=clock) as path:
+        await open_position(path)
+        assert path.exits is not None
+        await price(path, "1000")
+        with capture_logs() as logs:
+            clock.advance(UNPRICED_S - 1)
+            await path.bus.publish(Tick(seq=1))
+            await path.settle()
+            assert path.exits.stats()["unpriced"] == []
+            clock.advance(1)
+            for seq in (2, 3):
+                await path.bus.publish(Tick(seq=seq))
+                await path.settle()
+            assert path.exits.stats()["unpriced"] == ["solana:A"]
+            await price(path, "990")
+        assert path.exits.stats()["unpriced"] == []
+    assert [e["event"] for e in logs if e["event"].startswith("exits.")] == ["exits.unpriced", "exits.priced_again"]
