@@ -797,10 +797,12 @@ class _Validator:
         if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in kinds:
             if signing and isinstance(value, dict) and "env" in value:
                 self.problem(path, f"signing keys are never read from the environment; use {shape}")
-            elif isinstance(value, str):
-                self.problem(path, f"inline secrets are refused; write {shape}")
+            elif isinstance(value, str | int | float):
+                # never the value: an unquoted key (0x...) reads as a number and would be printed in full
+                kind = type(value).__name__
+                self.problem(path, f"inline secrets are refused; write {shape} (got a value of type {kind})")
             else:
-                self.expected(path, shape, value)
+                self.problem(path, f"expected {shape}, got a value of type {type(value).__name__}")
             return value
         kind, ref = next(iter(value.items()))
         if not isinstance(ref, str) or not ref:

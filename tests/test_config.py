@@ -179,8 +179,16 @@ def test_secret_from_env_file_and_credential(tmp_path: Path) -> None:
 def test_inline_secret_is_refused(tmp_path: Path) -> None:
     assert problems(tmp_path, '[[filters]]\nuse = "exploding"\napi_token = "hunter22"\n') == [
         'q.toml: filters[0].api_token: inline secrets are refused; write { env = "..." } or '
-        '{ file = "..." } or { credential = "..." }'
+        '{ file = "..." } or { credential = "..." } (got a value of type str)'
     ]
+
+
+def test_an_unquoted_key_is_refused_without_printing_it(tmp_path: Path) -> None:
+    """0x... without quotes is a TOML integer: the error must not print the key back (to journald)."""
+    key = "0x9bf49a6a0755f953811fce125f2683d50429c3bb49e074147e0089a52eae155f"
+    (problem,) = problems(tmp_path, f"[wallet]\naptos_private_key = {key}\n")
+    assert "inline secrets are refused" in problem and "(got a value of type int)" in problem
+    assert str(int(key, 16)) not in problem and key[2:] not in problem
 
 
 def test_signing_key_from_env_is_refused(tmp_path: Path) -> None:

@@ -44,6 +44,9 @@ async def test_buy_is_signed_sent_confirmed_and_filled_with_the_amounts_that_mov
     assert swap["userPublicKey"] == str(env.wallet.pubkey()) and swap["wrapAndUnwrapSol"] is True
     assert swap["dynamicComputeUnitLimit"] is True
     assert swap["prioritizationFeeLamports"]["priorityLevelWithMaxLamports"]["maxLamports"] == 1_000_000
+    assert env.node.calls["sendTransaction"] == 1 and "x-api-key" not in env.node.header_names, (
+        "the Jupiter API key goes to Jupiter only, never to the RPC provider"
+    )
 
 
 async def test_sell_fill_reads_the_sol_received_and_balances_report_sol_and_tokens(tmp_path: Path) -> None:
@@ -304,3 +307,18 @@ def test_wallet_key_reads_keygen_json_and_base58_and_a_bad_one_is_refused_withou
         load_keypair(broken, "file k.json")
     assert broken[1:30] not in str(err.value) and err.value.__cause__ is None and err.value.__context__ is not None
     assert broken[1:30] not in repr(err.value.__context__) or err.value.__suppress_context__
+
+
+async def test_an_rpc_api_key_in_the_url_never_reaches_a_report_or_a_log(tmp_path: Path) -> None:
+    """Order details travel far (the store, the bus, MQTT, notifiers): errors name the host, not the path/query."""
+    import structlog
+
+    async with jupiter_env(tmp_path) as env:
+        url = "http://127.0.0.1:9/RPCPATHTOKEN/?api-key=RPCSECRET"  # nothing listens on port 9
+        with structlog.testing.capture_logs() as logs:
+            ex = await env.started(env.pumpportal(rpc_url=url, attempts=1))
+            report = await ex.execute(approved(str(env.pool.mint), executors=("pumpportal",), amount=10**8))
+            await ex.stop()
+    assert report.outcome is Outcome.FAILED and "127.0.0.1" in report.detail, report
+    text = repr(report) + repr(logs)
+    assert "RPCSECRET" not in text and "RPCPATHTOKEN" not in text

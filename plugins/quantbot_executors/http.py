@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import itertools
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
 
 from quantbot.api import RETRYABLE_STATUS, Backoff, Clock, retry_after
+
+
+def where(url: str) -> str:
+    """`scheme://host[:port]` of a URL: never its path or query, where providers put API keys (errors travel far:
+    order details, the bus, MQTT, logs)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
 class HttpFailed(Exception):
@@ -110,7 +118,7 @@ class Http:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
             if attempt + 1 >= tries:
-                message = f"{method} {url}: {last} after {tries} attempts"
+                message = f"{method} {where(url)}: {last} after {tries} attempts"
                 if busy is not None:
                     raise HttpBusy(message, status=busy, wait=wait)
                 raise HttpFailed(message)
@@ -123,7 +131,7 @@ class Http:
         try:
             return msgspec.json.decode(body)
         except msgspec.DecodeError:
-            raise HttpFailed(f"{method} {url}: answer is not JSON: {body[:120]!r}") from None
+            raise HttpFailed(f"{method} {where(url)}: answer is not JSON: {body[:120]!r}") from None
 
 
 class SolanaRpc:

@@ -111,6 +111,9 @@ class SolanaSwapExecutor(Executor):
         self.keypair: Keypair | None = None
         self._pubkey: Pubkey | None = None
         self.http: Http | None = None
+        """The venue's API (with its headers: an API key)."""
+        self.rpc_http: Http | None = None
+        """The Solana node's: a session of its own, so the venue's headers never reach the RPC provider."""
         self.rpc: SolanaRpc | None = None
         self._sent: dict[str, list[SentEntry]] = {}
         self._file: DurableLog[SentEntry] | None = None
@@ -127,15 +130,18 @@ class SolanaSwapExecutor(Executor):
             self._pubkey = self.keypair.pubkey()  # derived once: solders derives it on every call
             self.log.info("executor.wallet", wallet=str(self._pubkey))
         c = self.config
-        self.http = Http(
-            clock=self.env.clock,
-            timeout=c.request_timeout,
-            attempts=c.attempts,
-            backoff=Backoff(base=c.retry_base, cap=c.retry_cap),
-            headers=self.http_headers(),
-        )
+
+        def session(headers: dict[str, str] | None = None) -> Http:
+            backoff = Backoff(base=c.retry_base, cap=c.retry_cap)
+            return Http(
+                clock=self.env.clock, timeout=c.request_timeout, attempts=c.attempts, backoff=backoff, headers=headers
+            )
+
+        self.http = session(self.http_headers())
         await self.http.start()
-        self.rpc = SolanaRpc(self.http, c.rpc_url)
+        self.rpc_http = session()
+        await self.rpc_http.start()
+        self.rpc = SolanaRpc(self.rpc_http, c.rpc_url)
         self._file = DurableLog(
             self.env.data_dir / "sent.jsonl", SentEntry, log=self.log, skipped="executor.sent_log_line_skipped"
         )
@@ -143,8 +149,9 @@ class SolanaSwapExecutor(Executor):
             self._sent.setdefault(entry.order_id, []).append(entry)
 
     async def stop(self) -> None:
-        if self.http is not None:
-            await self.http.stop()
+        for http in (self.http, self.rpc_http):
+            if http is not None:
+                await http.stop()
 
     @property
     def wallet(self) -> Pubkey:

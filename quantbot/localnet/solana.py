@@ -83,6 +83,8 @@ class LocalSolana:
         self.clock = clock or WallClock()
         self.ledger = SolanaLedger(now=int(self.clock.now().timestamp()))
         self.faults = Faults()
+        self.header_names: set[str] = set()
+        """Every HTTP header name a client sent (a test checks what reached the node)."""
         self.commitment_lag: dict[str, int] = {}
         """Blocks a commitment level trails the newest ("processed") by, as getBlockHeight answers it."""
         self.calls: Counter[str] = Counter()
@@ -202,6 +204,7 @@ class LocalSolana:
     # --- HTTP --------------------------------------------------------------------------------
 
     async def _http(self, request: web.Request) -> web.StreamResponse:
+        self.header_names.update(k.lower() for k in request.headers)
         text = await request.text()
         try:
             body: Any = json.loads(text)
