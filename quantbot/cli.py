@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -207,6 +208,9 @@ def _run(loaded: LoadedConfig, paths: Sequence[str], catalog: PluginCatalog) -> 
 
     redactor = Redactor(loaded.secrets)
     d = loaded.config.daemon
+    # What the daemon writes (the store with order details, sent logs, recordings) is the operator's alone, also
+    # when started by hand under a 022 umask (the systemd unit sets UMask=0077 itself).
+    os.umask(os.umask(0o077) | 0o077)
     setup_logging(level=d.log_level, fmt=d.log_format, redactor=redactor)
     used = {(s, spec.use) for s in PLUGIN_SECTIONS for spec in getattr(loaded.config, s)}
     catalog.warn_unloadable(used)

@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from quantbot.secrets import Secret, SigningKey
+from quantbot.secrets import Redactor, Secret, SigningKey, url_secrets
 
 EX_CONFIG = 78
 ENV_PREFIX = "QUANTBOT__"
@@ -984,11 +984,15 @@ def load_config(
     if config.aptos.enabled and not config.aptos.nodes:
         src = layers.source_of(("aptos", "enabled"))
         raise ConfigError([f"{src}: aptos.enabled: true needs aptos.nodes (fullnode REST URLs ending in /v1)"])
+    plain = [
+        msgspec.to_builtins(config, enc_hook=str),
+        [msgspec.to_builtins(p, enc_hook=str) for p in plugin_params.values()],
+    ]
     return LoadedConfig(
         config=config,
         sources=tuple(str(f) for f in files),
         plugin_params=plugin_params,
-        secrets=tuple(v.secrets),
+        secrets=(*v.secrets, *sorted(url_secrets(plain) - set(v.secrets))),
     )
 
 
@@ -1006,7 +1010,8 @@ def redacted(loaded: LoadedConfig) -> dict[str, Any]:
             params = loaded.plugin_params.get((section, spec["id"] or spec["use"]))
             if params is not None:
                 spec["params"] = msgspec.to_builtins(params, enc_hook=enc)
-    return data
+    scrubbed: dict[str, Any] = Redactor(loaded.secrets).scrub_any(data)  # API keys inside URLs
+    return scrubbed
 
 
 def changed_sections(old: Config, new: Config) -> set[str]:

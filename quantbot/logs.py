@@ -31,28 +31,42 @@ def setup_logging(
     stream = stream or sys.stdout
     redactor = redactor or Redactor()
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
-    processors: list[Processor] = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
-    if as_json:
-        processors += [structlog.processors.format_exc_info, _Scrub(redactor), structlog.processors.JSONRenderer()]
-    else:
-        processors += [
-            structlog.processors.format_exc_info,
-            _Scrub(redactor),
-            structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
-        ]
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+    )
     structlog.configure(
-        processors=processors,
+        processors=[*shared, structlog.processors.format_exc_info, _Scrub(redactor), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
-    # Libraries that log through the stdlib (asyncio, aiohttp) go the same way.
-    logging.basicConfig(level=LEVELS[level], format="%(message)s", stream=sys.stderr, force=True)
+    # Libraries that log through the stdlib (asyncio, aiohttp, httpx under solana-py and aptos-sdk) go the same way,
+    # scrubbed too: httpx logs every request's URL, where RPC providers put API keys.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                _Scrub(redactor),
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(LEVELS[level])
+    for chatty in ("httpx", "httpx2", "httpcore"):  # a line per request: not for the journal
+        logging.getLogger(chatty).setLevel(max(LEVELS[level], logging.WARNING))
 
 
 def bind(**values: Any) -> structlog.typing.FilteringBoundLogger:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 REDACTED = "***"
 
@@ -80,3 +81,28 @@ class Redactor:
         if isinstance(value, list | tuple):
             return type(value)(self.scrub_any(v) for v in value)
         return value
+
+
+URL_SCHEMES = ("http://", "https://", "ws://", "wss://")
+_TOKEN_SEGMENT = 16
+"""A URL path segment this long is taken for a token (QuickNode and others put the API key in the path)."""
+
+
+def url_secrets(values: Any) -> set[str]:
+    """The parts of every URL among `values` (nested dicts, lists, strings) that may be API keys: query values,
+    long path segments and user-info. Config URLs are plain strings, so the Redactor must be told of these."""
+    found: set[str] = set()
+    if isinstance(values, str):
+        if values.startswith(URL_SCHEMES):
+            parts = urlsplit(values)
+            found.update(v for _, v in parse_qsl(parts.query) if len(v) >= Redactor.MIN_LEN)
+            found.update(seg for seg in parts.path.split("/") if len(seg) >= _TOKEN_SEGMENT)
+            if parts.password:
+                found.add(parts.password)
+    elif isinstance(values, dict):
+        for v in values.values():
+            found |= url_secrets(v)
+    elif isinstance(values, list | tuple):
+        for v in values:
+            found |= url_secrets(v)
+    return found

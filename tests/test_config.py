@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -307,3 +308,23 @@ def test_check_config_prints_effective_config_with_secrets_redacted(tmp_path: Pa
     assert shown["risk"]["max_order_usd"] == "12"
     assert shown["risk"]["max_order_sol"] == "0.25"
     assert shown["mode"] == "live"
+
+
+def test_api_keys_inside_configured_urls_are_secrets_too(tmp_path: Path) -> None:
+    """RPC providers put the key in the URL (a query value, a path token): check-config, /status and the logs must
+    mask it like any other secret."""
+    cfg = write(
+        tmp_path / "q.toml",
+        """
+        [solana]
+        endpoints = [{ http = "https://mainnet.helius-rpc.com/?api-key=HELIUSKEY42", ws = "wss://x.example/ws" }]
+        [aptos]
+        nodes = ["https://aptos.quiknode.pro/QNTOKEN77QNTOKEN77QN/v1"]
+        """,
+    )
+    loaded = load_config([cfg], environ={}, plugins=PluginCatalog.discover())
+    assert {"HELIUSKEY42", "QNTOKEN77QNTOKEN77QN"} <= set(loaded.secrets)
+    assert "v1" not in loaded.secrets and "mainnet.helius-rpc.com" not in loaded.secrets
+    shown = json.dumps(redacted(loaded))
+    assert "HELIUSKEY42" not in shown and "QNTOKEN77" not in shown
+    assert "https://mainnet.helius-rpc.com/?api-key=***" in shown

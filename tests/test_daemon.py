@@ -103,6 +103,8 @@ def test_a_second_daemon_on_the_same_data_dir_refuses_to_start(tmp_path: Path, d
     (refused,) = [r for r in second.lines if r["event"] == "daemon.already_running"]
     assert f"pid {first.proc.pid}" in refused["detail"] and str(tmp_path / "data") in refused["detail"]
     assert not [r for r in second.lines if r["event"] == "component.started"], "it touched nothing"
+    for made in (tmp_path / "data", tmp_path / "data" / "quantbot.db"):  # whatever the caller's umask
+        assert made.stat().st_mode & 0o077 == 0, f"{made} is readable by others"
     first.signal(signal.SIGTERM)
     assert first.wait() == 0
     third = DaemonProcess("-c", str(cfg))  # the lock went with the first process

@@ -111,3 +111,18 @@ def test_make_plugin_is_what_the_harness_offers() -> None:
     from quantbot_filters.blocklist import BlocklistFilter
 
     assert make_plugin(BlocklistFilter, id="b").id == "b"
+
+
+def test_library_logs_through_the_stdlib_are_scrubbed_and_request_lines_kept_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """httpx (under solana-py and aptos-sdk) logs each request's URL, where RPC providers put API keys."""
+    import logging
+
+    setup_logging(stream=io.StringIO(), redactor=Redactor([SECRET]))
+    logging.getLogger("asyncio").error("Task exception: GET https://rpc.example/?api-key=%s failed", SECRET)
+    logging.getLogger("httpx").info("HTTP Request: POST https://rpc.example/?api-key=%s", SECRET)
+    err = capsys.readouterr().err
+    (line,) = [json.loads(x) for x in err.splitlines()]
+    assert line["logger"] == "asyncio" and line["level"] == "error" and "***" in str(line["event"])
+    assert SECRET not in err
