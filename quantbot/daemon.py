@@ -415,6 +415,7 @@ class Daemon:
             clock=self.clock,
             mode=cfg.mode,
             execute_timeout=cfg.orders.execute_timeout,
+            redactor=self.redactor,
         )
         self.risk = RiskEngine(
             bus=bus,

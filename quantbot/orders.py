@@ -34,6 +34,7 @@ from quantbot.events import (
 )
 from quantbot.execution import ApprovedOrder, ExecutionReport, Outcome
 from quantbot.portfolio import Portfolio
+from quantbot.secrets import Redactor
 from quantbot.store import DuplicateOrder, FillRow, OrderRow, Store
 
 log = structlog.get_logger(component="orders")
@@ -88,8 +89,10 @@ class OrderRouter:
         clock: Clock,
         mode: str,
         execute_timeout: float = 120.0,
+        redactor: Redactor | None = None,
     ) -> None:
         self.bus = bus
+        self.redactor = redactor
         self.store = store
         self.portfolio = portfolio
         self.executors = executors
@@ -307,6 +310,10 @@ class OrderRouter:
     async def _apply(self, order: ApprovedOrder, executor: str, report: ExecutionReport) -> None:
         now = self.clock.now()
         oid = order.order_id
+        if self.redactor is not None and report.detail:
+            # an executor's or exception's text (a URL with an API key, say) goes on to the store, the bus, MQTT
+            # and the notifiers: only ever scrubbed
+            report = msgspec.structs.replace(report, detail=self.redactor.scrub(report.detail))
         outcome = report.outcome
         if outcome is Outcome.FILLED and report.fill is None:
             # the trade landed, by the executor's word, but it did not say what moved: reconcile, never "failed"

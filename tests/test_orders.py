@@ -634,3 +634,16 @@ async def test_a_fenced_router_sends_nothing_more_and_asks_about_no_orphan(tmp_p
     second = rows["test:i2"]
     assert (second.status, second.reason) == ("failed", "halted") and "not sent" in second.detail
     assert spent == rows["test:i1"].notional_usd, "the failed order's budget is back; the open one's is held"
+
+
+async def test_an_order_detail_never_carries_a_known_secret(tmp_path: Path) -> None:
+    """Executor and exception texts go on to the store, the bus, MQTT and the notifiers: scrubbed on the way."""
+    from quantbot.secrets import Redactor
+
+    leaky = ScriptedExecutor(id="a", answers=[RuntimeError("POST https://rpc.example/?api-key=KEY123456 failed")])
+    async with order_path(tmp_path, executors={"a": leaky}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
+        path.router.redactor = Redactor(["KEY123456"])
+        await path.bus.publish(intent())
+        await path.settle()
+        (row,) = await path.store.orders()
+    assert "api-key=***" in row.detail and "KEY123456" not in row.detail
