@@ -303,6 +303,18 @@ async def test_raydium_pool_initialisation_is_fetched_and_parsed_as_a_transactio
         assert local_solana.calls["getTransaction"] == 1
 
 
+async def test_a_pool_initialisation_whose_fetch_fails_for_a_moment_is_fetched_again(
+    local_solana: LocalSolana, store: SqliteStore, solana_fixtures: Path
+) -> None:
+    async with watching(local_solana, store, launch_programs=("raydium_v4",)) as h:
+        sig = local_solana.load_transaction(solana_fixtures / "raydium_v4_initialize2_gettransaction_jsonparsed.json")
+        local_solana.faults.only_methods = frozenset({"getTransaction"})
+        local_solana.faults.server_errors = 3  # a short outage of the node's getTransaction
+        await local_solana.announce(sig)
+        await h.until(lambda ev: len(ev) >= 1)
+        assert h.transfers() == [sig]
+
+
 async def test_account_updates_arrive_and_survive_a_reconnect(local_solana: LocalSolana, store: SqliteStore) -> None:
     watched, early = str(Keypair().pubkey()), str(Keypair().pubkey())
     async with watching(local_solana, store) as h:
@@ -435,3 +447,50 @@ async def test_websocket_upgrade_refused_with_429_waits_for_retry_after_then_con
         assert h.watcher.stats()["connections"] == 1
     assert local_solana.calls["ws_429"] == 1
     assert clock.sleeps and clock.sleeps[0] >= 0.29
+
+
+async def test_after_a_reconnect_no_wallet_loses_its_gap_while_another_backfills(
+    local_solana: LocalSolana, store: SqliteStore
+) -> None:
+    """A live notification for the second wallet, arriving while the first still backfills, must not move the second
+    wallet's cursor past the transaction it missed while disconnected."""
+    w1, w2 = Whale(local_solana), Whale(local_solana)
+    async with watching(local_solana, store, wallets=[w1.address, w2.address]) as h:
+        first = await w2.transfer()
+        await h.until(lambda ev: len(ev) >= 1)
+        await h.settled()
+        local_solana.faults.refuse_ws = True
+        await local_solana.drop_connections(abrupt=True)
+        missed = await w2.transfer()  # while disconnected
+        local_solana.faults.only_methods = frozenset({"getSignaturesForAddress"})
+        local_solana.faults.delay = 1.0  # a slow provider: wallet 1's backfill takes a while
+        local_solana.faults.refuse_ws = False
+        async with asyncio.timeout(GUARD_S):
+            while len(local_solana.subscriptions("logs")) < 2:  # noqa: ASYNC110  (the node has no event for it)
+                await asyncio.sleep(0.02)
+        live = await w2.transfer()  # announced live while wallet 1 is still backfilling
+        async with asyncio.timeout(GUARD_S):
+            await h.watcher.wait_synced(2)
+        await h.settled()
+        local_solana.faults.delay = 0
+    assert h.transfers() == [first, missed, live]
+
+
+async def test_a_backfill_never_republishes_history_older_than_the_cursor(
+    local_solana: LocalSolana, store: SqliteStore
+) -> None:
+    """An endpoint that does not know the cursor's signature (a lagging one) answers `until` with its whole history."""
+    whale = Whale(local_solana)
+    old = [await whale.transfer() for _ in range(3)]
+    unknown = str(Keypair().sign_message(b"not on this node"))
+    cursor = Cursor(unknown, local_solana.slot + 5)
+    await store.set_cursor(f"solana.wallet.{whale.address}", cursor.encode(), now=WallClock().now())
+    async with watching(local_solana, store, wallets=[whale.address]) as h:
+        async with asyncio.timeout(GUARD_S):
+            await h.watcher.wait_synced(1)
+        await h.settled()
+        new = await whale.transfer()
+        await h.until(lambda ev: len(ev) >= 1)
+        await h.settled()
+    assert not set(old) & set(h.transfers())
+    assert h.transfers() == [new]

@@ -193,9 +193,27 @@ class WalletActivity:
             self.counters["failed_tx_skipped"] += 1
         self._queue.put_nowait(_Item(wallet, signature, slot, live, fetch))
 
-    async def backfill_all(self) -> None:
+    def buffer_all(self) -> None:
+        """Hold back every wallet's live notifications until its own backfill has run. Call it before subscribing:
+        a live notification committed first would move the wallet's cursor past the gap its backfill fetches."""
         for wallet in self.wallets:
-            await self.backfill(wallet)
+            self._buffers.setdefault(wallet, [])
+
+    async def backfill_all(self) -> None:
+        self.buffer_all()
+        done: set[str] = set()
+        try:
+            for wallet in self.wallets:
+                await self.backfill(wallet)
+                done.add(wallet)
+        finally:
+            for wallet in self.wallets:  # cut off (a reconnect, a stop) before their turn
+                buffered = None if wallet in done else self._buffers.pop(wallet, None)
+                if buffered is None:
+                    continue
+                self._hold(wallet)  # its gap is not covered: the cursor waits for the next backfill
+                for signature, slot, err in buffered:
+                    self._enqueue(wallet, signature, slot, err, live=True)
 
     async def backfill(self, wallet: str) -> bool:
         """Queue every signature since the wallet's cursor, oldest first; True if the gap is covered."""
@@ -258,7 +276,9 @@ class WalletActivity:
                 kept=len(collected),
                 since=cursor.signature,
             )
-        fresh = [s for s in reversed(collected) if s.signature not in self.seen]
+        # Older than the cursor can only come from a node that does not know the cursor's signature (a lagging
+        # endpoint answers `until` with its whole history): already seen, never again.
+        fresh = [s for s in reversed(collected) if s.signature not in self.seen and s.slot >= cursor.slot]
         for s in fresh:
             self._enqueue(wallet, s.signature, s.slot, s.err, live=False)
         self.counters["backfilled"] += len(fresh)

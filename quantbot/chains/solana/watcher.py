@@ -228,6 +228,7 @@ class SolanaWatcher:
                 async with SolanaWsClient(
                     url, request_timeout=self.timeout, open_timeout=self.timeout, max_size=MAX_FRAME
                 ) as ws:
+                    self.wallets.buffer_all()  # until each wallet's gap is backfilled
                     await self._subscribe_all(ws)
                     self.connections += 1
                     if self.connections > 1:
@@ -366,17 +367,24 @@ class SolanaWatcher:
             task.add_done_callback(self._tasks.discard)
 
     async def _fetch_launch(self, signature: str) -> None:
-        try:
-            async with self._fetch_slots:
-                raw = await self.rpc.get_transaction(signature)
-        except (RpcUnavailable, SolanaRpcError) as exc:
-            self.counters["rpc_errors"] += 1
-            log.warning("watcher.fetch_failed", signature=signature, reason=str(exc))
-            return
-        if raw is None:
-            self.counters["rpc_errors"] += 1
-            log.warning("watcher.fetch_failed", signature=signature, reason="not found")
-            return
+        raw = None
+        reason = ""
+        attempts = Backoff(base=self.wallets.retry.base, cap=self.wallets.retry.cap, attempts=3).delays()
+        while raw is None:
+            try:
+                async with self._fetch_slots:
+                    raw = await self.rpc.get_transaction(signature)
+                reason = "not found"  # yet: the node may not serve it for a moment after the notification
+            except (RpcUnavailable, SolanaRpcError) as exc:
+                reason = str(exc)
+            if raw is None:
+                delay = next(attempts, None)
+                if delay is None:
+                    self.counters["rpc_errors"] += 1
+                    log.warning("watcher.fetch_failed", signature=signature, reason=reason)
+                    self._launch_seen.discard(signature)  # a later announcement of it may try again
+                    return
+                await self.clock.sleep(delay)
         try:
             events = self.parser.parse_transaction(raw)
         except Exception as exc:
