@@ -317,6 +317,29 @@ async def test_a_pruned_cursor_skips_to_the_oldest_version_and_counts_the_gap(
     assert watcher.stats()["gaps"] == 1
 
 
+async def test_a_node_that_pruned_what_the_archive_still_has_is_not_a_gap(
+    aptos_node: AptosLocalNode, sdk: RestClient, store: SqliteStore
+) -> None:
+    """A blip on the archive node sends the watcher to a pruning fullnode, which answers "pruned" for the versions
+    it wants: the archive is asked again rather than the history skipped."""
+    (alice,) = funded(aptos_node, 1)
+    sent = [await transfer(sdk, alice, n) for n in (1, 2)]
+    aptos_node.fail("status", status=503, times=1, path="/v1/transactions")
+    async with AptosLocalNode(ledger=aptos_node.ledger, prunes_below=aptos_node.ledger.version + 1) as pruning:
+        bus = Collector()
+        watcher = make_watcher(
+            [aptos_node.url, pruning.url], store, bus, QuickClock(), wallets=[str(alice.address())], start_version=0
+        )
+        await watcher.start()
+        try:
+            later = await transfer(sdk, alice, 3)
+            events = await bus.wait_for(3)
+        finally:
+            await watcher.stop()
+    assert [e.tx for e in events] == [*sent, later]  # type: ignore[attr-defined]
+    assert watcher.stats()["gaps"] == 0
+
+
 async def test_account_polling_follows_each_wallet_from_its_own_sequence_cursor(
     aptos_node: AptosLocalNode, sdk: RestClient, store: SqliteStore
 ) -> None:

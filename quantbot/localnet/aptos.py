@@ -61,9 +61,12 @@ class AptosLocalNode:
         port: int = 0,
         wait_by_hash_timeout: float = 1.0,
         ledger: Ledger | None = None,
+        prunes_below: int = 0,
     ) -> None:
-        """`ledger`: serve an existing node's ledger (a second fullnode of the same chain, for failover)."""
+        """`ledger`: serve an existing node's ledger (a second fullnode of the same chain, for failover).
+        `prunes_below`: this node no longer serves versions below it (a pruning fullnode beside an archive)."""
         shared = ledger is not None
+        self.prunes_below = prunes_below
         self.ledger = ledger or Ledger(clock=clock or WallClock(), chain_id=chain_id, router=router)
         self.host = host
         self.port = port
@@ -128,6 +131,11 @@ class AptosLocalNode:
         await self.stop()
 
     # --- test API -----------------------------------------------------------------------------------
+
+    @property
+    def oldest_version(self) -> int:
+        """The oldest version this node serves: the chain's, or its own pruning point."""
+        return max(self.ledger.oldest_version, self.prunes_below)
 
     def fail(self, kind: Literal["status", "malformed", "delay"], **options: Any) -> Fault:
         """Queue a fault (see `Fault`); returns it so a test can remove it from `faults`."""
@@ -217,7 +225,7 @@ class AptosLocalNode:
         return {
             "X-Aptos-Chain-Id": str(lg.chain_id),
             "X-Aptos-Ledger-Version": str(lg.version),
-            "X-Aptos-Ledger-Oldest-Version": str(lg.oldest_version),
+            "X-Aptos-Ledger-Oldest-Version": str(self.oldest_version),
             "X-Aptos-Ledger-TimestampUsec": str(lg.timestamp_us),
             "X-Aptos-Epoch": "1",
             "X-Aptos-Block-Height": str(lg.block_height),
@@ -233,7 +241,7 @@ class AptosLocalNode:
                 "chain_id": lg.chain_id,
                 "epoch": "1",
                 "ledger_version": str(lg.version),
-                "oldest_ledger_version": str(lg.oldest_version),
+                "oldest_ledger_version": str(self.oldest_version),
                 "ledger_timestamp": str(lg.timestamp_us),
                 "node_role": "full_node",
                 "oldest_block_height": "0",
@@ -257,7 +265,7 @@ class AptosLocalNode:
             start = int(request.query["start"]) if "start" in request.query else max(0, lg.version + 1 - limit)
         except ValueError as exc:
             return _error(400, str(exc), "invalid_input")
-        if start < lg.oldest_version:
+        if start < self.oldest_version:
             return _error(410, f"Ledger version({start}) has been pruned", "version_pruned")
         return web.json_response(lg.txs[start : start + limit])
 
@@ -267,7 +275,7 @@ class AptosLocalNode:
             version = int(request.match_info["version"])
         except ValueError:
             return _error(400, "failed to parse path `version`", "invalid_input")
-        if version < lg.oldest_version:
+        if version < self.oldest_version:
             return _error(410, f"Ledger version({version}) has been pruned", "version_pruned")
         if version > lg.version:
             return _error(

@@ -97,6 +97,7 @@ class AptosRest:
     async def call(self, op: str, fn: Callable[[RestClient], Awaitable[T]]) -> T:
         """Run `fn` against the active node; retry with backoff and failover on retryable failures."""
         last = "no attempt"
+        pruned_by = 0  # nodes that answered "pruned" in a row: another node may still hold that history
         for attempt in range(self.attempts):
             index = self.active
             client = self._clients[index]
@@ -107,6 +108,12 @@ class AptosRest:
                 async with asyncio.timeout(self.timeout):
                     result = await fn(client)
             except ApiError as exc:
+                if error_code(exc) == "version_pruned" and pruned_by + 1 < len(self.nodes):
+                    # That node no longer keeps it; an archive node (the first, usually) may: ask the next at once.
+                    self._note_head()
+                    pruned_by += 1
+                    self._failed(op, index, "version pruned on this node")
+                    continue
                 if exc.status_code == 429:
                     self.stats.rate_limited += 1
                     headers = _last_headers.get() or {}
