@@ -97,6 +97,35 @@ class _Item:
     """A marker, not a transaction: release the wallet's hold if nothing failed since `release`."""
 
 
+async def fetch_transaction(
+    rpc: SolanaRpcPool,
+    signature: str,
+    *,
+    slots: asyncio.Semaphore,
+    retry: Backoff,
+    clock: Clock,
+    counters: Counter[str],
+) -> dict[str, Any] | None:
+    """The transaction, retried (3 attempts) while the node does not have it yet or fails; None if it never came
+    (counted in `rpc_errors` and logged)."""
+    attempts = Backoff(base=retry.base, cap=retry.cap, attempts=3).delays()
+    while True:
+        try:
+            async with slots:
+                raw = await rpc.get_transaction(signature)
+            if raw is not None:
+                return raw
+            reason = "not found"
+        except RPC_FAILURES as exc:
+            reason = str(exc)
+        delay = next(attempts, None)
+        if delay is None:
+            counters["rpc_errors"] += 1
+            log.warning("watcher.fetch_failed", signature=signature, reason=reason)
+            return None
+        await clock.sleep(delay)
+
+
 class WalletActivity:
     """Signatures in, parsed events out, in order, exactly once per signature while remembered."""
 
@@ -314,23 +343,9 @@ class WalletActivity:
     # --- fetch and commit --------------------------------------------------------------------
 
     async def _fetch(self, signature: str) -> dict[str, Any] | None:
-        """The transaction, retried while the node does not have it yet; None if it never came."""
-        attempts = Backoff(base=self.retry.base, cap=self.retry.cap, attempts=3).delays()
-        while True:
-            try:
-                async with self._fetch_slots:
-                    raw = await self.rpc.get_transaction(signature)
-                if raw is not None:
-                    return raw
-                reason = "not found"
-            except RPC_FAILURES as exc:
-                reason = str(exc)
-            delay = next(attempts, None)
-            if delay is None:
-                self.counters["rpc_errors"] += 1
-                log.warning("watcher.fetch_failed", signature=signature, reason=reason)
-                return None
-            await self.clock.sleep(delay)
+        return await fetch_transaction(
+            self.rpc, signature, slots=self._fetch_slots, retry=self.retry, clock=self.clock, counters=self.counters
+        )
 
     async def _commit_loop(self) -> None:
         while True:

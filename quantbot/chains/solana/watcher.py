@@ -27,8 +27,8 @@ from solders.rpc.responses import AccountNotification, LogsNotification
 from websockets.exceptions import InvalidStatus
 
 from quantbot.bus import EventBus
-from quantbot.chains.solana.rpc import RpcUnavailable, SolanaRpcError, SolanaRpcPool
-from quantbot.chains.solana.wallets import CursorStore, RecentSet, WalletActivity
+from quantbot.chains.solana.rpc import SolanaRpcPool
+from quantbot.chains.solana.wallets import CursorStore, RecentSet, WalletActivity, fetch_transaction
 from quantbot.clock import Clock
 from quantbot.config import SolanaConfig
 from quantbot.events import EPOCH, AccountUpdate, Event
@@ -367,24 +367,17 @@ class SolanaWatcher:
             task.add_done_callback(self._tasks.discard)
 
     async def _fetch_launch(self, signature: str) -> None:
-        raw = None
-        reason = ""
-        attempts = Backoff(base=self.wallets.retry.base, cap=self.wallets.retry.cap, attempts=3).delays()
-        while raw is None:
-            try:
-                async with self._fetch_slots:
-                    raw = await self.rpc.get_transaction(signature)
-                reason = "not found"  # yet: the node may not serve it for a moment after the notification
-            except (RpcUnavailable, SolanaRpcError) as exc:
-                reason = str(exc)
-            if raw is None:
-                delay = next(attempts, None)
-                if delay is None:
-                    self.counters["rpc_errors"] += 1
-                    log.warning("watcher.fetch_failed", signature=signature, reason=reason)
-                    self._launch_seen.discard(signature)  # a later announcement of it may try again
-                    return
-                await self.clock.sleep(delay)
+        raw = await fetch_transaction(
+            self.rpc,
+            signature,
+            slots=self._fetch_slots,
+            retry=self.wallets.retry,
+            clock=self.clock,
+            counters=self.counters,
+        )
+        if raw is None:
+            self._launch_seen.discard(signature)  # a later announcement of it may try again
+            return
         try:
             events = self.parser.parse_transaction(raw)
         except Exception as exc:
