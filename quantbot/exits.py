@@ -231,9 +231,10 @@ class ExitManager:
         for request_id, payload in requests:
             token = json.loads(payload).get("token")
             targets = [p for p in self.portfolio.positions.values() if p.open and token in (None, p.token)]
-            first = self._flattening.setdefault(request_id, now)
-            if first == now:
+            if request_id not in self._flattening:
+                self._flattening[request_id] = now
                 log.warning("exits.flatten", request=request_id, token=token or "*", positions=len(targets))
+            first = self._flattening[request_id]
             given_up = (now - first).total_seconds() >= FLATTEN_GIVE_UP_S
             if not targets or given_up:
                 if targets:

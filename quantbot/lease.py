@@ -5,8 +5,8 @@ every machine that reaches it, so two trading daemons on different hosts (a clus
 instances, or an `all` instance left running on the old VPS) would each place orders from one journal,
 settle each other's orders in flight as orphans and rebuild today's budget without the other's. The
 trading components therefore run only under the store's `trading` lease. A daemon that loses it (its
-lease connection dropped, so the other may now hold it) stops with EX_TEMPFAIL: systemd starts it
-again, and it waits its turn.
+lease connection dropped, so the other may now hold it) fences its order router and stops with
+EX_TEMPFAIL; systemd restarts it within the unit's start limit, and each start needs the lease back.
 """
 
 from __future__ import annotations

@@ -179,9 +179,8 @@ class PaperExecutor(Executor):
             async with self._lock:  # checked and booked together: two sells cannot both spend the same tokens
                 held = self._holdings()
                 native = NATIVE_TOKEN[i.chain]
-                need = {native: fill.amount_in + fill.fee} if i.side == "buy" else {i.token: fill.amount_in}
-                if i.side == "sell":
-                    need[native] = fill.fee
+                buy = i.side == "buy"
+                need = {native: fill.amount_in + fill.fee} if buy else {i.token: fill.amount_in, native: fill.fee}
                 for asset, amount in need.items():
                     if held.get(asset, 0) < amount:
                         return f"the paper wallet holds {held.get(asset, 0)} of {asset}, the swap needs {amount}"
