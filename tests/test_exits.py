@@ -4,9 +4,11 @@ from another process through the store."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -39,6 +41,22 @@ async def price(path: OrderPath, value: str, token: str = "A") -> None:
         PriceUpdate(chain="solana", token=token, price_native=Decimal(value), source="test", observed_at=T0)
     )
     await path.settle()
+
+
+def first_call(fn: Callable[[Any], Awaitable[Any]], answer: object) -> Callable[[Any], Awaitable[Any]]:
+    """`fn`, except that its first call raises `answer` (an exception) or returns it."""
+    calls = 0
+
+    async def wrapped(arg: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            return await fn(arg)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    return wrapped
 
 
 def exits_of(path: OrderPath) -> list[OrderIntent]:
@@ -185,17 +203,7 @@ async def test_an_exit_the_risk_engine_could_not_decide_is_answered_and_tried_ag
     """A store error while journaling the stop-loss must not leave the exit "in flight" for ever."""
     async with order_path(tmp_path, exits=ExitsConfig(stop_loss_pct=Decimal(10)), limits=LIMITS) as path:
         await open_position(path)
-        journal = path.router.journal
-        calls = 0
-
-        async def locked_once(order: object) -> None:
-            nonlocal calls
-            calls += 1
-            if calls == 1:
-                raise StoreError("database is locked")
-            await journal(order)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(path.router, "journal", locked_once)
+        monkeypatch.setattr(path.router, "journal", first_call(path.router.journal, StoreError("database is locked")))
         await price(path, "800")
         rejected = [e for e in path.events if isinstance(e, OrderRejected)]
         assert [e.reason for e in rejected] == [RejectReason.RISK_ERROR]
@@ -256,17 +264,8 @@ async def test_flatten_keeps_selling_until_the_position_is_gone(
         await open_position(path, "A")
         await price(path, "1000", "A")
         paper = path.executors["paper"]
-        execute = paper.execute
-        calls = 0
-
-        async def slipped_once(order: object) -> object:
-            nonlocal calls
-            calls += 1
-            if calls == 1:
-                return ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.SLIPPAGE, detail="moved")
-            return await execute(order)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(paper, "execute", slipped_once)
+        slipped = ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.SLIPPAGE, detail="moved")
+        monkeypatch.setattr(paper, "execute", first_call(paper.execute, slipped))
         result = await asyncio.to_thread(run_cli, "flatten", "-c", str(cfg))
         assert result.returncode == 0, result.stderr
         for seq in (1, 2, 3):

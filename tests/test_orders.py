@@ -24,9 +24,18 @@ from quantbot.api import (
 )
 from quantbot.clock import SimClock
 from quantbot.config import OrdersConfig
-from quantbot.events import OrderApproved, OrderFailed, OrderFilled, OrderRejected, OrderSubmitted, RejectReason
+from quantbot.events import (
+    Event,
+    OrderApproved,
+    OrderFailed,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    RejectReason,
+)
 from quantbot.hosting import StrategyContextImpl
 from quantbot.risk import NOTIONAL_KEY, utc_day
+from quantbot.store import OrderRow
 from quantbot.testing import make_plugin, order_intent
 from quantbot_executors.paper import PaperExecutor
 from tests.conftest import REPO
@@ -79,6 +88,18 @@ class ScriptedExecutor(Executor):
 def filled(tx: str = "sig") -> ExecutionReport:
     fill = Fill(tx=tx, amount_in=1, amount_out=2, fee=0, filled_at=datetime(2026, 1, 1, tzinfo=UTC))
     return ExecutionReport(outcome=Outcome.FILLED, tx=tx, fill=fill)
+
+
+async def through_a_then_b(tmp_path: Path, first_answer: object) -> tuple[OrderRow, ScriptedExecutor, list[Event]]:
+    """One buy through the chain a -> b: `a` answers `first_answer`, `b` would fill it. (row, b, events)."""
+    first = ScriptedExecutor(id="a", answers=[first_answer])  # type: ignore[list-item]
+    second = ScriptedExecutor(id="b", answers=[filled("sig-b")])
+    routes = OrdersConfig(solana=("a", "b"))
+    async with order_path(tmp_path, executors={"a": first, "b": second}, routes=routes, mode="live") as path:
+        await path.bus.publish(intent())
+        await path.settle()
+        (row,) = await path.store.orders()
+    return row, second, path.events
 
 
 async def test_an_approved_intent_is_journaled_before_the_executor_sees_it(tmp_path: Path) -> None:
@@ -247,13 +268,7 @@ async def test_paper_mode_skips_a_live_executor_and_falls_back(tmp_path: Path) -
 
 
 async def test_the_next_executor_is_tried_only_after_a_proven_refusal(tmp_path: Path) -> None:
-    first = ScriptedExecutor(id="a", answers=[ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.NO_PRICE)])
-    second = ScriptedExecutor(id="b", answers=[filled("sig-b")])
-    routes = OrdersConfig(solana=("a", "b"))
-    async with order_path(tmp_path, executors={"a": first, "b": second}, routes=routes, mode="live") as path:
-        await path.bus.publish(intent())
-        await path.settle()
-        (row,) = await path.store.orders()
+    row, _, _ = await through_a_then_b(tmp_path, ExecutionReport(outcome=Outcome.FAILED, reason=RejectReason.NO_PRICE))
     assert (row.status, row.executor, row.tx) == ("filled", "b", "sig-b")
 
 
@@ -263,13 +278,8 @@ async def test_the_next_executor_is_tried_only_after_a_proven_refusal(tmp_path: 
 )
 async def test_a_market_verdict_is_final_and_no_fallback_trades_past_it(tmp_path: Path, reason: RejectReason) -> None:
     """Jupiter refusing a buy for its price impact must not hand it to a fallback that cannot see the impact."""
-    first = ScriptedExecutor(id="a", answers=[ExecutionReport(outcome=Outcome.FAILED, reason=reason, detail="too big")])
-    second = ScriptedExecutor(id="b", answers=[filled("sig-b")])
-    routes = OrdersConfig(solana=("a", "b"))
-    async with order_path(tmp_path, executors={"a": first, "b": second}, routes=routes, mode="live") as path:
-        await path.bus.publish(intent())
-        await path.settle()
-        (row,) = await path.store.orders()
+    refused = ExecutionReport(outcome=Outcome.FAILED, reason=reason, detail="too big")
+    row, second, _ = await through_a_then_b(tmp_path, refused)
     assert second.seen == []
     assert (row.status, row.executor, row.reason) == ("failed", "a", str(reason))
 
@@ -320,16 +330,10 @@ async def test_the_journal_names_the_executor_that_holds_the_order_while_it_exec
 
 
 async def test_an_executor_that_raises_leaves_the_order_submitted_not_resent(tmp_path: Path) -> None:
-    first = ScriptedExecutor(id="a", answers=[ConnectionResetError("peer went away mid-send")])
-    second = ScriptedExecutor(id="b", answers=[filled()])
-    routes = OrdersConfig(solana=("a", "b"))
-    async with order_path(tmp_path, executors={"a": first, "b": second}, routes=routes, mode="live") as path:
-        await path.bus.publish(intent())
-        await path.settle()
-        (row,) = await path.store.orders()
+    row, second, events = await through_a_then_b(tmp_path, ConnectionResetError("peer went away mid-send"))
     assert (row.status, row.executor) == ("submitted", "a")
     assert second.seen == [], "maybe-sent is never sent again elsewhere"
-    assert [type(e) for e in path.events if isinstance(e, OrderSubmitted)] == [OrderSubmitted]
+    assert [type(e) for e in events if isinstance(e, OrderSubmitted)] == [OrderSubmitted]
 
 
 @pytest.mark.parametrize(
@@ -342,15 +346,9 @@ async def test_a_report_the_router_cannot_read_leaves_the_order_submitted_not_fa
 ) -> None:
     """An executor that says FILLED without what moved (or returns nothing) may have traded: the order waits
     for reconciliation, its budget held, never marked failed and never tried elsewhere."""
-    first = ScriptedExecutor(id="a", answers=[answer])  # type: ignore[list-item]
-    second = ScriptedExecutor(id="b", answers=[filled()])
-    routes = OrdersConfig(solana=("a", "b"))
-    async with order_path(tmp_path, executors={"a": first, "b": second}, routes=routes, mode="live") as path:
-        await path.bus.publish(intent())
-        await path.settle()
-        (row,) = await path.store.orders()
+    row, second, events = await through_a_then_b(tmp_path, answer)
     assert row.status == "submitted" and second.seen == []
-    assert not [e for e in path.events if isinstance(e, OrderFailed)]
+    assert not [e for e in events if isinstance(e, OrderFailed)]
 
 
 async def test_the_journal_row_is_dated_when_its_budget_was_reserved(tmp_path: Path) -> None:

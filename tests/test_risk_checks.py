@@ -234,20 +234,29 @@ async def test_drawdown_breaker_halts_persists_announces_and_lets_exits_through(
         assert "4" not in reasons(path)
 
 
+GUARD = msgspec.structs.replace(
+    OPEN, stop_loss_guard_count=2, stop_loss_guard_window_s=600, stop_loss_guard_pause_s=900
+)
+"""Two stop-losses within 10 minutes pause entries for 15."""
+
+
+async def two_stop_losses(path: OrderPath, clock: SimClock) -> None:
+    """Buy A and B, each sold on a stop-loss, a minute apart (the clock ends a minute after the second)."""
+    for token in "AB":
+        await path.bus.publish(buy(f"buy-{token}", token=token))
+        await path.settle()
+        qty = path.portfolio.position("solana", token).quantity
+        exit_ = buy(f"sl-{token}", token=token, side="sell", reduce_only=True, amount=qty, reason="stop_loss")
+        await path.bus.publish(exit_)
+        await path.settle()
+        clock.advance(60)
+
+
 async def test_stop_loss_guard_pauses_entries_after_n_stop_losses_and_survives_a_restart(tmp_path: Path) -> None:
     clock = SimClock(T0)
-    limits = msgspec.structs.replace(
-        OPEN, stop_loss_guard_count=2, stop_loss_guard_window_s=600, stop_loss_guard_pause_s=900
-    )
+    limits = GUARD
     async with order_path(tmp_path, limits=limits, clock=clock) as path:
-        for token in "AB":
-            await path.bus.publish(buy(f"buy-{token}", token=token))
-            await path.settle()
-            qty = path.portfolio.position("solana", token).quantity
-            exit_ = buy(f"sl-{token}", token=token, side="sell", reduce_only=True, amount=qty, reason="stop_loss")
-            await path.bus.publish(exit_)
-            await path.settle()
-            clock.advance(60)
+        await two_stop_losses(path, clock)
         await path.bus.publish(buy("c", token="C"))
         await path.settle()
     assert reasons(path) == {"c": RejectReason.STOP_LOSS_GUARD}
@@ -264,18 +273,9 @@ async def test_stop_loss_guard_pauses_entries_after_n_stop_losses_and_survives_a
 async def test_a_restart_late_in_a_stop_loss_pause_keeps_it_until_it_ends(tmp_path: Path) -> None:
     """Paused at the second stop-loss for 900 s; a restart 700 s later (past the 600 s window) must not lift it."""
     clock = SimClock(T0)
-    limits = msgspec.structs.replace(
-        OPEN, stop_loss_guard_count=2, stop_loss_guard_window_s=600, stop_loss_guard_pause_s=900
-    )
+    limits = GUARD
     async with order_path(tmp_path, limits=limits, clock=clock) as path:
-        for token in "AB":
-            await path.bus.publish(buy(f"buy-{token}", token=token))
-            await path.settle()
-            qty = path.portfolio.position("solana", token).quantity
-            exit_ = buy(f"sl-{token}", token=token, side="sell", reduce_only=True, amount=qty, reason="stop_loss")
-            await path.bus.publish(exit_)
-            await path.settle()
-            clock.advance(60)
+        await two_stop_losses(path, clock)
     clock.advance(700 - 60)  # 700 s after the second stop-loss: 200 s of the pause left
     async with order_path(tmp_path, limits=limits, clock=clock) as path:
         await path.bus.publish(buy("d", token="D"))
