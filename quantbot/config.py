@@ -223,7 +223,8 @@ class SolanaConfig(_Section, frozen=True, kw_only=True):
 
     enabled: bool = False
     endpoints: tuple[SolanaEndpointConfig, ...] = ()
-    commitment: Literal["processed", "confirmed", "finalized"] = "confirmed"
+    commitment: Literal["confirmed", "finalized"] = "confirmed"
+    """Not "processed": getTransaction and getSignaturesForAddress refuse it, so no wallet could be read."""
     wallets: tuple[SolanaWalletConfig, ...] = ()
     launch_programs: tuple[SolanaLaunchProgram, ...] = ("pumpfun", "pumpswap", "raydium_v4", "raydium_cpmm")
     backfill_page_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100

@@ -74,6 +74,12 @@ def test_bad_choice_lists_the_choices_and_suggests(tmp_path: Path) -> None:
     ]
 
 
+def test_solana_commitment_processed_is_refused_because_history_methods_refuse_it(tmp_path: Path) -> None:
+    assert problems(tmp_path, '[solana]\ncommitment = "processed"\n') == [
+        'q.toml: solana.commitment: expected one of "confirmed", "finalized", got "processed"'
+    ]
+
+
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     assert len(problems(tmp_path, 'mode = 3\n[daemon]\nlog_level = "loud"\nshutdown_timeout = "x"\n')) == 3
 

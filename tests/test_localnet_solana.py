@@ -10,7 +10,7 @@ import httpx2
 import pytest
 from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
-from solana.rpc.commitment import Confirmed
+from solana.rpc.commitment import Confirmed, Processed
 from solana.rpc.core import RPCException
 from solana.rpc.models import TxOpts
 from solana.rpc.websocket_api import SolanaWsClient
@@ -45,6 +45,10 @@ async def test_recorded_transaction_is_served_verbatim_and_v0_needs_max_supporte
             await client.get_transaction(Signature.from_string(sig), encoding="jsonParsed")
         missing = await client.get_transaction(Signature.default(), max_supported_transaction_version=0)
         assert missing.value is None
+        with pytest.raises(RPCException, match="does not support commitment below `confirmed`"):
+            await client.get_transaction(
+                Signature.from_string(sig), commitment=Processed, max_supported_transaction_version=0
+            )
 
 
 async def test_signatures_for_address_are_newest_first_and_page_with_before_and_until(
@@ -68,6 +72,8 @@ async def test_signatures_for_address_are_newest_first_and_page_with_before_and_
         assert [s.slot for s in page] == sorted((s.slot for s in page), reverse=True)
         with pytest.raises(RPCException, match="Invalid limit"):
             await client.get_signatures_for_address(dest, limit=1001)
+        with pytest.raises(RPCException, match="does not support commitment below `confirmed`"):
+            await client.get_signatures_for_address(dest, commitment=Processed)
 
 
 async def test_signed_spl_transfer_executes_in_litesvm_and_get_transaction_shows_real_balances(

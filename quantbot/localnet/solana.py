@@ -276,7 +276,7 @@ class LocalSolana:
         return {"context": {"apiVersion": API_VERSION, "slot": self.ledger.slot}, "value": value}
 
     async def _get_transaction(self, params: list[Any]) -> object:
-        config = _config(params, 1)
+        config = _history_config(params)
         landed = self.ledger.transaction(signature_of(params[0]))
         if landed is None:
             return None
@@ -284,7 +284,7 @@ class LocalSolana:
         return self.ledger.render(landed, encoding=config.get("encoding", "json"), max_version=max_version)
 
     async def _get_signatures_for_address(self, params: list[Any]) -> object:
-        config = _config(params, 1)
+        config = _history_config(params)
         before, until = config.get("before"), config.get("until")
         return self.ledger.signatures_for(
             pubkey_of(params[0]),
@@ -486,6 +486,15 @@ def _config(params: list[Any], index: int) -> dict[str, Any]:
         return {}
     if not isinstance(config, dict):
         raise RpcError(-32602, f"Invalid params: expected a config object at position {index}")
+    return config
+
+
+def _history_config(params: list[Any]) -> dict[str, Any]:
+    """The config of a history method (getTransaction, getSignaturesForAddress): agave refuses `processed`,
+    since a processed slot may sit on a fork that is abandoned."""
+    config = _config(params, 1)
+    if config.get("commitment") == "processed":
+        raise RpcError(-32602, "Method does not support commitment below `confirmed`")
     return config
 
 
