@@ -40,11 +40,13 @@ from quantbot.events import (
     WhaleSignal,
 )
 from quantbot.portfolio import Portfolio, Position
-from quantbot.store import Store
+from quantbot.store import Store, StoreError
 
 log = structlog.get_logger(component="exits")
 
 FLATTEN_KIND = "command.flatten"
+PEAK_KIND = "exits.peak"
+"""The trailing-stop peak of an open position, `chain:token` -> {"peak", "opened_at"}: a restart keeps it."""
 STRATEGY = "exits"
 EXIT_ANSWER_S = 60.0
 """An exit intent neither approved nor rejected this long after it was published (the risk engine's handler cut
@@ -89,6 +91,7 @@ class ExitManager:
         self._merged: dict[str, ExitsConfig] = {}
 
     async def start(self) -> None:
+        await self._load_peaks()
         for row in await self.store.unfinished_orders():
             if row.side == "sell":
                 self.exiting[(row.chain, row.token)] = f"journal:{row.order_id}"
@@ -136,18 +139,63 @@ class ExitManager:
             log.info("exits.priced_again", chain=key[0], token=key[1])
         pos = self.portfolio.positions.get(key)
         if pos is None or not pos.open:
-            self.peaks.pop(key, None)
+            if self.peaks.pop(key, None) is not None:
+                await self._forget_peak(key)
             return
-        peak = max(self.peaks.get(key, event.price_native), event.price_native)
+        before = self.peaks.get(key)
+        peak = event.price_native if before is None else max(before, event.price_native)
         self.peaks[key] = peak
         reason = self.trigger(pos, event.price_native, peak)
         if reason:
             await self.exit(pos, reason)
+        if peak != before and self.rules_for(pos.strategy).trailing_stop_pct:
+            await self._save_peak(pos, peak)
 
     async def _on_position(self, event: Event) -> None:
         assert isinstance(event, PositionUpdate)  # noqa: S101
-        if event.quantity == 0:  # closed: a position opened later must not inherit this one's peak
-            self.peaks.pop((event.chain, event.token), None)
+        key = (event.chain, event.token)
+        if event.quantity == 0 and self.peaks.pop(key, None) is not None:
+            # closed: a position opened later must not inherit this one's peak
+            await self._forget_peak(key)
+
+    # --- trailing-stop peaks, kept across restarts -------------------------------------------------
+
+    async def _load_peaks(self) -> None:
+        """The peaks of the positions still open, as the last run left them; any other is deleted."""
+        stale: list[str] = []
+        async for record_key, payload in self.store.records(PEAK_KIND):
+            chain, _, token = record_key.partition(":")
+            pos = self.portfolio.positions.get((chain, token))
+            try:
+                saved = json.loads(payload)
+                peak = Decimal(saved["peak"])
+                opened_at = datetime.fromisoformat(saved["opened_at"]) if saved.get("opened_at") else None
+            except (ValueError, TypeError, KeyError, ArithmeticError):
+                log.warning("exits.bad_peak_record", key=record_key)
+                stale.append(record_key)
+                continue
+            if pos is None or not pos.open or opened_at != pos.opened_at:
+                stale.append(record_key)  # that position closed (and maybe another opened) while we were away
+                continue
+            self.peaks[(chain, token)] = peak
+        for record_key in stale:
+            await self.store.delete_record(PEAK_KIND, record_key)
+
+    async def _save_peak(self, pos: Position, peak: Decimal) -> None:
+        opened_at = pos.opened_at.isoformat() if pos.opened_at is not None else None
+        payload = json.dumps({"peak": str(peak), "opened_at": opened_at})
+        try:
+            await self.store.put_record(
+                PEAK_KIND, f"{pos.chain}:{pos.token}", payload, now=self.clock.now(), synced=False
+            )
+        except StoreError as exc:  # the peak in memory still guards this run
+            log.warning("exits.peak_not_saved", chain=pos.chain, token=pos.token, error=str(exc))
+
+    async def _forget_peak(self, key: tuple[str, str]) -> None:
+        try:
+            await self.store.delete_record(PEAK_KIND, f"{key[0]}:{key[1]}")
+        except StoreError as exc:  # deleted at the next start instead (its position is no longer open)
+            log.warning("exits.peak_not_forgotten", chain=key[0], token=key[1], error=str(exc))
 
     def trigger(self, pos: Position, price: Decimal, peak: Decimal) -> str:
         """Which price rule, if any, says to sell now."""

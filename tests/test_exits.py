@@ -256,6 +256,23 @@ async def test_a_trailing_peak_belongs_to_the_position_that_saw_it(tmp_path: Pat
     assert [e.reason for e in exits_of(path)] == ["trailing_stop"]
 
 
+async def test_a_trailing_peak_survives_a_restart(tmp_path: Path) -> None:
+    """Peak 1500 before a restart; 1340 after it is more than 10 % below that peak, so the position is sold."""
+    rules = ExitsConfig(take_profit_pct=Decimal(0), stop_loss_pct=Decimal(0), trailing_stop_pct=Decimal(10))
+    async with order_path(tmp_path, exits=rules, limits=LIMITS) as path:
+        await open_position(path)
+        for p in ("1200", "1500", "1400"):
+            await price(path, p)
+        assert exits_of(path) == []
+    async with order_path(tmp_path, exits=rules, limits=LIMITS) as path:
+        await price(path, "1340")
+        assert path.portfolio.position("solana", "A").quantity == 0
+    assert [e.reason for e in exits_of(path)] == ["trailing_stop"]
+    async with order_path(tmp_path, exits=rules, limits=LIMITS) as path:
+        assert path.exits is not None and path.exits.peaks == {}, "the closed position's peak was forgotten"
+        assert [k async for k, _ in path.store.records("exits.peak")] == []
+
+
 async def test_flatten_keeps_selling_until_the_position_is_gone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

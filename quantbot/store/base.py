@@ -468,8 +468,10 @@ class Store(HistoryTables, abc.ABC):
 
     # --- records: profiles, verdicts, signals (JSON payloads with retention) ---------------------
 
-    async def put_record(self, kind: str, key: str, payload: str, *, now: datetime) -> None:
-        await self.execute(
+    async def put_record(self, kind: str, key: str, payload: str, *, now: datetime, synced: bool = True) -> None:
+        """Insert or replace one record. `synced=False`: committed without an fsync of its own where the backend can
+        (`execute_unsynced`), for state that is rewritten often and whose loss at a power cut costs little."""
+        await (self.execute if synced else self.execute_unsynced)(
             "INSERT INTO records (kind, key, payload, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (kind, key) "
             "DO UPDATE SET payload = excluded.payload, updated_at = excluded.updated_at",
             kind,
