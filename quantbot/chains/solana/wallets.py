@@ -385,8 +385,13 @@ class WalletActivity:
             else:
                 self.counters["parsed"] += 1
             await self.publish(events)
-        self._committed[item.wallet] = Cursor(item.signature, item.slot)
-        await self._advance(item.wallet, self._committed[item.wallet])
+        done = Cursor(item.signature, item.slot)
+        last = self._committed.get(item.wallet)
+        if last is None or done.slot >= last.slot:
+            # The newest handled, not the last: a fetch retried after a hold commits an older transaction after
+            # newer ones, and a cursor set back to it would publish those again after a restart.
+            self._committed[item.wallet] = done
+        await self._advance(item.wallet, done)
 
     async def _advance(self, wallet: str, cursor: Cursor, *, force: bool = False) -> None:
         if wallet in self._held and not force:
