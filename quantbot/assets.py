@@ -1,12 +1,14 @@
 """Well-known assets per chain: the native coin (and the names it goes by) and the USD stablecoins.
 
-Facts from shared/notes (solana.md section 7, aptos.md section 4.4). Aptos addresses are compared in
-long form (0x + 64 hex digits, lower case); coin types keep their module path.
+Facts from shared/notes (solana.md section 7, aptos.md section 4.4). Aptos asset ids are compared in the
+parser's canonical form (`normalise`); coin types keep their module path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from quantbot.chains.aptos.addresses import AddressError, asset_name
 
 NATIVE_DECIMALS: dict[str, int] = {"solana": 9, "aptos": 8}
 
@@ -48,17 +50,16 @@ STABLES: dict[str, dict[str, Stable]] = {
 
 
 def normalise(chain: str, asset: str) -> str:
-    """The canonical spelling of an asset id: Aptos addresses in long lower-case form."""
+    """The canonical spelling of an asset id, the one the chain parsers give it (Aptos: AIP-40 addresses, in coin types
+    too, and APT under its coin type; `quantbot.chains.aptos.addresses.asset_name`). Anything else is left as is."""
     if chain != "aptos":
         return asset
-    address, sep, rest = asset.partition("::")
-    if address.startswith(("0x", "0X")):
-        digits = address[2:].lower()
-        if 0 < len(digits) <= 64 and all(c in "0123456789abcdef" for c in digits):
-            # Coin types are written without leading zeros (0x1::...), as the REST API does; bare
-            # addresses (fungible-asset metadata objects) in the long form.
-            address = "0x" + ((digits.lstrip("0") or "0") if sep else digits.zfill(64))
-    return address + sep + rest
+    if asset.startswith("0X"):
+        asset = "0x" + asset[2:]
+    try:
+        return asset_name(asset)
+    except AddressError:
+        return asset
 
 
 def is_native(chain: str, asset: str) -> bool:

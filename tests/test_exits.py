@@ -13,11 +13,28 @@ from typing import Any
 import msgspec
 import pytest
 
-from quantbot.config import ExitsConfig, RiskConfig
-from quantbot.events import OrderIntent, OrderRejected, PriceUpdate, RejectReason, Tick, TokenRugWarning, WhaleSignal
+from quantbot.bus import EventBus
+from quantbot.chains.aptos.addresses import APT, asset_name
+from quantbot.clock import SimClock
+from quantbot.config import ExitsConfig, PricesConfig, RiskConfig
+from quantbot.events import (
+    Event,
+    OrderIntent,
+    OrderRejected,
+    PriceUpdate,
+    RejectReason,
+    Swap,
+    Tick,
+    TokenRugWarning,
+    WhaleSignal,
+)
 from quantbot.execution import ExecutionReport, Outcome
+from quantbot.exits import ExitManager
+from quantbot.portfolio import Portfolio
+from quantbot.prices import PriceBook
 from quantbot.risk import TradingState, set_trading_state
 from quantbot.store import StoreError
+from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import order_intent
 from tests.conftest import run_cli, write
 from tests.orderpath import OrderPath, order_path
@@ -92,7 +109,6 @@ async def test_price_rules_sell_the_whole_position_once(
 
 
 async def test_max_hold_sells_on_a_tick(tmp_path: Path) -> None:
-    from quantbot.clock import SimClock
 
     clock = SimClock(T0)
     rules = ExitsConfig(take_profit_pct=Decimal(0), stop_loss_pct=Decimal(0), max_hold_s=600)
@@ -318,3 +334,49 @@ async def test_a_held_token_that_no_price_reaches_is_reported(tmp_path: Path) ->
             await price(path, "990")
         assert path.exits.stats()["unpriced"] == []
     assert [e["event"] for e in logs if e["event"].startswith("exits.")] == ["exits.unpriced", "exits.priced_again"]
+
+
+async def test_an_aptos_coin_with_a_leading_zero_address_is_priced_and_stopped_out(tmp_path: Path) -> None:
+    """The position carries the parser's name for the coin (AIP-40: 64 digits, leading zero kept); the price book must
+    publish under the same name, or no stop-loss ever sees a price."""
+    coin = asset_name("0xabababababababababababababababababababababababababababababababc::meme::MEME")
+    assert coin.startswith("0x0abab")
+    clock = SimClock(T0)
+    async with EventBus(clock=clock) as bus, SqliteStore(tmp_path / "q.db") as store:
+        portfolio = Portfolio(store=store, clock=clock, bus=bus)
+        await portfolio.start()
+        book = PriceBook(bus=bus, clock=clock, config=PricesConfig(publish_min_interval_s=0))
+        await book.start()
+        exits = ExitManager(
+            bus=bus, store=store, portfolio=portfolio, rules=ExitsConfig(stop_loss_pct=Decimal(30)), clock=clock
+        )
+        await exits.start()
+        intents: list[OrderIntent] = []
+
+        async def record(e: Event) -> None:
+            assert isinstance(e, OrderIntent)
+            intents.append(e)
+
+        bus.subscribe("order.intent", record, name="test.intents")
+        async with store.transaction():  # 10 APT for 10**7 units: 100 octas a unit
+            await portfolio.apply_fill(chain="aptos", token=coin, side="buy", amount_in=10**9, amount_out=10**7)
+        # the market trades it at 10 octas a unit (-90 %), the swap naming it as the Aptos parser does
+        await bus.publish(
+            Swap(
+                chain="aptos",
+                wallet="0x5",
+                mint_in=APT,
+                amount_in=10**8,
+                mint_out=coin,
+                amount_out=10**7,
+                tx="t",
+                slot=1,
+                block_time=T0,
+            )
+        )
+        await bus.drain(5)
+        try:
+            assert portfolio.mark("aptos", coin) == Decimal(10)
+            assert [(i.token, i.reason) for i in intents] == [(coin, "stop_loss")]
+        finally:
+            await book.stop()
