@@ -8,7 +8,7 @@ Strategies get a `StrategyContext` with `submit(intent)`: never an executor, nev
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -314,10 +314,13 @@ class Executor(Plugin):
         so that settling the order later does not depend on this executor's local log surviving."""
         return None
 
-    async def balances(self) -> Mapping[str, int] | None:
+    async def balances(self, tokens: Collection[str] = ()) -> Mapping[str, int] | None:
         """The operator's balances at the venue: token -> base units, native under NATIVE_TOKEN[chain].
 
-        None when this executor cannot tell (the portfolio then asks the next one for that chain).
+        `tokens` are the tokens the portfolio holds on this executor's chain. An executor that cannot list every
+        holding (Aptos reads one store per asset) must read at least these: the portfolio takes a held token left
+        out of the answer as sold or moved outside quantbot (0). None when this executor cannot tell (the portfolio
+        then asks the next one for that chain).
         """
         return None
 

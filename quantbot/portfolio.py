@@ -12,6 +12,7 @@ that no unfinished order explains) is set to the chain's figure, logged with the
 from __future__ import annotations
 
 import functools
+import inspect
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -346,12 +347,15 @@ class Portfolio:
 
     async def read_balances(self, chain: str) -> Mapping[str, int] | None:
         """The first answer among the chain's configured executors (None if none can tell)."""
+        held = sorted(p.token for p in self.positions.values() if p.chain == chain and p.open)
         for name in getattr(self.routes, chain):
             executor = self.executors.get(name)
             if executor is None:
                 continue
             try:
-                answer = await executor.balances()
+                # an executor written before balances() took the held tokens is still asked, without them
+                takes_tokens = bool(inspect.signature(executor.balances).parameters)
+                answer = await (executor.balances(held) if takes_tokens else executor.balances())
             except Exception as exc:
                 log.warning("portfolio.balances_failed", chain=chain, executor=name, exc_info=exc)
                 continue

@@ -175,6 +175,23 @@ async def test_balances_report_apt_and_the_configured_tokens(
         await ex.stop()
 
 
+async def test_a_token_bought_but_not_configured_is_read_and_its_position_kept(
+    node: AptosLocalNode, wallet: tuple[Account, SigningKey], tmp_path: Path
+) -> None:
+    """`tokens` lists nothing: the balance read still covers what the portfolio holds, so the position stands."""
+    account, key = wallet
+    ex = executor(node, key, tmp_path, tokens=[])
+    limits = RiskConfig(token_cooldown_s=0)
+    async with order_path(tmp_path, executors={"aptos": ex}, routes=ROUTES, limits=limits, mode="live") as path:
+        await path.bus.publish(buy(10**8))
+        await path.settle()
+        (bought,) = of(path.events, OrderFilled)
+        assert await path.portfolio.sync_balances() == 0
+        assert path.portfolio.position("aptos", MEME).quantity == bought.amount_out
+    await ex.stop()
+    assert node.balance(str(account.address()), MEME) == bought.amount_out
+
+
 async def test_a_failing_simulation_is_failed_and_nothing_is_submitted(
     node: AptosLocalNode, wallet: tuple[Account, SigningKey], tmp_path: Path
 ) -> None:

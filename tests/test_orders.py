@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+from collections.abc import Collection
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -81,7 +82,7 @@ class ScriptedExecutor(Executor):
     async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
         return self.answers.pop(0)  # type: ignore[return-value]
 
-    async def balances(self) -> dict[str, int]:
+    async def balances(self, tokens: Collection[str] = ()) -> dict[str, int]:
         return {NATIVE_TOKEN["solana"]: 10 * 10**9}
 
 

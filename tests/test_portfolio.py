@@ -4,6 +4,7 @@ disagreeing position corrected and announced."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -150,8 +151,8 @@ async def test_a_position_the_chain_disagrees_with_is_corrected_with_a_reason(tm
         # Someone moves 400k units of A out of the wallet, outside quantbot.
         real = ex.balances
 
-        async def moved() -> dict[str, int]:
-            out = dict(await real())
+        async def moved(tokens: Collection[str] = ()) -> dict[str, int]:
+            out = dict(await real(tokens))
             out["A"] -= 400_000
             out[NATIVE_TOKEN["solana"]] -= 5
             return out
@@ -178,8 +179,8 @@ async def test_the_native_balance_is_not_adopted_while_an_order_of_that_chain_is
         await buy(path, "A")
         real = ex.balances
 
-        async def landed_not_booked() -> dict[str, int]:
-            out = dict(await real())
+        async def landed_not_booked(tokens: Collection[str] = ()) -> dict[str, int]:
+            out = dict(await real(tokens))
             out[NATIVE_TOKEN["solana"]] -= SOL  # a second 1 SOL buy landed; its fill is not read yet
             return out
 
@@ -210,8 +211,8 @@ async def test_a_balance_read_overtaken_by_a_fill_is_not_used(tmp_path: Path) ->
 
         filled: list[int] = []
 
-        async def read_then_fill() -> dict[str, int]:
-            out = dict(await real())  # the wallet as it was
+        async def read_then_fill(tokens: Collection[str] = ()) -> dict[str, int]:
+            out = dict(await real(tokens))  # the wallet as it was
             if not filled:  # (the Aptos read goes here too)
                 filled.append(1)
                 await path.portfolio.apply_fill(chain="solana", token="A", side="buy", amount_in=SOL, amount_out=10**6)

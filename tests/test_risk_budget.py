@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -56,7 +56,7 @@ class HeldExecutor(Executor):
             return ExecutionReport(outcome=Outcome.NOT_SENT)
         return ExecutionReport(outcome=Outcome.FILLED, tx=fill.tx, fill=fill)
 
-    async def balances(self) -> Mapping[str, int]:
+    async def balances(self, tokens: Collection[str] = ()) -> Mapping[str, int]:
         return {NATIVE_TOKEN["solana"]: self.native}
 
 

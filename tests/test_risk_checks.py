@@ -5,7 +5,7 @@ breaker, the stop-loss guard, and USD values from a PriceView."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -156,7 +156,7 @@ class Refusing(Executor):
     async def reconcile(self, order: ApprovedOrder, tx: str | None) -> ExecutionReport:
         return ExecutionReport(outcome=Outcome.NOT_SENT)
 
-    async def balances(self) -> Mapping[str, int]:
+    async def balances(self, tokens: Collection[str] = ()) -> Mapping[str, int]:
         return {NATIVE_TOKEN["solana"]: 10 * SOL}
 
 

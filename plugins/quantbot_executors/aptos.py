@@ -18,6 +18,7 @@ any refusal or expiry.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -390,11 +391,13 @@ class AptosExecutor(Executor):
 
     # --- balances ----------------------------------------------------------------------------
 
-    async def balances(self) -> dict[str, int] | None:
+    async def balances(self, tokens: Collection[str] = ()) -> dict[str, int] | None:
+        """APT, the configured `tokens` and the tokens the portfolio holds (one store read per asset: Aptos has no
+        call that lists an account's holdings)."""
         if self.account is None or self.nodes is None:
             return None
         out = {APT: await self._balance(APT)}
-        for token in self.config.tokens:
+        for token in dict.fromkeys((*self.config.tokens, *tokens)):
             out[token] = await self._balance(token)
         return out
 

@@ -11,7 +11,7 @@ configured slippage exceeds the order's approved limits.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from decimal import ROUND_FLOOR, Decimal
 from typing import Annotated
 
@@ -148,7 +148,7 @@ class PaperExecutor(Executor):
             return ExecutionReport(outcome=Outcome.NOT_SENT, detail="not in the paper ledger")
         return ExecutionReport(outcome=Outcome.FILLED, tx=fill.tx, fill=fill)
 
-    async def balances(self) -> Mapping[str, int]:
+    async def balances(self, tokens: Collection[str] = ()) -> Mapping[str, int]:
         """Starting balances plus every fill in the ledger: native under NATIVE_TOKEN, tokens by mint."""
         return self._holdings()
 

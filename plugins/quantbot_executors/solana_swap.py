@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -371,8 +371,8 @@ class SolanaSwapExecutor(Executor):
 
     # --- balances ----------------------------------------------------------------------------
 
-    async def balances(self) -> Mapping[str, int] | None:
-        """SOL (lamports, under NATIVE_TOKEN) and every token the wallet holds, by mint."""
+    async def balances(self, tokens: Collection[str] = ()) -> Mapping[str, int] | None:
+        """SOL (lamports, under NATIVE_TOKEN) and every token the wallet holds, by mint (`tokens` among them)."""
         if self.keypair is None or self.rpc is None:
             return None
         owner = str(self.wallet)
