@@ -332,7 +332,7 @@ class OrderRouter:
                 filled_at=f.filled_at,
             )
             update = None
-            async with self.store.transaction():
+            async with self.portfolio.booking():
                 recorded = await self.store.record_fill(fill)
                 if recorded:
                     i = order.intent

@@ -11,10 +11,12 @@ that no unfinished order explains) is set to the chain's figure, logged with the
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import inspect
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -126,6 +128,9 @@ class Portfolio:
         self._last_balances: datetime | None = None
         self._fills_booked = 0
         """Fills applied so far (a balance read that a fill overtook is not adopted)."""
+        self._undo: list[tuple[tuple[str, str], Position | None]] | None = None
+        self._undo_native: list[tuple[str, int]] | None = None
+        """While `booking()` runs: the changes to put back if its transaction does not commit."""
         self.corrections = 0
 
     async def start(self) -> None:
@@ -194,25 +199,57 @@ class Portfolio:
 
         `fee` is the network fee in native base units: part of a buy's cost, out of a sell's proceeds.
         """
-        pos = self.positions.setdefault((chain, token), Position(chain=chain, token=token))
+        key = (chain, token)
+        if self._undo is not None:  # inside booking(): what to put back if the transaction does not commit
+            before = self.positions.get(key)
+            self._undo.append((key, None if before is None else dataclasses.replace(before)))
+        pos = self.positions.setdefault(key, Position(chain=chain, token=token))
         now = self.clock.now()
         self._dirty()
         self._fills_booked += 1
         if side == "buy":
             spent = amount_in + fee
             pos.buy(spent=spent, received=amount_out, at=now, strategy=strategy, leader=leader)
-            if chain in self.native:
-                self.native[chain] -= spent
+            self._add_native(chain, -spent)
         else:
             received = amount_out - fee
             pnl = pos.sell(sold=amount_in, received=received)
-            if chain in self.native:
-                self.native[chain] += received
+            self._add_native(chain, received)
             log.info("position.realised", chain=chain, token=token, pnl_native=pnl)
             if not pos.open:
                 await self._close(pos, now)
         await self._persist(pos, now)
         return self._update(pos)
+
+    def _add_native(self, chain: str, delta: int) -> None:
+        if chain in self.native:
+            self.native[chain] += delta
+            if self._undo_native is not None:
+                self._undo_native.append((chain, delta))
+
+    @contextlib.asynccontextmanager
+    async def booking(self) -> AsyncIterator[None]:
+        """The store transaction that books fills (`apply_fill`). If it does not commit, the positions and native
+        balances it changed in memory are put back: the fill is not in the store, so the order stays unsettled and
+        settling it later must not count it a second time."""
+        undo: list[tuple[tuple[str, str], Position | None]] = []
+        undo_native: list[tuple[str, int]] = []
+        try:
+            async with self.store.transaction():  # one at a time: the store serialises its transactions
+                self._undo, self._undo_native = undo, undo_native
+                yield
+        except BaseException:
+            for key, before in reversed(undo):
+                if before is None:
+                    self.positions.pop(key, None)
+                else:  # in place: whoever holds the Position object sees it put back
+                    vars(self.positions.setdefault(key, before)).update(vars(before))
+            for chain, delta in undo_native:
+                self.native[chain] -= delta
+            self._dirty()
+            raise
+        finally:
+            self._undo = self._undo_native = None
 
     def charge_fee(self, chain: str, fee: int) -> None:
         """A network fee paid by a transaction that landed without executing (no fill carries it): out of the

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -135,3 +136,19 @@ async def order_path(
             await path.exits.start()
         yield path
         await path.settle()
+
+
+def first_call(fn: Callable[[Any], Awaitable[Any]], answer: object) -> Callable[[Any], Awaitable[Any]]:
+    """`fn`, except that its first call raises `answer` (an exception) or returns it."""
+    calls = 0
+
+    async def wrapped(arg: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            return await fn(arg)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    return wrapped

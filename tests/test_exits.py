@@ -4,11 +4,9 @@ from another process through the store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
@@ -37,7 +35,7 @@ from quantbot.store import StoreError
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import order_intent
 from tests.conftest import run_cli, write
-from tests.orderpath import OrderPath, order_path
+from tests.orderpath import OrderPath, first_call, order_path
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 OFF = ExitsConfig(take_profit_pct=Decimal(0), stop_loss_pct=Decimal(0))
@@ -58,22 +56,6 @@ async def price(path: OrderPath, value: str, token: str = "A") -> None:
         PriceUpdate(chain="solana", token=token, price_native=Decimal(value), source="test", observed_at=T0)
     )
     await path.settle()
-
-
-def first_call(fn: Callable[[Any], Awaitable[Any]], answer: object) -> Callable[[Any], Awaitable[Any]]:
-    """`fn`, except that its first call raises `answer` (an exception) or returns it."""
-    calls = 0
-
-    async def wrapped(arg: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls > 1:
-            return await fn(arg)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    return wrapped
 
 
 def exits_of(path: OrderPath) -> list[OrderIntent]:

@@ -36,11 +36,11 @@ from quantbot.events import (
 )
 from quantbot.hosting import StrategyContextImpl
 from quantbot.risk import NOTIONAL_KEY, utc_day
-from quantbot.store import OrderRow
+from quantbot.store import OrderRow, StoreError
 from quantbot.testing import make_plugin, order_intent
 from quantbot_executors.paper import PaperExecutor
 from tests.conftest import REPO
-from tests.orderpath import order_path, order_row
+from tests.orderpath import first_call, order_path, order_row
 
 PRICE = Decimal(1000)  # lamports per token base unit
 SOL_IN = 100_000_000
@@ -428,6 +428,26 @@ async def test_an_order_left_submitted_is_booked_by_the_reconcile_job_without_a_
     assert len(executor.seen) == 1, "reconciling never re-sends"
     assert [e.tx for e in path.events if isinstance(e, OrderFilled)] == ["late"]
     assert path.risk.pending == {}
+
+
+async def test_a_fill_whose_transaction_did_not_commit_is_booked_once_when_settled_later(tmp_path: Path) -> None:
+    """The store fails while booking the fill (rolled back, the order stays submitted): the book in memory must not
+    keep the fill, or settling the order again books it twice."""
+    executor = ScriptedExecutor(id="a", answers=[filled("sig"), filled("sig")])
+    async with order_path(tmp_path, executors={"a": executor}, routes=OrdersConfig(solana=("a",)), mode="live") as path:
+        native = path.portfolio.native["solana"]
+        failing = first_call(path.store.put_position, StoreError("disk I/O error"))
+        path.store.put_position = failing  # type: ignore[method-assign]
+        await path.bus.publish(intent())
+        await path.settle()
+        assert path.portfolio.position("solana", intent().token).quantity == 0, "not committed, not booked"
+        assert path.portfolio.native["solana"] == native
+        assert await path.router.reconcile_open() == 1
+        await path.settle()
+        (position,) = await path.store.positions()
+        assert path.portfolio.position("solana", intent().token).quantity == position.quantity == 2
+        assert path.portfolio.native["solana"] == native - 1
+    assert len(executor.seen) == 1, "reconciling never re-sends"
 
 
 async def test_an_execute_that_times_out_leaves_the_transaction_it_sent_in_the_journal(tmp_path: Path) -> None:
