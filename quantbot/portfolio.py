@@ -144,7 +144,8 @@ class Portfolio:
                 opened_at=row.opened_at,
                 strategy=row.strategy,
                 leader=row.leader,
-                trip_cost=row.cost_native,
+                trip_cost=row.cost_native if row.trip_cost is None else row.trip_cost,
+                trip_proceeds=row.trip_proceeds,
             )
         now = self.clock.now()
         midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
@@ -287,6 +288,8 @@ class Portfolio:
                 updated_at=now,
                 strategy=pos.strategy,
                 leader=pos.leader,
+                trip_cost=pos.trip_cost,
+                trip_proceeds=pos.trip_proceeds,
             )
         )
 

@@ -42,20 +42,24 @@ async def buy(path: OrderPath, token: str, sol: int = 1, strategy: str = "s") ->
     await path.settle()
 
 
-async def sell_all(path: OrderPath, token: str, price: str) -> None:
-    """The exit manager's sell of the whole position at `price` lamports per base unit."""
-    qty = path.portfolio.position("solana", token).quantity
+async def sell(path: OrderPath, token: str, amount: int, price: str, intent_id: str) -> None:
+    """An exit manager's sell of `amount` at `price` lamports per base unit."""
     await path.bus.publish(
         order_intent(
-            intent_id=f"exit-{token}",
+            intent_id=intent_id,
             strategy="exits",
             token=token,
             side="sell",
             reduce_only=True,
-            amount=qty,
+            amount=amount,
             price_native=Decimal(price),
         )
     )
+    await path.settle()
+
+
+async def sell_all(path: OrderPath, token: str, price: str) -> None:
+    await sell(path, token, path.portfolio.position("solana", token).quantity, price, f"exit-{token}")
 
 
 async def mark(path: OrderPath, token: str, price: str) -> None:
@@ -119,6 +123,20 @@ async def test_a_closed_position_is_a_round_trip_of_the_strategy_that_opened_it(
         1_200_000_000,
         2 * SOL // 10,
     )
+
+
+async def test_a_round_trip_spanning_a_restart_keeps_what_the_sells_before_it_brought_in(tmp_path: Path) -> None:
+    """Half sold at 2x before a restart, the rest at 0.4x after it: the trip cost 1 SOL and brought in 1.2 SOL."""
+    async with order_path(tmp_path, executors={"paper": paper()}, limits=LIMITS) as path:
+        await buy(path, "A", strategy="alpha")
+        half = path.portfolio.position("solana", "A").quantity // 2
+        await sell(path, "A", half, price="2000", intent_id="half")
+    async with order_path(tmp_path, executors={"paper": paper()}, limits=LIMITS) as path:
+        await sell_all(path, "A", price="400")
+        await path.settle()
+        (trip,) = await path.store.round_trips()
+    assert (trip.strategy, trip.cost_native, trip.proceeds_native) == ("alpha", SOL, 1_200_000_000)
+    assert trip.pnl_native == 2 * SOL // 10, "a win, not a loss"
 
 
 async def test_network_fees_are_part_of_a_round_trips_cost_and_come_out_of_its_proceeds(tmp_path: Path) -> None:

@@ -93,6 +93,10 @@ class PositionRow(msgspec.Struct, frozen=True, kw_only=True):
     """The strategy whose buy opened the position (its round trip counts for that strategy's Kelly sizing)."""
     leader: str | None = None
     """The leader wallet the opening buy followed, if any."""
+    trip_cost: int | None = None
+    """Native spent on buys since the position opened (None: a row from before it was kept)."""
+    trip_proceeds: int = 0
+    """Native received from sells since the position opened."""
 
 
 def _ts(dt: datetime) -> str:
@@ -381,11 +385,12 @@ class Store(HistoryTables, abc.ABC):
     async def put_position(self, p: PositionRow) -> None:
         await self.execute(
             "INSERT INTO positions (chain, token, quantity, cost_native, realised_pnl_native, opened_at, updated_at, "
-            "strategy, leader) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain, token) DO UPDATE SET quantity = excluded.quantity, "
-            "cost_native = excluded.cost_native, realised_pnl_native = excluded.realised_pnl_native, "
-            "opened_at = excluded.opened_at, updated_at = excluded.updated_at, strategy = excluded.strategy, "
-            "leader = excluded.leader",
+            "strategy, leader, trip_cost, trip_proceeds) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain, token) DO UPDATE SET "
+            "quantity = excluded.quantity, cost_native = excluded.cost_native, "
+            "realised_pnl_native = excluded.realised_pnl_native, opened_at = excluded.opened_at, "
+            "updated_at = excluded.updated_at, strategy = excluded.strategy, leader = excluded.leader, "
+            "trip_cost = excluded.trip_cost, trip_proceeds = excluded.trip_proceeds",
             p.chain,
             p.token,
             str(p.quantity),
@@ -395,12 +400,14 @@ class Store(HistoryTables, abc.ABC):
             _ts(p.updated_at),
             p.strategy,
             p.leader,
+            None if p.trip_cost is None else str(p.trip_cost),
+            str(p.trip_proceeds),
         )
 
     async def positions(self) -> list[PositionRow]:
         rows = await self.fetch(
-            "SELECT chain, token, quantity, cost_native, realised_pnl_native, opened_at, updated_at, strategy, leader "
-            "FROM positions ORDER BY chain, token"
+            "SELECT chain, token, quantity, cost_native, realised_pnl_native, opened_at, updated_at, strategy, leader, "
+            "trip_cost, trip_proceeds FROM positions ORDER BY chain, token"
         )
         return [
             PositionRow(
@@ -413,6 +420,8 @@ class Store(HistoryTables, abc.ABC):
                 updated_at=datetime.fromisoformat(r[6]),
                 strategy=r[7],
                 leader=r[8],
+                trip_cost=None if r[9] is None else int(r[9]),
+                trip_proceeds=int(r[10] or 0),
             )
             for r in rows
         ]

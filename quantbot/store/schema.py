@@ -153,6 +153,14 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX wallet_trades_token ON wallet_trades (chain, token, at)",
         ),
     ),
+    (
+        4,
+        "position round-trip figures (cost and proceeds since it opened), so a restart keeps them",
+        (
+            "ALTER TABLE positions ADD COLUMN trip_cost TEXT",
+            "ALTER TABLE positions ADD COLUMN trip_proceeds TEXT",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]
