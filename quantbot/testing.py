@@ -10,6 +10,7 @@ that records submitted intents, and event builders with sensible defaults.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -90,7 +91,11 @@ def token_launch(**fields: Any) -> TokenLaunch:
     return TokenLaunch(**(defaults | fields))
 
 
+_swap_numbers = itertools.count(1)
+
+
 def swap(**fields: Any) -> Swap:
+    """A Swap; each call without a `tx` gets a transaction of its own (one swap per wallet and transaction)."""
     defaults: dict[str, Any] = {
         "chain": "solana",
         "wallet": "Wa11et1111111111111111111111111111111111111",
@@ -101,7 +106,7 @@ def swap(**fields: Any) -> Swap:
         "amount_out": 5_000_000,
         "decimals_out": 6,
         "venue": "pumpfun",
-        "tx": "testsig",
+        "tx": f"testsig{next(_swap_numbers)}",
         "slot": 1,
         "block_time": _T0,
     }

@@ -13,6 +13,9 @@ import msgspec
 
 DUST_FRACTION = 50
 """A sale leaving at most 1/50 (2%) of the holding closes the round trip (shared/notes/solana.md 7)."""
+RECENT_TXS = 32
+"""The wallet's last swaps remembered by transaction, saved with the figures they changed: delivery is at least
+once (a watcher restart can publish a swap again), and a repeat must not count twice."""
 
 
 class ProfileRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -30,6 +33,8 @@ class ProfileRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     last_seen: int = 0
     holdings: dict[str, tuple[int, int, int]] = {}
     """token -> (quantity, cost in native base units, realised PnL of the open round trip)."""
+    recent_txs: list[str] = []
+    """The last RECENT_TXS swaps counted (oldest first)."""
 
 
 _encoder = msgspec.json.Encoder()
@@ -45,6 +50,7 @@ class Profile:
         "label",
         "last_seen",
         "pnl_native",
+        "recent_txs",
         "round_trips",
         "trades",
         "unmerged",
@@ -68,6 +74,7 @@ class Profile:
         self.pnl_native = 0
         self.last_seen = 0
         self.holdings: dict[str, list[int]] | None = None
+        self.recent_txs: list[str] = []
         self.unmerged = False
         """Built afresh for a wallet the store may already know: merge the stored record before saving."""
 
@@ -86,6 +93,14 @@ class Profile:
     def held(self, token: str) -> int:
         h = self.holdings.get(token) if self.holdings else None
         return h[0] if h else 0
+
+    def first_sight(self, tx: str) -> bool:
+        """Remember swap `tx`; False if it is one of the last RECENT_TXS already counted."""
+        if tx in self.recent_txs:
+            return False
+        self.recent_txs.append(tx)
+        del self.recent_txs[:-RECENT_TXS]
+        return True
 
     def record_trade(self, *, native: int | None, usd_micro: int | None, at: datetime) -> None:
         self.trades += 1
@@ -142,6 +157,7 @@ class Profile:
         self.pnl_native += older.pnl_native
         self.last_seen = max(self.last_seen, older.last_seen)
         self.label = self.label or older.label
+        self.recent_txs = [*older.recent_txs, *(t for t in self.recent_txs if t not in older.recent_txs)][-RECENT_TXS:]
         for token, (qty, cost, pnl) in (older.holdings or {}).items():
             if self.holdings is None:
                 self.holdings = {}
@@ -164,6 +180,7 @@ class Profile:
                 pnl_native=self.pnl_native,
                 last_seen=self.last_seen,
                 holdings={t: (h[0], h[1], h[2]) for t, h in (self.holdings or {}).items()},
+                recent_txs=self.recent_txs,
             )
         )
 
@@ -174,6 +191,7 @@ class Profile:
         p.volume_native, p.volume_usd_micro, p.trades = rec.volume_native, rec.volume_usd_micro, rec.trades
         p.round_trips, p.wins, p.pnl_native, p.last_seen = rec.round_trips, rec.wins, rec.pnl_native, rec.last_seen
         p.holdings = {t: list(h) for t, h in rec.holdings.items()} or None
+        p.recent_txs = rec.recent_txs[-RECENT_TXS:]
         return p
 
     def summary(self) -> dict[str, object]:

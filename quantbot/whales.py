@@ -76,7 +76,14 @@ class WhaleTracker:
         self._dirty: dict[WalletKey, Profile] = {}
         self.rules = SignalRules(config=config, usd_per_native=self._usd_native, quality_of=self._quality)
         self._task: asyncio.Task[None] | None = None
-        self.counts: dict[str, int] = {"swaps": 0, "transfers": 0, "signals": 0, "bad_input": 0, "evicted": 0}
+        self.counts: dict[str, int] = {
+            "swaps": 0,
+            "transfers": 0,
+            "signals": 0,
+            "bad_input": 0,
+            "evicted": 0,
+            "repeated_swaps": 0,
+        }
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -149,6 +156,9 @@ class WhaleTracker:
         valued = [t for t in trades if t.native is not None or t.usd is not None]
         profile = self._whale(chain, wallet, valued[0] if valued else None)
         if profile is None:
+            return []
+        if swap.tx and not profile.first_sight(swap.tx):
+            self.counts["repeated_swaps"] += 1
             return []
         head = trades[0]
         native = head.native if head.native is not None else sum(t.native or 0 for t in trades[1:]) or None

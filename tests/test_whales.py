@@ -338,6 +338,29 @@ async def test_profiles_survive_a_restart_through_the_store(tmp_path: Path, back
             await again.stop()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_swap_delivered_again_after_a_restart_counts_once(tmp_path: Path, backend: str) -> None:
+    """Delivery is at least once: a watcher restart can publish a swap again. Its profile figures must not double."""
+    config = cfg(dump_pct=100, large_sol=1000)
+    clock = SimClock(T0)
+    first = buy(W1, 2, tokens=1000, token=MEME)
+    async with store_factory(backend, tmp_path) as open_store:
+        async with open_store() as store, EventBus(clock=clock) as bus:
+            t = WhaleTracker(bus=bus, clock=clock, config=config, store=store)
+            await t.start()
+            run(t, first, first)
+            assert t.counts["repeated_swaps"] == 1
+            await t.stop()
+        async with open_store() as store, EventBus(clock=clock) as bus:
+            again = WhaleTracker(bus=bus, clock=clock, config=config, store=store)
+            await again.start()
+            run(again, first, sell(W1, 1000, 3))
+            w1 = again.profile("solana", W1)
+            await again.stop()
+    assert w1 is not None and (w1.trades, w1.volume_native) == (2, 5 * SOL)
+    assert (w1.round_trips, w1.pnl_native, w1.held(MEME)) == (1, SOL, 0)
+
+
 async def test_a_forgotten_wallet_that_comes_back_keeps_its_saved_history(tmp_path: Path) -> None:
     config = cfg(wallets=[], discover=True, discover_sol=1, max_auto_wallets=1)
     clock = SimClock(T0)
