@@ -71,7 +71,18 @@ async def test_a_leader_buy_is_copied_at_the_copy_percentage() -> None:
     (buy,) = await feed(s, [leader_buy(2_000_000_000, 10_000, "tx1")], ctx())
     assert (buy.side, buy.token, buy.amount, buy.sizing) == ("buy", MINT, 500_000_000, None)
     assert (buy.leader_amount, buy.leader, buy.max_slippage_bps, buy.reduce_only) == (2_000_000_000, None, 300, False)
-    assert buy.intent_id == "copy-solana-tx1-buy", "derived from the leader's tx: a replay is a duplicate"
+    assert buy.intent_id == f"copy-solana-tx1-{LEADER}-buy", "derived from the leader's tx: a replay is a duplicate"
+
+
+@pytest.mark.parametrize("second_token", [MINT, OTHER])
+async def test_two_leaders_trading_in_one_transaction_are_two_copies_with_distinct_intent_ids(
+    second_token: str,
+) -> None:
+    s = plugin(leaders=[{"chain": "solana", "address": LEADER}, {"chain": "solana", "address": SECOND}])
+    both = [leader_buy(10**9, 1_000, "tx1"), leader_buy(2 * 10**9, 500, "tx1", wallet=SECOND, token=second_token)]
+    first, second = await feed(s, both, ctx())
+    assert (first.amount, second.amount) == (10**8, 2 * 10**8)
+    assert first.intent_id != second.intent_id, "the same id would be refused as a duplicate of the first"
 
 
 async def test_only_listed_leaders_and_native_trades_are_copied() -> None:

@@ -65,7 +65,7 @@ class CopyTrade(Strategy):
         self._own: Bounded[Key, Holding] = Bounded(limit)
         self._copies: Bounded[str, Copy] = Bounded(limit)
         self._order_ids: Bounded[str, str] = Bounded(limit)
-        self._seen: Bounded[tuple[str, str, str], None] = Bounded(limit)
+        self._seen: Bounded[tuple[str, str, str, str], None] = Bounded(limit)
         self._failures: dict[tuple[str, str], int] = {}
         self._paused_until: dict[tuple[str, str], datetime] = {}
         self.skipped = 0
@@ -166,7 +166,7 @@ class CopyTrade(Strategy):
         leader = self._leaders.get(lkey)
         if leader is None:
             return False
-        seen = (swap.tx, swap.mint_in, swap.mint_out)
+        seen = (swap.tx, lkey[1], swap.mint_in, swap.mint_out)
         if seen in self._seen:
             return False  # the same swap delivered twice must not count twice in the leader's holding
         self._seen[seen] = None
@@ -200,7 +200,7 @@ class CopyTrade(Strategy):
             self.skipped += 1
             self.log.info("copy_trade.skipped", leader=swap.wallet, token=token, why="below min_buy or at max_open")
             return
-        intent_id = f"{ctx.strategy_id}-{swap.chain}-{swap.tx}-buy"
+        intent_id = _intent_id(ctx.strategy_id, lkey, swap.tx, "buy")
         self._holding((*lkey, token)).spent += amount
         self._copies[intent_id] = Copy(leader=lkey, token=token, side="buy", amount=amount)
         await ctx.submit(
@@ -239,7 +239,7 @@ class CopyTrade(Strategy):
             quantity = min(available, held.quantity * swap.amount_in // before)
         if quantity <= 0:
             return
-        intent_id = f"{ctx.strategy_id}-{swap.chain}-{swap.tx}-sell"
+        intent_id = _intent_id(ctx.strategy_id, lkey, swap.tx, "sell")
         held.selling += quantity
         self._copies[intent_id] = Copy(leader=lkey, token=token, side="sell", amount=quantity)
         fraction = min(Decimal(1), Decimal(swap.amount_in) / before)
@@ -351,3 +351,10 @@ class CopyTrade(Strategy):
                 failures=n,
                 until=until.isoformat(),
             )
+
+
+def _intent_id(strategy: str, leader: tuple[str, str], tx: str, side: str) -> str:
+    """Derived from the leader's transaction (a replay is refused as a duplicate) and the leader's address:
+    two leaders trading in one transaction are two copies."""
+    chain, address = leader
+    return f"{strategy}-{chain}-{tx}-{address}-{side}"
