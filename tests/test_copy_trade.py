@@ -179,14 +179,25 @@ async def test_a_fill_resets_the_failure_count_and_other_strategies_orders_are_i
     s = plugin(pause_after=2)
     c = ctx()
     (b1,) = await feed(s, [leader_buy(10**9, 10, "t1")], c)
-    await feed(s, [OrderRejected(intent=b1, reason=RejectReason.COOLDOWN)], c)
+    await feed(s, [OrderRejected(intent=b1, reason=RejectReason.MIN_LIQUIDITY)], c)
     (b2,) = await feed(s, [leader_buy(10**9, 10, "t2")], c)
     await feed(s, fills(b2, "o2", amount_in=10**8, amount_out=1), c)
     foreign = msgspec.structs.replace(b2, intent_id="someone-else", strategy="other")
-    await feed(s, [OrderRejected(intent=foreign, reason=RejectReason.COOLDOWN)], c)
+    await feed(s, [OrderRejected(intent=foreign, reason=RejectReason.MIN_LIQUIDITY)], c)
     (b3,) = await feed(s, [leader_buy(10**9, 10, "t3")], c)
-    await feed(s, [OrderRejected(intent=b3, reason=RejectReason.COOLDOWN)], c)
+    await feed(s, [OrderRejected(intent=b3, reason=RejectReason.MIN_LIQUIDITY)], c)
     assert not s.paused("solana", LEADER, c.clock.now()), "one failure since the last fill"
+
+
+@pytest.mark.parametrize("reason", [RejectReason.COOLDOWN, RejectReason.RECENT_DUPLICATE, RejectReason.RATE_LIMIT])
+async def test_refusals_by_our_own_risk_policy_do_not_pause_the_leader(reason: RejectReason) -> None:
+    s = plugin(pause_after=3)
+    c = ctx()
+    for n in range(3):
+        (buy,) = await feed(s, [leader_buy(10**9, 10, f"t{n}")], c)
+        await feed(s, [OrderRejected(intent=buy, reason=reason, detail="last order 5s ago")], c)
+    assert not s.paused("solana", LEADER, c.clock.now()), "the pace of our own orders says nothing of the leader"
+    assert len(await feed(s, [leader_buy(10**9, 10, "t3", token=OTHER)], c)) == 1
 
 
 async def test_paused_leaders_sells_are_still_mirrored() -> None:
@@ -195,7 +206,7 @@ async def test_paused_leaders_sells_are_still_mirrored() -> None:
     (b1,) = await feed(s, [leader_buy(10**9, 100, "t1")], c)
     await feed(s, fills(b1, "o1", amount_in=10**8, amount_out=10), c)
     (b2,) = await feed(s, [leader_buy(10**9, 100, "t2", token=OTHER)], c)
-    await feed(s, [OrderRejected(intent=b2, reason=RejectReason.COOLDOWN)], c)
+    await feed(s, [OrderRejected(intent=b2, reason=RejectReason.PRICE_IMPACT)], c)
     assert s.paused("solana", LEADER, c.clock.now())
     (sell,) = await feed(s, [leader_sell(100, 1, "s1")], c)
     assert (sell.side, sell.amount) == ("sell", 10)

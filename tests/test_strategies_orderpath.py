@@ -149,6 +149,18 @@ async def test_copy_trade_buys_a_share_then_mirrors_the_leaders_sells_through_th
 
 
 async def test_copy_trade_pauses_a_leader_whose_copies_the_engine_keeps_refusing(tmp_path: Path) -> None:
+    prices = Prices(native={("solana", MINT): Decimal(1000)})
+    s = make_plugin(CopyTrade, id="copy", leaders=[{"chain": "solana", "address": WHALE}], pause_after=2, pause_s=600)
+    async with running(tmp_path, s, prices, limits=LIMITS) as path:
+        for n in range(3):  # 10% of 10 SOL is 1 SOL, over max_order_sol: the leader trades too large for us
+            await send(
+                path, swap(wallet=WHALE, mint_in=WSOL, amount_in=10 * SOL, mint_out=MINT, amount_out=9, tx=f"t{n}")
+            )
+    assert [r for _, r in refusals(path)] == [RejectReason.MAX_ORDER_NATIVE] * 2
+    assert len(intents(path, "copy")) == 2, "the third buy came while the leader was paused"
+
+
+async def test_copy_trade_does_not_pause_a_leader_for_tokens_on_our_block_list(tmp_path: Path) -> None:
     blocked = "B1ocked111111111111111111111111111111111111"
     prices = Prices(native={("solana", blocked): Decimal(1000)})
     s = make_plugin(CopyTrade, id="copy", leaders=[{"chain": "solana", "address": WHALE}], pause_after=2, pause_s=600)
@@ -158,8 +170,7 @@ async def test_copy_trade_pauses_a_leader_whose_copies_the_engine_keeps_refusing
             await send(
                 path, swap(wallet=WHALE, mint_in=WSOL, amount_in=SOL, mint_out=blocked, amount_out=9, tx=f"t{n}")
             )
-    assert [r for _, r in refusals(path)] == [RejectReason.BLOCKED_TOKEN] * 2
-    assert len(intents(path, "copy")) == 2, "the third buy came while the leader was paused"
+    assert [r for _, r in refusals(path)] == [RejectReason.BLOCKED_TOKEN] * 3, "a policy refusal is no failed copy"
 
 
 async def test_sniper_bands_are_sized_by_the_engine_and_its_own_stop_loss_exits(tmp_path: Path) -> None:

@@ -4,11 +4,12 @@ A leader's buy (native in, token out, seen as `chain.<chain>.swap`) becomes a bu
 what the leader spent, capped per trade (`max_buy`) and by what this leader's open copies may hold
 (`max_open`). A leader's sell of a fraction of the holding we watched it build sells the same fraction
 of what this strategy bought for it (reduce-only; counted from its own `order.filled` events).
-`pause_after` failed or rejected copies in a row pause the leader's buys for `pause_s` (its sells are
-still mirrored). Intent ids derive from the leader's transaction, so a swap replayed after a restart is
-refused by the risk engine as a duplicate. The books are saved in the plugin's data directory after
-every change and loaded at start, so sells after a restart are still mirrored. Holdings never exceed
-the portfolio's position (`position.update`): an exit rule selling them shrinks what is mirrored.
+`pause_after` copies in a row that failed, or were refused for what the leader trades
+(`LEADER_VERDICTS`), pause the leader's buys for `pause_s` (its sells are still mirrored). Intent ids
+derive from the leader and its transaction, so a swap replayed after a restart is refused by the risk
+engine as a duplicate. The books are saved in the plugin's data directory after every change and loaded
+at start, so sells after a restart are still mirrored. Holdings never exceed the portfolio's position
+(`position.update`): an exit rule selling them shrinks what is mirrored.
 """
 
 from __future__ import annotations
@@ -39,6 +40,20 @@ from quantbot_strategies._copy_state import STATE_FILE, Holding, Key, StateError
 __all__ = ["CopyTrade", "CopyTradeConfig", "Leader"]
 
 HUNDRED = Decimal(100)
+LEADER_VERDICTS = frozenset(
+    {
+        RejectReason.MAX_ORDER_USD,
+        RejectReason.MAX_ORDER_NATIVE,
+        RejectReason.NO_USD_PRICE,
+        RejectReason.NO_PRICE,
+        RejectReason.MIN_LIQUIDITY,
+        RejectReason.PRICE_IMPACT,
+    }
+)
+"""Refusals that count as failed copies: about what the leader trades (sizes over our caps, tokens nothing can
+price, pools too thin), so its next copies would likely be refused alike. The others are about our own book or
+pace (cooldown, recent duplicate, rate limit, exposure, drawdown, halt, a block list, our slippage setting) and
+would pause a good leader for what another trade or the clock caused."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +156,7 @@ class CopyTrade(Strategy):
             copy = self._copies.pop(event.intent.intent_id, None)
             if copy is not None:
                 self._release(copy)
-                if event.reason is not RejectReason.DUPLICATE_INTENT:  # a replay of a copy already made
+                if event.reason in LEADER_VERDICTS:
                     self._failed(copy, ctx.clock.now(), f"rejected: {event.reason.value}")
         elif isinstance(event, OrderFilled):
             copy = self._end(event.order_id)
