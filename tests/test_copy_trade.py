@@ -144,6 +144,16 @@ async def test_a_sell_never_oversells_while_an_earlier_mirrored_sell_is_in_fligh
     assert await feed(s, [leader_sell(1, 1, "s3")], c) == [], "nothing left that is not already being sold"
 
 
+async def test_two_quarter_sells_without_a_fill_between_them_mirror_half_of_ours() -> None:
+    s = plugin(copy_pct=10)
+    c = ctx()
+    (buy,) = await feed(s, [leader_buy(1_000_000_000, 1_000, "b1")], c)
+    await feed(s, fills(buy, "o1", amount_in=100_000_000, amount_out=1_000), c)
+    (a,) = await feed(s, [leader_sell(250, 1, "s1")], c)
+    (b,) = await feed(s, [leader_sell(250, 1, "s2")], c)  # the first mirror is still in flight
+    assert (a.amount, b.amount) == (250, 250), "the leader sold half of its 1000: we sell half of our 1000"
+
+
 async def test_buys_before_their_fill_are_not_sold_and_aptos_leaders_match_in_any_address_form() -> None:
     s = plugin(leaders=[{"chain": "aptos", "address": APTOS_LEADER}])
     c = ctx()

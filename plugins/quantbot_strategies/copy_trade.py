@@ -251,7 +251,7 @@ class CopyTrade(Strategy):
         if swap.amount_in >= before:
             quantity = available
         else:
-            quantity = min(available, held.quantity * swap.amount_in // before)
+            quantity = available * swap.amount_in // before  # not held.quantity: part may be selling already
         if quantity <= 0:
             return
         intent_id = _intent_id(ctx.strategy_id, lkey, swap.tx, "sell")
