@@ -144,6 +144,29 @@ async def test_a_sell_never_oversells_while_an_earlier_mirrored_sell_is_in_fligh
     assert await feed(s, [leader_sell(1, 1, "s3")], c) == [], "nothing left that is not already being sold"
 
 
+async def test_a_leader_selling_out_while_our_copy_is_in_flight_sells_the_copy_once_it_fills() -> None:
+    s = plugin(copy_pct=10)
+    c = ctx()
+    (buy,) = await feed(s, [leader_buy(10**9, 1_000_000, "b1")], c)
+    assert await feed(s, [leader_sell(1_000_000, 2 * 10**9, "s1")], c) == [], "nothing of ours filled yet"
+    (sell,) = await feed(s, fills(buy, "o1", amount_in=10**8, amount_out=100_000), c)
+    assert (sell.side, sell.reduce_only, sell.token, sell.amount) == ("sell", True, MINT, 100_000)
+    await feed(s, fills(sell, "o2", amount_in=100_000, amount_out=2 * 10**8), c)
+    assert s.holding("solana", LEADER, MINT).quantity == 0
+    assert await feed(s, [leader_sell(1, 1, "s2")], c) == []
+
+
+async def test_a_leaders_partial_sells_while_our_copy_is_in_flight_sell_their_share_once_it_fills() -> None:
+    s = plugin(copy_pct=10)
+    c = ctx()
+    (buy,) = await feed(s, [leader_buy(10**9, 1_000, "b1")], c)
+    await feed(s, [leader_sell(500, 1, "s1"), leader_sell(250, 1, "s2")], c)  # half, then half of the rest
+    (sell,) = await feed(s, fills(buy, "o1", amount_in=10**8, amount_out=100), c)
+    assert sell.amount == 75, "the leader kept a quarter of its holding: we keep a quarter of the copy"
+    (last,) = await feed(s, [leader_sell(250, 1, "s3")], c)
+    assert last.amount == 25, "the leader's exit sells the rest"
+
+
 async def test_two_quarter_sells_without_a_fill_between_them_mirror_half_of_ours() -> None:
     s = plugin(copy_pct=10)
     c = ctx()

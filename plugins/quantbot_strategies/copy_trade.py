@@ -3,7 +3,8 @@
 A leader's buy (native in, token out, seen as `chain.<chain>.swap`) becomes a buy of `copy_pct`% of
 what the leader spent, capped per trade (`max_buy`) and by what this leader's open copies may hold
 (`max_open`). A leader's sell of a fraction of the holding we watched it build sells the same fraction
-of what this strategy bought for it (reduce-only; counted from its own `order.filled` events).
+of what this strategy bought for it (reduce-only; counted from its own `order.filled` events); the
+share it sells while our copy of its buy is in flight is sold when the copy fills.
 `pause_after` copies in a row that failed, or were refused for what the leader trades
 (`LEADER_VERDICTS`), pause the leader's buys for `pause_s` (its sells are still mirrored). Intent ids
 derive from the leader and its transaction, so a swap replayed after a restart is refused by the risk
@@ -14,9 +15,11 @@ at start, so sells after a restart are still mirrored. Holdings never exceed the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
+from fractions import Fraction
+from typing import cast
 
 from quantbot.api import (
     Event,
@@ -33,7 +36,7 @@ from quantbot.api import (
     StrategyContext,
     Swap,
 )
-from quantbot_strategies._common import NATIVE_ASSETS, Bounded
+from quantbot_strategies._common import NATIVE_ASSETS, Bounded, ChainName
 from quantbot_strategies._copy_config import CopyTradeConfig, Leader, normal_address
 from quantbot_strategies._copy_state import STATE_FILE, Holding, Key, StateError, load, save
 
@@ -64,6 +67,10 @@ class Copy:
     token: str
     side: str
     amount: int
+    tx: str
+    """The leader's transaction it copies or mirrors."""
+    kept: Fraction = Fraction(1)
+    """A buy's share the leader still holds: its sells while the buy is in flight are sold once it fills."""
 
 
 class CopyTrade(Strategy):
@@ -162,6 +169,8 @@ class CopyTrade(Strategy):
             copy = self._end(event.order_id)
             if copy is not None:
                 self._filled(copy, event)
+                if copy.side == "buy" and copy.kept < 1:
+                    await self._sell_what_the_leader_sold(copy, event, ctx)
                 await self._save()
         elif isinstance(event, PositionUpdate):
             if self._clamp(event):
@@ -217,7 +226,7 @@ class CopyTrade(Strategy):
             return
         intent_id = _intent_id(ctx.strategy_id, lkey, swap.tx, "buy")
         self._holding((*lkey, token)).spent += amount
-        self._copies[intent_id] = Copy(leader=lkey, token=token, side="buy", amount=amount)
+        self._copies[intent_id] = Copy(leader=lkey, token=token, side="buy", amount=amount, tx=swap.tx)
         await ctx.submit(
             OrderIntent(
                 chain=swap.chain,
@@ -239,7 +248,10 @@ class CopyTrade(Strategy):
         token = swap.mint_in
         hkey = (*lkey, token)
         before = self._leader_held(hkey)
-        self._set_leader_held(hkey, max(0, before - swap.amount_in))
+        after = max(0, before - swap.amount_in)
+        self._set_leader_held(hkey, after)
+        if before > 0:
+            self._scale_buys_in_flight(hkey, Fraction(after, before))
         held = self._own.get(hkey)
         if held is None or held.quantity - held.selling <= 0:
             return
@@ -248,31 +260,78 @@ class CopyTrade(Strategy):
             self.log.warning("copy_trade.sell_unmatched", leader=swap.wallet, token=token, tx=swap.tx)
             return
         available = held.quantity - held.selling
-        if swap.amount_in >= before:
-            quantity = available
-        else:
-            quantity = available * swap.amount_in // before  # not held.quantity: part may be selling already
+        # Of what is not already being sold: an earlier mirrored sell in flight took its share.
+        quantity = available if after == 0 else available * swap.amount_in // before
+        fraction = min(Decimal(1), Decimal(swap.amount_in) / before)
+        await self._sell(
+            ctx,
+            hkey,
+            quantity,
+            tx=swap.tx,
+            intent_id=_intent_id(ctx.strategy_id, lkey, swap.tx, "sell"),
+            price_native=Decimal(swap.amount_out) / swap.amount_in if swap.amount_in else None,
+            reason=f"mirror {fraction:.2%} sell by {leader.label or swap.wallet} {swap.tx}",
+        )
+
+    def _scale_buys_in_flight(self, key: Key, kept: Fraction) -> None:
+        """The leader kept `kept` of its holding: so much of our buys of it still in flight is kept once filled."""
+        buys = [i for i, c in self._copies.items() if c.side == "buy" and (*c.leader, c.token) == key]
+        for intent_id in buys:
+            copy = self._copies[intent_id]
+            self._copies[intent_id] = replace(copy, kept=copy.kept * kept)
+
+    async def _sell_what_the_leader_sold(self, buy: Copy, fill: OrderFilled, ctx: StrategyContext) -> None:
+        """The leader sold while our copy was in flight: sell the share it sold of what the copy bought (all we
+        hold when the leader holds none now)."""
+        key = (*buy.leader, buy.token)
+        held = self._own.get(key)
+        if held is None:
+            return
+        available = held.quantity - held.selling
+        gone = self._leader_held(key) <= 0
+        quantity = available if gone else min(available, int(fill.amount_out * (1 - buy.kept)))
+        await self._sell(
+            ctx,
+            key,
+            quantity,
+            tx=buy.tx,
+            intent_id=_intent_id(ctx.strategy_id, buy.leader, buy.tx, "sell-after-fill"),
+            price_native=Decimal(fill.amount_in) / fill.amount_out if fill.amount_out else None,
+            reason=f"mirror {float(1 - buy.kept):.2%} sold by {buy.leader[1]} while our copy {buy.tx} was in flight",
+        )
+
+    async def _sell(
+        self,
+        ctx: StrategyContext,
+        key: Key,
+        quantity: int,
+        *,
+        tx: str,
+        intent_id: str,
+        price_native: Decimal | None,
+        reason: str,
+    ) -> None:
+        """Submit a reduce-only sell of `quantity` of our holding `key` (nothing when it is not positive)."""
         if quantity <= 0:
             return
-        intent_id = _intent_id(ctx.strategy_id, lkey, swap.tx, "sell")
-        held.selling += quantity
-        self._copies[intent_id] = Copy(leader=lkey, token=token, side="sell", amount=quantity)
-        fraction = min(Decimal(1), Decimal(swap.amount_in) / before)
+        chain, leader, token = key
+        self._own[key].selling += quantity
+        self._copies[intent_id] = Copy(leader=(chain, leader), token=token, side="sell", amount=quantity, tx=tx)
         await ctx.submit(
             OrderIntent(
-                chain=swap.chain,
+                chain=cast(ChainName, chain),  # the keys are built from the leaders' swaps' chains
                 intent_id=intent_id,
                 strategy=ctx.strategy_id,
                 side="sell",
                 token=token,
                 amount=quantity,
-                price_native=Decimal(swap.amount_out) / swap.amount_in if swap.amount_in else None,
+                price_native=price_native,
                 reduce_only=True,
                 max_slippage_bps=self.config.max_slippage_bps,
-                reason=f"mirror {fraction:.2%} sell by {leader.label or swap.wallet} {swap.tx}",
+                reason=reason,
             )
         )
-        self.log.info("copy_trade.sell", leader=swap.wallet, token=token, quantity=quantity, fraction=str(fraction))
+        self.log.info("copy_trade.sell", leader=leader, token=token, quantity=quantity, why=reason)
 
     # --- our own orders --------------------------------------------------------------------------
 
