@@ -3,7 +3,7 @@ from the strategy's own fills, a leader paused after repeated failures and resum
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -41,12 +41,14 @@ SECOND = "Second111111111111111111111111111111111111"
 MINT = "Mint111111111111111111111111111111111111111"
 
 
-def leader_buy(spent: int, got: int, tx: str, wallet: str = LEADER, token: str = MINT) -> Swap:
-    return swap(wallet=wallet, mint_in=WSOL, amount_in=spent, mint_out=token, amount_out=got, tx=tx)
+def leader_buy(spent: int, got: int, tx: str, wallet: str = LEADER, token: str = MINT, **fields: Any) -> Swap:
+    fields = {"block_time": T0} | fields
+    return swap(wallet=wallet, mint_in=WSOL, amount_in=spent, mint_out=token, amount_out=got, tx=tx, **fields)
 
 
-def leader_sell(sold: int, got: int, tx: str, wallet: str = LEADER, token: str = MINT) -> Swap:
-    return swap(wallet=wallet, mint_in=token, amount_in=sold, mint_out=WSOL, amount_out=got, tx=tx)
+def leader_sell(sold: int, got: int, tx: str, wallet: str = LEADER, token: str = MINT, **fields: Any) -> Swap:
+    fields = {"block_time": T0} | fields
+    return swap(wallet=wallet, mint_in=token, amount_in=sold, mint_out=WSOL, amount_out=got, tx=tx, **fields)
 
 
 def ctx() -> RecordingContext:
@@ -83,6 +85,30 @@ async def test_two_leaders_trading_in_one_transaction_are_two_copies_with_distin
     first, second = await feed(s, both, ctx())
     assert (first.amount, second.amount) == (10**8, 2 * 10**8)
     assert first.intent_id != second.intent_id, "the same id would be refused as a duplicate of the first"
+
+
+async def test_a_leader_buy_older_than_max_age_is_not_copied_but_an_old_sell_is_still_mirrored() -> None:
+    s = plugin(copy_pct=10, max_age_s=120)
+    c = ctx()
+    hours_ago = leader_buy(10**9, 1_000, "old", token=OTHER, block_time=T0 - timedelta(hours=3))
+    assert await feed(s, [hours_ago], c) == [], "a backfill after downtime is not copied at today's price"
+    assert s.skipped == 1
+    (fresh,) = await feed(s, [leader_buy(10**9, 1_000, "b1", block_time=T0 - timedelta(seconds=120))], c)
+    await feed(s, fills(fresh, "o1", amount_in=10**8, amount_out=100), c)
+    (sell,) = await feed(s, [leader_sell(1_000, 1, "s1", block_time=T0 - timedelta(minutes=30))], c)
+    assert (sell.side, sell.amount) == ("sell", 100), "a sell only reduces what we hold, whatever its age"
+
+
+async def test_a_buy_delivered_after_the_leaders_later_sell_of_the_token_is_not_copied() -> None:
+    s = plugin()
+    c = ctx()
+    assert await feed(s, [leader_sell(1_000, 1, "s", slot=11)], c) == []
+    assert await feed(s, [leader_buy(10**9, 1_000, "b", slot=10), leader_buy(10**9, 1_000, "b2", slot=11)], c) == []
+    assert s.skipped == 2
+    (later,) = await feed(s, [leader_buy(10**9, 1_000, "b3", slot=12)], c)
+    await feed(s, fills(later, "o1", amount_in=10**8, amount_out=100), c)
+    (sell,) = await feed(s, [leader_sell(500, 1, "s2", slot=13)], c)
+    assert sell.amount == 50, "the skipped buys are not in the leader's holding: it sold half of 1000"
 
 
 async def test_only_listed_leaders_and_native_trades_are_copied() -> None:
@@ -184,7 +210,7 @@ async def test_buys_before_their_fill_are_not_sold_and_aptos_leaders_match_in_an
     apt_buy = swap(
         chain="aptos", wallet=long_form, mint_in=APT, amount_in=10**9, mint_out="0x1::m::T", amount_out=50, tx="a1"
     )
-    (buy,) = await feed(s, [apt_buy], c)
+    (buy,) = await feed(s, [msgspec.structs.replace(apt_buy, block_time=T0)], c)
     assert (buy.chain, buy.token, buy.amount) == ("aptos", "0x1::m::T", 10**8)
     sell = swap(
         chain="aptos", wallet=long_form, mint_in="0x1::m::T", amount_in=50, mint_out="0xa", amount_out=1, tx="a2"
@@ -203,9 +229,9 @@ async def test_a_leader_is_paused_after_n_failed_copies_in_a_row_and_resumes_aft
     assert s.paused("solana", LEADER, c.clock.now())
     assert await feed(s, [leader_buy(10**9, 10, "t3")], c) == [], "paused: not copied"
     c.clock.advance(599)  # type: ignore[attr-defined]
-    assert await feed(s, [leader_buy(10**9, 10, "t4")], c) == []
+    assert await feed(s, [leader_buy(10**9, 10, "t4", block_time=c.clock.now())], c) == []
     c.clock.advance(1)  # type: ignore[attr-defined]
-    assert len(await feed(s, [leader_buy(10**9, 10, "t5")], c)) == 1, "resumed after pause_s"
+    assert len(await feed(s, [leader_buy(10**9, 10, "t5", block_time=c.clock.now())], c)) == 1, "resumed after pause_s"
 
 
 async def test_a_fill_resets_the_failure_count_and_other_strategies_orders_are_ignored() -> None:
@@ -266,6 +292,7 @@ async def test_leader_exit_names_the_leader_on_the_intent() -> None:
         ),
         ({"pause_after": 0}, "Expected `int` >= 1"),
         ({"pause_s": 0}, "Expected `float` > 0"),
+        ({"max_age_s": 0}, "Expected `float` > 0"),
         ({"leaders": [{"chain": "solana", "adress": LEADER}]}, "unknown field `adress`"),
     ],
 )

@@ -66,6 +66,14 @@ class CopyTradeConfig(PluginConfig, frozen=True, kw_only=True):
         ),
     ] = 3
     pause_s: Annotated[float, msgspec.Meta(gt=0, description="how long a paused leader's buys are not copied")] = 3600.0
+    max_age_s: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0,
+            description="a leader's buy older than this many seconds (its block time to now: a backfill after "
+            "downtime) is not copied; sells are mirrored whatever their age",
+        ),
+    ] = 120.0
     leader_exit: Annotated[
         bool,
         msgspec.Meta(

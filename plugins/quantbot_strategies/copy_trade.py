@@ -88,6 +88,7 @@ class CopyTrade(Strategy):
         self._copies: Bounded[str, Copy] = Bounded(limit)
         self._order_ids: Bounded[str, str] = Bounded(limit)
         self._seen: Bounded[tuple[str, str, str, str], None] = Bounded(limit)
+        self._last_sell_slot: Bounded[Key, int] = Bounded(limit)
         self._failures: dict[tuple[str, str], int] = {}
         self._paused_until: dict[tuple[str, str], datetime] = {}
         self.skipped = 0
@@ -95,7 +96,7 @@ class CopyTrade(Strategy):
 
     def _index(self) -> None:
         self._leaders = {(x.chain, normal_address(x.chain, x.address)): x for x in self.config.leaders}
-        for b in (self._leader_holds, self._own, self._copies, self._order_ids, self._seen):
+        for b in (self._leader_holds, self._own, self._copies, self._order_ids, self._seen, self._last_sell_slot):
             b.limit = self.config.max_tokens
 
     def reconfigure(self, config: PluginConfig) -> None:
@@ -196,16 +197,42 @@ class CopyTrade(Strategy):
         self._seen[seen] = None
         native = NATIVE_ASSETS[swap.chain]
         if swap.mint_in in native and swap.mint_out not in native:
-            hkey = (*lkey, swap.mint_out)
-            self._set_leader_held(hkey, self._leader_held(hkey) + swap.amount_out)
-            await self._copy_buy(leader, lkey, swap, ctx)
-            return True
+            return await self._on_buy(leader, lkey, swap, ctx)
         if swap.mint_out in native and swap.mint_in not in native:
+            hkey = (*lkey, swap.mint_in)
+            self._last_sell_slot[hkey] = max(swap.slot, self._last_sell_slot.get(hkey, swap.slot))
             await self._mirror_sell(leader, lkey, swap, ctx)
             return True
         self.skipped += 1
         self.log.debug("copy_trade.not_a_native_trade", leader=swap.wallet, tx=swap.tx)
         return False
+
+    async def _on_buy(self, leader: Leader, lkey: tuple[str, str], swap: Swap, ctx: StrategyContext) -> bool:
+        """Count a leader's buy in its holding and copy it unless it is stale; True when the books changed.
+
+        A buy at or before a slot where the leader sold that token came out of order: its sell was applied
+        already, so the buy is neither counted nor copied. A buy older than `max_age_s` (a backfill after
+        downtime) is counted (later sells scale by the leader's real holding) but not copied at today's price.
+        A swap without a block time is taken as fresh. Sells are mirrored whatever their age or order: they
+        only reduce what we hold.
+        """
+        hkey = (*lkey, swap.mint_out)
+        last_sell = self._last_sell_slot.get(hkey)
+        if last_sell is not None and swap.slot <= last_sell:
+            self._skip(swap, "after the leader's later sell", slot=swap.slot, sell_slot=last_sell)
+            return False
+        self._set_leader_held(hkey, self._leader_held(hkey) + swap.amount_out)
+        now = ctx.clock.now()
+        age = (now - swap.block_time).total_seconds() if swap.block_time is not None else 0.0
+        if age > self.config.max_age_s:
+            self._skip(swap, "older than max_age_s", age_s=round(age))
+        else:
+            await self._copy_buy(leader, lkey, swap, ctx)
+        return True
+
+    def _skip(self, swap: Swap, why: str, **details: object) -> None:
+        self.skipped += 1
+        self.log.info("copy_trade.skipped", leader=swap.wallet, token=swap.mint_out, tx=swap.tx, why=why, **details)
 
     async def _copy_buy(self, leader: Leader, lkey: tuple[str, str], swap: Swap, ctx: StrategyContext) -> None:
         if self.paused(swap.chain, swap.wallet, ctx.clock.now()):
