@@ -358,7 +358,7 @@ class CopyTrade(Strategy):
                 reason=reason,
             )
         )
-        self.log.info("copy_trade.sell", leader=leader, token=token, quantity=quantity, why=reason)
+        self.log.info("copy_trade.sell", leader=leader, token=token, quantity=quantity, intent_id=intent_id)
 
     # --- our own orders --------------------------------------------------------------------------
 
