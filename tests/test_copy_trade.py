@@ -370,6 +370,36 @@ async def test_after_a_restart_the_leaders_sells_are_still_mirrored_from_the_sav
     assert (sell.side, sell.amount) == ("sell", 25), "a quarter of our 100, as the leader sold a quarter of 1000"
 
 
+async def test_a_leader_buy_published_again_after_a_restart_is_not_counted_twice(tmp_path: Path) -> None:
+    env = PluginEnv(clock=SimClock(T0), data_dir=tmp_path / "copy")
+    first = plugin()
+    first.attach(env)
+    await first.start()
+    c = ctx()
+    (buy,) = await feed(first, [leader_buy(10**9, 1_000_000, "b1")], c)
+    await feed(first, fills(buy, "o1", amount_in=10**8, amount_out=100_000), c)
+    await first.stop()
+
+    again = plugin()
+    again.attach(env)
+    await again.start()
+    c = ctx()
+    replayed = await feed(again, [leader_buy(10**9, 1_000_000, "b1")], c)  # the watcher publishes it again
+    (sell,) = await feed(again, [leader_sell(1_000_000, 2 * 10**9, "s1")], c)
+    assert sell.amount == 100_000, "the leader sold all it held: so do we, not half"
+    assert replayed == [], "not even a copy for the risk engine to refuse"
+
+
+async def test_a_state_file_written_before_applied_swaps_were_saved_still_loads(tmp_path: Path) -> None:
+    old = {"leaders": [], "own": [["solana", LEADER, MINT, 100, 10**8, 1_000]]}
+    write(tmp_path / "copy" / "copy_trade.json", msgspec.json.encode(old).decode())
+    s = plugin()
+    s.attach(PluginEnv(clock=SimClock(T0), data_dir=tmp_path / "copy"))
+    await s.start()
+    (sell,) = await feed(s, [leader_sell(500, 1, "s1")], ctx())
+    assert sell.amount == 50
+
+
 async def test_an_unreadable_state_file_is_logged_and_the_strategy_starts_empty(tmp_path: Path) -> None:
     write(tmp_path / "copy" / "copy_trade.json", "{not json")
     s = plugin()

@@ -2,19 +2,22 @@
 
 A leader's buy (native in, token out, seen as `chain.<chain>.swap`) becomes a buy of `copy_pct`% of
 what the leader spent, capped per trade (`max_buy`) and by what this leader's open copies may hold
-(`max_open`). A leader's sell of a fraction of the holding we watched it build sells the same fraction
-of what this strategy bought for it (reduce-only; counted from its own `order.filled` events); the
-share it sells while our copy of its buy is in flight is sold when the copy fills.
-`pause_after` copies in a row that failed, or were refused for what the leader trades
-(`LEADER_VERDICTS`), pause the leader's buys for `pause_s` (its sells are still mirrored). Intent ids
-derive from the leader and its transaction, so a swap replayed after a restart is refused by the risk
-engine as a duplicate. The books are saved in the plugin's data directory after every change and loaded
-at start, so sells after a restart are still mirrored. Holdings never exceed the portfolio's position
-(`position.update`): an exit rule selling them shrinks what is mirrored.
+(`max_open`); a buy older than `max_age_s` or older than the leader's later sell is not copied. A
+leader's sell of a fraction of the holding we watched it build sells the same fraction of what this
+strategy bought for it (reduce-only; counted from its own `order.filled` events); the share it sells
+while our copy of its buy is in flight is sold when the copy fills. `pause_after` copies in a row that
+failed, or were refused for what the leader trades (`LEADER_VERDICTS`), pause the leader's buys for
+`pause_s` (its sells are still mirrored). The books (with the ids of the leaders' recent swaps) are
+saved in the plugin's data directory after every change and loaded at start, so sells after a restart
+are still mirrored and a swap published again is ignored; intent ids derive from the leader and its
+transaction, so the risk engine refuses a copy made twice. Holdings never exceed the portfolio's
+position (`position.update`): an exit rule selling them shrinks what is mirrored.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -43,6 +46,9 @@ from quantbot_strategies._copy_state import STATE_FILE, Holding, Key, StateError
 __all__ = ["CopyTrade", "CopyTradeConfig", "Leader"]
 
 HUNDRED = Decimal(100)
+SAVED_SWAPS = 1_000
+"""How many of the leaders' most recent swaps are saved as applied: far more than the watchers publish again
+after a restart (what came after their last stored cursor), at about 20 bytes each."""
 LEADER_VERDICTS = frozenset(
     {
         RejectReason.MAX_ORDER_USD,
@@ -87,7 +93,7 @@ class CopyTrade(Strategy):
         self._own: Bounded[Key, Holding] = Bounded(limit)
         self._copies: Bounded[str, Copy] = Bounded(limit)
         self._order_ids: Bounded[str, str] = Bounded(limit)
-        self._seen: Bounded[tuple[str, str, str, str], None] = Bounded(limit)
+        self._seen: Bounded[str, None] = Bounded(limit)
         self._last_sell_slot: Bounded[Key, int] = Bounded(limit)
         self._failures: dict[tuple[str, str], int] = {}
         self._paused_until: dict[tuple[str, str], datetime] = {}
@@ -108,21 +114,24 @@ class CopyTrade(Strategy):
         if self._env is None:
             return
         try:
-            leaders, own = await load(self._env.data_dir / STATE_FILE)
+            books = await load(self._env.data_dir / STATE_FILE)
         except StateError as exc:
             self.log.error("copy_trade.state_unreadable", error=str(exc))
             return
-        for key, held in leaders.items():
+        for key, held in books.leaders.items():
             self._leader_holds[key] = held
-        for key, holding in own.items():
+        for key, holding in books.own.items():
             self._own[key] = holding
-        self.log.info("copy_trade.state_loaded", leaders=len(leaders), holdings=len(own))
+        for swap_id in books.applied:
+            self._seen[swap_id] = None
+        self.log.info("copy_trade.state_loaded", leaders=len(books.leaders), holdings=len(books.own))
 
     async def _save(self) -> None:
         if self._env is None:
             return
         try:
-            await save(self._env.data_dir / STATE_FILE, self._leader_holds, self._own)
+            recent = itertools.islice(reversed(self._seen), SAVED_SWAPS)
+            await save(self._env.data_dir / STATE_FILE, self._leader_holds, self._own, reversed(list(recent)))
         except OSError as exc:
             self.log.error("copy_trade.state_not_saved", error=str(exc))
 
@@ -191,9 +200,9 @@ class CopyTrade(Strategy):
         leader = self._leaders.get(lkey)
         if leader is None:
             return False
-        seen = (swap.tx, lkey[1], swap.mint_in, swap.mint_out)
+        seen = _swap_id(swap, lkey[1])
         if seen in self._seen:
-            return False  # the same swap delivered twice must not count twice in the leader's holding
+            return False  # the same swap delivered twice (or again after a restart) must not count twice
         self._seen[seen] = None
         native = NATIVE_ASSETS[swap.chain]
         if swap.mint_in in native and swap.mint_out not in native:
@@ -459,3 +468,9 @@ def _intent_id(strategy: str, leader: tuple[str, str], tx: str, side: str) -> st
     two leaders trading in one transaction are two copies."""
     chain, address = leader
     return f"{strategy}-{chain}-{tx}-{address}-{side}"
+
+
+def _swap_id(swap: Swap, leader: str) -> str:
+    """A short, fixed-size id of the leader's swap (saved by the thousand, so not the 200-character key)."""
+    key = "|".join((swap.chain, leader, swap.tx, swap.mint_in, swap.mint_out))
+    return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
