@@ -8,13 +8,13 @@ not ours to count). Files written before `applied` existed load with none.
 
 from __future__ import annotations
 
-import asyncio
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+
+from quantbot_strategies._common import load_state, save_state
 
 STATE_FILE = "copy_trade.json"
 Key = tuple[str, str, str]
@@ -54,18 +54,11 @@ class Books:
     applied: list[str] = field(default_factory=list)
 
 
-class StateError(Exception):
-    """The saved file exists but cannot be read or decoded."""
-
-
 async def load(path: Path) -> Books:
     """The saved books (empty when nothing was saved yet). Raises StateError."""
-    try:
-        state = msgspec.json.decode(await asyncio.to_thread(path.read_bytes), type=_State)
-    except FileNotFoundError:
+    state = await load_state(path, _State)
+    if state is None:
         return Books()
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise StateError(f"{path}: {exc}") from exc
     return Books(
         leaders={(c, w, t): held for c, w, t, held in state.leaders},
         own={(c, w, t): Holding(quantity=q, spent=s, leader_held=h) for c, w, t, q, s, h in state.own},
@@ -80,11 +73,4 @@ async def save(path: Path, leaders: Mapping[Key, int], own: Mapping[Key, Holding
         own=[(*k, h.quantity, h.spent, h.leader_held) for k, h in own.items() if h.quantity > 0],
         applied=list(applied),
     )
-    await asyncio.to_thread(_write_atomically, path, msgspec.json.encode(state))
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    await save_state(path, state)

@@ -39,9 +39,9 @@ from quantbot.api import (
     StrategyContext,
     Swap,
 )
-from quantbot_strategies._common import NATIVE_ASSETS, Bounded, ChainName
+from quantbot_strategies._common import NATIVE_ASSETS, Bounded, ChainName, StateError
 from quantbot_strategies._copy_config import CopyTradeConfig, Leader, normal_address
-from quantbot_strategies._copy_state import STATE_FILE, Holding, Key, StateError, load, save
+from quantbot_strategies._copy_state import STATE_FILE, Holding, Key, load, save
 
 __all__ = ["CopyTrade", "CopyTradeConfig", "Leader"]
 
