@@ -3,7 +3,7 @@ from the strategy's own fills, a leader paused after repeated failures and resum
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -41,12 +41,14 @@ SECOND = "Second111111111111111111111111111111111111"
 MINT = "Mint111111111111111111111111111111111111111"
 
 
-def leader_buy(spent: int, got: int, tx: str, wallet: str = LEADER, token: str = MINT) -> Swap:
-    return swap(wallet=wallet, mint_in=WSOL, amount_in=spent, mint_out=token, amount_out=got, tx=tx)
+def leader_buy(spent: int, got: int, tx: str, wallet: str = LEADER, token: str = MINT, **fields: Any) -> Swap:
+    fields = {"block_time": T0} | fields
+    return swap(wallet=wallet, mint_in=WSOL, amount_in=spent, mint_out=token, amount_out=got, tx=tx, **fields)
 
 
-def leader_sell(sold: int, got: int, tx: str, wallet: str = LEADER, token: str = MINT) -> Swap:
-    return swap(wallet=wallet, mint_in=token, amount_in=sold, mint_out=WSOL, amount_out=got, tx=tx)
+def leader_sell(sold: int, got: int, tx: str, wallet: str = LEADER, token: str = MINT, **fields: Any) -> Swap:
+    fields = {"block_time": T0} | fields
+    return swap(wallet=wallet, mint_in=token, amount_in=sold, mint_out=WSOL, amount_out=got, tx=tx, **fields)
 
 
 def ctx() -> RecordingContext:
@@ -71,7 +73,42 @@ async def test_a_leader_buy_is_copied_at_the_copy_percentage() -> None:
     (buy,) = await feed(s, [leader_buy(2_000_000_000, 10_000, "tx1")], ctx())
     assert (buy.side, buy.token, buy.amount, buy.sizing) == ("buy", MINT, 500_000_000, None)
     assert (buy.leader_amount, buy.leader, buy.max_slippage_bps, buy.reduce_only) == (2_000_000_000, None, 300, False)
-    assert buy.intent_id == "copy-solana-tx1-buy", "derived from the leader's tx: a replay is a duplicate"
+    assert buy.intent_id == f"copy-solana-tx1-{LEADER}-buy", "derived from the leader's tx: a replay is a duplicate"
+
+
+@pytest.mark.parametrize("second_token", [MINT, OTHER])
+async def test_two_leaders_trading_in_one_transaction_are_two_copies_with_distinct_intent_ids(
+    second_token: str,
+) -> None:
+    s = plugin(leaders=[{"chain": "solana", "address": LEADER}, {"chain": "solana", "address": SECOND}])
+    both = [leader_buy(10**9, 1_000, "tx1"), leader_buy(2 * 10**9, 500, "tx1", wallet=SECOND, token=second_token)]
+    first, second = await feed(s, both, ctx())
+    assert (first.amount, second.amount) == (10**8, 2 * 10**8)
+    assert first.intent_id != second.intent_id, "the same id would be refused as a duplicate of the first"
+
+
+async def test_a_leader_buy_older_than_max_age_is_not_copied_but_an_old_sell_is_still_mirrored() -> None:
+    s = plugin(copy_pct=10, max_age_s=120)
+    c = ctx()
+    hours_ago = leader_buy(10**9, 1_000, "old", token=OTHER, block_time=T0 - timedelta(hours=3))
+    assert await feed(s, [hours_ago], c) == [], "a backfill after downtime is not copied at today's price"
+    assert s.skipped == 1
+    (fresh,) = await feed(s, [leader_buy(10**9, 1_000, "b1", block_time=T0 - timedelta(seconds=120))], c)
+    await feed(s, fills(fresh, "o1", amount_in=10**8, amount_out=100), c)
+    (sell,) = await feed(s, [leader_sell(1_000, 1, "s1", block_time=T0 - timedelta(minutes=30))], c)
+    assert (sell.side, sell.amount) == ("sell", 100), "a sell only reduces what we hold, whatever its age"
+
+
+async def test_a_buy_delivered_after_the_leaders_later_sell_of_the_token_is_not_copied() -> None:
+    s = plugin()
+    c = ctx()
+    assert await feed(s, [leader_sell(1_000, 1, "s", slot=11)], c) == []
+    assert await feed(s, [leader_buy(10**9, 1_000, "b", slot=10), leader_buy(10**9, 1_000, "b2", slot=11)], c) == []
+    assert s.skipped == 2
+    (later,) = await feed(s, [leader_buy(10**9, 1_000, "b3", slot=12)], c)
+    await feed(s, fills(later, "o1", amount_in=10**8, amount_out=100), c)
+    (sell,) = await feed(s, [leader_sell(500, 1, "s2", slot=13)], c)
+    assert sell.amount == 50, "the skipped buys are not in the leader's holding: it sold half of 1000"
 
 
 async def test_only_listed_leaders_and_native_trades_are_copied() -> None:
@@ -133,6 +170,39 @@ async def test_a_sell_never_oversells_while_an_earlier_mirrored_sell_is_in_fligh
     assert await feed(s, [leader_sell(1, 1, "s3")], c) == [], "nothing left that is not already being sold"
 
 
+async def test_a_leader_selling_out_while_our_copy_is_in_flight_sells_the_copy_once_it_fills() -> None:
+    s = plugin(copy_pct=10)
+    c = ctx()
+    (buy,) = await feed(s, [leader_buy(10**9, 1_000_000, "b1")], c)
+    assert await feed(s, [leader_sell(1_000_000, 2 * 10**9, "s1")], c) == [], "nothing of ours filled yet"
+    (sell,) = await feed(s, fills(buy, "o1", amount_in=10**8, amount_out=100_000), c)
+    assert (sell.side, sell.reduce_only, sell.token, sell.amount) == ("sell", True, MINT, 100_000)
+    await feed(s, fills(sell, "o2", amount_in=100_000, amount_out=2 * 10**8), c)
+    assert s.holding("solana", LEADER, MINT).quantity == 0
+    assert await feed(s, [leader_sell(1, 1, "s2")], c) == []
+
+
+async def test_a_leaders_partial_sells_while_our_copy_is_in_flight_sell_their_share_once_it_fills() -> None:
+    s = plugin(copy_pct=10)
+    c = ctx()
+    (buy,) = await feed(s, [leader_buy(10**9, 1_000, "b1")], c)
+    await feed(s, [leader_sell(500, 1, "s1"), leader_sell(250, 1, "s2")], c)  # half, then half of the rest
+    (sell,) = await feed(s, fills(buy, "o1", amount_in=10**8, amount_out=100), c)
+    assert sell.amount == 75, "the leader kept a quarter of its holding: we keep a quarter of the copy"
+    (last,) = await feed(s, [leader_sell(250, 1, "s3")], c)
+    assert last.amount == 25, "the leader's exit sells the rest"
+
+
+async def test_two_quarter_sells_without_a_fill_between_them_mirror_half_of_ours() -> None:
+    s = plugin(copy_pct=10)
+    c = ctx()
+    (buy,) = await feed(s, [leader_buy(1_000_000_000, 1_000, "b1")], c)
+    await feed(s, fills(buy, "o1", amount_in=100_000_000, amount_out=1_000), c)
+    (a,) = await feed(s, [leader_sell(250, 1, "s1")], c)
+    (b,) = await feed(s, [leader_sell(250, 1, "s2")], c)  # the first mirror is still in flight
+    assert (a.amount, b.amount) == (250, 250), "the leader sold half of its 1000: we sell half of our 1000"
+
+
 async def test_buys_before_their_fill_are_not_sold_and_aptos_leaders_match_in_any_address_form() -> None:
     s = plugin(leaders=[{"chain": "aptos", "address": APTOS_LEADER}])
     c = ctx()
@@ -140,7 +210,7 @@ async def test_buys_before_their_fill_are_not_sold_and_aptos_leaders_match_in_an
     apt_buy = swap(
         chain="aptos", wallet=long_form, mint_in=APT, amount_in=10**9, mint_out="0x1::m::T", amount_out=50, tx="a1"
     )
-    (buy,) = await feed(s, [apt_buy], c)
+    (buy,) = await feed(s, [msgspec.structs.replace(apt_buy, block_time=T0)], c)
     assert (buy.chain, buy.token, buy.amount) == ("aptos", "0x1::m::T", 10**8)
     sell = swap(
         chain="aptos", wallet=long_form, mint_in="0x1::m::T", amount_in=50, mint_out="0xa", amount_out=1, tx="a2"
@@ -159,23 +229,34 @@ async def test_a_leader_is_paused_after_n_failed_copies_in_a_row_and_resumes_aft
     assert s.paused("solana", LEADER, c.clock.now())
     assert await feed(s, [leader_buy(10**9, 10, "t3")], c) == [], "paused: not copied"
     c.clock.advance(599)  # type: ignore[attr-defined]
-    assert await feed(s, [leader_buy(10**9, 10, "t4")], c) == []
+    assert await feed(s, [leader_buy(10**9, 10, "t4", block_time=c.clock.now())], c) == []
     c.clock.advance(1)  # type: ignore[attr-defined]
-    assert len(await feed(s, [leader_buy(10**9, 10, "t5")], c)) == 1, "resumed after pause_s"
+    assert len(await feed(s, [leader_buy(10**9, 10, "t5", block_time=c.clock.now())], c)) == 1, "resumed after pause_s"
 
 
 async def test_a_fill_resets_the_failure_count_and_other_strategies_orders_are_ignored() -> None:
     s = plugin(pause_after=2)
     c = ctx()
     (b1,) = await feed(s, [leader_buy(10**9, 10, "t1")], c)
-    await feed(s, [OrderRejected(intent=b1, reason=RejectReason.COOLDOWN)], c)
+    await feed(s, [OrderRejected(intent=b1, reason=RejectReason.MIN_LIQUIDITY)], c)
     (b2,) = await feed(s, [leader_buy(10**9, 10, "t2")], c)
     await feed(s, fills(b2, "o2", amount_in=10**8, amount_out=1), c)
     foreign = msgspec.structs.replace(b2, intent_id="someone-else", strategy="other")
-    await feed(s, [OrderRejected(intent=foreign, reason=RejectReason.COOLDOWN)], c)
+    await feed(s, [OrderRejected(intent=foreign, reason=RejectReason.MIN_LIQUIDITY)], c)
     (b3,) = await feed(s, [leader_buy(10**9, 10, "t3")], c)
-    await feed(s, [OrderRejected(intent=b3, reason=RejectReason.COOLDOWN)], c)
+    await feed(s, [OrderRejected(intent=b3, reason=RejectReason.MIN_LIQUIDITY)], c)
     assert not s.paused("solana", LEADER, c.clock.now()), "one failure since the last fill"
+
+
+@pytest.mark.parametrize("reason", [RejectReason.COOLDOWN, RejectReason.RECENT_DUPLICATE, RejectReason.RATE_LIMIT])
+async def test_refusals_by_our_own_risk_policy_do_not_pause_the_leader(reason: RejectReason) -> None:
+    s = plugin(pause_after=3)
+    c = ctx()
+    for n in range(3):
+        (buy,) = await feed(s, [leader_buy(10**9, 10, f"t{n}")], c)
+        await feed(s, [OrderRejected(intent=buy, reason=reason, detail="last order 5s ago")], c)
+    assert not s.paused("solana", LEADER, c.clock.now()), "the pace of our own orders says nothing of the leader"
+    assert len(await feed(s, [leader_buy(10**9, 10, "t3", token=OTHER)], c)) == 1
 
 
 async def test_paused_leaders_sells_are_still_mirrored() -> None:
@@ -184,7 +265,7 @@ async def test_paused_leaders_sells_are_still_mirrored() -> None:
     (b1,) = await feed(s, [leader_buy(10**9, 100, "t1")], c)
     await feed(s, fills(b1, "o1", amount_in=10**8, amount_out=10), c)
     (b2,) = await feed(s, [leader_buy(10**9, 100, "t2", token=OTHER)], c)
-    await feed(s, [OrderRejected(intent=b2, reason=RejectReason.COOLDOWN)], c)
+    await feed(s, [OrderRejected(intent=b2, reason=RejectReason.PRICE_IMPACT)], c)
     assert s.paused("solana", LEADER, c.clock.now())
     (sell,) = await feed(s, [leader_sell(100, 1, "s1")], c)
     assert (sell.side, sell.amount) == ("sell", 10)
@@ -211,6 +292,7 @@ async def test_leader_exit_names_the_leader_on_the_intent() -> None:
         ),
         ({"pause_after": 0}, "Expected `int` >= 1"),
         ({"pause_s": 0}, "Expected `float` > 0"),
+        ({"max_age_s": 0}, "Expected `float` > 0"),
         ({"leaders": [{"chain": "solana", "adress": LEADER}]}, "unknown field `adress`"),
     ],
 )
@@ -286,6 +368,36 @@ async def test_after_a_restart_the_leaders_sells_are_still_mirrored_from_the_sav
     await again.start()
     (sell,) = await feed(again, [leader_sell(250, 1, "s1")], ctx())
     assert (sell.side, sell.amount) == ("sell", 25), "a quarter of our 100, as the leader sold a quarter of 1000"
+
+
+async def test_a_leader_buy_published_again_after_a_restart_is_not_counted_twice(tmp_path: Path) -> None:
+    env = PluginEnv(clock=SimClock(T0), data_dir=tmp_path / "copy")
+    first = plugin()
+    first.attach(env)
+    await first.start()
+    c = ctx()
+    (buy,) = await feed(first, [leader_buy(10**9, 1_000_000, "b1")], c)
+    await feed(first, fills(buy, "o1", amount_in=10**8, amount_out=100_000), c)
+    await first.stop()
+
+    again = plugin()
+    again.attach(env)
+    await again.start()
+    c = ctx()
+    replayed = await feed(again, [leader_buy(10**9, 1_000_000, "b1")], c)  # the watcher publishes it again
+    (sell,) = await feed(again, [leader_sell(1_000_000, 2 * 10**9, "s1")], c)
+    assert sell.amount == 100_000, "the leader sold all it held: so do we, not half"
+    assert replayed == [], "not even a copy for the risk engine to refuse"
+
+
+async def test_a_state_file_written_before_applied_swaps_were_saved_still_loads(tmp_path: Path) -> None:
+    old = {"leaders": [], "own": [["solana", LEADER, MINT, 100, 10**8, 1_000]]}
+    write(tmp_path / "copy" / "copy_trade.json", msgspec.json.encode(old).decode())
+    s = plugin()
+    s.attach(PluginEnv(clock=SimClock(T0), data_dir=tmp_path / "copy"))
+    await s.start()
+    (sell,) = await feed(s, [leader_sell(500, 1, "s1")], ctx())
+    assert sell.amount == 50
 
 
 async def test_an_unreadable_state_file_is_logged_and_the_strategy_starts_empty(tmp_path: Path) -> None:

@@ -129,14 +129,22 @@ async def test_whale_follow_copy_sizing_is_refused_by_the_real_caps(tmp_path: Pa
 async def test_copy_trade_buys_a_share_then_mirrors_the_leaders_sells_through_the_engine(tmp_path: Path) -> None:
     prices = Prices(native={("solana", MINT): Decimal(1000)})
     s = make_plugin(CopyTrade, id="copy", leaders=[{"chain": "solana", "address": WHALE}], copy_pct=10)
-    leader_buy = swap(wallet=WHALE, mint_in=WSOL, amount_in=2 * SOL, mint_out=MINT, amount_out=2_000_000, tx="lb")
+    leader_buy = swap(
+        block_time=T0, wallet=WHALE, mint_in=WSOL, amount_in=2 * SOL, mint_out=MINT, amount_out=2_000_000, tx="lb"
+    )
     async with running(tmp_path, s, prices, limits=LIMITS) as path:
         await send(path, leader_buy)
         bought = path.portfolio.position("solana", MINT).quantity
         assert bought > 0 and s.holding("solana", WHALE, MINT).quantity == bought
-        await send(path, swap(wallet=WHALE, mint_in=MINT, amount_in=500_000, mint_out=WSOL, amount_out=1, tx="s1"))
+        await send(
+            path,
+            swap(block_time=T0, wallet=WHALE, mint_in=MINT, amount_in=500_000, mint_out=WSOL, amount_out=1, tx="s1"),
+        )
         assert path.portfolio.position("solana", MINT).quantity == bought - bought // 4
-        await send(path, swap(wallet=WHALE, mint_in=MINT, amount_in=1_500_000, mint_out=WSOL, amount_out=1, tx="s2"))
+        await send(
+            path,
+            swap(block_time=T0, wallet=WHALE, mint_in=MINT, amount_in=1_500_000, mint_out=WSOL, amount_out=1, tx="s2"),
+        )
         assert path.portfolio.position("solana", MINT).quantity == 0
         rows = await path.store.orders()
     assert sorted((r.side, r.amount, r.status) for r in rows) == [
@@ -149,6 +157,27 @@ async def test_copy_trade_buys_a_share_then_mirrors_the_leaders_sells_through_th
 
 
 async def test_copy_trade_pauses_a_leader_whose_copies_the_engine_keeps_refusing(tmp_path: Path) -> None:
+    prices = Prices(native={("solana", MINT): Decimal(1000)})
+    s = make_plugin(CopyTrade, id="copy", leaders=[{"chain": "solana", "address": WHALE}], pause_after=2, pause_s=600)
+    async with running(tmp_path, s, prices, limits=LIMITS) as path:
+        for n in range(3):  # 10% of 10 SOL is 1 SOL, over max_order_sol: the leader trades too large for us
+            await send(
+                path,
+                swap(
+                    block_time=T0,
+                    wallet=WHALE,
+                    mint_in=WSOL,
+                    amount_in=10 * SOL,
+                    mint_out=MINT,
+                    amount_out=9,
+                    tx=f"t{n}",
+                ),
+            )
+    assert [r for _, r in refusals(path)] == [RejectReason.MAX_ORDER_NATIVE] * 2
+    assert len(intents(path, "copy")) == 2, "the third buy came while the leader was paused"
+
+
+async def test_copy_trade_does_not_pause_a_leader_for_tokens_on_our_block_list(tmp_path: Path) -> None:
     blocked = "B1ocked111111111111111111111111111111111111"
     prices = Prices(native={("solana", blocked): Decimal(1000)})
     s = make_plugin(CopyTrade, id="copy", leaders=[{"chain": "solana", "address": WHALE}], pause_after=2, pause_s=600)
@@ -156,10 +185,12 @@ async def test_copy_trade_pauses_a_leader_whose_copies_the_engine_keeps_refusing
     async with running(tmp_path, s, prices, limits=limits) as path:
         for n in range(3):
             await send(
-                path, swap(wallet=WHALE, mint_in=WSOL, amount_in=SOL, mint_out=blocked, amount_out=9, tx=f"t{n}")
+                path,
+                swap(
+                    block_time=T0, wallet=WHALE, mint_in=WSOL, amount_in=SOL, mint_out=blocked, amount_out=9, tx=f"t{n}"
+                ),
             )
-    assert [r for _, r in refusals(path)] == [RejectReason.BLOCKED_TOKEN] * 2
-    assert len(intents(path, "copy")) == 2, "the third buy came while the leader was paused"
+    assert [r for _, r in refusals(path)] == [RejectReason.BLOCKED_TOKEN] * 3, "a policy refusal is no failed copy"
 
 
 async def test_sniper_bands_are_sized_by_the_engine_and_its_own_stop_loss_exits(tmp_path: Path) -> None:
@@ -192,9 +223,25 @@ async def test_copy_trade_follows_an_aptos_leader_through_the_engine(tmp_path: P
     prices = Prices(native={("aptos", token): Decimal(50)}, usd={"aptos": Decimal(8)})
     s = make_plugin(CopyTrade, id="copy", leaders=[{"chain": "aptos", "address": "0xabab" + "ab" * 30}], copy_pct=10)
     buy = swap(
-        chain="aptos", wallet=leader, mint_in=apt, amount_in=10**9, mint_out=token, amount_out=2 * 10**7, tx="a1"
+        block_time=T0,
+        chain="aptos",
+        wallet=leader,
+        mint_in=apt,
+        amount_in=10**9,
+        mint_out=token,
+        amount_out=2 * 10**7,
+        tx="a1",
     )
-    sell = swap(chain="aptos", wallet=leader, mint_in=token, amount_in=10**7, mint_out="0xa", amount_out=1, tx="a2")
+    sell = swap(
+        block_time=T0,
+        chain="aptos",
+        wallet=leader,
+        mint_in=token,
+        amount_in=10**7,
+        mint_out="0xa",
+        amount_out=1,
+        tx="a2",
+    )
     async with running(tmp_path, s, prices, limits=LIMITS) as path:
         await send(path, buy)
         bought = path.portfolio.position("aptos", token).quantity

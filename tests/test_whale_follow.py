@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from structlog.testing import capture_logs
 
+from quantbot.api import PluginEnv
 from quantbot.clock import SimClock
 from quantbot.testing import RecordingContext, feed, make_plugin, swap, whale_signal
 from quantbot_strategies.whale_follow import WhaleFollow
+from tests.conftest import write
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 WHALE = "Wha1e11111111111111111111111111111111111111"
@@ -57,6 +61,35 @@ async def test_the_same_token_is_bought_again_only_after_rebuy_after_s() -> None
     assert await feed(s, [whale_signal()], c) == []
     c.clock.advance(1)  # type: ignore[attr-defined]
     assert len(await feed(s, [whale_signal()], c)) == 1
+
+
+async def started(data_dir: Path, now: datetime) -> WhaleFollow:
+    """The strategy as the daemon builds it: attached to its data directory and started."""
+    s = make_plugin(WhaleFollow, id="wf", rebuy_after_s=3600)
+    s.attach(PluginEnv(clock=SimClock(now), data_dir=data_dir))
+    await s.start()
+    return s
+
+
+async def test_a_restart_inside_the_rebuy_window_does_not_buy_the_token_again(tmp_path: Path) -> None:
+    first = await started(tmp_path / "wf", T0)
+    assert len(await feed(first, [whale_signal(tx="tx1")], ctx())) == 1
+    await first.stop()
+
+    later = T0 + timedelta(minutes=10)
+    again = await started(tmp_path / "wf", later)
+    c = RecordingContext(strategy_id="wf", clock=SimClock(later))
+    assert await feed(again, [whale_signal(tx="tx2")], c) == [], "bought 10 minutes ago, before the restart"
+    c.clock.advance(3000)  # type: ignore[attr-defined]
+    assert len(await feed(again, [whale_signal(tx="tx3")], c)) == 1, "the hour since the first buy has passed"
+
+
+async def test_an_unreadable_state_file_is_logged_and_the_strategy_starts_empty(tmp_path: Path) -> None:
+    write(tmp_path / "wf" / "whale_follow.json", "{not json")
+    with capture_logs() as logs:
+        s = await started(tmp_path / "wf", T0)
+    assert [e["event"] for e in logs] == ["whale_follow.state_unreadable"]
+    assert len(await feed(s, [whale_signal()], ctx())) == 1
 
 
 async def test_without_follow_leader_the_intent_names_no_leader_and_other_topics_are_ignored() -> None:

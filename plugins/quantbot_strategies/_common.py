@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections import OrderedDict
+from pathlib import Path
 from typing import Generic, Literal, TypeVar
+
+import msgspec
 
 from quantbot.api import NATIVE_TOKEN
 
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T")
 
 ChainName = Literal["solana", "aptos"]
 SizingHint = Literal["fixed", "equity_pct", "kelly", "copy"]
@@ -39,3 +45,29 @@ class Bounded(OrderedDict[K, V], Generic[K, V]):
 def check_bps(name: str, value: int | None) -> None:
     if value is not None and not 0 < value <= 10_000:
         raise ValueError(f"{name} must be between 1 and 10000 basis points, got {value}")
+
+
+class StateError(Exception):
+    """A saved state file exists but cannot be read or decoded."""
+
+
+async def load_state(path: Path, schema: type[T]) -> T | None:
+    """The JSON state saved at `path`, decoded as `schema` (None when nothing was saved yet). Raises StateError."""
+    try:
+        return msgspec.json.decode(await asyncio.to_thread(path.read_bytes), type=schema)
+    except FileNotFoundError:
+        return None
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise StateError(f"{path}: {exc}") from exc
+
+
+async def save_state(path: Path, state: object) -> None:
+    """Write `state` as JSON atomically (a temporary file renamed over the old one). Raises OSError."""
+    await asyncio.to_thread(_write_atomically, path, msgspec.json.encode(state))
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -58,9 +58,22 @@ class CopyTradeConfig(PluginConfig, frozen=True, kw_only=True):
         int, msgspec.Meta(ge=0, description="copies smaller than this many native base units are skipped (dust)")
     ] = 0
     pause_after: Annotated[
-        int, msgspec.Meta(ge=1, description="failed or rejected copies in a row that pause a leader")
+        int,
+        msgspec.Meta(
+            ge=1,
+            description="failed copies in a row, or refused for what the leader trades (size, price, liquidity), "
+            "that pause a leader",
+        ),
     ] = 3
     pause_s: Annotated[float, msgspec.Meta(gt=0, description="how long a paused leader's buys are not copied")] = 3600.0
+    max_age_s: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0,
+            description="a leader's buy older than this many seconds (its block time to now: a backfill after "
+            "downtime) is not copied; sells are mirrored whatever their age",
+        ),
+    ] = 120.0
     leader_exit: Annotated[
         bool,
         msgspec.Meta(

@@ -1,18 +1,20 @@
 """copy_trade's books and the file they survive a restart in (`<data_dir>/copy_trade.json`).
 
-Saved: each leader's holding of a token as watched from its swaps, and the quantity and spend of our
-filled copies. Not saved: orders in flight (their results after a restart are not ours to count).
+Saved: each leader's holding of a token as watched from its swaps, the quantity and spend of our
+filled copies, and the ids of the leaders' swaps applied most recently (a swap the watchers publish again
+after a restart must not count twice). Not saved: orders in flight (their results after a restart are
+not ours to count). Files written before `applied` existed load with none.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
+
+from quantbot_strategies._common import load_state, save_state
 
 STATE_FILE = "copy_trade.json"
 Key = tuple[str, str, str]
@@ -39,36 +41,36 @@ class _State(msgspec.Struct, frozen=True):
     """(chain, leader, token, the leader's holding)"""
     own: list[tuple[str, str, str, int, int, int]] = []
     """(chain, leader, token, our quantity, native spent on it, the leader's holding)"""
+    applied: list[str] = []
+    """Ids of the leaders' swaps applied most recently, oldest first."""
 
 
-class StateError(Exception):
-    """The saved file exists but cannot be read or decoded."""
+@dataclass
+class Books:
+    """What `load` found."""
+
+    leaders: dict[Key, int] = field(default_factory=dict)
+    own: dict[Key, Holding] = field(default_factory=dict)
+    applied: list[str] = field(default_factory=list)
 
 
-async def load(path: Path) -> tuple[dict[Key, int], dict[Key, Holding]]:
+async def load(path: Path) -> Books:
     """The saved books (empty when nothing was saved yet). Raises StateError."""
-    try:
-        state = msgspec.json.decode(await asyncio.to_thread(path.read_bytes), type=_State)
-    except FileNotFoundError:
-        return {}, {}
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise StateError(f"{path}: {exc}") from exc
-    leaders = {(c, w, t): held for c, w, t, held in state.leaders}
-    own = {(c, w, t): Holding(quantity=q, spent=s, leader_held=h) for c, w, t, q, s, h in state.own}
-    return leaders, own
+    state = await load_state(path, _State)
+    if state is None:
+        return Books()
+    return Books(
+        leaders={(c, w, t): held for c, w, t, held in state.leaders},
+        own={(c, w, t): Holding(quantity=q, spent=s, leader_held=h) for c, w, t, q, s, h in state.own},
+        applied=state.applied,
+    )
 
 
-async def save(path: Path, leaders: Mapping[Key, int], own: Mapping[Key, Holding]) -> None:
+async def save(path: Path, leaders: Mapping[Key, int], own: Mapping[Key, Holding], applied: Iterable[str]) -> None:
     """Write the books atomically (a temporary file renamed over the old one). Raises OSError."""
     state = _State(
         leaders=[(*k, v) for k, v in leaders.items() if v > 0],
         own=[(*k, h.quantity, h.spent, h.leader_held) for k, h in own.items() if h.quantity > 0],
+        applied=list(applied),
     )
-    await asyncio.to_thread(_write_atomically, path, msgspec.json.encode(state))
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    await save_state(path, state)

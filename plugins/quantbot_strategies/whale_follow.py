@@ -4,7 +4,8 @@ Each qualifying `whale.signal` becomes one buy intent carrying a sizing hint (th
 with [sizing] / [sizing.strategies.<id>]); `copy` sizing passes the whale's spend as `leader_amount`.
 With `follow_leader` the intent names the whale as `leader`, so the ExitManager sells the position
 when that whale sells large or dumps; otherwise the [exits] rules close it. A token is bought at most
-once per `rebuy_after_s`.
+once per `rebuy_after_s`, across restarts: the times of the buys still inside that window are saved in
+the plugin's data directory (`whale_follow.json`) after each buy and loaded at start.
 """
 
 from __future__ import annotations
@@ -16,11 +17,20 @@ from typing import Annotated
 import msgspec
 
 from quantbot.api import Event, OrderIntent, PluginConfig, Strategy, StrategyContext, WhaleSignal
-from quantbot_strategies._common import Bounded, ChainName, SizingHint, check_bps
+from quantbot_strategies._common import (
+    Bounded,
+    ChainName,
+    SizingHint,
+    StateError,
+    check_bps,
+    load_state,
+    save_state,
+)
 
 __all__ = ["WhaleFollow", "WhaleFollowConfig"]
 
 SELL_KINDS = ("large_sell", "dump")
+STATE_FILE = "whale_follow.json"
 
 
 class WhaleFollowConfig(PluginConfig, frozen=True, kw_only=True):
@@ -75,6 +85,11 @@ class WhaleFollowConfig(PluginConfig, frozen=True, kw_only=True):
         check_bps("max_slippage_bps", self.max_slippage_bps)
 
 
+class _Saved(msgspec.Struct, frozen=True):
+    bought: list[tuple[str, str, datetime]] = []
+    """(chain, token, when it was bought), oldest first"""
+
+
 class WhaleFollow(Strategy):
     """`whale.signal` in, sized-by-hint buys out."""
 
@@ -90,6 +105,30 @@ class WhaleFollow(Strategy):
     def reconfigure(self, config: PluginConfig) -> None:
         super().reconfigure(config)
         self._bought.limit = self.config.max_tokens
+
+    async def start(self) -> None:
+        """Load the buys the previous run made inside the re-buy window, so a restart does not buy again."""
+        if self._env is None:
+            return
+        try:
+            saved = await load_state(self._env.data_dir / STATE_FILE, _Saved)
+        except StateError as exc:
+            self.log.error("whale_follow.state_unreadable", error=str(exc))
+            return
+        for chain, token, when in saved.bought if saved is not None else ():
+            self._bought[(chain, token)] = when
+        self.log.info("whale_follow.state_loaded", tokens=len(self._bought))
+
+    async def _save(self, now: datetime) -> None:
+        """Save the buys still inside the re-buy window (older ones no longer hold anything back)."""
+        if self._env is None:
+            return
+        window = self.config.rebuy_after_s
+        recent = [(c, t, when) for (c, t), when in self._bought.items() if (now - when).total_seconds() < window]
+        try:
+            await save_state(self._env.data_dir / STATE_FILE, _Saved(bought=recent))
+        except OSError as exc:
+            self.log.error("whale_follow.state_not_saved", error=str(exc))
 
     def topics(self) -> tuple[str, ...]:
         return ("whale.signal",)
@@ -109,6 +148,7 @@ class WhaleFollow(Strategy):
             self.log.debug("whale_follow.skipped", kind=event.kind, token=event.token, why=why)
             return
         self._bought[key] = now
+        await self._save(now)  # before the order: a crash in between loses a buy rather than doubling one
         leader = event.wallets[0] if c.follow_leader and event.wallets else None
         await ctx.submit(
             OrderIntent(

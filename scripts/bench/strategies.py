@@ -20,7 +20,7 @@ import asyncio
 import random
 import time
 import tracemalloc
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import msgspec
@@ -85,13 +85,17 @@ async def main() -> None:
     swaps: list[Event] = []
     for i in range(args.events):
         leader, token = rnd.choice(leaders), rnd.choice(tokens)
+        # fresh (run() advances the clock 10 ms per event) and in order: copy_trade skips stale buys
+        at: dict[str, object] = {"slot": i, "block_time": T0 + timedelta(seconds=i / 100)}
         if i % 2 == 0:
             swaps.append(
-                swap(wallet=leader, mint_in=WSOL, amount_in=10**9, mint_out=token, amount_out=10**6, tx=f"b{i}")
+                swap(wallet=leader, mint_in=WSOL, amount_in=10**9, mint_out=token, amount_out=10**6, tx=f"b{i}", **at)
             )
         else:
             swaps.append(
-                swap(wallet=leader, mint_in=token, amount_in=5 * 10**5, mint_out=WSOL, amount_out=10**8, tx=f"s{i}")
+                swap(
+                    wallet=leader, mint_in=token, amount_in=5 * 10**5, mint_out=WSOL, amount_out=10**8, tx=f"s{i}", **at
+                )
             )
 
     def copier() -> tuple[CopyTrade, RecordingContext]:
