@@ -125,6 +125,26 @@ class TtlCache:
         return {key: await asyncio.shield(f) for key, f in futures.items()}
 
 
+def mint_features(mint: Mint) -> MintInfo:
+    """What the filters see of a decoded mint."""
+    return MintInfo(
+        program=mint.program,
+        supply=mint.supply,
+        decimals=mint.decimals,
+        mint_authority=mint.mint_authority,
+        freeze_authority=mint.freeze_authority,
+        extensions=mint.extensions,
+        transfer_fee_bps=mint.transfer_fee_bps,
+        permanent_delegate=mint.permanent_delegate,
+        transfer_hook_program=mint.transfer_hook_program,
+        transfer_hook_authority=mint.transfer_hook_authority,
+        non_transferable=mint.non_transferable,
+        default_account_state=mint.default_account_state,
+        pause_authority=mint.pause_authority,
+        paused=mint.paused,
+    )
+
+
 def metadata_pda(mint: str) -> str:
     program = Pubkey.from_string(METAPLEX_METADATA_PROGRAM)
     seeds = [b"metadata", bytes(program), bytes(Pubkey.from_string(mint))]
@@ -255,19 +275,7 @@ class SolanaEnricher:
         except (LookupFailed, DecodeError) as exc:
             out.fail("mint", exc)
             return None
-        out.mint = MintInfo(
-            program=mint.program,
-            supply=mint.supply,
-            decimals=mint.decimals,
-            mint_authority=mint.mint_authority,
-            freeze_authority=mint.freeze_authority,
-            extensions=mint.extensions,
-            transfer_fee_bps=mint.transfer_fee_bps,
-            permanent_delegate=mint.permanent_delegate,
-            transfer_hook_program=mint.transfer_hook_program,
-            non_transferable=mint.non_transferable,
-            default_account_state=mint.default_account_state,
-        )
+        out.mint = mint_features(mint)
         return mint
 
     def _metadata(self, out: Features, mint: Mint | None, result: object) -> None:
