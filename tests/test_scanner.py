@@ -191,6 +191,22 @@ async def test_creator_launch_history_survives_a_restart(
             assert "launched 2 tokens" in verdict.verdicts[0].reason
 
 
+async def test_a_burst_of_launches_by_one_creator_during_slow_enrichment_accepts_exactly_the_limit(
+    local_solana: LocalSolana, store: SqliteStore
+) -> None:
+    limit = [make_plugin(CreatorHistoryFilter, id="creator_history", max_launches=3)]
+    creator = str(Keypair().pubkey())
+    async with scanning(local_solana, store, limit, watch=False) as s:  # type: ignore[arg-type]
+        local_solana.faults.delay = 0.3  # every look-up of every launch is still in flight when the next arrives
+        for _ in range(6):
+            await s.bus.publish(token_launch(mint=str(Keypair().pubkey()), creator=creator))
+        await s.settled()
+    verdicts = [e for e in s.events if isinstance(e, (TokenAccepted, TokenRejected))]
+    assert len(verdicts) == 6
+    assert sum(isinstance(e, TokenAccepted) for e in verdicts) == 3
+    assert sorted(e.verdicts[0].value for e in verdicts) == ["1", "2", "3", "4", "5", "6"]
+
+
 def test_a_candidate_round_trips_through_json() -> None:
     from quantbot.candidates import TokenCandidate
     from quantbot.testing import holders_info, liquidity_info, mint_info, token_candidate
