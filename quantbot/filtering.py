@@ -80,13 +80,23 @@ class FilterStage:
                 verdict = await f.check(candidate)
             if not isinstance(verdict, FilterVerdict):
                 raise TypeError(f"check() returned {type(verdict).__name__}, not FilterVerdict")
+        except asyncio.CancelledError as exc:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            # The filter leaked a cancellation of something it awaited: its failure, not ours to stop on.
+            return await self._failed(f, candidate, exc)
         except Exception as exc:  # noqa: BLE001  (a plugin's failure is contained and counted)
             if isinstance(exc, TimeoutError):
                 exc = TimeoutError(f"filter did not answer within {self.timeout}s")
-            await self.bus.report_failure(ref, exc, event=candidate.launch, subscriber="filters")
-            return FilterVerdict(filter=f.id, passed=False, reason=f"filter error: {type(exc).__name__}")
+            return await self._failed(f, candidate, exc)
         self.bus.report_success(ref)
         return verdict
+
+    async def _failed(self, f: Filter, candidate: TokenCandidate, exc: BaseException) -> FilterVerdict:
+        """Count a filter's failure (disabling it past the limit) and reject the token with it."""
+        await self.bus.report_failure(PluginRef("filters", f.id), exc, event=candidate.launch, subscriber="filters")
+        return FilterVerdict(filter=f.id, passed=False, reason=f"filter error: {type(exc).__name__}")
 
     def describe(self) -> dict[str, object]:
         return {f.id: msgspec.to_builtins(f.config) for f in self.filters}
