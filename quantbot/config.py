@@ -473,6 +473,8 @@ class ScannerConfig(_Section, frozen=True, kw_only=True):
     rug_creator_sell_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] = 50.0
     rug_liquidity_drop_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] = 50.0
     rug_window_s: Positive = 300.0
+    allow_no_filters: bool = False
+    """Run the scanner without any enabled [[filters]]: every launch is accepted (refused unless set)."""
 
 
 class AnalyticsConfig(_Section, frozen=True, kw_only=True):
@@ -937,6 +939,13 @@ def _msgspec_reason(exc: msgspec.ValidationError) -> str:
     return text.split(" - at `", 1)[0]
 
 
+def _scans_without_filters(config: Config) -> bool:
+    """The scanner would judge live launches (Solana watcher or launch feed) with no filter enabled."""
+    sc = config.scanner
+    launches = (config.solana.enabled and bool(config.solana.launch_programs)) or bool(sc.pumpportal_url)
+    return sc.enabled and launches and not sc.allow_no_filters and not any(f.enabled for f in config.filters)
+
+
 def load_config(
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -985,6 +994,15 @@ def load_config(
     if config.aptos.enabled and not config.aptos.nodes:
         src = layers.source_of(("aptos", "enabled"))
         raise ConfigError([f"{src}: aptos.enabled: true needs aptos.nodes (fullnode REST URLs ending in /v1)"])
+    if _scans_without_filters(config):
+        src = layers.source_of(("filters",))
+        src = str(files[-1]) if src == "<defaults>" and files else src
+        raise ConfigError(
+            [
+                f"{src}: filters: the scanner judges launches but no [[filters]] is enabled, so every launch would "
+                "be accepted; add [[filters]], or set scanner.enabled = false, or scanner.allow_no_filters = true"
+            ]
+        )
     plain = [
         msgspec.to_builtins(config, enc_hook=str),
         [msgspec.to_builtins(p, enc_hook=str) for p in plugin_params.values()],

@@ -33,6 +33,7 @@ class FilterStage:
     async def start(self) -> None:
         for f in self.filters:
             await self._start_one(f)
+        self._log_chain()
 
     async def stop(self) -> None:
         for f in reversed(self.filters):
@@ -49,6 +50,15 @@ class FilterStage:
         self.filters = filters
         for f in dropped:
             await f.stop()
+        self._log_chain()
+
+    def _log_chain(self) -> None:
+        """The effective filter chain, in order: an overlay replaces [[filters]] whole, so say what runs."""
+        ids = [f.id for f in self.filters]
+        if ids:
+            log.info("filters.chain", filters=ids, evaluate_all=self.evaluate_all)
+        else:
+            log.warning("filters.chain_empty", note="no filter runs: every judged launch is accepted")
 
     async def _start_one(self, f: Filter) -> None:
         ref = PluginRef("filters", f.id)

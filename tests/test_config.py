@@ -334,3 +334,32 @@ def test_api_keys_inside_configured_urls_are_secrets_too(tmp_path: Path) -> None
     shown = json.dumps(redacted(loaded))
     assert "HELIUSKEY42" not in shown and "QNTOKEN77" not in shown
     assert "https://mainnet.helius-rpc.com/?api-key=***" in shown
+
+
+SCANNING = """
+[solana]
+enabled = true
+[[solana.endpoints]]
+http = "https://rpc.example/"
+"""
+
+
+@pytest.mark.parametrize("filters", ["", '[[filters]]\nuse = "blocklist"\nenabled = false\n'])
+def test_a_scanner_judging_launches_without_an_enabled_filter_is_refused(tmp_path: Path, filters: str) -> None:
+    assert problems(tmp_path, SCANNING + filters) == [
+        "q.toml: filters: the scanner judges launches but no [[filters]] is enabled, so every launch would be "
+        "accepted; add [[filters]], or set scanner.enabled = false, or scanner.allow_no_filters = true"
+    ]
+
+
+@pytest.mark.parametrize("scanner", ["enabled = false", "allow_no_filters = true"])
+def test_a_scanner_without_filters_loads_when_off_or_explicitly_allowed(tmp_path: Path, scanner: str) -> None:
+    cfg = write(tmp_path / "q.toml", SCANNING + f"[scanner]\n{scanner}\n")
+    assert load_config([cfg], environ={}, plugins=PluginCatalog.discover()).config.filters == ()
+
+
+def test_an_overlay_emptying_the_shipped_filters_of_a_scanning_config_is_refused(tmp_path: Path) -> None:
+    overlay = write(tmp_path / "overlay.toml", "filters = []\n" + SCANNING)
+    with pytest.raises(ConfigError) as err:
+        load_config([REPO / "config" / "quantbot.toml", overlay], environ={}, plugins=PluginCatalog.discover())
+    assert err.value.problems[0].startswith(f"{overlay}: filters: the scanner judges launches")

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from quantbot.api import Filter, PluginConfig
 from quantbot.bus import EventBus
@@ -145,3 +146,12 @@ async def test_cancelling_the_judgement_still_cancels_it_while_a_filter_runs(eva
         with pytest.raises(asyncio.CancelledError):
             await judging
         assert not bus.health.disabled
+
+
+async def test_the_effective_filter_chain_is_logged_at_start_and_an_empty_one_warned_about() -> None:
+    async with EventBus(clock=SimClock()) as bus:
+        with structlog.testing.capture_logs() as logs:
+            await FilterStage(bus=bus, filters=[make_plugin(BlocklistFilter, id="a")], timeout=1).start()
+            await FilterStage(bus=bus, filters=[], timeout=1).start()
+    chain = [(e["event"], e["log_level"], e.get("filters")) for e in logs if e["event"].startswith("filters.chain")]
+    assert chain == [("filters.chain", "info", ["a"]), ("filters.chain_empty", "warning", None)]
