@@ -471,7 +471,8 @@ def _holder(h: TokenHolding) -> Holder:
 
 
 def _pool_accounts(launch: TokenLaunch, pool: Pool | None) -> list[str]:
-    accounts = [a for a in (launch.bonding_curve, launch.pool) if a]
+    """The curve, the pool and the vaults the launch or the decoded pool names (a CPMM pool is not decoded)."""
+    accounts = [a for a in (launch.bonding_curve, launch.pool, launch.base_vault, launch.quote_vault) if a]
     if isinstance(pool, PumpSwapPool):
         accounts += [pool.pool_base_token_account, pool.pool_quote_token_account]
     elif isinstance(pool, RaydiumV4Pool):

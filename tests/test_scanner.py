@@ -309,6 +309,36 @@ async def test_a_raydium_pool_launch_measures_sol_liquidity_lp_burn_and_excludes
         assert local_solana.calls["getMultipleAccounts"] == 2
 
 
+async def test_a_cpmm_pool_launch_leaves_the_pool_vault_it_names_out_of_the_holders(
+    local_solana: LocalSolana, store: SqliteStore
+) -> None:
+    from quantbot.chains.solana.programs import TOKEN_PROGRAM
+    from tests.scanner_chain import token_account
+
+    meme, pool, vault, sol_vault, authority, holder = (str(Keypair().pubkey()) for _ in range(6))
+    ledger = local_solana.ledger
+    ledger.set_account(meme, data=spl_mint(10**15, 6), owner=TOKEN_PROGRAM)
+    ledger.set_account(vault, data=token_account(meme, authority, 95 * 10**13), owner=TOKEN_PROGRAM)
+    ledger.set_account(str(Keypair().pubkey()), data=token_account(meme, holder, 10**13), owner=TOKEN_PROGRAM)
+    launch = token_launch(
+        mint=meme,
+        source="Raydium CPMM",
+        bonding_curve=None,
+        pool=pool,
+        base_mint=meme,
+        quote_mint=WSOL,
+        base_vault=vault,
+        quote_vault=sol_vault,
+    )
+    holders = [make_plugin(HoldersFilter, id="holders", top_n=10, max_share=Decimal("0.05"))]
+    async with scanning(local_solana, store, holders, watch=False) as s:  # type: ignore[arg-type]
+        await s.bus.publish(launch)
+        await s.settled()
+    [verdict] = [e for e in s.events if isinstance(e, TokenAccepted | TokenRejected)]
+    assert isinstance(verdict, TokenAccepted), verdict.verdicts
+    assert verdict.verdicts[0].value == "0.01"  # the pool's vault (95 % of supply) is not a holder
+
+
 async def test_trades_inside_the_momentum_window_are_part_of_the_candidate(
     local_solana: LocalSolana, store: SqliteStore, solana_fixtures: Path
 ) -> None:
