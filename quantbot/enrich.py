@@ -40,7 +40,14 @@ from quantbot.chains.solana.programs import (
     TOKEN_2022_PROGRAM,
     TOKEN_PROGRAM,
 )
-from quantbot.chains.solana.rpc import AccountData, RpcUnavailable, SolanaRpcError, SolanaRpcPool, TokenHolding
+from quantbot.chains.solana.rpc import (
+    MAX_LARGEST_ACCOUNTS,
+    AccountData,
+    RpcUnavailable,
+    SolanaRpcError,
+    SolanaRpcPool,
+    TokenHolding,
+)
 from quantbot.clock import Clock
 from quantbot.events import TokenLaunch
 from quantbot.features import Features
@@ -49,6 +56,8 @@ log = structlog.get_logger(component="scanner.enrich")
 
 T = TypeVar("T")
 NATIVE_DECIMALS = 9
+HELD_PCT_COMPLETE = 50
+"""Percent of supply that fewer than MAX_LARGEST_ACCOUNTS accounts must hold for the holders to be known."""
 Pool = BondingCurve | PumpSwapPool | RaydiumV4Pool
 
 
@@ -415,6 +424,7 @@ class SolanaEnricher:
             if isinstance(result, Exception):
                 raise result
             holdings: list[TokenHolding] = result  # type: ignore[assignment]
+            _check_complete(holdings, mint.supply)
         except LookupFailed as exc:
             out.fail("holders", exc)
             return
@@ -464,6 +474,14 @@ def _ok(result: object) -> Any:
     if isinstance(result, Exception):
         raise result if isinstance(result, LookupFailed) else LookupFailed(f"{type(result).__name__}: {result}")
     return result
+
+
+def _check_complete(holdings: list[TokenHolding], supply: int) -> None:
+    """Fewer than the most accounts the RPC returns are all the accounts, so they hold the supply (give or
+    take a mint or burn between the two reads); far less means a lagging node's partial answer."""
+    held = sum(h.amount for h in holdings)
+    if len(holdings) < MAX_LARGEST_ACCOUNTS and held * 100 < supply * HELD_PCT_COMPLETE:
+        raise LookupFailed(f"largest accounts answer incomplete: {len(holdings)} accounts hold {held} of {supply}")
 
 
 def _holder(h: TokenHolding) -> Holder:
