@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 import stat
@@ -779,7 +780,7 @@ class _Validator:
             if isinstance(value, bool):
                 number = None
             elif tp is float and isinstance(value, int | float):
-                number = float(value)
+                number = float(value) if math.isfinite(value) else None  # TOML allows inf and nan
             elif tp is Decimal and isinstance(value, int | float | str):
                 try:
                     number = Decimal(str(value))

@@ -363,3 +363,12 @@ def test_an_overlay_emptying_the_shipped_filters_of_a_scanning_config_is_refused
     with pytest.raises(ConfigError) as err:
         load_config([REPO / "config" / "quantbot.toml", overlay], environ={}, plugins=PluginCatalog.discover())
     assert err.value.problems[0].startswith(f"{overlay}: filters: the scanner judges launches")
+
+
+def test_infinite_and_nan_numbers_are_refused_in_sections_and_plugin_parameters(tmp_path: Path) -> None:
+    text = '[scanner]\nfilter_timeout_s = inf\n[bus]\nhandler_timeout = nan\n[[filters]]\nuse = "creator_history"\n'
+    assert problems(tmp_path, text + "window_s = inf\n") == [
+        "q.toml: scanner.filter_timeout_s: expected a number > 0, got inf",
+        "q.toml: bus.handler_timeout: expected a number > 0, got nan",
+        "q.toml: filters[0].window_s: expected a number > 0, got inf",
+    ]
