@@ -290,6 +290,14 @@ def test_cli_config_error_exits_78_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_cli_config_file_that_is_not_utf8_exits_78_with_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "q.toml"
+    cfg.write_bytes("mode = 'paper'\n".encode("utf-16"))  # saved as UTF-16 (with its BOM) by an editor
+    result = run_cli("check-config", "-c", str(cfg))
+    assert result.returncode == 78
+    assert result.stderr == f"config error: {cfg}: not UTF-8 text (byte 0); save the file as UTF-8\n"
+
+
 def test_cli_run_with_bad_config_exits_78(tmp_path: Path) -> None:
     cfg = write(tmp_path / "q.toml", 'mode = "yolo"\n')
     result = run_cli("run", "-c", str(cfg))
