@@ -27,11 +27,17 @@ class MintInfo(msgspec.Struct, frozen=True, kw_only=True):
     extensions: tuple[str, ...] = ()
     """Token-2022 extension names (camelCase, as jsonParsed names them)."""
     transfer_fee_bps: int = 0
+    """The higher of the fee in force and the one scheduled (the current epoch is not known)."""
     permanent_delegate: str | None = None
     transfer_hook_program: str | None = None
+    transfer_hook_authority: str | None = None
+    """Who can set (or change) the transfer hook program, even while none is set."""
     non_transferable: bool = False
     default_account_state: str | None = None
     """"initialized" or "frozen"; None when the mint has no DefaultAccountState extension."""
+    pause_authority: str | None = None
+    """PausableConfig: who can pause every transfer of the token."""
+    paused: bool = False
 
 
 class MetadataInfo(msgspec.Struct, frozen=True, kw_only=True):

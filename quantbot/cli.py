@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
@@ -221,9 +223,17 @@ def _run(loaded: LoadedConfig, paths: Sequence[str], catalog: PluginCatalog) -> 
 EX_NOT_RUNNING = 3  # as `systemctl status` / LSB: program is not running
 
 
+def _is_http_url(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 async def _status(url: str, *, as_json: bool) -> int:
     from quantbot.ops.client import DaemonRefused, DaemonUnreachable, fetch_status, render_status
 
+    if not _is_http_url(url):
+        print(f"status: --url {url!r} is not an http(s) URL; give e.g. http://127.0.0.1:8080", file=sys.stderr)
+        return 2
     try:
         st = await fetch_status(url)
     except DaemonUnreachable as exc:
@@ -382,8 +392,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     from quantbot.demo.run import run_demo, run_recording
 
-    if args.speed is not None and args.speed <= 0:
-        print("demo: --speed must be > 0", file=sys.stderr)
+    if args.speed is not None and not (math.isfinite(args.speed) and args.speed > 0):
+        print(f"demo: --speed must be a finite number > 0, got {args.speed}", file=sys.stderr)
         return 2
     if args.config and not args.recording:
         print("demo: -c/--config applies only with --recording (the simulated market builds its own)", file=sys.stderr)

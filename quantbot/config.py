@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 import stat
@@ -473,6 +474,8 @@ class ScannerConfig(_Section, frozen=True, kw_only=True):
     rug_creator_sell_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] = 50.0
     rug_liquidity_drop_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] = 50.0
     rug_window_s: Positive = 300.0
+    allow_no_filters: bool = False
+    """Run the scanner without any enabled [[filters]]: every launch is accepted (refused unless set)."""
 
 
 class AnalyticsConfig(_Section, frozen=True, kw_only=True):
@@ -569,6 +572,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
 
@@ -777,7 +782,7 @@ class _Validator:
             if isinstance(value, bool):
                 number = None
             elif tp is float and isinstance(value, int | float):
-                number = float(value)
+                number = float(value) if math.isfinite(value) else None  # TOML allows inf and nan
             elif tp is Decimal and isinstance(value, int | float | str):
                 try:
                     number = Decimal(str(value))
@@ -937,6 +942,13 @@ def _msgspec_reason(exc: msgspec.ValidationError) -> str:
     return text.split(" - at `", 1)[0]
 
 
+def _scans_without_filters(config: Config) -> bool:
+    """The scanner would judge live launches (Solana watcher or launch feed) with no filter enabled."""
+    sc = config.scanner
+    launches = (config.solana.enabled and bool(config.solana.launch_programs)) or bool(sc.pumpportal_url)
+    return sc.enabled and launches and not sc.allow_no_filters and not any(f.enabled for f in config.filters)
+
+
 def load_config(
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -985,6 +997,15 @@ def load_config(
     if config.aptos.enabled and not config.aptos.nodes:
         src = layers.source_of(("aptos", "enabled"))
         raise ConfigError([f"{src}: aptos.enabled: true needs aptos.nodes (fullnode REST URLs ending in /v1)"])
+    if _scans_without_filters(config):
+        src = layers.source_of(("filters",))
+        src = str(files[-1]) if src == "<defaults>" and files else src
+        raise ConfigError(
+            [
+                f"{src}: filters: the scanner judges launches but no [[filters]] is enabled, so every launch would "
+                "be accepted; add [[filters]], or set scanner.enabled = false, or scanner.allow_no_filters = true"
+            ]
+        )
     plain = [
         msgspec.to_builtins(config, enc_hook=str),
         [msgspec.to_builtins(p, enc_hook=str) for p in plugin_params.values()],

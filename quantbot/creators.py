@@ -38,17 +38,17 @@ class CreatorHistory:
         self._cache: dict[str, list[_Entry]] = {}
         self.read_errors = 0
 
-    async def previous(self, chain: str, creator: str, *, exclude: str = "") -> tuple[datetime, ...]:
-        """When `creator`'s earlier launches were seen, newest first (the launch of `exclude` left out)."""
-        entries = await self._load(f"{chain}:{creator}")
-        return tuple(e.at for e in entries if e.mint != exclude)
+    async def record(self, chain: str, creator: str, mint: str, at: datetime) -> tuple[datetime, ...]:
+        """Remember a launch (idempotent per mint) and queue it for the store.
 
-    async def record(self, chain: str, creator: str, mint: str, at: datetime) -> None:
-        """Remember a launch (idempotent per mint) and queue it for the store."""
+        Returns when the creator's launches recorded before this one were seen, newest first. In a burst
+        judged concurrently each launch counts only those before it, so a limit of N accepts N of them."""
         key = f"{chain}:{creator}"
         entries = await self._load(key)
-        if any(e.mint == mint for e in entries):
-            return
+        index = next((i for i, e in enumerate(entries) if e.mint == mint), None)
+        if index is not None:
+            return tuple(e.at for e in entries[index + 1 :])
+        earlier = tuple(e.at for e in entries)
         entries.insert(0, _Entry(mint, at))
         del entries[self.keep :]
         payload = msgspec.json.encode(entries).decode()
@@ -56,6 +56,7 @@ class CreatorHistory:
             self.writer.enqueue(lambda s: s.put_record(RECORD_KIND, key, payload, now=at))
         elif self.store is not None:
             await self.store.put_record(RECORD_KIND, key, payload, now=at)
+        return earlier
 
     async def _load(self, key: str) -> list[_Entry]:
         cached = self._cache.get(key)

@@ -40,7 +40,14 @@ from quantbot.chains.solana.programs import (
     TOKEN_2022_PROGRAM,
     TOKEN_PROGRAM,
 )
-from quantbot.chains.solana.rpc import AccountData, RpcUnavailable, SolanaRpcError, SolanaRpcPool, TokenHolding
+from quantbot.chains.solana.rpc import (
+    MAX_LARGEST_ACCOUNTS,
+    AccountData,
+    RpcUnavailable,
+    SolanaRpcError,
+    SolanaRpcPool,
+    TokenHolding,
+)
 from quantbot.clock import Clock
 from quantbot.events import TokenLaunch
 from quantbot.features import Features
@@ -49,6 +56,8 @@ log = structlog.get_logger(component="scanner.enrich")
 
 T = TypeVar("T")
 NATIVE_DECIMALS = 9
+HELD_PCT_COMPLETE = 50
+"""Percent of supply that fewer than MAX_LARGEST_ACCOUNTS accounts must hold for the holders to be known."""
 Pool = BondingCurve | PumpSwapPool | RaydiumV4Pool
 
 
@@ -123,6 +132,26 @@ class TtlCache:
             for key, value in zip(todo, values, strict=True):
                 futures[key].set_result(value)
         return {key: await asyncio.shield(f) for key, f in futures.items()}
+
+
+def mint_features(mint: Mint) -> MintInfo:
+    """What the filters see of a decoded mint."""
+    return MintInfo(
+        program=mint.program,
+        supply=mint.supply,
+        decimals=mint.decimals,
+        mint_authority=mint.mint_authority,
+        freeze_authority=mint.freeze_authority,
+        extensions=mint.extensions,
+        transfer_fee_bps=mint.transfer_fee_bps,
+        permanent_delegate=mint.permanent_delegate,
+        transfer_hook_program=mint.transfer_hook_program,
+        transfer_hook_authority=mint.transfer_hook_authority,
+        non_transferable=mint.non_transferable,
+        default_account_state=mint.default_account_state,
+        pause_authority=mint.pause_authority,
+        paused=mint.paused,
+    )
 
 
 def metadata_pda(mint: str) -> str:
@@ -255,19 +284,7 @@ class SolanaEnricher:
         except (LookupFailed, DecodeError) as exc:
             out.fail("mint", exc)
             return None
-        out.mint = MintInfo(
-            program=mint.program,
-            supply=mint.supply,
-            decimals=mint.decimals,
-            mint_authority=mint.mint_authority,
-            freeze_authority=mint.freeze_authority,
-            extensions=mint.extensions,
-            transfer_fee_bps=mint.transfer_fee_bps,
-            permanent_delegate=mint.permanent_delegate,
-            transfer_hook_program=mint.transfer_hook_program,
-            non_transferable=mint.non_transferable,
-            default_account_state=mint.default_account_state,
-        )
+        out.mint = mint_features(mint)
         return mint
 
     def _metadata(self, out: Features, mint: Mint | None, result: object) -> None:
@@ -407,6 +424,7 @@ class SolanaEnricher:
             if isinstance(result, Exception):
                 raise result
             holdings: list[TokenHolding] = result  # type: ignore[assignment]
+            _check_complete(holdings, mint.supply)
         except LookupFailed as exc:
             out.fail("holders", exc)
             return
@@ -458,12 +476,21 @@ def _ok(result: object) -> Any:
     return result
 
 
+def _check_complete(holdings: list[TokenHolding], supply: int) -> None:
+    """Fewer than the most accounts the RPC returns are all the accounts, so they hold the supply (give or
+    take a mint or burn between the two reads); far less means a lagging node's partial answer."""
+    held = sum(h.amount for h in holdings)
+    if len(holdings) < MAX_LARGEST_ACCOUNTS and held * 100 < supply * HELD_PCT_COMPLETE:
+        raise LookupFailed(f"largest accounts answer incomplete: {len(holdings)} accounts hold {held} of {supply}")
+
+
 def _holder(h: TokenHolding) -> Holder:
     return Holder(h.address, h.amount)
 
 
 def _pool_accounts(launch: TokenLaunch, pool: Pool | None) -> list[str]:
-    accounts = [a for a in (launch.bonding_curve, launch.pool) if a]
+    """The curve, the pool and the vaults the launch or the decoded pool names (a CPMM pool is not decoded)."""
+    accounts = [a for a in (launch.bonding_curve, launch.pool, launch.base_vault, launch.quote_vault) if a]
     if isinstance(pool, PumpSwapPool):
         accounts += [pool.pool_base_token_account, pool.pool_quote_token_account]
     elif isinstance(pool, RaydiumV4Pool):

@@ -33,6 +33,7 @@ class FilterStage:
     async def start(self) -> None:
         for f in self.filters:
             await self._start_one(f)
+        self._log_chain()
 
     async def stop(self) -> None:
         for f in reversed(self.filters):
@@ -49,6 +50,15 @@ class FilterStage:
         self.filters = filters
         for f in dropped:
             await f.stop()
+        self._log_chain()
+
+    def _log_chain(self) -> None:
+        """The effective filter chain, in order: an overlay replaces [[filters]] whole, so say what runs."""
+        ids = [f.id for f in self.filters]
+        if ids:
+            log.info("filters.chain", filters=ids, evaluate_all=self.evaluate_all)
+        else:
+            log.warning("filters.chain_empty", note="no filter runs: every judged launch is accepted")
 
     async def _start_one(self, f: Filter) -> None:
         ref = PluginRef("filters", f.id)
@@ -80,13 +90,23 @@ class FilterStage:
                 verdict = await f.check(candidate)
             if not isinstance(verdict, FilterVerdict):
                 raise TypeError(f"check() returned {type(verdict).__name__}, not FilterVerdict")
+        except asyncio.CancelledError as exc:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            # The filter leaked a cancellation of something it awaited: its failure, not ours to stop on.
+            return await self._failed(f, candidate, exc)
         except Exception as exc:  # noqa: BLE001  (a plugin's failure is contained and counted)
             if isinstance(exc, TimeoutError):
                 exc = TimeoutError(f"filter did not answer within {self.timeout}s")
-            await self.bus.report_failure(ref, exc, event=candidate.launch, subscriber="filters")
-            return FilterVerdict(filter=f.id, passed=False, reason=f"filter error: {type(exc).__name__}")
+            return await self._failed(f, candidate, exc)
         self.bus.report_success(ref)
         return verdict
+
+    async def _failed(self, f: Filter, candidate: TokenCandidate, exc: BaseException) -> FilterVerdict:
+        """Count a filter's failure (disabling it past the limit) and reject the token with it."""
+        await self.bus.report_failure(PluginRef("filters", f.id), exc, event=candidate.launch, subscriber="filters")
+        return FilterVerdict(filter=f.id, passed=False, reason=f"filter error: {type(exc).__name__}")
 
     def describe(self) -> dict[str, object]:
         return {f.id: msgspec.to_builtins(f.config) for f in self.filters}

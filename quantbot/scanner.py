@@ -187,25 +187,19 @@ class MemeScanner:
     async def _candidate(self, launch: TokenLaunch) -> TokenCandidate:
         seen = self.clock.monotonic()
         creator = launch.creator
-        features, previous = await asyncio.gather(
-            self._features(launch),
-            self.history.previous(launch.chain, creator, exclude=launch.mint) if creator else _nothing(),
-        )
+        # Recorded before enrichment: launches of one creator judged concurrently must see each other.
+        previous = await self.history.record(launch.chain, creator, launch.mint, self.clock.now()) if creator else ()
+        features = await self._features(launch)
         elapsed = self.clock.monotonic() - seen
         self.latency_last_s = elapsed
         self.latency_max_s = max(self.latency_max_s, elapsed)
-        now = self.clock.now()
-        if creator:
-            await self.history.record(launch.chain, creator, launch.mint, now)
         wait = self.config.momentum_window_s - (self.clock.monotonic() - seen)
         if wait > 0:
             await self.clock.sleep(wait)
         missing = dict(features.missing)
         creator_info = None
         if creator:
-            creator_info = CreatorInfo(
-                address=creator, previous_launches=previous or (), holding=features.creator_holding
-            )
+            creator_info = CreatorInfo(address=creator, previous_launches=previous, holding=features.creator_holding)
             missing.pop("creator", None)
             self._creators[launch.mint] = (creator, features.creator_holding)
             self._trim(self._creators)
@@ -285,7 +279,3 @@ class MemeScanner:
             self.writer.enqueue(
                 lambda s: s.put_verdict(chain=c.chain, token=c.token, passed=passed, payload=payload, at=at)
             )
-
-
-async def _nothing() -> tuple[Any, ...]:
-    return ()

@@ -317,6 +317,8 @@ async def test_a_watchers_instance_runs_no_order_path_and_a_reload_starts_none_o
 # --- a launch observed by one is traded by the other ----------------------------------------------
 
 SOLANA = """
+[scanner]
+allow_no_filters = true
 [solana]
 enabled = true
 launch_programs = ["pumpfun"]

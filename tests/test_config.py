@@ -290,6 +290,14 @@ def test_cli_config_error_exits_78_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_cli_config_file_that_is_not_utf8_exits_78_with_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "q.toml"
+    cfg.write_bytes("mode = 'paper'\n".encode("utf-16"))  # saved as UTF-16 (with its BOM) by an editor
+    result = run_cli("check-config", "-c", str(cfg))
+    assert result.returncode == 78
+    assert result.stderr == f"config error: {cfg}: not UTF-8 text (byte 0); save the file as UTF-8\n"
+
+
 def test_cli_run_with_bad_config_exits_78(tmp_path: Path) -> None:
     cfg = write(tmp_path / "q.toml", 'mode = "yolo"\n')
     result = run_cli("run", "-c", str(cfg))
@@ -334,3 +342,41 @@ def test_api_keys_inside_configured_urls_are_secrets_too(tmp_path: Path) -> None
     shown = json.dumps(redacted(loaded))
     assert "HELIUSKEY42" not in shown and "QNTOKEN77" not in shown
     assert "https://mainnet.helius-rpc.com/?api-key=***" in shown
+
+
+SCANNING = """
+[solana]
+enabled = true
+[[solana.endpoints]]
+http = "https://rpc.example/"
+"""
+
+
+@pytest.mark.parametrize("filters", ["", '[[filters]]\nuse = "blocklist"\nenabled = false\n'])
+def test_a_scanner_judging_launches_without_an_enabled_filter_is_refused(tmp_path: Path, filters: str) -> None:
+    assert problems(tmp_path, SCANNING + filters) == [
+        "q.toml: filters: the scanner judges launches but no [[filters]] is enabled, so every launch would be "
+        "accepted; add [[filters]], or set scanner.enabled = false, or scanner.allow_no_filters = true"
+    ]
+
+
+@pytest.mark.parametrize("scanner", ["enabled = false", "allow_no_filters = true"])
+def test_a_scanner_without_filters_loads_when_off_or_explicitly_allowed(tmp_path: Path, scanner: str) -> None:
+    cfg = write(tmp_path / "q.toml", SCANNING + f"[scanner]\n{scanner}\n")
+    assert load_config([cfg], environ={}, plugins=PluginCatalog.discover()).config.filters == ()
+
+
+def test_an_overlay_emptying_the_shipped_filters_of_a_scanning_config_is_refused(tmp_path: Path) -> None:
+    overlay = write(tmp_path / "overlay.toml", "filters = []\n" + SCANNING)
+    with pytest.raises(ConfigError) as err:
+        load_config([REPO / "config" / "quantbot.toml", overlay], environ={}, plugins=PluginCatalog.discover())
+    assert err.value.problems[0].startswith(f"{overlay}: filters: the scanner judges launches")
+
+
+def test_infinite_and_nan_numbers_are_refused_in_sections_and_plugin_parameters(tmp_path: Path) -> None:
+    text = '[scanner]\nfilter_timeout_s = inf\n[bus]\nhandler_timeout = nan\n[[filters]]\nuse = "creator_history"\n'
+    assert problems(tmp_path, text + "window_s = inf\n") == [
+        "q.toml: scanner.filter_timeout_s: expected a number > 0, got inf",
+        "q.toml: bus.handler_timeout: expected a number > 0, got nan",
+        "q.toml: filters[0].window_s: expected a number > 0, got inf",
+    ]

@@ -198,3 +198,10 @@ def test_demo_refuses_a_recording_that_is_not_one(tmp_path: Path) -> None:
     result = run_cli("demo", "--recording", str(path))
     assert result.returncode == 1
     assert "demo: " in result.stderr
+
+
+@pytest.mark.parametrize("speed", ["nan", "inf", "0", "-1"])
+def test_demo_refuses_a_speed_that_is_not_a_finite_positive_number(speed: str) -> None:
+    result = run_cli("demo", "--speed", speed)
+    assert result.returncode == 2
+    assert result.stderr == f"demo: --speed must be a finite number > 0, got {float(speed)}\n"

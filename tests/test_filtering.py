@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
+import structlog.testing
+
+from quantbot.api import Filter, PluginConfig
 from quantbot.bus import EventBus
+from quantbot.candidates import TokenCandidate
 from quantbot.clock import SimClock
 from quantbot.events import Event, FilterVerdict, PluginDisabled
 from quantbot.filtering import FilterStage
@@ -93,3 +99,59 @@ async def test_a_hanging_filter_times_out_and_rejects(plugin_site: Path) -> None
     ([verdicts], _) = await run_stage([hang], 1, filter_timeout=0.05)
     assert not verdicts[0].passed
     assert verdicts[0].reason == "filter error: TimeoutError"
+
+
+class LeaksCancellation(Filter):
+    """Awaits a task someone else cancelled and lets its CancelledError out."""
+
+    async def check(self, candidate: TokenCandidate) -> FilterVerdict:
+        inner = asyncio.ensure_future(asyncio.sleep(10))
+        inner.cancel()
+        await inner
+        raise AssertionError("unreachable: awaiting a cancelled task raises")
+
+
+@pytest.mark.parametrize("evaluate_all", [True, False])
+async def test_a_filter_leaking_a_cancellation_rejects_and_is_disabled_after_repeated_failures(
+    evaluate_all: bool,
+) -> None:
+    leaky = LeaksCancellation(id="leaky", config=PluginConfig())
+    ok = make_plugin(BlocklistFilter, id="ok")
+    judged, events = await run_stage([leaky, ok], 4, max_failures=2, evaluate_all=evaluate_all)
+    assert [v[0].reason for v in judged] == [
+        "filter error: CancelledError",
+        "filter error: CancelledError",
+        "filter disabled after repeated failures",
+        "filter disabled after repeated failures",
+    ]
+    (disabled,) = [e for e in events if isinstance(e, PluginDisabled)]
+    assert (disabled.plugin, disabled.failures) == ("leaky", 2)
+
+
+class Hangs(Filter):
+    async def check(self, candidate: TokenCandidate) -> FilterVerdict:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("evaluate_all", [True, False])
+async def test_cancelling_the_judgement_still_cancels_it_while_a_filter_runs(evaluate_all: bool) -> None:
+    async with EventBus(clock=SimClock()) as bus:
+        stage = FilterStage(
+            bus=bus, filters=[Hangs(id="hang", config=PluginConfig())], timeout=60, evaluate_all=evaluate_all
+        )
+        judging = asyncio.create_task(stage.judge(token_candidate(mint="M0")))
+        await asyncio.sleep(0.05)
+        judging.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await judging
+        assert not bus.health.disabled
+
+
+async def test_the_effective_filter_chain_is_logged_at_start_and_an_empty_one_warned_about() -> None:
+    async with EventBus(clock=SimClock()) as bus:
+        with structlog.testing.capture_logs() as logs:
+            await FilterStage(bus=bus, filters=[make_plugin(BlocklistFilter, id="a")], timeout=1).start()
+            await FilterStage(bus=bus, filters=[], timeout=1).start()
+    chain = [(e["event"], e["log_level"], e.get("filters")) for e in logs if e["event"].startswith("filters.chain")]
+    assert chain == [("filters.chain", "info", ["a"]), ("filters.chain_empty", "warning", None)]

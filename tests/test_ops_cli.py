@@ -79,6 +79,12 @@ def test_status_without_a_running_daemon_says_so_and_exits_3(tmp_path: Path) -> 
     assert "is it running?" in result.stderr
 
 
+def test_status_with_a_url_that_is_not_one_says_so_in_one_line_and_exits_2() -> None:
+    result = run_cli("status", "--url", "notaurl", env=env())
+    assert result.returncode == 2
+    assert result.stderr == "status: --url 'notaurl' is not an http(s) URL; give e.g. http://127.0.0.1:8080\n"
+
+
 @pytest.mark.subprocess
 def test_halt_and_resume_go_through_the_daemon_when_a_token_is_configured(
     tmp_path: Path, daemons: list[DaemonProcess]

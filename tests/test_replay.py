@@ -277,6 +277,8 @@ enabled = false
 [record]
 path = "{path}"
 flush_interval_s = 0.2
+[scanner]
+allow_no_filters = true  # not about filters
 [solana]
 enabled = true
 launch_programs = ["pumpfun", "raydium_v4"]
@@ -368,6 +370,8 @@ enabled = false
 enabled = false
 [record]
 flush_interval_s = 0.1
+[scanner]
+allow_no_filters = true  # not about filters
 [solana]
 enabled = true
 launch_programs = ["pumpfun"]

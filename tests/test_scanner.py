@@ -191,6 +191,22 @@ async def test_creator_launch_history_survives_a_restart(
             assert "launched 2 tokens" in verdict.verdicts[0].reason
 
 
+async def test_a_burst_of_launches_by_one_creator_during_slow_enrichment_accepts_exactly_the_limit(
+    local_solana: LocalSolana, store: SqliteStore
+) -> None:
+    limit = [make_plugin(CreatorHistoryFilter, id="creator_history", max_launches=3)]
+    creator = str(Keypair().pubkey())
+    async with scanning(local_solana, store, limit, watch=False) as s:  # type: ignore[arg-type]
+        local_solana.faults.delay = 0.3  # every look-up of every launch is still in flight when the next arrives
+        for _ in range(6):
+            await s.bus.publish(token_launch(mint=str(Keypair().pubkey()), creator=creator))
+        await s.settled()
+    verdicts = [e for e in s.events if isinstance(e, (TokenAccepted, TokenRejected))]
+    assert len(verdicts) == 6
+    assert sum(isinstance(e, TokenAccepted) for e in verdicts) == 3
+    assert sorted(e.verdicts[0].value for e in verdicts) == ["1", "2", "3", "4", "5", "6"]
+
+
 def test_a_candidate_round_trips_through_json() -> None:
     from quantbot.candidates import TokenCandidate
     from quantbot.testing import holders_info, liquidity_info, mint_info, token_candidate
@@ -264,13 +280,16 @@ async def test_a_raydium_pool_launch_measures_sol_liquidity_lp_burn_and_excludes
         PC_VAULT, data=token_account(MEME, RAYDIUM_AMM_V4_AUTHORITY, 206_900_000_000_000), owner=TOKEN_PROGRAM
     )
     ledger.set_account(LP_MINT, data=spl_mint(LP_MINTED // 20, 9), owner=TOKEN_PROGRAM)  # 95 % of the LP burned
-    ledger.set_account(MEME, data=spl_mint(10**15, 6), owner=TOKEN_PROGRAM)
+    # The supply is what the token accounts hold: the vault 80 %, one holder 20 %.
+    ledger.set_account(MEME, data=spl_mint(258_625_000_000_000, 6), owner=TOKEN_PROGRAM)
     holder = str(Keypair().pubkey())
-    ledger.set_account(str(Keypair().pubkey()), data=token_account(MEME, holder, 5 * 10**13), owner=TOKEN_PROGRAM)
+    ledger.set_account(
+        str(Keypair().pubkey()), data=token_account(MEME, holder, 51_725_000_000_000), owner=TOKEN_PROGRAM
+    )
     filters = [
         make_plugin(BurnFilter, id="burn", min_burned=Decimal("0.95")),
         make_plugin(PoolSizeFilter, id="pool_size", min_native=50),
-        make_plugin(HoldersFilter, id="holders", top_n=10, max_share=Decimal("0.05")),
+        make_plugin(HoldersFilter, id="holders", top_n=10, max_share=Decimal("0.2")),
         make_plugin(CreatorHistoryFilter, id="creator_history"),
     ]
     async with scanning(local_solana, store, filters, watch=False) as s:  # type: ignore[arg-type]
@@ -287,10 +306,58 @@ async def test_a_raydium_pool_launch_measures_sol_liquidity_lp_burn_and_excludes
         burned = Decimal(LP_MINTED - LP_MINTED // 20) / Decimal(LP_MINTED)
         assert Decimal(burn.value) == burned and burn.reason == "95.00% of LP burned"
         assert pool.value == "79.005359551"  # WSOL is the coin side here: the vault that does not hold the meme
-        assert holders.value == "0.05"  # the pool's meme vault (20.69 % of supply) is left out
+        assert holders.value == "0.2"  # the pool's meme vault (80 % of supply) is left out
         assert "launches for others" in history.reason
         # Mint, metadata, pool and creator accounts in one request; then the vault and LP mint in a second.
         assert local_solana.calls["getMultipleAccounts"] == 2
+
+
+async def test_a_cpmm_pool_launch_leaves_the_pool_vault_it_names_out_of_the_holders(
+    local_solana: LocalSolana, store: SqliteStore
+) -> None:
+    from quantbot.chains.solana.programs import TOKEN_PROGRAM
+    from tests.scanner_chain import token_account
+
+    meme, pool, vault, sol_vault, authority, holder = (str(Keypair().pubkey()) for _ in range(6))
+    ledger = local_solana.ledger
+    ledger.set_account(meme, data=spl_mint(10**15, 6), owner=TOKEN_PROGRAM)
+    ledger.set_account(vault, data=token_account(meme, authority, 95 * 10**13), owner=TOKEN_PROGRAM)
+    ledger.set_account(str(Keypair().pubkey()), data=token_account(meme, holder, 10**13), owner=TOKEN_PROGRAM)
+    launch = token_launch(
+        mint=meme,
+        source="Raydium CPMM",
+        bonding_curve=None,
+        pool=pool,
+        base_mint=meme,
+        quote_mint=WSOL,
+        base_vault=vault,
+        quote_vault=sol_vault,
+    )
+    holders = [make_plugin(HoldersFilter, id="holders", top_n=10, max_share=Decimal("0.05"))]
+    async with scanning(local_solana, store, holders, watch=False) as s:  # type: ignore[arg-type]
+        await s.bus.publish(launch)
+        await s.settled()
+    [verdict] = [e for e in s.events if isinstance(e, TokenAccepted | TokenRejected)]
+    assert isinstance(verdict, TokenAccepted), verdict.verdicts
+    assert verdict.verdicts[0].value == "0.01"  # the pool's vault (95 % of supply) is not a holder
+
+
+async def test_holders_are_unknown_and_fail_closed_when_the_largest_accounts_answer_misses_the_supply(
+    local_solana: LocalSolana, store: SqliteStore
+) -> None:
+    from quantbot.chains.solana.programs import TOKEN_PROGRAM
+
+    meme = str(Keypair().pubkey())
+    local_solana.ledger.set_account(meme, data=spl_mint(10**15, 6), owner=TOKEN_PROGRAM)  # no token account: []
+    holders = [make_plugin(HoldersFilter, id="holders")]
+    async with scanning(local_solana, store, holders, watch=False) as s:  # type: ignore[arg-type]
+        await s.bus.publish(token_launch(mint=meme, bonding_curve=None, pool=None))
+        await s.settled()
+    [verdict] = [e for e in s.events if isinstance(e, TokenAccepted | TokenRejected)]
+    assert isinstance(verdict, TokenRejected)
+    assert verdict.verdicts[0].reason == (
+        "holders unknown: largest accounts answer incomplete: 0 accounts hold 0 of 1000000000000000"
+    )
 
 
 async def test_trades_inside_the_momentum_window_are_part_of_the_candidate(

@@ -16,6 +16,8 @@ def test_endpoints_wallets_and_watcher_settings_load_typed(tmp_path: Path) -> No
     cfg = write(
         tmp_path / "q.toml",
         f"""
+        [scanner]
+        allow_no_filters = true  # not about filters
         [solana]
         enabled = true
         launch_programs = ["pumpfun"]

@@ -1,4 +1,4 @@
-"""Token-2022 extensions decoded from mints the real Token-2022 program builds (solders' LiteSVM, in process).
+"""Token-2022 extensions decoded (and judged by the filter) from mints the real Token-2022 program builds (LiteSVM).
 
 No recorded mainnet mint carries these extensions, so the bytes come from the program itself: each
 extension's initialize instruction, then InitializeMint2 (and TokenMetadata's Initialize).
@@ -18,8 +18,12 @@ from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 from solders.transaction import Transaction
 
+from quantbot.api import FilterVerdict
 from quantbot.chains.solana.accounts import decode_account, decode_mint
 from quantbot.chains.solana.programs import TOKEN_2022_PROGRAM
+from quantbot.enrich import mint_features
+from quantbot.testing import check_filter, make_plugin, token_candidate
+from quantbot_filters.token2022 import Token2022Filter
 
 T22 = Pubkey.from_string(TOKEN_2022_PROGRAM)
 METADATA_INIT = hashlib.sha256(b"spl_token_metadata_interface:initialize_account").digest()[:8]
@@ -126,3 +130,66 @@ def test_non_transferable_and_frozen_default_state() -> None:
     assert decoded.non_transferable and decoded.default_account_state == "frozen"
     via_response = decode_account({"value": {"data": [base64.b64encode(data).decode(), "base64"], "owner": owner}})
     assert via_response == decoded
+
+
+# --- what the token2022_extensions filter makes of these mints -------------------------------------
+
+
+def _send(svm: LiteSVM, mint: Pubkey, auth: Keypair, data: bytes) -> bytes:
+    """Run one authority-signed Token-2022 instruction on the mint; the mint's bytes after it."""
+    payer = Keypair()
+    svm.airdrop(payer.pubkey(), 10**10)
+    accounts = [AccountMeta(mint, is_signer=False, is_writable=True), AccountMeta(auth.pubkey(), True, False)]
+    tx = Transaction([payer, auth], Message([Instruction(T22, data, accounts)], payer.pubkey()), svm.latest_blockhash())
+    result = svm.send_transaction(tx)
+    assert not hasattr(result, "err"), result
+    account = svm.get_account(mint)
+    assert account is not None
+    return bytes(account.data)
+
+
+async def _verdict(data: bytes, owner: str, **config: object) -> FilterVerdict:
+    mint = mint_features(decode_mint(data, owner=owner))
+    return await check_filter(make_plugin(Token2022Filter, **config), token_candidate(mint=mint))
+
+
+def _fee_config(bps: int) -> bytes:
+    return bytes([26, 0]) + b"\x01" + AUTH + b"\x01" + AUTH + struct.pack("<HQ", bps, 2**64 - 1)
+
+
+async def test_a_fee_lowered_from_a_later_epoch_is_judged_by_the_fee_still_in_force() -> None:
+    svm = LiteSVM()
+    _, owner, auth, mint = _mint(svm, [_fee_config(5_000)], 166 + 4 + 108)
+    lowered = _send(svm, mint, auth, bytes([26, 5]) + struct.pack("<HQ", 0, 0))  # SetTransferFee: 0 in two epochs
+    fee = decode_mint(lowered, owner=owner).transfer_fee
+    assert fee is not None and (fee.older.basis_points, fee.newer.basis_points) == (5_000, 0)
+    v = await _verdict(lowered, owner, max_transfer_fee_bps=100)
+    assert not v.passed and v.reason == "transfer fee 5000 bps above 100 bps"
+
+
+async def test_a_fee_raised_from_a_later_epoch_is_refused_already() -> None:
+    svm = LiteSVM()
+    _, owner, auth, mint = _mint(svm, [_fee_config(0)], 166 + 4 + 108)
+    raised = _send(svm, mint, auth, bytes([26, 5]) + struct.pack("<HQ", 300, 2**64 - 1))
+    v = await _verdict(raised, owner, max_transfer_fee_bps=100)
+    assert not v.passed and v.reason == "transfer fee 300 bps above 100 bps"
+
+
+async def test_a_transfer_hook_authority_without_a_program_is_refused_unless_hooks_are_allowed() -> None:
+    svm = LiteSVM()
+    data, owner, auth, _ = _mint(svm, [bytes([36, 0]) + AUTH + bytes(32)], 166 + 4 + 64)
+    v = await _verdict(data, owner)
+    assert not v.passed and v.reason == f"TransferHook authority {auth.pubkey()} can set a hook"
+    assert (await _verdict(data, owner, refuse_transfer_hook=False)).passed
+
+
+async def test_a_pausable_mint_is_refused_by_default_paused_or_not() -> None:
+    svm = LiteSVM()
+    data, owner, auth, mint = _mint(svm, [bytes([44, 0]) + AUTH], 166 + 4 + 33)  # PausableExtension Initialize
+    assert decode_mint(data, owner=owner).extensions == ("pausableConfig",)
+    v = await _verdict(data, owner)
+    assert not v.passed and v.reason == f"Pausable by {auth.pubkey()}"
+    assert (await _verdict(data, owner, refuse_pausable=False)).passed
+    paused = _send(svm, mint, auth, bytes([44, 1]))  # PausableExtension Pause
+    v = await _verdict(paused, owner)
+    assert not v.passed and v.reason == "Pausable mint is paused"

@@ -53,7 +53,7 @@ class TransferFeeConfig(Frozen, frozen=True, kw_only=True):
     withheld_amount: int
     older: TransferFee
     newer: TransferFee
-    """The fee from `newer.epoch` on; quantbot treats it as the current one (the conservative choice)."""
+    """The fee from `newer.epoch` on; `older` stays in force until then."""
 
 
 class TokenMetadata(Frozen, frozen=True, kw_only=True):
@@ -84,10 +84,15 @@ class Mint(Frozen, frozen=True, kw_only=True):
     close_authority: str | None = None
     metadata_pointer: str | None = None
     metadata: TokenMetadata | None = None
+    pause_authority: str | None = None
+    """PausableConfig: who can pause every transfer of the token."""
+    paused: bool = False
 
     @property
     def transfer_fee_bps(self) -> int:
-        return self.transfer_fee.newer.basis_points if self.transfer_fee else 0
+        """The higher of the older and newer fee: without the current epoch, either may be in force."""
+        fee = self.transfer_fee
+        return max(fee.older.basis_points, fee.newer.basis_points) if fee else 0
 
 
 class TokenAccount(Frozen, frozen=True, kw_only=True):
@@ -234,6 +239,10 @@ def _extension(kind: int, value: bytes, out: dict[str, Any]) -> None:
         out["metadata_pointer"] = _nonzero(value[32:64])
     elif kind == 19:
         out["metadata"] = _token_metadata(value)
+    elif kind == 26:
+        need(33)
+        out["pause_authority"] = _nonzero(value[:32])
+        out["paused"] = value[32] != 0
 
 
 def _token_metadata(value: bytes) -> TokenMetadata:
@@ -356,6 +365,9 @@ def _parsed_mint_fields(value: Mapping[str, Any]) -> dict[str, Any]:
             fields["non_transferable"] = True
         elif name == "defaultAccountState":
             fields["default_account_state"] = state.get("accountState")
+        elif name == "pausableConfig":
+            fields["pause_authority"] = state.get("authority")
+            fields["paused"] = state.get("paused", False)
         elif name == "mintCloseAuthority":
             fields["close_authority"] = state.get("closeAuthority")
         elif name == "metadataPointer":

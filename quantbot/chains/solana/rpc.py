@@ -41,6 +41,8 @@ T = TypeVar("T")
 
 MAX_MULTIPLE_ACCOUNTS = 100
 MAX_SIGNATURE_STATUSES = 256
+MAX_LARGEST_ACCOUNTS = 20
+"""getTokenLargestAccounts answers with at most this many accounts."""
 # Node-side JSON-RPC errors that say "this node, now" rather than "this request": try elsewhere.
 RATE_LIMIT_RPC_CODES = frozenset({429, -32429})
 """JSON-RPC error codes providers use for "too many requests" in an HTTP 200 answer: the endpoint is parked."""
