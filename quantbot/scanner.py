@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -187,9 +188,9 @@ class MemeScanner:
     async def _candidate(self, launch: TokenLaunch) -> TokenCandidate:
         seen = self.clock.monotonic()
         creator = launch.creator
-        # Recorded before enrichment: launches of one creator judged concurrently must see each other.
-        previous = await self.history.record(launch.chain, creator, launch.mint, self.clock.now()) if creator else ()
-        features = await self._features(launch)
+        # Recorded at arrival, not after enrichment: launches of one creator judged concurrently must see each other.
+        record = self.history.record(launch.chain, creator, launch.mint, self.clock.now()) if creator else _nothing()
+        previous, features = await asyncio.gather(record, self._features(launch))
         elapsed = self.clock.monotonic() - seen
         self.latency_last_s = elapsed
         self.latency_max_s = max(self.latency_max_s, elapsed)
@@ -279,3 +280,7 @@ class MemeScanner:
             self.writer.enqueue(
                 lambda s: s.put_verdict(chain=c.chain, token=c.token, passed=passed, payload=payload, at=at)
             )
+
+
+async def _nothing() -> tuple[datetime, ...]:
+    return ()
