@@ -60,6 +60,14 @@ def plugin(**params: Any) -> CopyTrade:
     return make_plugin(CopyTrade, id="copy", leaders=leaders, **params)
 
 
+async def started(env: PluginEnv) -> CopyTrade:
+    """The strategy as the daemon builds it: attached to its data directory (where its books are saved) and started."""
+    s = plugin()
+    s.attach(env)
+    await s.start()
+    return s
+
+
 def fills(intent: OrderIntent, order_id: str, *, amount_in: int, amount_out: int) -> list[Event]:
     """What the order path publishes for an approved and filled order."""
     return [
@@ -355,34 +363,26 @@ async def test_a_position_sold_elsewhere_shrinks_what_we_mirror() -> None:
 
 async def test_after_a_restart_the_leaders_sells_are_still_mirrored_from_the_saved_holdings(tmp_path: Path) -> None:
     env = PluginEnv(clock=SimClock(T0), data_dir=tmp_path / "copy")
-    first = plugin()
-    first.attach(env)
-    await first.start()
+    first = await started(env)
     c = ctx()
     (buy,) = await feed(first, [leader_buy(10**9, 1_000, "b1")], c)
     await feed(first, fills(buy, "o1", amount_in=10**8, amount_out=100), c)
     await first.stop()
 
-    again = plugin()
-    again.attach(env)
-    await again.start()
+    again = await started(env)
     (sell,) = await feed(again, [leader_sell(250, 1, "s1")], ctx())
     assert (sell.side, sell.amount) == ("sell", 25), "a quarter of our 100, as the leader sold a quarter of 1000"
 
 
 async def test_a_leader_buy_published_again_after_a_restart_is_not_counted_twice(tmp_path: Path) -> None:
     env = PluginEnv(clock=SimClock(T0), data_dir=tmp_path / "copy")
-    first = plugin()
-    first.attach(env)
-    await first.start()
+    first = await started(env)
     c = ctx()
     (buy,) = await feed(first, [leader_buy(10**9, 1_000_000, "b1")], c)
     await feed(first, fills(buy, "o1", amount_in=10**8, amount_out=100_000), c)
     await first.stop()
 
-    again = plugin()
-    again.attach(env)
-    await again.start()
+    again = await started(env)
     c = ctx()
     replayed = await feed(again, [leader_buy(10**9, 1_000_000, "b1")], c)  # the watcher publishes it again
     (sell,) = await feed(again, [leader_sell(1_000_000, 2 * 10**9, "s1")], c)

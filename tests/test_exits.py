@@ -27,7 +27,7 @@ from quantbot.events import (
     WhaleSignal,
 )
 from quantbot.execution import ExecutionReport, Outcome
-from quantbot.exits import ExitManager
+from quantbot.exits import EXIT_ANSWER_S, UNPRICED_S, ExitManager
 from quantbot.portfolio import Portfolio
 from quantbot.prices import PriceBook
 from quantbot.risk import TradingState, set_trading_state
@@ -211,9 +211,6 @@ async def test_an_exit_the_risk_engine_could_not_decide_is_answered_and_tried_ag
 
 
 async def test_an_exit_never_answered_is_released_after_a_while(tmp_path: Path) -> None:
-    from quantbot.clock import SimClock
-    from quantbot.exits import EXIT_ANSWER_S
-
     clock = SimClock(T0)
     async with order_path(tmp_path, exits=ExitsConfig(stop_loss_pct=Decimal(10)), limits=LIMITS, clock=clock) as path:
         await open_position(path)
@@ -294,9 +291,6 @@ async def test_flatten_keeps_selling_until_the_position_is_gone(
 async def test_a_held_token_that_no_price_reaches_is_reported(tmp_path: Path) -> None:
     """Its stop-loss is not watching it: the operator must hear of it (log and status), and again after a price."""
     from structlog.testing import capture_logs
-
-    from quantbot.clock import SimClock
-    from quantbot.exits import UNPRICED_S
 
     clock = SimClock(T0)
     async with order_path(tmp_path, exits=ExitsConfig(stop_loss_pct=Decimal(10)), limits=LIMITS, clock=clock) as path:
