@@ -513,6 +513,39 @@ def test_emitter_walk_back_agrees_with_testing_every_line(logs: list[str], data:
     assert emitter(logs, at) == _emitter_line_by_line(logs, at)
 
 
+_NEAR_DATA_LINES = st.one_of(
+    st.builds(
+        "{}{}".format,
+        st.sampled_from(["Program data: ", "Program data:", "Program data:!", "Program data"]),
+        st.text(max_size=12),
+    ),
+    st.builds("Program data: {}".format, st.sampled_from(["vdt/007mYe", "G3KpTd7rY3", "vdt/007mY", ""])),
+    st.text(alphabet="Program dat: !\x00\U0001f600", max_size=20),
+    _LOG_LINES,
+)
+
+
+@given(logs=st.lists(_NEAR_DATA_LINES, max_size=30))
+def test_program_data_takes_exactly_the_lines_that_start_with_the_prefix(logs: list[str]) -> None:
+    """`program_data` finds `Program data: ` lines by comparing, not `startswith`; the lines it takes are the same."""
+    from quantbot.chains.solana.pumpfun import program_data
+
+    prefixes = frozenset({line[14:24] for line in logs})  # every line's would-be prefix: only the line test decides
+    reference = [
+        base64.b64decode(line[14:], validate=True) for line in logs if line.startswith("Program data: ") and _b64(line)
+    ]
+    clean = [line for line in logs if not line.startswith("Program data: ") or _b64(line)]
+    assert list(program_data(clean, PUMP_FUN_PROGRAM, prefixes, check_emitter=False)) == reference
+
+
+def _b64(line: str) -> bool:
+    try:
+        base64.b64decode(line[14:], validate=True)
+    except ValueError:
+        return False
+    return True
+
+
 @given(text=st.text(max_size=40) | st.text(alphabet=st.characters(max_codepoint=0x2070), max_size=40))
 def test_clean_text_refuses_exactly_the_control_and_bidi_characters(text: str) -> None:
     """Printable strings skip the regex (every refused character is non-printable); the rest go through it."""

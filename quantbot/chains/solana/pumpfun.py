@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import operator
 import struct
 from collections.abc import Iterator, Sequence
 
@@ -207,6 +208,9 @@ def decode_event(data: bytes) -> PumpEvent | None:
 
 
 _DATA = "Program data: "
+_AFTER_DATA = "Program data:!"
+"""The least string above every string that starts with `_DATA` (its last character, a space, plus one), so
+`_DATA <= line < _AFTER_DATA` holds exactly for the lines that start with `_DATA`."""
 _PROGRAM_OUTPUT = ("Program log: ", "Program data: ", "Program return: ", "Program consumption: ")
 
 
@@ -252,11 +256,12 @@ def program_data(
     program's event with a colliding discriminator is never taken for this one's (callers that know no
     other event-emitting program ran may skip it). Bad base64 raises LayoutError.
     """
-    # The prefix test over every log line is the hot loop: C-level (str.startswith mapped, which is
-    # also faster than an operator.methodcaller), Python only for the `Program data:` lines.
-    for i in itertools.compress(itertools.count(), map(str.startswith, logs, itertools.repeat(_DATA))):
+    # The prefix test over every log line is the hot loop, so it is C-level and cheap: one comparison per
+    # line (str.startswith parses its arguments on every call, about twice the cost), then Python for the
+    # few lines at or above `_DATA`.
+    for i in itertools.compress(itertools.count(), map(operator.le, itertools.repeat(_DATA), logs)):
         line = logs[i]
-        if line[14:24] in prefixes and (not check_emitter or emitter(logs, i) == program):
+        if line < _AFTER_DATA and line[14:24] in prefixes and (not check_emitter or emitter(logs, i) == program):
             try:
                 yield base64.b64decode(line[14:], validate=True)
             except (binascii.Error, ValueError):
