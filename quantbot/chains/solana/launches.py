@@ -70,15 +70,14 @@ _Side = tuple[str, int, str | None]
 
 
 def _pool(ix: Ix) -> tuple[str, str, str, _Side, _Side] | None:
-    """(venue, pool, creator, side a, side b), or None if `ix` creates no pool."""
+    """(venue, pool, creator, side a, side b), or None if `ix` creates no pool.
+
+    The data is checked first: most instructions of these programs are swaps, whose accounts need not
+    be resolved at all.
+    """
     data = ix.raw()
-    acc = ix.accounts
-
-    def at(i: int) -> str | None:
-        return acc[i] if len(acc) > i else None
-
     if ix.program == RAYDIUM_AMM_V4_PROGRAM:
-        if len(data) < 26 or data[0] != RAYDIUM_V4_INITIALIZE2_TAG or len(acc) < 18:
+        if len(data) < 26 or data[0] != RAYDIUM_V4_INITIALIZE2_TAG or len(acc := ix.accounts) < 18:
             return None
         r = Reader(data, 2)  # tag, nonce
         r.u64()  # open_time
@@ -86,16 +85,20 @@ def _pool(ix: Ix) -> tuple[str, str, str, _Side, _Side] | None:
         # 8 coin mint, 9 pc mint, 10 coin vault, 11 pc vault
         return VENUE_RAYDIUM_V4, acc[4], acc[17], (acc[8], init_coin, acc[10]), (acc[9], init_pc, acc[11])
     if ix.program == RAYDIUM_CPMM_PROGRAM:
-        if data[:8] != RAYDIUM_CPMM_INITIALIZE_IX or len(acc) < 6:
+        if data[:8] != RAYDIUM_CPMM_INITIALIZE_IX or len(acc := ix.accounts) < 6:
             return None
         r = Reader(data, 8)
         amount_0, amount_1 = r.u64(), r.u64()
         # 4 token_0_mint, 5 token_1_mint, 10 token_0_vault, 11 token_1_vault
-        return VENUE_RAYDIUM_CPMM, acc[3], acc[0], (acc[4], amount_0, at(10)), (acc[5], amount_1, at(11))
-    if data[:8] != PUMPSWAP_CREATE_POOL_IX or len(acc) < 5:
+        return VENUE_RAYDIUM_CPMM, acc[3], acc[0], (acc[4], amount_0, _at(acc, 10)), (acc[5], amount_1, _at(acc, 11))
+    if data[:8] != PUMPSWAP_CREATE_POOL_IX or len(acc := ix.accounts) < 5:
         return None
     r = Reader(data, 8)
     r.u16()  # index
     base_in, quote_in = r.u64(), r.u64()
     # 3 base_mint, 4 quote_mint, 9 pool_base_token_account, 10 pool_quote_token_account (pump_amm IDL)
-    return VENUE_PUMPSWAP, acc[0], acc[2], (acc[3], base_in, at(9)), (acc[4], quote_in, at(10))
+    return VENUE_PUMPSWAP, acc[0], acc[2], (acc[3], base_in, _at(acc, 9)), (acc[4], quote_in, _at(acc, 10))
+
+
+def _at(accounts: list[str], i: int) -> str | None:
+    return accounts[i] if len(accounts) > i else None
