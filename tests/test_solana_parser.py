@@ -585,3 +585,18 @@ def test_token_amounts_that_are_not_ascii_digits_are_schema_rejections(solana_fi
         parser = SolanaParser()
         assert parser.parse_transaction(raw) == []
         assert parser.rejected == {"schema": 1}
+
+
+def test_a_side_of_several_mints_is_named_by_its_largest_quote_else_its_largest_holding() -> None:
+    """Several mints on one side: the quote mint worth most (by its decimals) names it; with no quote
+    mint, the mint with the most whole units does (decimals from the balance rows; unknown counts as 0)."""
+    from quantbot.chains.solana.balances import Leg, _best
+
+    decimals = {"MEME": 6, "OTHER": 2, USDC_MINT: 6, NATIVE_MINT: 9}.get
+    # 2 SOL against 150 USDC: USDC is the larger quote, by value in whole units
+    assert _best({NATIVE_MINT: 2 * 10**9, USDC_MINT: 150 * 10**6, "MEME": 10**12}, decimals) == Leg(
+        USDC_MINT, 150 * 10**6, 6
+    )
+    # 300 MEME (6 decimals) against 500 OTHER (2 decimals); UNKNOWN has no decimals and counts its raw units
+    assert _best({"MEME": 300 * 10**6, "OTHER": 500 * 10**2}, decimals) == Leg("OTHER", 50_000, 2)
+    assert _best({"MEME": 300 * 10**6, "UNKNOWN": 400}, decimals) == Leg("UNKNOWN", 400, None)

@@ -10,6 +10,7 @@ collapses to what left and what arrived.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -61,7 +62,7 @@ class Balances:
     is converted or indexed per row up front beyond the two index dicts.
     """
 
-    __slots__ = ("_decimals", "post", "pre", "view")
+    __slots__ = ("post", "pre", "view")
 
     def __init__(self, view: TxView) -> None:
         self.view = view
@@ -73,7 +74,6 @@ class Balances:
         for table in (self.pre, self.post):
             if table and max(table) >= n:
                 raise LayoutError("bad_account_index", f"token balance index {max(table)}")
-        self._decimals: dict[str, int] | None = None
 
     def account(self, address: str) -> TokenAccount | None:
         """The token account at `address` (owner, mint, decimals), if the balances list it with an owner."""
@@ -86,16 +86,16 @@ class Balances:
             return None
         return TokenAccount(row.owner, row.mint, row.ui_token_amount.decimals)
 
-    @property
-    def decimals(self) -> dict[str, int]:
-        """Mint -> decimals, from the token balances (and the well-known quote mints)."""
-        if self._decimals is None:
-            decimals = {
-                tb.mint: tb.ui_token_amount.decimals for table in (self.post, self.pre) for tb in table.values()
-            }
-            decimals.update(KNOWN_DECIMALS)
-            self._decimals = decimals
-        return self._decimals
+    def decimals_of(self, mint: str) -> int | None:
+        """A mint's decimals: a well-known quote mint's, else from its token balance rows, else None."""
+        known = KNOWN_DECIMALS.get(mint)
+        if known is not None:
+            return known
+        for table in (self.pre, self.post):
+            for tb in table.values():
+                if tb.mint == mint:
+                    return tb.ui_token_amount.decimals
+        return None
 
     def owned(self, wallet: str) -> set[int]:
         """Indices of the token accounts `wallet` owns before, after or both."""
@@ -196,13 +196,13 @@ def net_trades(view: TxView, balances: Balances) -> list[NetTrade]:
         sol += fee
         sol += _tips(view, wallet, set(map(view.keys.__getitem__, owned)))
         deltas[NATIVE_MINT] = sol
-        trade = _pick(wallet, deltas, balances.decimals, fee)
+        trade = _pick(wallet, deltas, balances.decimals_of, fee)
         if trade is not None:
             trades.append(trade)
     return trades
 
 
-def _pick(wallet: str, deltas: dict[str, int], decimals: dict[str, int], fee: int) -> NetTrade | None:
+def _pick(wallet: str, deltas: dict[str, int], decimals: Callable[[str], int | None], fee: int) -> NetTrade | None:
     spent: dict[str, int] = {}
     received: dict[str, int] = {}
     for mint, delta in deltas.items():
@@ -218,14 +218,19 @@ def _pick(wallet: str, deltas: dict[str, int], decimals: dict[str, int], fee: in
     return NetTrade(wallet=wallet, spent=_best(spent, decimals), received=_best(received, decimals), fee=fee)
 
 
-def _best(side: dict[str, int], decimals: dict[str, int]) -> Leg:
+def _best(side: dict[str, int], decimals: Callable[[str], int | None]) -> Leg:
     """The leg that names one side: its only mint, else the largest quote mint, else the largest by units."""
     if len(side) == 1:
         ((mint, amount),) = side.items()
-        return Leg(mint, amount, decimals.get(mint))
+        return Leg(mint, amount, decimals(mint))
+    scale = {m: decimals(m) for m in side}
     quotes = [m for m in side if m in QUOTE_MINTS]
     if quotes:
-        mint = max(quotes, key=lambda m: side[m] / 10 ** decimals.get(m, SOL_DECIMALS))
+        mint = max(quotes, key=lambda m: side[m] / 10 ** _or(scale[m], SOL_DECIMALS))
     else:
-        mint = max(side, key=lambda m: side[m] / 10 ** decimals.get(m, 0))
-    return Leg(mint, side[mint], decimals.get(mint))
+        mint = max(side, key=lambda m: side[m] / 10 ** _or(scale[m], 0))
+    return Leg(mint, side[mint], scale[mint])
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value

@@ -59,7 +59,7 @@ def pool_launches(tx: TxView, balances: Balances) -> Iterator[TokenLaunch]:
             quote_mint=mint_b,
             base_amount=amount_a,
             quote_amount=amount_b,
-            decimals=balances.decimals.get(mint_a),
+            decimals=balances.decimals_of(mint_a),
             base_vault=vault_a,
             quote_vault=vault_b,
         )
