@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
+
 from quantbot.api import NATIVE_TOKEN
+from quantbot.breakers import TradingState, read_trading_state
 from quantbot.clock import SimClock
 from quantbot.config import RiskConfig
 from quantbot.events import EquityUpdate, PositionCorrected, PositionUpdate, PriceUpdate, Tick
@@ -187,6 +190,33 @@ async def test_a_position_the_chain_disagrees_with_is_corrected_with_a_reason(tm
         assert "outside quantbot" in fixed.reason
         (row,) = [r for r in await path.store.positions() if r.token == "A"]
         assert row.quantity == 600_000, "the correction is persisted"
+
+
+def chain_shows(ex: PaperExecutor, token: str, units: int) -> None:
+    """From now on the wallet holds `units` of `token` (rugged, drained, sold or moved outside quantbot)."""
+    real = PaperExecutor.balances.__get__(ex)
+
+    async def drained(tokens: Collection[str] = ()) -> dict[str, int]:
+        return dict(await real(tokens)) | {token: units}
+
+    ex.balances = drained  # type: ignore[method-assign]
+
+
+async def test_a_position_that_vanishes_from_the_chain_trips_the_drawdown_breaker(tmp_path: Path) -> None:
+    """The breaker reads equity (cash plus positions): a position corrected to 0 leaves it at once."""
+    limits = msgspec.structs.replace(LIMITS, max_daily_drawdown_pct=Decimal(5))
+    ex = paper()
+    async with order_path(tmp_path, executors={"paper": ex}, limits=limits) as path:
+        await buy(path, "A")  # 1 SOL of 10: equity still 10 SOL at cost
+        await path.portfolio.record_equity()
+        await path.settle()
+        chain_shows(ex, "A", 0)
+        await path.portfolio.sync_balances()
+        await path.portfolio.record_equity()
+        await path.settle()
+        state = await read_trading_state(path.store)
+    assert path.portfolio.equity_native("solana") == 9 * SOL
+    assert state is TradingState.HALTED, "10% below the day's start > 5%"
 
 
 async def test_the_native_balance_is_not_adopted_while_an_order_of_that_chain_is_under_way(tmp_path: Path) -> None:
