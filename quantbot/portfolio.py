@@ -451,7 +451,13 @@ class Portfolio:
         else:
             reason = f"chain holds {on_chain} > recorded {recorded}: received outside quantbot (taken at avg cost)"
         log.warning("portfolio.position_corrected", chain=pos.chain, token=pos.token, reason=reason)
-        await self._book_correction(pos, on_chain)
+        before = dataclasses.replace(pos)
+        try:
+            await self._book_correction(pos, on_chain)
+        except BaseException:  # not in the store: put the book back, so the next read corrects it again
+            vars(pos).update(vars(before))
+            self._dirty()
+            raise
         self.corrections += 1
         if self.bus is not None:
             await self.bus.publish(

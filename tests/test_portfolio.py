@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from quantbot.api import NATIVE_TOKEN
 from quantbot.breakers import TradingState, read_trading_state
@@ -18,7 +19,7 @@ from quantbot.config import RiskConfig
 from quantbot.events import EquityUpdate, PositionCorrected, PositionUpdate, PriceUpdate, Tick
 from quantbot.testing import make_plugin, order_intent
 from quantbot_executors.paper import PaperExecutor
-from tests.orderpath import OrderPath, order_path, order_row
+from tests.orderpath import OrderPath, first_call, order_path, order_row
 from tests.test_risk_checks import FixedPrices
 
 SOL = 10**9
@@ -248,6 +249,21 @@ async def test_a_partial_correction_realises_the_vanished_units_share_of_cost(tm
         (row,) = await path.store.positions()
     assert (trip.cost_native, trip.proceeds_native, trip.pnl_native) == (SOL, SOL, 0)
     assert row.realised_pnl_native == trip.pnl_native == 0
+
+
+async def test_a_correction_the_store_does_not_take_is_not_booked_and_is_tried_again(tmp_path: Path) -> None:
+    ex = paper()
+    async with order_path(tmp_path, executors={"paper": ex}, limits=LIMITS) as path:
+        await buy(path, "A", strategy="alpha")
+        chain_shows(ex, "A", 0)
+        path.store.record_round_trip = first_call(path.store.record_round_trip, OSError("disk full"))  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            await path.portfolio.sync_balances()
+        a = path.portfolio.position("solana", "A")
+        assert (a.quantity, a.realised_pnl_native, a.trip_cost) == (1_000_000, 0, SOL), "as the store still has it"
+        assert await path.portfolio.sync_balances() == 1
+        (trip,) = await path.store.round_trips()
+    assert (trip.cost_native, a.realised_pnl_native) == (SOL, -SOL), "booked once, not twice"
 
 
 async def test_a_position_that_vanishes_from_the_chain_trips_the_drawdown_breaker(tmp_path: Path) -> None:
