@@ -6,7 +6,8 @@ never leave one without the other. Cost and PnL are integers in native base unit
 octas); the average cost per token base unit is derived, never stored rounded. A position that
 closes becomes a round trip of the strategy that opened it (what Kelly sizing learns from).
 Balances are read at start and every `balance_interval_s`; a position the chain disagrees with (and
-that no unfinished order explains) is set to the chain's figure, logged with the reason.
+that no unfinished order explains) is set to the chain's figure, logged with the reason; units that vanished
+are booked as a sale that brought in nothing (their average cost a realised loss; at 0 the round trip closes).
 """
 
 from __future__ import annotations
@@ -450,14 +451,13 @@ class Portfolio:
         else:
             reason = f"chain holds {on_chain} > recorded {recorded}: received outside quantbot (taken at avg cost)"
         log.warning("portfolio.position_corrected", chain=pos.chain, token=pos.token, reason=reason)
-        pos.cost_native = pos.cost_native * on_chain // recorded if recorded else 0
-        pos.quantity = on_chain
-        self._dirty()
-        now = self.clock.now()
-        if not pos.open:
-            pos.opened_at = None
-        async with self.store.transaction():
-            await self._persist(pos, now)
+        before = dataclasses.replace(pos)
+        try:
+            await self._book_correction(pos, on_chain)
+        except BaseException:  # not in the store: put the book back, so the next read corrects it again
+            vars(pos).update(vars(before))
+            self._dirty()
+            raise
         self.corrections += 1
         if self.bus is not None:
             await self.bus.publish(
@@ -470,3 +470,19 @@ class Portfolio:
                 )
             )
             await self.bus.publish(self._update(pos))
+
+    async def _book_correction(self, pos: Position, on_chain: int) -> None:
+        now = self.clock.now()
+        async with self.store.transaction():
+            if on_chain < pos.quantity:
+                # What vanished (rugged, drained, sold or moved elsewhere) is a sale that brought in nothing:
+                # its share of the cost is a realised loss, and at 0 the round trip closes, as after a sell.
+                pnl = pos.sell(sold=pos.quantity - on_chain, received=0)
+                log.info("position.realised", chain=pos.chain, token=pos.token, pnl_native=pnl, reason="corrected")
+                if not pos.open:
+                    await self._close(pos, now)
+            else:
+                pos.cost_native = pos.cost_native * on_chain // pos.quantity if pos.quantity else 0
+                pos.quantity = on_chain
+            self._dirty()
+            await self._persist(pos, now)

@@ -9,13 +9,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
+import pytest
+
 from quantbot.api import NATIVE_TOKEN
+from quantbot.breakers import TradingState, read_trading_state
 from quantbot.clock import SimClock
 from quantbot.config import RiskConfig
 from quantbot.events import EquityUpdate, PositionCorrected, PositionUpdate, PriceUpdate, Tick
 from quantbot.testing import make_plugin, order_intent
 from quantbot_executors.paper import PaperExecutor
-from tests.orderpath import OrderPath, order_path, order_row
+from tests.orderpath import OrderPath, first_call, order_path, order_row
 from tests.test_risk_checks import FixedPrices
 
 SOL = 10**9
@@ -187,6 +191,96 @@ async def test_a_position_the_chain_disagrees_with_is_corrected_with_a_reason(tm
         assert "outside quantbot" in fixed.reason
         (row,) = [r for r in await path.store.positions() if r.token == "A"]
         assert row.quantity == 600_000, "the correction is persisted"
+
+
+def chain_shows(ex: PaperExecutor, token: str, units: int) -> None:
+    """From now on the wallet holds `units` of `token` (rugged, drained, sold or moved outside quantbot)."""
+    real = PaperExecutor.balances.__get__(ex)
+
+    async def drained(tokens: Collection[str] = ()) -> dict[str, int]:
+        return dict(await real(tokens)) | {token: units}
+
+    ex.balances = drained  # type: ignore[method-assign]
+
+
+async def test_a_position_corrected_to_zero_books_its_cost_as_a_realised_loss_and_a_round_trip(tmp_path: Path) -> None:
+    """What vanished from the wallet cost what it cost: realised PnL, the round trip (what Kelly sizing learns
+    from) and the daily report see the loss, and a restart keeps it."""
+    ex = paper()
+    async with order_path(tmp_path, executors={"paper": ex}, limits=LIMITS) as path:
+        await buy(path, "A", strategy="alpha")  # 1 SOL -> 1e6 units
+        chain_shows(ex, "A", 0)
+        assert await path.portfolio.sync_balances() == 1
+        await path.settle()
+        a = path.portfolio.position("solana", "A")
+        assert (a.quantity, a.cost_native, a.realised_pnl_native) == (0, 0, -SOL)
+        (update,) = [e for e in path.events if isinstance(e, PositionUpdate) and e.quantity == 0]
+        assert update.realised_pnl_native == -SOL
+        await path.portfolio.record_equity()
+        await path.settle()
+        assert [e for e in path.events if isinstance(e, EquityUpdate)][-1].realised_pnl_native == -SOL
+    async with order_path(tmp_path, executors={"paper": paper()}, limits=LIMITS) as path:
+        (row,) = await path.store.positions()
+        (trip,) = await path.store.round_trips()
+        stats = await path.store.trip_stats("alpha")
+        assert path.portfolio.position("solana", "A").realised_pnl_native == -SOL, "persisted like a sell's PnL"
+    assert (row.quantity, row.cost_native, row.realised_pnl_native) == (0, 0, -SOL)
+    assert (trip.strategy, trip.cost_native, trip.proceeds_native, trip.pnl_native) == ("alpha", SOL, 0, -SOL)
+    assert (stats.trips, stats.wins, stats.lost_native) == (1, 0, SOL)
+
+
+async def test_a_partial_correction_realises_the_vanished_units_share_of_cost(tmp_path: Path) -> None:
+    """Half sold at 2x (+0.5 SOL), then 400k of the other 500k units vanish (-0.4 SOL at average cost), then the
+    rest (-0.1 SOL): the trip cost 1 SOL and brought in 1 SOL, and the realised PnL says the same."""
+    ex = paper()
+    async with order_path(tmp_path, executors={"paper": ex}, limits=LIMITS) as path:
+        await buy(path, "A", strategy="alpha")
+        await sell(path, "A", 500_000, price="2000", intent_id="half")
+        assert path.portfolio.position("solana", "A").realised_pnl_native == SOL // 2
+        chain_shows(ex, "A", 100_000)
+        await path.portfolio.sync_balances()
+        a = path.portfolio.position("solana", "A")
+        assert (a.quantity, a.cost_native) == (100_000, SOL // 10), "what is left keeps its average cost"
+        assert a.realised_pnl_native == SOL // 2 - 4 * SOL // 10
+        assert await path.store.round_trips() == [], "still open: no round trip yet"
+        chain_shows(ex, "A", 0)
+        await path.portfolio.sync_balances()
+        (trip,) = await path.store.round_trips()
+        (row,) = await path.store.positions()
+    assert (trip.cost_native, trip.proceeds_native, trip.pnl_native) == (SOL, SOL, 0)
+    assert row.realised_pnl_native == trip.pnl_native == 0
+
+
+async def test_a_correction_the_store_does_not_take_is_not_booked_and_is_tried_again(tmp_path: Path) -> None:
+    ex = paper()
+    async with order_path(tmp_path, executors={"paper": ex}, limits=LIMITS) as path:
+        await buy(path, "A", strategy="alpha")
+        chain_shows(ex, "A", 0)
+        path.store.record_round_trip = first_call(path.store.record_round_trip, OSError("disk full"))  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            await path.portfolio.sync_balances()
+        a = path.portfolio.position("solana", "A")
+        assert (a.quantity, a.realised_pnl_native, a.trip_cost) == (1_000_000, 0, SOL), "as the store still has it"
+        assert await path.portfolio.sync_balances() == 1
+        (trip,) = await path.store.round_trips()
+    assert (trip.cost_native, a.realised_pnl_native) == (SOL, -SOL), "booked once, not twice"
+
+
+async def test_a_position_that_vanishes_from_the_chain_trips_the_drawdown_breaker(tmp_path: Path) -> None:
+    """The breaker reads equity (cash plus positions): a position corrected to 0 leaves it at once."""
+    limits = msgspec.structs.replace(LIMITS, max_daily_drawdown_pct=Decimal(5))
+    ex = paper()
+    async with order_path(tmp_path, executors={"paper": ex}, limits=limits) as path:
+        await buy(path, "A")  # 1 SOL of 10: equity still 10 SOL at cost
+        await path.portfolio.record_equity()
+        await path.settle()
+        chain_shows(ex, "A", 0)
+        await path.portfolio.sync_balances()
+        await path.portfolio.record_equity()
+        await path.settle()
+        state = await read_trading_state(path.store)
+    assert path.portfolio.equity_native("solana") == 9 * SOL
+    assert state is TradingState.HALTED, "10% below the day's start > 5%"
 
 
 async def test_the_native_balance_is_not_adopted_while_an_order_of_that_chain_is_under_way(tmp_path: Path) -> None:
