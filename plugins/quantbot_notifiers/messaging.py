@@ -12,7 +12,7 @@ import contextlib
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import aiohttp
 import msgspec
@@ -157,7 +157,7 @@ def _plain(value: Any) -> str:
 class MessageNotifier(Notifier):
     """Base of notifiers that deliver text somewhere; subclasses implement `deliver(text, event)`."""
 
-    Config = MessagingConfig
+    Config: ClassVar[type[MessagingConfig]] = MessagingConfig
     config: MessagingConfig
 
     def escape(self, text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 import pytest
@@ -80,6 +81,6 @@ async def test_the_context_stamps_the_strategy_id() -> None:
         ({"amonut": 5}, "unknown field `amonut`"),
     ],
 )
-def test_bad_parameters_are_refused_with_a_reason(params: dict[str, object], message: str) -> None:
+def test_bad_parameters_are_refused_with_a_reason(params: dict[str, Any], message: str) -> None:
     with pytest.raises(msgspec.ValidationError, match=message):
         make_plugin(DipBuyer, **params)
