@@ -283,6 +283,8 @@ class RejectReason(enum.StrEnum):
     DRAWDOWN = "drawdown"
     STOP_LOSS_GUARD = "stop_loss_guard"
     INSUFFICIENT_BALANCE = "insufficient_balance"
+    INSUFFICIENT_POSITION = "insufficient_position"
+    """A sell of more than the position holds less what sells approved and not yet settled are selling."""
     SIZING = "sizing"
     RISK_ERROR = "risk_error"
     """The risk engine could not decide (a store error, say): refused, nothing sent; the next trigger may retry."""

@@ -1,8 +1,9 @@
 """RiskEngine: every `order.intent` passes here; only this makes an ApprovedOrder.
 
 An intent is first completed (a sizing hint becomes an amount, a missing USD value is computed
-from the PriceView), then checked in order: trading state, mode, lists, size caps, pool liquidity,
-price impact and slippage, rate, cooldown, duplicate suppression, stop-loss guard, drawdown, open
+from the PriceView), then checked in order: trading state, mode, a sell's tokens (held and not
+already being sold by an approved sell, exits included), lists, size caps, pool liquidity, price
+impact and slippage, rate, cooldown, duplicate suppression, stop-loss guard, drawdown, open
 positions, exposure (absolute and % of equity), balance sufficiency. The daily USD budget is then
 reserved in the same store transaction that journals the order, so a crash can leave neither a
 reservation without its order nor an order without its reservation. A failed or expired order
@@ -62,6 +63,7 @@ __all__ = [
     "STATE_KEY",
     "Pending",
     "RiskEngine",
+    "Selling",
     "TradingState",
     "read_trading_state",
     "set_trading_state",
@@ -99,6 +101,18 @@ class Pending:
     chain: str
     token: str
     native: int
+
+
+@dataclass(frozen=True)
+class Selling:
+    """An approved sell not yet filled, failed or expired: its tokens are spoken for, so no other sell can take
+    them. A fill ends it whatever it sold: the position then holds what the sell left unsold, free to sell again."""
+
+    chain: str
+    token: str
+    amount: int
+    reason: str
+    """Why it sells (a filled stop-loss feeds the stop-loss guard)."""
 
 
 class _Refused(Exception):
@@ -144,8 +158,8 @@ class RiskEngine:
         self._last_by_token: dict[tuple[str, str], datetime] = {}
         self._last_intent: dict[tuple[str, str, str, str], datetime] = {}
         self._state: TradingState | None = None
-        self._sells: dict[str, str] = {}
-        """Unfinished sells -> their reason (a filled stop-loss feeds the stop-loss guard)."""
+        self.sells: dict[str, Selling] = {}
+        """Approved sells not yet filled, failed or expired, by order id: what they sell no other sell may take."""
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -164,7 +178,7 @@ class RiskEngine:
         pass
 
     async def rebuild(self) -> None:
-        """Recover pending buys, rate window, cooldowns, recent intents and stop-losses from the journal."""
+        """Recover pending buys and sells, rate window, cooldowns, recent intents and stop-losses from the journal."""
         now = self.clock.now()
         lim = self.limits
         window = now - timedelta(seconds=max(60.0, lim.token_cooldown_s, lim.duplicate_window_s))
@@ -175,7 +189,7 @@ class RiskEngine:
         self._recent.clear()
         self._last_by_token.clear()
         self._last_intent.clear()
-        self._sells.clear()
+        self.sells.clear()
         await self.breakers.load()
         rows = await self.store.orders()
         await self._rebuild_budget(rows, utc_day(now))
@@ -183,7 +197,7 @@ class RiskEngine:
             if row.status in ("pending", "submitted") and row.side == "buy":
                 self.pending[row.order_id] = Pending(chain=row.chain, token=row.token, native=row.amount)
             if row.status in ("pending", "submitted") and row.side == "sell":
-                self._sells[row.order_id] = _intent_of(row).reason
+                self.sells[row.order_id] = _selling(_intent_of(row))
             if row.created_at >= window and row.strategy != "exits":
                 self._note_sent(row.strategy, row.chain, row.token, row.side, row.created_at)
             if row.status == "filled" and row.side == "sell" and row.updated_at >= guard_window:
@@ -226,6 +240,10 @@ class RiskEngine:
             return RejectReason.REDUCE_ONLY, "trading is reduce-only; only exits pass"
         if self.mode == "paper" and not self._paper_route(intent.chain):
             return RejectReason.PAPER_MODE, f"mode is paper and every {intent.chain} executor is live"
+        if intent.side == "sell":  # exits too: an exit and another sell of the same tokens cannot both pass
+            short = self._sell_check(intent)
+            if short is not None:
+                return short
         if exit_order:
             return None  # exits reduce risk: no list, size, rate, exposure or budget check holds them back
         token = normalise(intent.chain, intent.token)
@@ -264,6 +282,17 @@ class RiskEngine:
             return RejectReason.RECENT_DUPLICATE, f"{intent.strategy} {intent.side} {intent.token} {ago:.0f}s ago"
         if intent.side == "buy":
             return self._entry_checks(intent, now)
+        return None
+
+    def _sell_check(self, intent: OrderIntent) -> tuple[RejectReason, str] | None:
+        """A sell takes at most what the position holds less what approved sells not yet settled are selling."""
+        if intent.amount <= 0:
+            return RejectReason.INSUFFICIENT_POSITION, f"sell of {intent.amount} {intent.token}: nothing to sell"
+        held = self.portfolio.position(intent.chain, intent.token).quantity
+        selling = self.selling(intent.chain, intent.token)
+        if intent.amount > held - selling:
+            detail = f"sell of {intent.amount} {intent.token} > held {held} less {selling} being sold"
+            return RejectReason.INSUFFICIENT_POSITION, detail
         return None
 
     def _entry_checks(self, intent: OrderIntent, now: datetime) -> tuple[RejectReason, str] | None:
@@ -317,6 +346,10 @@ class RiskEngine:
     def exposure(self, chain: str, token: str) -> int:
         pending = sum(p.native for p in self.pending.values() if p.chain == chain and p.token == token)
         return self.portfolio.exposure(chain, token) + pending
+
+    def selling(self, chain: str, token: str) -> int:
+        """Token base units that approved sells not yet filled, failed or expired are selling."""
+        return sum(s.amount for s in self.sells.values() if s.chain == chain and s.token == token)
 
     def _expire(self, now: datetime) -> None:
         while self._recent and (now - self._recent[0]).total_seconds() >= 60:
@@ -417,7 +450,7 @@ class RiskEngine:
         if intent.side == "buy" and not exit_order:
             self.pending[order.order_id] = Pending(chain=intent.chain, token=intent.token, native=intent.amount)
         if intent.side == "sell":
-            self._sells[order.order_id] = intent.reason
+            self.sells[order.order_id] = _selling(intent)
         if not exit_order:
             self._note_sent(intent.strategy, intent.chain, intent.token, intent.side, now)
         log.info("order.approved", order_id=order.order_id, strategy=intent.strategy, token=intent.token)
@@ -452,13 +485,14 @@ class RiskEngine:
         await self.bus.publish(OrderRejected(intent=intent, reason=reason, detail=detail))
 
     async def _on_result(self, event: Event) -> None:
-        """Settle a reservation: a fill keeps its budget (the position now counts); a failure returns it."""
+        """Settle a reservation: a fill keeps its budget (the position now counts); a failure returns it. Any result
+        frees a sell's tokens (a fill booked what it sold on the position before it was published)."""
         assert isinstance(event, OrderFilled | OrderFailed | OrderExpired)  # noqa: S101
         async with self._lock:
             self.pending.pop(event.order_id, None)
-            sold_because = self._sells.pop(event.order_id, None)
+            sold = self.sells.pop(event.order_id, None)
             if isinstance(event, OrderFilled):
-                if sold_because == "stop_loss":
+                if sold is not None and sold.reason == "stop_loss":
                     self.breakers.note_stop_loss(self.clock.now())
                 return
             row = await self.store.get_order(event.order_id)
@@ -479,6 +513,10 @@ class RiskEngine:
 
 def _intent_of(row: OrderRow) -> OrderIntent:
     return msgspec.json.decode(row.intent, type=ApprovedOrder).intent
+
+
+def _selling(intent: OrderIntent) -> Selling:
+    return Selling(chain=intent.chain, token=intent.token, amount=intent.amount, reason=intent.reason)
 
 
 def _plain(limits: RiskConfig) -> dict[str, object]:

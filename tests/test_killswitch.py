@@ -19,7 +19,7 @@ from tests.test_risk import engine
 
 @pytest.mark.parametrize("state", [TradingState.HALTED, TradingState.REDUCE_ONLY])
 def test_only_exits_pass_when_not_active(state: TradingState) -> None:
-    e = engine()
+    e = engine(held={order_intent().token: 100_000_000})
     buy = order_intent(notional_usd=Decimal(1))
     verdict = e.evaluate(buy, state)
     assert verdict is not None and verdict[0] is RejectReason(state.value)
@@ -46,10 +46,15 @@ async def test_halt_and_resume_from_the_command_line_reach_a_running_engine(tmp_
         return result.stdout
 
     async with order_path(tmp_path) as path:
+        held = order_intent(intent_id="held", token="H", notional_usd=Decimal(1), price_native=Decimal(1000))
+        await path.bus.publish(held)  # a position for the exit below to sell
+        await path.settle()
         assert (await cli("halt", "--reason", "manual test")).strip() == "trading: active -> halted (manual test)"
         await path.bus.publish(order_intent(intent_id="a", notional_usd=Decimal(1), price_native=Decimal(1000)))
         await path.settle()
-        exit_ = order_intent(intent_id="b", side="sell", reduce_only=True, amount=10, price_native=Decimal(1000))
+        exit_ = order_intent(
+            intent_id="b", token="H", side="sell", reduce_only=True, amount=10, price_native=Decimal(1000)
+        )
         await path.bus.publish(exit_)
         await path.settle()
         assert (await cli("resume")).strip() == "trading: halted -> active (operator)"
@@ -58,7 +63,7 @@ async def test_halt_and_resume_from_the_command_line_reach_a_running_engine(tmp_
     rejected = [e for e in path.events if isinstance(e, OrderRejected)]
     approved = [e for e in path.events if isinstance(e, OrderApproved)]
     assert [(e.intent.intent_id, e.reason) for e in rejected] == [("a", RejectReason.HALTED)]
-    assert [e.intent.intent_id for e in approved] == ["b", "c"], "the exit passed while halted"
+    assert [e.intent.intent_id for e in approved] == ["held", "b", "c"], "the exit passed while halted"
     changes = [(e.state, e.reason, e.source) for e in path.events if isinstance(e, TradingStateChanged)]
     assert changes == [("halted", "manual test", "store"), ("active", "operator", "store")], "announced on the bus"
 

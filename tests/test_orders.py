@@ -151,14 +151,14 @@ async def test_paper_ledger_lines_from_before_network_fees_keep_their_balances(t
 
 async def test_paper_cannot_sell_tokens_it_does_not_hold(tmp_path: Path) -> None:
     """An exit and another strategy's sell of the same tokens: as on chain, only the first can pay; the second
-    must not credit proceeds for tokens never held."""
+    must not credit proceeds for tokens never held. (The risk engine refuses the second; the venue must too.)"""
     async with order_path(tmp_path) as path:
         await path.bus.publish(intent(1))
         await path.settle()
         held = path.portfolio.position("solana", intent().token).quantity
         for n in (2, 3):
             sell = intent(n, side="sell", amount=held, notional_usd=Decimal(1), reduce_only=True, reason="stop_loss")
-            await path.bus.publish(sell)
+            assert await path.router.submit(path.approve(f"sell-{n}", sell, at=path.router.clock.now()))
         await path.settle()
         rows = {r.idempotency_key: r for r in await path.store.orders()}
         position = path.portfolio.position("solana", intent().token)

@@ -14,7 +14,7 @@ from quantbot.clock import SimClock
 from quantbot.config import OrdersConfig, RiskConfig
 from quantbot.events import OrderApproved, OrderRejected, RejectReason
 from quantbot.orders import OrderRouter, Sealer
-from quantbot.portfolio import Portfolio
+from quantbot.portfolio import Portfolio, Position
 from quantbot.risk import RiskEngine
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import make_plugin, order_intent
@@ -24,14 +24,19 @@ from tests.orderpath import order_path
 LIMITS = RiskConfig(max_order_usd=Decimal(50), max_order_sol=Decimal("0.5"), max_order_apt=Decimal(5))
 
 
-def engine(limits: RiskConfig = LIMITS, *, sol: int = 100, apt: int = 1000) -> RiskEngine:
-    """An engine for `evaluate` alone (its router is never called here), holding `sol` SOL and `apt` APT."""
+def engine(
+    limits: RiskConfig = LIMITS, *, sol: int = 100, apt: int = 1000, held: dict[str, int] | None = None
+) -> RiskEngine:
+    """An engine for `evaluate` alone (its router is never called here), holding `sol` SOL and `apt` APT, and
+    `held` base units of each Solana token it names (bought at no cost)."""
     clock = SimClock()
     bus = EventBus(clock=clock)
     sealer = Sealer()
     store = SqliteStore(":memory:")
     portfolio = Portfolio(store=store, clock=clock)
     portfolio.native = {"solana": sol * 10**9, "aptos": apt * 10**8}
+    for token, quantity in (held or {}).items():
+        portfolio.positions[("solana", token)] = Position(chain="solana", token=token, quantity=quantity)
     router = OrderRouter(
         bus=bus,
         store=store,
@@ -64,16 +69,17 @@ def engine(limits: RiskConfig = LIMITS, *, sol: int = 100, apt: int = 1000) -> R
         ({"chain": "aptos", "notional_usd": Decimal(1), "amount": 500_000_001}, RejectReason.MAX_ORDER_NATIVE),
         ({"side": "sell", "reduce_only": True, "notional_usd": None, "amount": 10**18}, None),  # exits pass
         ({"side": "sell", "notional_usd": None}, RejectReason.NO_USD_PRICE),
+        ({"side": "sell", "reduce_only": True, "amount": 10**18 + 1}, RejectReason.INSUFFICIENT_POSITION),
     ],
 )
 def test_limits(fields: dict[str, object], reason: RejectReason | None) -> None:
-    verdict = engine().evaluate(order_intent(**fields))
+    verdict = engine(held={order_intent().token: 10**18}).evaluate(order_intent(**fields))
     assert (verdict[0] if verdict else None) is reason
 
 
 def test_block_and_allow_lists() -> None:
     limits = RiskConfig(allow_tokens=("Good",), block_tokens=("Evil",))
-    e = engine(limits)
+    e = engine(limits, held={"Other": 100_000_000, "Evil": 100_000_000})
     assert e.evaluate(order_intent(token="Evil", notional_usd=Decimal(1)))[0] is RejectReason.BLOCKED_TOKEN  # type: ignore[index]
     assert e.evaluate(order_intent(token="Other", notional_usd=Decimal(1)))[0] is RejectReason.NOT_ALLOWED_TOKEN  # type: ignore[index]
     assert e.evaluate(order_intent(token="Good", notional_usd=Decimal(1))) is None

@@ -85,7 +85,7 @@ def test_pool_liquidity_price_impact_and_slippage(fields: dict[str, object], rea
     limits = RiskConfig(max_order_sol=Decimal(1), max_price_impact_bps=160)
     if fields.get("price_impact_bps") in (300, 301):
         limits = RiskConfig(max_price_impact_bps=300)
-    verdict = engine(limits).evaluate(buy(**fields))
+    verdict = engine(limits, held={buy().token: SOL}).evaluate(buy(**fields))
     assert (verdict[0] if verdict else None) is reason, verdict
 
 
@@ -129,6 +129,7 @@ async def test_a_repeated_intent_from_the_same_strategy_is_suppressed_within_the
     limits = msgspec.structs.replace(OPEN, duplicate_window_s=30)
     async with order_path(tmp_path, limits=limits, clock=clock) as path:
         await path.bus.publish(buy("a"))
+        await path.settle()  # bought: the sell below sells tokens held
         await path.bus.publish(buy("b"))  # same strategy, token, side: a new id, still a duplicate
         await path.bus.publish(buy("c", strategy="other"))
         await path.bus.publish(buy("d", side="sell", amount=10, notional_usd=Decimal(1)))
