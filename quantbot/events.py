@@ -286,9 +286,9 @@ class RejectReason(enum.StrEnum):
     INSUFFICIENT_POSITION = "insufficient_position"
     """A sell of more than the position holds less what sells approved and not yet settled are selling."""
     SIZING = "sizing"
+    """A sizing hint could not be turned into an amount (no equity known, no edge, no leader amount)."""
     RISK_ERROR = "risk_error"
     """The risk engine could not decide (a store error, say): refused, nothing sent; the next trigger may retry."""
-    """A sizing hint could not be turned into an amount (no equity known, no edge, no leader amount)."""
 
 
 class OrderIntent(_ChainEvent, frozen=True, kw_only=True):
