@@ -202,9 +202,7 @@ class Portfolio:
         `fee` is the network fee in native base units: part of a buy's cost, out of a sell's proceeds.
         """
         key = (chain, token)
-        if self._undo is not None:  # inside booking(): what to put back if the transaction does not commit
-            before = self.positions.get(key)
-            self._undo.append((key, None if before is None else dataclasses.replace(before)))
+        self._will_change(key)
         pos = self.positions.setdefault(key, Position(chain=chain, token=token))
         now = self.clock.now()
         self._dirty()
@@ -223,6 +221,12 @@ class Portfolio:
         await self._persist(pos, now)
         return self._update(pos)
 
+    def _will_change(self, key: tuple[str, str]) -> None:
+        """Inside booking(): note the position as it is, to put back if the transaction does not commit."""
+        if self._undo is not None:
+            before = self.positions.get(key)
+            self._undo.append((key, None if before is None else dataclasses.replace(before)))
+
     def _add_native(self, chain: str, delta: int) -> None:
         if chain in self.native:
             self.native[chain] += delta
@@ -231,9 +235,9 @@ class Portfolio:
 
     @contextlib.asynccontextmanager
     async def booking(self) -> AsyncIterator[None]:
-        """The store transaction that books fills (`apply_fill`). If it does not commit, the positions and native
-        balances it changed in memory are put back: the fill is not in the store, so the order stays unsettled and
-        settling it later must not count it a second time."""
+        """The store transaction that books fills (`apply_fill`) and chain corrections. If it does not commit, the
+        positions and native balances it changed in memory are put back: the fill is not in the store, so the order
+        stays unsettled and settling it later must not count it a second time."""
         undo: list[tuple[tuple[str, str], Position | None]] = []
         undo_native: list[tuple[str, int]] = []
         try:
@@ -451,13 +455,10 @@ class Portfolio:
         else:
             reason = f"chain holds {on_chain} > recorded {recorded}: received outside quantbot (taken at avg cost)"
         log.warning("portfolio.position_corrected", chain=pos.chain, token=pos.token, reason=reason)
-        before = dataclasses.replace(pos)
-        try:
+        # not in the store: booking() puts the position back, so the next read corrects it again
+        async with self.booking():
+            self._will_change((pos.chain, pos.token))
             await self._book_correction(pos, on_chain)
-        except BaseException:  # not in the store: put the book back, so the next read corrects it again
-            vars(pos).update(vars(before))
-            self._dirty()
-            raise
         self.corrections += 1
         if self.bus is not None:
             await self.bus.publish(
@@ -472,17 +473,17 @@ class Portfolio:
             await self.bus.publish(self._update(pos))
 
     async def _book_correction(self, pos: Position, on_chain: int) -> None:
+        """Set `pos` to the chain's figure and persist it (call inside booking())."""
         now = self.clock.now()
-        async with self.store.transaction():
-            if on_chain < pos.quantity:
-                # What vanished (rugged, drained, sold or moved elsewhere) is a sale that brought in nothing:
-                # its share of the cost is a realised loss, and at 0 the round trip closes, as after a sell.
-                pnl = pos.sell(sold=pos.quantity - on_chain, received=0)
-                log.info("position.realised", chain=pos.chain, token=pos.token, pnl_native=pnl, reason="corrected")
-                if not pos.open:
-                    await self._close(pos, now)
-            else:
-                pos.cost_native = pos.cost_native * on_chain // pos.quantity if pos.quantity else 0
-                pos.quantity = on_chain
-            self._dirty()
-            await self._persist(pos, now)
+        if on_chain < pos.quantity:
+            # What vanished (rugged, drained, sold or moved elsewhere) is a sale that brought in nothing:
+            # its share of the cost is a realised loss, and at 0 the round trip closes, as after a sell.
+            pnl = pos.sell(sold=pos.quantity - on_chain, received=0)
+            log.info("position.realised", chain=pos.chain, token=pos.token, pnl_native=pnl, reason="corrected")
+            if not pos.open:
+                await self._close(pos, now)
+        else:
+            pos.cost_native = pos.cost_native * on_chain // pos.quantity if pos.quantity else 0
+            pos.quantity = on_chain
+        self._dirty()
+        await self._persist(pos, now)
