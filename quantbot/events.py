@@ -285,6 +285,8 @@ class RejectReason(enum.StrEnum):
     INSUFFICIENT_BALANCE = "insufficient_balance"
     INSUFFICIENT_POSITION = "insufficient_position"
     """A sell of more than the position holds less what sells approved and not yet settled are selling."""
+    INVALID_INTENT = "invalid_intent"
+    """A figure of the intent cannot be right (a negative amount or USD value, a price that is not positive)."""
     SIZING = "sizing"
     """A sizing hint could not be turned into an amount (no equity known, no edge, no leader amount)."""
     RISK_ERROR = "risk_error"

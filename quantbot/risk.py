@@ -94,6 +94,23 @@ def impact_bps(intent: OrderIntent) -> int | None:
     return max(estimates) if estimates else None
 
 
+def invalid_figure(intent: OrderIntent) -> str | None:
+    """Why a figure of the intent cannot be right, if one cannot: a negative amount, USD value, reserve or bps
+    limit, a price that is not positive, a USD value that is not finite. Every cap is an upper bound, so a
+    negative figure would pass them all (and a negative USD value would give daily budget back)."""
+    for name in ("amount", "pool_liquidity_native", "pool_reserve_token", "price_impact_bps", "max_slippage_bps"):
+        value = getattr(intent, name)
+        if value is not None and value < 0:
+            return f"{name} {value} is negative"
+    usd = intent.notional_usd
+    if usd is not None and not (usd.is_finite() and usd >= 0):
+        return f"notional_usd {usd} is not a finite non-negative value"
+    price = intent.price_native
+    if price is not None and not (price.is_finite() and price > 0):
+        return f"price_native {price} is not a finite positive price"
+    return None
+
+
 @dataclass(frozen=True)
 class Pending:
     """An approved buy not yet filled or failed: it counts against exposure, positions and balance."""
@@ -375,7 +392,10 @@ class RiskEngine:
         return frozenset(normalise(chain, t) for t in tokens)
 
     async def complete(self, intent: OrderIntent) -> OrderIntent:
-        """Size a hinted buy and value an intent without USD; raises _Refused when it cannot."""
+        """Size a hinted buy and value an intent without USD; raises _Refused when it cannot (or must not)."""
+        invalid = invalid_figure(intent)
+        if invalid is not None:
+            raise _Refused(RejectReason.INVALID_INTENT, invalid)
         if is_exit(intent):
             return intent
         try:

@@ -315,3 +315,34 @@ def test_an_approved_buy_respects_liquidity_impact_and_balance(
         assert amount * 10_000 <= impact_cap * (reserve + amount)
         assert amount + 1_000_000 + 2_039_280 <= balance_sol * SOL
         assert amount * 100 <= 25 * balance_sol * SOL
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"amount": -(SOL // 10)},
+        {"amount": -(SOL // 10), "notional_usd": None},  # valued from the price view: a negative USD value
+        {"notional_usd": Decimal(-5)},
+        {"notional_usd": Decimal("-Infinity")},
+        {"notional_usd": Decimal("NaN")},
+        {"price_native": Decimal(0)},
+        {"price_native": Decimal(-1000)},
+        {"pool_liquidity_native": -1},
+        {"price_impact_bps": -1},
+        {"max_slippage_bps": -1},
+        {"side": "sell", "reduce_only": True, "amount": -5},
+    ],
+)
+async def test_an_intent_with_a_negative_or_non_finite_figure_is_refused_and_costs_nothing(
+    tmp_path: Path, fields: dict[str, object]
+) -> None:
+    """A buggy strategy's negative amount or USD value would pass every cap (all are upper bounds) and give back
+    daily budget; it is refused before it is valued, reserved or sent."""
+    prices = FixedPrices(usd={"solana": Decimal(150)})
+    async with order_path(tmp_path, limits=OPEN, prices=prices, clock=SimClock(T0)) as path:
+        await path.bus.publish(buy(1, **fields))
+        await path.bus.publish(buy(2))  # a sound one after it is approved and reserves its own 5 USD only
+        await path.settle()
+        assert await path.store.get_counter(utc_day(T0), NOTIONAL_KEY) == Decimal(5)
+        assert [row.idempotency_key for row in await path.store.orders()] == [f"{buy(2).strategy}:2"]
+    assert reasons(path) == {"1": RejectReason.INVALID_INTENT}
