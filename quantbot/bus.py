@@ -150,8 +150,11 @@ class EventBus:
         queue_size: int = 1024,
         handler_timeout: float = 5.0,
         max_failures: int = 5,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
+        """`redact` scrubs secrets from the free text of the events that carry some (`Event.TEXT`)."""
         self.clock = clock
+        self.redact = redact
         self.origin = origin
         self.queue_size = queue_size
         self.handler_timeout = handler_timeout
@@ -259,12 +262,21 @@ class EventBus:
         """Give an event its id, publish time and origin, unless it already has them."""
         if event.id:
             return event
-        return _replace(event, id=next(self._ids), ts=self.clock.now(), origin=event.origin or self.origin)
+        event = _replace(event, id=next(self._ids), ts=self.clock.now(), origin=event.origin or self.origin)
+        return self._scrubbed(event) if event.TEXT else event
+
+    def _scrubbed(self, event: Event) -> Event:
+        redact = self.redact
+        if redact is None:
+            return event
+        return _replace(event, **{name: redact(getattr(event, name)) for name in event.TEXT})
 
     async def publish(self, event: Event) -> Event:
         """Stamp and route an event; waits only on full `block` queues. Returns the stamped event."""
         if not event.id:  # self.stamp(event), inlined: publish is the bus's hottest call
             event = _replace(event, id=next(self._ids), ts=self.clock.now(), origin=event.origin or self.origin)
+            if event.TEXT:
+                event = self._scrubbed(event)
         topic = event.topic
         route = self._routes.get(topic)
         if route is None:

@@ -324,6 +324,7 @@ class Daemon:
             queue_size=cfg.bus.queue_size,
             handler_timeout=cfg.bus.handler_timeout,
             max_failures=cfg.bus.max_consecutive_failures,
+            redact=self.redactor.scrub,  # a bound method: secrets added on reload are scrubbed too
         )
         self.bus = bus
         self.store = open_store(cfg)

@@ -25,6 +25,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=Tru
     """Base of every event. `id`, `ts` and `origin` are stamped by the bus at publish."""
 
     TOPIC: ClassVar[str] = ""
+    TEXT: ClassVar[tuple[str, ...]] = ()
+    """Fields of free text that may quote an exception or a remote reply (and so a URL with an API key in it):
+    the bus passes them through the secret redactor when it stamps the event."""
 
     id: int = 0
     ts: datetime = EPOCH
@@ -341,6 +344,7 @@ class OrderApproved(Event, frozen=True, kw_only=True):
 
 class OrderRejected(Event, frozen=True, kw_only=True):
     TOPIC: ClassVar[str] = "order.rejected"
+    TEXT: ClassVar[tuple[str, ...]] = ("detail",)
 
     intent: OrderIntent
     reason: RejectReason
@@ -369,6 +373,7 @@ class OrderFilled(Event, frozen=True, kw_only=True):
 
 class OrderFailed(Event, frozen=True, kw_only=True):
     TOPIC: ClassVar[str] = "order.failed"
+    TEXT: ClassVar[tuple[str, ...]] = ("detail",)
 
     order_id: str
     executor: str
@@ -451,6 +456,7 @@ class PluginDisabled(Event, frozen=True, kw_only=True):
     """A plugin failed too often in a row and is switched off until restart."""
 
     TOPIC: ClassVar[str] = "plugin.disabled"
+    TEXT: ClassVar[tuple[str, ...]] = ("last_error",)
 
     group: str
     plugin: str

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from quantbot.bus import EventBus, Overflow, PluginRef, topic_matches
 from quantbot.clock import SimClock
-from quantbot.events import Event, PluginDisabled
-from quantbot.testing import swap, token_launch
+from quantbot.events import Event, OrderFailed, OrderRejected, PluginDisabled, RejectReason
+from quantbot.secrets import REDACTED, Redactor
+from quantbot.testing import order_intent, swap, token_launch
 
 
 def make_bus(**kw: object) -> EventBus:
@@ -221,6 +222,35 @@ async def test_failing_plugin_is_disabled_after_n_consecutive_failures() -> None
     assert (event.group, event.plugin, event.failures) == ("strategies", "buggy", 3)
     assert event.last_error == "RuntimeError: plugin bug"
     assert bus.failed[("strategies.buggy", "token.launch")] == 3
+
+
+async def test_text_that_may_quote_an_exception_leaves_the_bus_with_secrets_scrubbed() -> None:
+    """Notifiers (Telegram, webhooks), the MQTT bridge and recordings take events from the bus: an exception text
+    quoting an RPC URL with its API key in it must not reach them."""
+    key = "k3y-0f-the-rpc-provider"
+    url = f"https://rpc.example/?api-key={key}"
+    seen: list[Event] = []
+
+    async def boom(e: Event) -> None:
+        raise RuntimeError(f"GET {url}: 503")
+
+    async def watch(e: Event) -> None:
+        seen.append(e)
+
+    async with make_bus(max_failures=1, redact=Redactor([key]).scrub) as bus:
+        bus.subscribe("token.launch", boom, name="strategies.buggy", plugin=PluginRef("strategies", "buggy"))
+        bus.subscribe(["plugin.disabled", "order.#"], watch, name="notifier")
+        await bus.publish(token_launch())
+        failed = await bus.publish(OrderFailed(order_id="o", executor="jupiter", reason="x", detail=f"{url} down"))
+        await bus.publish(OrderRejected(intent=order_intent(), reason=RejectReason.RISK_ERROR, detail=f"{key}!"))
+        await bus.drain(5)
+    (disabled,) = [e for e in seen if isinstance(e, PluginDisabled)]
+    (failed_seen,) = [e for e in seen if isinstance(e, OrderFailed)]
+    (rejected,) = [e for e in seen if isinstance(e, OrderRejected)]
+    assert disabled.last_error == f"RuntimeError: GET https://rpc.example/?api-key={REDACTED}: 503"
+    assert failed_seen.detail == f"https://rpc.example/?api-key={REDACTED} down"
+    assert failed == failed_seen, "publish returns what the subscribers got"
+    assert rejected.detail == f"{REDACTED}!"
 
 
 async def test_a_success_resets_the_failure_streak() -> None:

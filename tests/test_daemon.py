@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from quantbot.bus import PluginRef
 from quantbot.clock import WallClock
 from quantbot.config import load_config
 from quantbot.daemon import Daemon
@@ -18,12 +19,13 @@ from quantbot.events import (
     Event,
     OrderApproved,
     OrderRejected,
+    PluginDisabled,
     RejectReason,
     TokenAccepted,
     TokenRejected,
 )
 from quantbot.plugins import PluginCatalog
-from quantbot.secrets import Redactor
+from quantbot.secrets import REDACTED, Redactor
 from quantbot.testing import token_launch
 from tests.conftest import DaemonProcess, cli_env, write
 
@@ -279,5 +281,30 @@ async def test_sighup_changes_filter_and_risk_behaviour_in_the_running_daemon(
     assert refused.reason is RejectReason.MAX_ORDER_USD
     assert refused.intent.token == "Star1"
 
+    daemon.request_stop()
+    assert await run == 0
+
+
+async def test_the_running_daemon_scrubs_secrets_from_event_text_before_notifiers_see_it(tmp_path: Path) -> None:
+    """A plugin disabled over an exception that quotes a URL with an API key: the plugin.disabled event every
+    notifier and the MQTT bridge take from the bus names the error without the key."""
+    key = "api-key-0f-the-operator"
+    cfg = write(tmp_path / "q.toml", config_text(tmp_path))
+    catalog = PluginCatalog.discover()
+    loaded = load_config([cfg], environ={}, plugins=catalog)
+    daemon = Daemon(
+        loaded=loaded, config_paths=[str(cfg)], catalog=catalog, redactor=Redactor([key]), clock=WallClock(), environ={}
+    )
+    run = asyncio.create_task(daemon.run())
+    async with asyncio.timeout(10):
+        await daemon.started.wait()
+    assert daemon.bus is not None
+    rec = Recorder()
+    daemon.bus.subscribe("plugin.disabled", rec, name="test")
+    error = f"ClientResponseError: 401, url='https://rpc.example/{key}'"
+    await daemon.bus.disable_plugin(PluginRef("strategies", "feed"), failures=5, error=error)
+    disabled = await rec.next(PluginDisabled, 0)
+    assert isinstance(disabled, PluginDisabled)
+    assert disabled.last_error == f"ClientResponseError: 401, url='https://rpc.example/{REDACTED}'"
     daemon.request_stop()
     assert await run == 0
