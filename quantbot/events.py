@@ -395,6 +395,7 @@ class PositionUpdate(_ChainEvent, frozen=True, kw_only=True):
     token: str
     quantity: int
     avg_cost_native: Decimal
+    """Native base units paid per token base unit bought (units received for nothing left out): the entry price."""
     realised_pnl_native: Decimal = Decimal(0)
     mark_native: Decimal | None = None
     """The last `price.update` price (native base units per token base unit), if any."""

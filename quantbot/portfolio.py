@@ -7,7 +7,9 @@ octas); the average cost per token base unit is derived, never stored rounded. A
 closes becomes a round trip of the strategy that opened it (what Kelly sizing learns from).
 Balances are read at start and every `balance_interval_s`; a position the chain disagrees with (and
 that no unfinished order explains) is set to the chain's figure, logged with the reason; units that vanished
-are booked as a sale that brought in nothing (their average cost a realised loss; at 0 the round trip closes).
+are booked as a sale that brought in nothing (their average cost a realised loss; at 0 the round trip closes),
+units that arrived are held at no cost (no SOL/APT was spent on them: their sale is all gain), without lowering
+what was paid per unit bought, the entry price the exits measure from.
 """
 
 from __future__ import annotations
@@ -53,21 +55,25 @@ class Position:
     """Native spent on buys since the position opened (the round trip's cost)."""
     trip_proceeds: int = 0
     """Native received from sells since it opened."""
+    free_quantity: int = 0
+    """The part of `quantity` that came in for nothing (received outside quantbot): held at no cost."""
 
     @property
     def open(self) -> bool:
         return self.quantity > 0
 
     def avg_cost(self) -> Decimal:
-        """Native base units per token base unit."""
-        return Decimal(self.cost_native) / self.quantity if self.quantity else Decimal(0)
+        """Native base units paid per token base unit bought: the entry price the exits measure from. Units that
+        came in for nothing are left out (they cost nothing, but make what was bought no cheaper)."""
+        bought = self.quantity - self.free_quantity
+        return Decimal(self.cost_native) / bought if bought > 0 else Decimal(0)
 
     def buy(self, *, spent: int, received: int, at: datetime, strategy: str = "", leader: str | None = None) -> None:
         if not self.open:
             self.opened_at = at
             self.strategy = strategy
             self.leader = leader
-            self.trip_cost = self.trip_proceeds = 0
+            self.trip_cost = self.trip_proceeds = self.free_quantity = 0
         self.quantity += received
         self.cost_native += spent
         self.trip_cost += spent
@@ -80,13 +86,23 @@ class Position:
             self.realised_pnl_native += received
             return received
         cost_out = self.cost_native * sold // self.quantity
+        # the units sold take their share of the free ones too (rounded up: what is left is never all free while
+        # some of it was paid for), so what was paid per unit bought stays as it was
+        free_out = -(-self.free_quantity * sold // self.quantity)
         pnl = received - cost_out
         self.quantity -= sold
         self.cost_native -= cost_out
+        self.free_quantity -= free_out
         self.realised_pnl_native += pnl
         if self.quantity == 0:
-            self.cost_native = 0
+            self.cost_native = self.free_quantity = 0
         return pnl
+
+    def receive(self, units: int) -> None:
+        """Units that came in for nothing (an airdrop, a transfer in): held at no cost, so that their sale realises
+        what it brings in, as the round trip counts it; the position's cost and the trip's stay what was spent."""
+        self.quantity += units
+        self.free_quantity += units
 
     def value(self, mark: Decimal | None) -> int:
         """Native base units at the mark (at cost without one)."""
@@ -147,6 +163,7 @@ class Portfolio:
                 leader=row.leader,
                 trip_cost=row.cost_native if row.trip_cost is None else row.trip_cost,
                 trip_proceeds=row.trip_proceeds,
+                free_quantity=row.free_quantity,
             )
         now = self.clock.now()
         midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
@@ -295,6 +312,7 @@ class Portfolio:
                 leader=pos.leader,
                 trip_cost=pos.trip_cost,
                 trip_proceeds=pos.trip_proceeds,
+                free_quantity=pos.free_quantity,
             )
         )
 
@@ -453,7 +471,7 @@ class Portfolio:
         if on_chain < recorded:
             reason = f"chain holds {on_chain} < recorded {recorded}: sold or moved outside quantbot"
         else:
-            reason = f"chain holds {on_chain} > recorded {recorded}: received outside quantbot (taken at avg cost)"
+            reason = f"chain holds {on_chain} > recorded {recorded}: received outside quantbot (taken at no cost)"
         log.warning("portfolio.position_corrected", chain=pos.chain, token=pos.token, reason=reason)
         # not in the store: booking() puts the position back, so the next read corrects it again
         async with self.booking():
@@ -483,7 +501,8 @@ class Portfolio:
             if not pos.open:
                 await self._close(pos, now)
         else:
-            pos.cost_native = pos.cost_native * on_chain // pos.quantity if pos.quantity else 0
-            pos.quantity = on_chain
+            # No SOL/APT went out for them: at average cost they would carry a cost nobody paid, which their sale
+            # would count against its proceeds (a realised PnL below the round trip's, and below the truth).
+            pos.receive(on_chain - pos.quantity)
         self._dirty()
         await self._persist(pos, now)

@@ -15,8 +15,8 @@ import pytest
 from quantbot.api import NATIVE_TOKEN
 from quantbot.breakers import TradingState, read_trading_state
 from quantbot.clock import SimClock
-from quantbot.config import RiskConfig
-from quantbot.events import EquityUpdate, PositionCorrected, PositionUpdate, PriceUpdate, Tick
+from quantbot.config import ExitsConfig, RiskConfig
+from quantbot.events import EquityUpdate, OrderIntent, PositionCorrected, PositionUpdate, PriceUpdate, Tick
 from quantbot.testing import make_plugin, order_intent
 from quantbot_executors.paper import PaperExecutor
 from tests.orderpath import OrderPath, first_call, order_path, order_row
@@ -281,6 +281,96 @@ async def test_a_position_that_vanishes_from_the_chain_trips_the_drawdown_breake
         state = await read_trading_state(path.store)
     assert path.portfolio.equity_native("solana") == 9 * SOL
     assert state is TradingState.HALTED, "10% below the day's start > 5%"
+
+
+def wallet_receives(ex: PaperExecutor, token: str, units: int) -> None:
+    """From now on the wallet holds `units` of `token` more than quantbot bought (an airdrop, a transfer in): the
+    balances show them and a sell may spend them."""
+    real = PaperExecutor._holdings.__get__(ex)
+
+    def more() -> dict[str, int]:
+        out = real()
+        out[token] = out.get(token, 0) + units
+        return out
+
+    ex._holdings = more  # type: ignore[method-assign]
+
+
+async def test_units_received_from_outside_cost_nothing_and_their_sale_is_realised_as_the_round_trip(
+    tmp_path: Path,
+) -> None:
+    """1 SOL buys 1e6 units; 1e6 more arrive for nothing; all 2e6 sell at the buy price for 2 SOL. Only 1 SOL was
+    ever spent: the realised PnL and the round trip both say +1 SOL, and no phantom cost props up equity."""
+    ex = paper()
+    async with order_path(tmp_path, executors={"paper": ex}, limits=LIMITS) as path:
+        await buy(path, "A", strategy="alpha")  # 1 SOL -> 1e6 units at 1000 lamports each
+        wallet_receives(ex, "A", 1_000_000)
+        assert await path.portfolio.sync_balances() == 1
+        await path.settle()
+        a = path.portfolio.position("solana", "A")
+        assert (a.quantity, a.cost_native, a.trip_cost) == (2_000_000, SOL, SOL), "no SOL was spent on them"
+        assert path.portfolio.equity_native("solana") == 10 * SOL, "unmarked: at what was paid, not 11 SOL"
+        (fixed,) = [e for e in path.events if isinstance(e, PositionCorrected)]
+        assert "at no cost" in fixed.reason and "avg cost" not in fixed.reason, fixed.reason
+        (update,) = [e for e in path.events if isinstance(e, PositionUpdate) and e.quantity == 2_000_000]
+        assert update.avg_cost_native == Decimal(1000), "still what was paid per unit bought"
+        await mark(path, "A", "1000")
+        assert path.portfolio.unrealised_pnl("solana", "A") == SOL, "2e6 units worth 2 SOL, 1 SOL paid"
+        await sell_all(path, "A", price="1000")
+        a = path.portfolio.position("solana", "A")
+        (trip,) = await path.store.round_trips()
+        (row,) = await path.store.positions()
+    assert (trip.strategy, trip.cost_native, trip.proceeds_native, trip.pnl_native) == ("alpha", SOL, 2 * SOL, SOL)
+    assert a.realised_pnl_native == row.realised_pnl_native == trip.pnl_native == SOL
+
+
+async def test_a_partial_sale_after_units_arrived_from_outside_agrees_with_the_round_trip_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Half of the 2e6 units (1e6 bought for 1 SOL, 1e6 received) sells for 1 SOL before a restart, the rest for
+    1 SOL after it: each half carries half the 1 SOL cost, the trip made +1 SOL, and the realised PnL says so."""
+    ex = paper()
+    async with order_path(tmp_path, executors={"paper": ex}, limits=LIMITS) as path:
+        await buy(path, "A", strategy="alpha")
+        wallet_receives(ex, "A", 1_000_000)
+        await path.portfolio.sync_balances()
+        await sell(path, "A", 1_000_000, price="1000", intent_id="half")
+        a = path.portfolio.position("solana", "A")
+        assert (a.quantity, a.cost_native, a.realised_pnl_native) == (1_000_000, SOL // 2, SOL // 2)
+        assert a.avg_cost() == Decimal(1000), "the units left were paid for at 1000 each, as before the sale"
+    ex = paper()
+    wallet_receives(ex, "A", 1_000_000)  # the same wallet, read by the next run
+    async with order_path(tmp_path, executors={"paper": ex}, limits=LIMITS) as path:
+        a = path.portfolio.position("solana", "A")
+        assert (a.quantity, a.cost_native, a.trip_cost, a.trip_proceeds) == (1_000_000, SOL // 2, SOL, SOL)
+        assert a.avg_cost() == Decimal(1000), "a restart keeps what was paid per unit bought"
+        assert path.portfolio.corrections == 0, "the store kept the correction: nothing to correct again"
+        await sell_all(path, "A", price="1000")
+        a = path.portfolio.position("solana", "A")
+        (trip,) = await path.store.round_trips()
+    assert (trip.cost_native, trip.proceeds_native, trip.pnl_native) == (SOL, 2 * SOL, SOL)
+    assert a.realised_pnl_native == trip.pnl_native == SOL
+
+
+async def test_units_received_from_outside_do_not_move_the_stop_loss_or_take_profit(tmp_path: Path) -> None:
+    """The price rules measure from what was paid per unit bought (1000): doubling the position for nothing neither
+    takes profit at the buy price nor lets the stop-loss wait until 500. The exit's trip is a win all the same."""
+    ex = paper()
+    rules = ExitsConfig(stop_loss_pct=Decimal(20), take_profit_pct=Decimal(50))
+    async with order_path(tmp_path, executors={"paper": ex}, limits=LIMITS, exits=rules) as path:
+        await buy(path, "A", strategy="alpha")
+        wallet_receives(ex, "A", 1_000_000)
+        await path.portfolio.sync_balances()
+        for price in ("1000", "1400", "810"):
+            await mark(path, "A", price)
+        assert [e for e in path.events if isinstance(e, OrderIntent) and e.strategy == "exits"] == []
+        await mark(path, "A", "790")
+        (exit_,) = [e for e in path.events if isinstance(e, OrderIntent) and e.strategy == "exits"]
+        a = path.portfolio.position("solana", "A")
+        (trip,) = await path.store.round_trips()
+    assert (exit_.reason, exit_.amount) == ("stop_loss", 2_000_000)
+    assert (trip.cost_native, trip.proceeds_native) == (SOL, 2_000_000 * 790)
+    assert a.realised_pnl_native == trip.pnl_native == 2_000_000 * 790 - SOL
 
 
 async def test_the_native_balance_is_not_adopted_while_an_order_of_that_chain_is_under_way(tmp_path: Path) -> None:

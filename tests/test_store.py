@@ -402,6 +402,23 @@ async def test_positions_keep_the_opening_strategy_and_leader(store: Store) -> N
     assert await store.positions() == [row]
 
 
+async def test_positions_keep_the_units_received_for_nothing(store: Store) -> None:
+    """A position's units that came in from outside are held at no cost; a restart must not lose which they are."""
+    row = PositionRow(
+        chain="solana",
+        token="A",
+        quantity=2 * 10**18,
+        cost_native=7,
+        realised_pnl_native=0,
+        opened_at=T0,
+        updated_at=T0,
+        trip_cost=7,
+        free_quantity=10**18,
+    )
+    await store.put_position(row)
+    assert await store.positions() == [row]
+
+
 async def test_round_trip_stats_are_per_strategy_and_recent_first(store: Store) -> None:
     for n, pnl in enumerate([5, -2, 3, -1, 10**30]):
         await store.record_round_trip(

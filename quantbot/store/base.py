@@ -97,6 +97,8 @@ class PositionRow(msgspec.Struct, frozen=True, kw_only=True):
     """Native spent on buys since the position opened (None: a row from before it was kept)."""
     trip_proceeds: int = 0
     """Native received from sells since the position opened."""
+    free_quantity: int = 0
+    """The part of `quantity` that came in for nothing (received outside quantbot): held at no cost."""
 
 
 def _ts(dt: datetime) -> str:
@@ -385,12 +387,13 @@ class Store(HistoryTables, abc.ABC):
     async def put_position(self, p: PositionRow) -> None:
         await self.execute(
             "INSERT INTO positions (chain, token, quantity, cost_native, realised_pnl_native, opened_at, updated_at, "
-            "strategy, leader, trip_cost, trip_proceeds) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain, token) DO UPDATE SET "
+            "strategy, leader, trip_cost, trip_proceeds, free_quantity) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain, token) DO UPDATE SET "
             "quantity = excluded.quantity, cost_native = excluded.cost_native, "
             "realised_pnl_native = excluded.realised_pnl_native, opened_at = excluded.opened_at, "
             "updated_at = excluded.updated_at, strategy = excluded.strategy, leader = excluded.leader, "
-            "trip_cost = excluded.trip_cost, trip_proceeds = excluded.trip_proceeds",
+            "trip_cost = excluded.trip_cost, trip_proceeds = excluded.trip_proceeds, "
+            "free_quantity = excluded.free_quantity",
             p.chain,
             p.token,
             str(p.quantity),
@@ -402,12 +405,13 @@ class Store(HistoryTables, abc.ABC):
             p.leader,
             None if p.trip_cost is None else str(p.trip_cost),
             str(p.trip_proceeds),
+            str(p.free_quantity),
         )
 
     async def positions(self) -> list[PositionRow]:
         rows = await self.fetch(
             "SELECT chain, token, quantity, cost_native, realised_pnl_native, opened_at, updated_at, strategy, leader, "
-            "trip_cost, trip_proceeds FROM positions ORDER BY chain, token"
+            "trip_cost, trip_proceeds, free_quantity FROM positions ORDER BY chain, token"
         )
         return [
             PositionRow(
@@ -422,6 +426,7 @@ class Store(HistoryTables, abc.ABC):
                 leader=r[8],
                 trip_cost=None if r[9] is None else int(r[9]),
                 trip_proceeds=int(r[10] or 0),
+                free_quantity=int(r[11] or 0),
             )
             for r in rows
         ]

@@ -161,6 +161,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "ALTER TABLE positions ADD COLUMN trip_proceeds TEXT",
         ),
     ),
+    (
+        5,
+        "position units received for nothing (outside quantbot), so a restart keeps them at no cost",
+        ("ALTER TABLE positions ADD COLUMN free_quantity TEXT",),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]
