@@ -144,6 +144,7 @@ __all__ = [
     "aptos_rest",
     "aptos_wallet_deltas",
     "check_topic_pattern",
+    "normalise_asset",
     "retry_after",
     "solana_wallet_deltas",
     "topic_matches",
@@ -438,3 +439,12 @@ def aptos_asset_name(value: str) -> str:
     from quantbot.chains.aptos.addresses import asset_name
 
     return asset_name(value)
+
+
+def normalise_asset(chain: str, asset: str) -> str:
+    """The canonical name of an asset on `chain`, the one parsers, prices, positions and approved orders use (Aptos:
+    AIP-40 addresses, also inside coin types, `0X` and upper-case hex undone, APT under its coin type). Solana ids
+    are case-sensitive base58 and come back as given; so does anything that is not an Aptos asset id."""
+    from quantbot.assets import normalise
+
+    return normalise(chain, asset)

@@ -283,6 +283,7 @@ async def _set_trading(loaded: LoadedConfig, *, halt: bool, reason: str) -> int:
 
 
 async def _flatten(loaded: LoadedConfig, *, token: str | None) -> int:
+    from quantbot.assets import normalise
     from quantbot.clock import WallClock
     from quantbot.daemon import open_store
     from quantbot.exits import request_flatten
@@ -291,7 +292,11 @@ async def _flatten(loaded: LoadedConfig, *, token: str | None) -> int:
     try:
         async with open_store(loaded.config) as store:
             request_id = await request_flatten(store, token=token, now=WallClock().now())
-            open_positions = [p for p in await store.positions() if p.quantity > 0 and token in (None, p.token)]
+            open_positions = [
+                p
+                for p in await store.positions()
+                if p.quantity > 0 and (token is None or normalise(p.chain, token) == normalise(p.chain, p.token))
+            ]
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ from decimal import Decimal
 import msgspec
 import structlog
 
+from quantbot.assets import normalise
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock
 from quantbot.config import ExitsConfig
@@ -94,8 +95,9 @@ class ExitManager:
         await self._load_peaks()
         for row in await self.store.unfinished_orders():
             if row.side == "sell":
-                self.exiting[(row.chain, row.token)] = f"journal:{row.order_id}"
-                self._order_to_key[row.order_id] = (row.chain, row.token)
+                key = (row.chain, normalise(row.chain, row.token))  # positions' spelling, whatever the row's
+                self.exiting[key] = f"journal:{row.order_id}"
+                self._order_to_key[row.order_id] = key
         self.bus.subscribe("price.update", self._on_price, name="exits.prices", overflow=Overflow.BLOCK)
         self.bus.subscribe("clock.tick", self._on_tick, name="exits.tick", overflow=Overflow.DROP_OLDEST)
         self.bus.subscribe("whale.signal", self._on_whale, name="exits.leaders", overflow=Overflow.BLOCK)
@@ -265,7 +267,9 @@ class ExitManager:
         ]
         if not stale:
             return
-        journaled = {(r.chain, r.token) for r in await self.store.unfinished_orders() if r.side == "sell"}
+        journaled = {
+            (r.chain, normalise(r.chain, r.token)) for r in await self.store.unfinished_orders() if r.side == "sell"
+        }
         for key in stale:
             if key not in journaled:  # never journaled: nothing is selling it
                 log.warning("exits.unanswered", chain=key[0], token=key[1], intent=self.exiting[key])
@@ -278,7 +282,11 @@ class ExitManager:
         now = self.clock.now()
         for request_id, payload in requests:
             token = json.loads(payload).get("token")
-            targets = [p for p in self.portfolio.positions.values() if p.open and token in (None, p.token)]
+            targets = [
+                p
+                for p in self.portfolio.positions.values()
+                if p.open and (token is None or normalise(p.chain, token) == p.token)
+            ]
             if request_id not in self._flattening:
                 self._flattening[request_id] = now
                 log.warning("exits.flatten", request=request_id, token=token or "*", positions=len(targets))

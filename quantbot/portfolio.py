@@ -27,6 +27,7 @@ from decimal import Decimal
 import structlog
 
 from quantbot.api import NATIVE_TOKEN, Executor, PriceView
+from quantbot.assets import normalise
 from quantbot.bus import EventBus, Overflow
 from quantbot.clock import Clock
 from quantbot.config import OrdersConfig, PortfolioConfig
@@ -151,20 +152,7 @@ class Portfolio:
         self.corrections = 0
 
     async def start(self) -> None:
-        for row in await self.store.positions():
-            self.positions[(row.chain, row.token)] = Position(
-                chain=row.chain,
-                token=row.token,
-                quantity=row.quantity,
-                cost_native=row.cost_native,
-                realised_pnl_native=row.realised_pnl_native,
-                opened_at=row.opened_at,
-                strategy=row.strategy,
-                leader=row.leader,
-                trip_cost=row.cost_native if row.trip_cost is None else row.trip_cost,
-                trip_proceeds=row.trip_proceeds,
-                free_quantity=row.free_quantity,
-            )
+        await self._load_positions()
         now = self.clock.now()
         midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
         for chain in NATIVE_DECIMALS:
@@ -181,7 +169,25 @@ class Portfolio:
     async def stop(self) -> None:
         pass
 
+    async def _load_positions(self) -> None:
+        """Positions from the store, keyed by their token's canonical spelling. Rows an older version stored under
+        another spelling (the strategy's) are stored again under it, and two spellings of one asset become one
+        position (quantities, costs and PnL added up), in one transaction, so a later start finds them done."""
+        groups: dict[tuple[str, str], list[PositionRow]] = {}
+        for row in await self.store.positions():
+            groups.setdefault((row.chain, normalise(row.chain, row.token)), []).append(row)
+        for (chain, token), rows in groups.items():
+            pos = self.positions[(chain, token)] = _merged(chain, token, rows)
+            respelled = [r.token for r in rows if r.token != token]
+            if respelled:
+                async with self.store.transaction():
+                    await self._persist(pos, self.clock.now())
+                    for old in respelled:
+                        await self.store.delete_position(chain, old)
+                log.warning("portfolio.position_respelled", chain=chain, token=token, stored_as=respelled)
+
     def position(self, chain: str, token: str) -> Position:
+        token = normalise(chain, token)
         return self.positions.get((chain, token)) or Position(chain=chain, token=token)
 
     def open_positions(self) -> int:
@@ -218,6 +224,7 @@ class Portfolio:
 
         `fee` is the network fee in native base units: part of a buy's cost, out of a sell's proceeds.
         """
+        token = normalise(chain, token)  # approved orders name it so; one an older version journaled may not
         key = (chain, token)
         self._will_change(key)
         pos = self.positions.setdefault(key, Position(chain=chain, token=token))
@@ -423,7 +430,7 @@ class Portfolio:
                 log.warning("portfolio.balances_failed", chain=chain, executor=name, exc_info=exc)
                 continue
             if answer is not None:
-                return answer
+                return _by_canonical_name(chain, answer)
         return None
 
     async def sync_balances(self) -> int:
@@ -464,7 +471,7 @@ class Portfolio:
         """Tokens of `chain` with an unfinished order, and whether one of those will be settled (its executor
         runs: one that left the config never books a fill, so it must not freeze the native figure)."""
         rows = [r for r in await self.store.unfinished_orders() if r.chain == chain]
-        return {r.token for r in rows}, any(r.executor in self.executors for r in rows)
+        return {normalise(chain, r.token) for r in rows}, any(r.executor in self.executors for r in rows)
 
     async def _correct(self, pos: Position, on_chain: int) -> None:
         recorded = pos.quantity
@@ -506,3 +513,37 @@ class Portfolio:
             pos.receive(on_chain - pos.quantity)
         self._dirty()
         await self._persist(pos, now)
+
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _merged(chain: str, token: str, rows: list[PositionRow]) -> Position:
+    """One position from the rows of one asset (more than one only when an older version stored it under several
+    spellings): what they hold, cost and realised adds up; the earliest opened open one names the opening strategy."""
+    open_rows = sorted((r for r in rows if r.quantity > 0), key=lambda r: r.opened_at or _NEVER)
+    first = (open_rows or rows)[0]
+    return Position(
+        chain=chain,
+        token=token,
+        quantity=sum(r.quantity for r in rows),
+        cost_native=sum(r.cost_native for r in rows),
+        realised_pnl_native=sum(r.realised_pnl_native for r in rows),
+        opened_at=first.opened_at if open_rows else None,
+        strategy=first.strategy,
+        leader=first.leader,
+        trip_cost=sum(r.cost_native if r.trip_cost is None else r.trip_cost for r in rows),
+        trip_proceeds=sum(r.trip_proceeds for r in rows),
+        free_quantity=sum(r.free_quantity for r in rows),
+    )
+
+
+def _by_canonical_name(chain: str, balances: Mapping[str, int]) -> Mapping[str, int]:
+    """A balance read keyed as positions are (an executor may answer in the spelling its config or the chain's API
+    uses). Where two keys name one asset, the one already canonical stands: it was read as that asset."""
+    out: dict[str, int] = {}
+    for asset, amount in balances.items():
+        name = normalise(chain, asset)
+        if name == asset or name not in out:
+            out[name] = amount
+    return out

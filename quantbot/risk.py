@@ -1,7 +1,7 @@
 """RiskEngine: every `order.intent` passes here; only this makes an ApprovedOrder.
 
-An intent is first completed (a sizing hint becomes an amount, a missing USD value is computed
-from the PriceView), then checked in order: trading state, mode, a sell's tokens (held and not
+An intent is first completed (its token spelled canonically, a sizing hint becomes an amount, a missing USD value
+computed from the PriceView), then checked in order: trading state, mode, a sell's tokens (held and not
 already being sold by an approved sell, exits included), lists, size caps, pool liquidity, price
 impact and slippage, rate, cooldown, duplicate suppression, stop-loss guard, drawdown, open
 positions, exposure (absolute and % of equity), balance sufficiency. The daily USD budget is then
@@ -211,12 +211,13 @@ class RiskEngine:
         rows = await self.store.orders()
         await self._rebuild_budget(rows, utc_day(now))
         for row in rows:
+            token = normalise(row.chain, row.token)  # an older version journaled the strategy's spelling
             if row.status in ("pending", "submitted") and row.side == "buy":
-                self.pending[row.order_id] = Pending(chain=row.chain, token=row.token, native=row.amount)
+                self.pending[row.order_id] = Pending(chain=row.chain, token=token, native=row.amount)
             if row.status in ("pending", "submitted") and row.side == "sell":
                 self.sells[row.order_id] = _selling(_intent_of(row))
             if row.created_at >= window and row.strategy != "exits":
-                self._note_sent(row.strategy, row.chain, row.token, row.side, row.created_at)
+                self._note_sent(row.strategy, row.chain, token, row.side, row.created_at)
             if row.status == "filled" and row.side == "sell" and row.updated_at >= guard_window:
                 if _intent_of(row).reason == "stop_loss":
                     stop_losses.append(row.updated_at)
@@ -392,10 +393,12 @@ class RiskEngine:
         return frozenset(normalise(chain, t) for t in tokens)
 
     async def complete(self, intent: OrderIntent) -> OrderIntent:
-        """Size a hinted buy and value an intent without USD; raises _Refused when it cannot (or must not)."""
+        """Name the token canonically, size a hinted buy and value an intent without USD; raises _Refused when it
+        cannot (or must not)."""
         invalid = invalid_figure(intent)
         if invalid is not None:
             raise _Refused(RejectReason.INVALID_INTENT, invalid)
+        intent = canonical(intent)
         if is_exit(intent):
             return intent
         try:
@@ -531,8 +534,17 @@ class RiskEngine:
         return _plain(self.limits)
 
 
+def canonical(intent: OrderIntent) -> OrderIntent:
+    """`intent` with its token in the canonical spelling (`quantbot.assets.normalise`). Every key of the order path
+    (positions, sells in flight, pending buys, exposure, cooldowns, duplicates, the journal row, the executor's swap)
+    is the token an approved order names, so two spellings of one asset (`0x1::…` and `0x00…01::…`) are one token."""
+    token = normalise(intent.chain, intent.token)
+    return intent if token == intent.token else msgspec.structs.replace(intent, token=token)
+
+
 def _intent_of(row: OrderRow) -> OrderIntent:
-    return msgspec.json.decode(row.intent, type=ApprovedOrder).intent
+    """The journaled intent, its token canonical (a row an older version wrote names it as the strategy did)."""
+    return canonical(msgspec.json.decode(row.intent, type=ApprovedOrder).intent)
 
 
 def _selling(intent: OrderIntent) -> Selling:

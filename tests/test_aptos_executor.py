@@ -40,6 +40,8 @@ APT = NATIVE_TOKEN["aptos"]
 ROUTER = "0x00c7efb4076dbe143cbcd98cfaaa929ecfc8f299203dfff63b95ccb6bfe19850"
 POOL = "0x5001"
 MEME = "0xcafe::meme::MEME"
+MEME_CANONICAL = "0x" + "cafe".rjust(64, "0") + "::meme::MEME"
+"""MEME as the parsers name it (AIP-40: the address in long form); `MEME` is spelled as the REST API prints it."""
 BUY_RATE = Decimal(5)  # MEME base units per octa
 SELL_RATE = Decimal("0.19")
 ROUTES = OrdersConfig(aptos=("aptos",))
@@ -162,17 +164,40 @@ async def test_buy_and_sell_go_through_the_router_and_the_fill_is_what_the_commi
     assert node.balance(me) == 10 * 10**8 - bought.amount_in + sold.amount_out - bought.fee - sold.fee
 
 
-async def test_balances_report_apt_and_the_configured_tokens(
+async def test_balances_report_apt_and_the_configured_tokens_under_their_canonical_names(
     node: AptosLocalNode, wallet: tuple[Account, SigningKey], tmp_path: Path
 ) -> None:
+    """The portfolio compares the answer with positions named as the parsers name assets: one key per asset, however
+    the config or the caller spelled it (`tokens` lists MEME as the REST API prints it)."""
     account, key = wallet
     node.set_balance(str(account.address()), MEME, 1234)
     ex = executor(node, key, tmp_path)
     await ex.start()
     try:
-        assert await ex.balances() == {APT: 10 * 10**8, MEME: 1234}
+        assert await ex.balances() == {APT: 10 * 10**8, MEME_CANONICAL: 1234}
+        assert await ex.balances([MEME_CANONICAL, "0XCAFE::meme::MEME"]) == {
+            APT: 10 * 10**8,
+            MEME_CANONICAL: 1234,
+        }
     finally:
         await ex.stop()
+
+
+async def test_a_route_configured_under_one_spelling_of_a_token_serves_orders_for_another(
+    node: AptosLocalNode, wallet: tuple[Account, SigningKey], tmp_path: Path
+) -> None:
+    """`routes` keyed as the REST API prints the coin type; the order names it as the parsers do."""
+    _, key = wallet
+    route = {"function": f"{ROUTER}::router::swap_exact_input"}
+    ex = executor(node, key, tmp_path, router=None, routes={MEME: route})
+    limits = RiskConfig(token_cooldown_s=0)
+    async with order_path(tmp_path, executors={"aptos": ex}, routes=ROUTES, limits=limits, mode="live") as path:
+        await path.bus.publish(buy(10**8, token=MEME_CANONICAL))
+        await path.settle()
+        assert [e.reason for e in of(path.events, OrderFailed)] == []
+        (bought,) = of(path.events, OrderFilled)
+        assert path.portfolio.position("aptos", MEME_CANONICAL).quantity == bought.amount_out == 5 * 10**8
+    await ex.stop()
 
 
 async def test_a_token_bought_but_not_configured_is_read_and_its_position_kept(
@@ -442,6 +467,10 @@ async def test_the_key_never_appears_in_logs_reports_or_errors(
         ({"nodes": []}, "at least one fullnode URL"),
         ({"expiration_s": 1}, ">= 5"),
         ({"speed": 3}, "unknown field"),
+        (
+            {"routes": {MEME: {"function": "0x1::r::s"}, MEME_CANONICAL: {"function": "0x1::r::t"}}},
+            "are one token; keep one of them",
+        ),
     ],
 )
 def test_bad_config_is_refused_with_the_reason(params: dict[str, Any], message: str) -> None:

@@ -45,6 +45,7 @@ from quantbot.api import (
     aptos_primary_store,
     aptos_rest,
     aptos_wallet_deltas,
+    normalise_asset,
 )
 from quantbot_executors.aptos_call import AptosExecutorConfig, load_account, struct_value
 from quantbot_executors.aptos_wire import (
@@ -397,8 +398,9 @@ class AptosExecutor(Executor):
         if self.account is None or self.nodes is None:
             return None
         out = {APT: await self._balance(APT)}
-        for token in dict.fromkeys((*self.config.tokens, *tokens)):
-            out[token] = await self._balance(token)
+        for name in dict.fromkeys(normalise_asset("aptos", t) for t in (*self.config.tokens, *tokens)):
+            if name not in out:  # keyed as the portfolio keys positions; each asset read once
+                out[name] = await self._balance(name)
         return out
 
     async def _balance(self, asset: str) -> int:

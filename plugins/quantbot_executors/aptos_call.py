@@ -22,7 +22,7 @@ from aptos_sdk.ed25519 import PrivateKey
 from aptos_sdk.transactions import EntryFunction, TransactionArgument
 from aptos_sdk.type_tag import StructTag, TypeTag
 
-from quantbot.api import PluginConfig, Secret, aptos_paired_metadata
+from quantbot.api import PluginConfig, Secret, aptos_paired_metadata, normalise_asset
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 PLACEHOLDERS = ("amount_in", "min_amount_out", "wallet", "token_in", "token_out", "expiration")
@@ -166,9 +166,16 @@ class AptosExecutorConfig(PluginConfig, frozen=True, kw_only=True):
                 raise ValueError(f"nodes: {node!r} is not an http(s) URL ending in /v1")
         if self.address is not None and not _ADDRESS.fullmatch(self.address):
             raise ValueError(f"address {self.address!r}: expected 0x followed by 1 to 64 hex digits")
+        named: dict[str, str] = {}
+        for token in self.routes:
+            other = named.setdefault(normalise_asset("aptos", token), token)
+            if other != token:
+                raise ValueError(f"routes: {other!r} and {token!r} are one token; keep one of them")
 
     def call_for(self, token: str) -> RouterCall | None:
-        return self.routes.get(token, self.router)
+        """The route for `token`, however `routes` spells it (an order names it canonically)."""
+        name = normalise_asset("aptos", token)
+        return next((c for t, c in self.routes.items() if normalise_asset("aptos", t) == name), self.router)
 
 
 def load_account(key: Secret, address: str | None) -> Account:

@@ -26,6 +26,7 @@ from quantbot.api import (
     Outcome,
     PluginConfig,
     RejectReason,
+    normalise_asset,
 )
 
 from .durable import DurableLog
@@ -161,7 +162,8 @@ class PaperExecutor(Executor):
             if not e.chain:
                 continue  # a ledger line from before balances were kept
             native = NATIVE_TOKEN[e.chain]
-            spent, got = (native, e.token) if e.side == "buy" else (e.token, native)
+            token = normalise_asset(e.chain, e.token)  # a line an older version wrote may spell it otherwise
+            spent, got = (native, token) if e.side == "buy" else (token, native)
             out[spent] = out.get(spent, 0) - e.fill.amount_in
             out[got] = out.get(got, 0) + e.fill.amount_out
             if e.fee_native:
@@ -180,7 +182,8 @@ class PaperExecutor(Executor):
                 held = self._holdings()
                 native = NATIVE_TOKEN[i.chain]
                 buy = i.side == "buy"
-                need = {native: fill.amount_in + fill.fee} if buy else {i.token: fill.amount_in, native: fill.fee}
+                token = normalise_asset(i.chain, i.token)  # as `_holdings` keys it
+                need = {native: fill.amount_in + fill.fee} if buy else {token: fill.amount_in, native: fill.fee}
                 for asset, amount in need.items():
                     if held.get(asset, 0) < amount:
                         return f"the paper wallet holds {held.get(asset, 0)} of {asset}, the swap needs {amount}"

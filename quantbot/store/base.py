@@ -408,6 +408,9 @@ class Store(HistoryTables, abc.ABC):
             str(p.free_quantity),
         )
 
+    async def delete_position(self, chain: str, token: str) -> None:
+        await self.execute("DELETE FROM positions WHERE chain = ? AND token = ?", chain, token)
+
     async def positions(self) -> list[PositionRow]:
         rows = await self.fetch(
             "SELECT chain, token, quantity, cost_native, realised_pnl_native, opened_at, updated_at, strategy, leader, "
