@@ -165,9 +165,11 @@ class ExitManager:
     async def _load_peaks(self) -> None:
         """The peaks of the positions still open, as the last run left them; any other is deleted."""
         stale: list[str] = []
+        respelled: list[Position] = []  # their peak was saved by an older version under another spelling
         async for record_key, payload in self.store.records(PEAK_KIND):
             chain, _, token = record_key.partition(":")
-            pos = self.portfolio.positions.get((chain, token))
+            key = (chain, normalise(chain, token))  # an older version saved it under the strategy's spelling
+            pos = self.portfolio.positions.get(key)
             try:
                 saved = json.loads(payload)
                 peak = Decimal(saved["peak"])
@@ -179,7 +181,13 @@ class ExitManager:
             if pos is None or not pos.open or opened_at != pos.opened_at:
                 stale.append(record_key)  # that position closed (and maybe another opened) while we were away
                 continue
-            self.peaks[(chain, token)] = peak
+            before = self.peaks.get(key)
+            self.peaks[key] = peak if before is None else max(before, peak)
+            if token != key[1]:  # kept under the positions' spelling from now on, where _save/_forget_peak look
+                stale.append(record_key)
+                respelled.append(pos)
+        for pos in respelled:
+            await self._save_peak(pos, self.peaks[(pos.chain, pos.token)])
         for record_key in stale:
             await self.store.delete_record(PEAK_KIND, record_key)
 

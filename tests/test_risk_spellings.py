@@ -7,6 +7,7 @@ the parsers name it `0x07fd500c1…::thl_coin::THL` (AIP-40 long form)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,7 +28,7 @@ from quantbot.events import (
     RejectReason,
     Tick,
 )
-from quantbot.exits import request_flatten
+from quantbot.exits import PEAK_KIND, request_flatten
 from quantbot.store import PositionRow
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import make_plugin, order_intent
@@ -253,3 +254,24 @@ async def test_a_flatten_naming_the_token_in_another_spelling_sells_it(tmp_path:
         exits = [e for e in path.events if isinstance(e, OrderIntent) and e.strategy == "exits"]
         assert [(e.token, e.reason) for e in exits] == [(THL, "flatten")]
         assert path.portfolio.position("aptos", THL).quantity == 0
+
+
+async def test_a_trailing_peak_an_older_version_saved_under_another_spelling_still_guards_the_position(
+    tmp_path: Path,
+) -> None:
+    """The old run saw THL at 20 (bought at 10) and saved that peak under the REST spelling; 17 after the restart is
+    15 % below it, so the 10 % trailing stop sells, and the peak is kept under the canonical spelling."""
+    await old_version_bought(tmp_path, THL_REST)
+    async with SqliteStore(tmp_path / "q.db") as store:
+        payload = json.dumps({"peak": "20", "opened_at": T0.isoformat()})
+        await store.put_record(PEAK_KIND, f"aptos:{THL_REST}", payload, now=T0)
+    rules = ExitsConfig(stop_loss_pct=Decimal(0), take_profit_pct=Decimal(0), trailing_stop_pct=Decimal(10))
+    async with order_path(tmp_path, executors={"paper": paper()}, limits=OPEN, exits=rules, clock=SimClock(T0)) as path:
+        assert path.exits is not None and path.exits.peaks == {("aptos", THL): Decimal(20)}
+        assert [k async for k, _ in path.store.records(PEAK_KIND)] == [f"aptos:{THL}"]
+        await path.bus.publish(
+            PriceUpdate(chain="aptos", token=THL, price_native=Decimal(17), source="swap", observed_at=T0)
+        )
+        await path.settle()
+        exits = [e for e in path.events if isinstance(e, OrderIntent) and e.strategy == "exits"]
+        assert [(e.token, e.reason) for e in exits] == [(THL, "trailing_stop")]
