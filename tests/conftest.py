@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -13,12 +14,16 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
 
 from tests.mqttbroker import Broker, make_broker, need_private
+
+if TYPE_CHECKING:
+    from quantbot.daemon import Daemon
+    from quantbot.secrets import Redactor
 
 HERE = Path(__file__).parent
 REPO = HERE.parent
@@ -36,6 +41,34 @@ def write(path: Path, text: str, mode: int | None = None) -> Path:
     if mode is not None:
         path.chmod(mode)
     return path
+
+
+async def start_daemon(
+    cfg: Path, *, environ: dict[str, str] | None = None, redactor: Redactor | None = None, start_within: float = 10
+) -> tuple[Daemon, asyncio.Task[int]]:
+    """The daemon `cfg` configures, built as `quantbot run` builds it (wall clock) and run in this event loop:
+    returned once every component has started, with the task running it (its exit status)."""
+    from quantbot.clock import WallClock
+    from quantbot.config import load_config
+    from quantbot.daemon import Daemon
+    from quantbot.plugins import PluginCatalog
+    from quantbot.secrets import Redactor
+
+    environ = {} if environ is None else environ
+    catalog = PluginCatalog.discover()
+    loaded = load_config([cfg], environ=environ, plugins=catalog)
+    daemon = Daemon(
+        loaded=loaded,
+        config_paths=[str(cfg)],
+        catalog=catalog,
+        redactor=Redactor() if redactor is None else redactor,
+        clock=WallClock(),
+        environ=environ,
+    )
+    run = asyncio.create_task(daemon.run())
+    async with asyncio.timeout(start_within):
+        await daemon.started.wait()
+    return daemon, run
 
 
 def shared_fixture_dir(name: str) -> Path:

@@ -11,9 +11,6 @@ from pathlib import Path
 import pytest
 
 from quantbot.bus import PluginRef
-from quantbot.clock import WallClock
-from quantbot.config import load_config
-from quantbot.daemon import Daemon
 from quantbot.events import (
     ConfigReloaded,
     Event,
@@ -24,10 +21,9 @@ from quantbot.events import (
     TokenAccepted,
     TokenRejected,
 )
-from quantbot.plugins import PluginCatalog
 from quantbot.secrets import REDACTED, Redactor
 from quantbot.testing import token_launch
-from tests.conftest import DaemonProcess, cli_env, write
+from tests.conftest import DaemonProcess, cli_env, start_daemon, write
 
 COMPONENTS = [
     "store",
@@ -242,14 +238,7 @@ async def test_sighup_changes_filter_and_risk_behaviour_in_the_running_daemon(
 ) -> None:
     strategy = '[[strategies]]\nuse = "buy_accepted"\nnotional_usd = 10\n'
     cfg = write(tmp_path / "q.toml", config_text(tmp_path, max_usd=50, patterns='["rug"]', extra=strategy))
-    catalog = PluginCatalog.discover()
-    loaded = load_config([cfg], environ={}, plugins=catalog)
-    daemon = Daemon(
-        loaded=loaded, config_paths=[str(cfg)], catalog=catalog, redactor=Redactor(), clock=WallClock(), environ={}
-    )
-    run = asyncio.create_task(daemon.run())
-    async with asyncio.timeout(10):
-        await daemon.started.wait()
+    daemon, run = await start_daemon(cfg)
     assert daemon.bus is not None
     rec = Recorder()
     daemon.bus.subscribe(["token.#", "order.#", "config.reloaded"], rec, name="test")
@@ -290,14 +279,7 @@ async def test_the_running_daemon_scrubs_secrets_from_event_text_before_notifier
     notifier and the MQTT bridge take from the bus names the error without the key."""
     key = "api-key-0f-the-operator"
     cfg = write(tmp_path / "q.toml", config_text(tmp_path))
-    catalog = PluginCatalog.discover()
-    loaded = load_config([cfg], environ={}, plugins=catalog)
-    daemon = Daemon(
-        loaded=loaded, config_paths=[str(cfg)], catalog=catalog, redactor=Redactor([key]), clock=WallClock(), environ={}
-    )
-    run = asyncio.create_task(daemon.run())
-    async with asyncio.timeout(10):
-        await daemon.started.wait()
+    daemon, run = await start_daemon(cfg, redactor=Redactor([key]))
     assert daemon.bus is not None
     rec = Recorder()
     daemon.bus.subscribe("plugin.disabled", rec, name="test")

@@ -10,16 +10,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from quantbot.clock import WallClock
-from quantbot.config import load_config
 from quantbot.daemon import Daemon
 from quantbot.events import Event, OrderFailed, OrderFilled, OrderRejected, PositionUpdate, RejectReason, Swap
 from quantbot.execution import ApprovedOrder
-from quantbot.plugins import PluginCatalog
-from quantbot.secrets import Redactor
 from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import order_intent
-from tests.conftest import write
+from tests.conftest import start_daemon, write
 from tests.jupiter_env import API_KEY, Env, jupiter_env
 from tests.orderpath import order_row
 from tests.test_jupiter_executor import token_balance
@@ -91,15 +87,7 @@ async def live_daemon(tmp: Path, env: Env, *, amount: int, impact_bps: int) -> A
         impact=impact_bps,
     )
     cfg = write(tmp / "q.toml", text)
-    catalog = PluginCatalog.discover()
-    environ = {"JUPITER_API_KEY": API_KEY}
-    loaded = load_config([cfg], environ=environ, plugins=catalog)
-    daemon = Daemon(
-        loaded=loaded, config_paths=[str(cfg)], catalog=catalog, redactor=Redactor(), clock=WallClock(), environ=environ
-    )
-    run = asyncio.create_task(daemon.run())
-    async with asyncio.timeout(GUARD_S):
-        await daemon.started.wait()
+    daemon, run = await start_daemon(cfg, environ={"JUPITER_API_KEY": API_KEY}, start_within=GUARD_S)
     assert daemon.bus is not None
     for component in daemon.components:  # the watcher knows where the whale's history stands
         if hasattr(component, "wait_synced"):

@@ -19,7 +19,6 @@ from paho.mqtt.properties import Properties
 from quantbot.bus import EventBus
 from quantbot.clock import WallClock
 from quantbot.config import ClusterConfig, ConfigError, MqttConfig, MqttTopic, load_config
-from quantbot.daemon import Daemon
 from quantbot.events import (
     ConfigReloaded,
     OrderApproved,
@@ -31,10 +30,9 @@ from quantbot.events import (
     decode,
 )
 from quantbot.ops.mqtt import MqttBridge
-from quantbot.plugins import PluginCatalog
-from quantbot.secrets import Redactor, Secret
+from quantbot.secrets import Secret
 from quantbot.testing import token_launch
-from tests.conftest import write
+from tests.conftest import start_daemon, write
 from tests.mqttbroker import USERS, Broker, need_private
 from tests.test_daemon import Recorder
 
@@ -319,14 +317,7 @@ async def test_operator_halts_and_resumes_a_running_daemon_over_mqtt(
         + 'enabled = true\ncommands = true\n[[strategies]]\nuse = "buy_accepted"\nnotional_usd = 10\n'
     )
     cfg = write(tmp_path / "q.toml", text)
-    catalog = PluginCatalog.discover()
-    loaded = load_config([cfg], environ={}, plugins=catalog)
-    daemon = Daemon(
-        loaded=loaded, config_paths=[str(cfg)], catalog=catalog, redactor=Redactor(), clock=WallClock(), environ={}
-    )
-    run = asyncio.create_task(daemon.run())
-    async with asyncio.timeout(15):
-        await daemon.started.wait()
+    daemon, run = await start_daemon(cfg, start_within=15)
     assert daemon.bus is not None and daemon.mqtt is not None
     bridge = daemon.mqtt
     await eventually(lambda: bridge.link.connected)

@@ -17,12 +17,10 @@ import pytest
 
 from quantbot.clock import WallClock
 from quantbot.config import load_config
-from quantbot.daemon import Daemon
 from quantbot.events import Event, OrderApproved, OrderRejected, Swap
 from quantbot.plugins import PluginCatalog
-from quantbot.secrets import Redactor
 from quantbot.testing import swap, token_accepted, whale_signal
-from tests.conftest import DaemonProcess, run_cli, write
+from tests.conftest import DaemonProcess, run_cli, start_daemon, write
 
 WSOL = "So11111111111111111111111111111111111111112"
 USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
@@ -157,15 +155,7 @@ def now() -> datetime:
 
 
 async def test_in_the_daemon_the_strategies_trade_through_the_risk_engine(tmp_path: Path) -> None:
-    catalog = PluginCatalog.discover()
-    cfg = config(tmp_path)
-    loaded = load_config([cfg], environ={}, plugins=catalog)
-    daemon = Daemon(
-        loaded=loaded, config_paths=[str(cfg)], catalog=catalog, redactor=Redactor(), clock=WallClock(), environ={}
-    )
-    run = asyncio.create_task(daemon.run())
-    async with asyncio.timeout(10):
-        await daemon.started.wait()
+    daemon, run = await start_daemon(config(tmp_path))
     assert daemon.bus is not None
     rec = Recorder()
     daemon.bus.subscribe("order.#", rec, name="test.orders")
