@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,16 +33,15 @@ from quantbot.store.sqlite import SqliteStore
 from quantbot.testing import make_plugin, order_intent
 from quantbot_executors.paper import PaperExecutor
 from tests.orderpath import OrderPath, order_path, order_row
+from tests.test_risk_checks import OPEN, T0
 from tests.test_risk_sells import venue
 
 APT = 10**8
-T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
 THL = "0x07fd500c11216f0fe3095d0c4b8aa4d64a4e2e04f83758462f2b127255643615::thl_coin::THL"
 """The canonical spelling: what the parsers, the PriceBook and the whale tracker call it."""
 THL_REST = "0x7fd500c11216f0fe3095d0c4b8aa4d64a4e2e04f83758462f2b127255643615::thl_coin::THL"
 """As the REST API prints it (and token lists publish it): the address's leading zero dropped."""
 THL_UPPER = "0X07FD500C11216F0FE3095D0C4B8AA4D64A4E2E04F83758462F2B127255643615::thl_coin::THL"
-OPEN = RiskConfig(token_cooldown_s=0, duplicate_window_s=0, max_orders_per_minute=1000)
 PRICE = Decimal(10)  # octas per THL base unit
 
 
